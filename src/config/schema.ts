@@ -1,0 +1,82 @@
+/**
+ * The one configuration schema. A YAML file (`--config`) and `WHARF_*` environment variables are
+ * merged and validated here once at start; the result is frozen and passed down. docs/configuration.md
+ * documents every key (a test checks that each leaf is mentioned there).
+ *
+ * Environment variables name a key by its path in upper case joined by "_":
+ * `WHARF_PORT` → `port`, `WHARF_DATA_DIR` → `data_dir`, `WHARF_DB_URL` → `db.url`.
+ */
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+const size = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const n = parseSize(v);
+  if (n === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a size (e.g. 4194304, "4 MiB", "10GB")` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const n = parseDuration(v);
+  if (n === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (e.g. 30 for seconds, "30s", "5m", "2w")` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+export const configSchema = z.strictObject({
+  /** Address to listen on. */
+  host: z.string().default('0.0.0.0'),
+  port: z.number().int().min(0).max(65535).default(5000),
+  /** Externally visible base URL (scheme://host[:port]); derived from the request when unset. */
+  base_url: z.url().optional(),
+  /** Where the embedded defaults keep their files: the SQLite database and the blob store. */
+  data_dir: z.string().default('./data'),
+  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  db: z
+    .strictObject({
+      /** `postgres://user:pass@host:port/db`, or `sqlite:<path>`; default `sqlite:<data_dir>/wharf.db`. */
+      url: z.string().optional(),
+      /** Connection pool size for PostgreSQL. */
+      pool_size: z.number().int().min(1).max(200).default(10),
+    })
+    .prefault({}),
+  storage: z
+    .strictObject({
+      driver: z.enum(['filesystem', 'memory']).default('filesystem'),
+      /** Root of the filesystem driver; default `<data_dir>/blobs`. */
+      path: z.string().optional(),
+      /** fsync blobs before they become visible. */
+      fsync: z.boolean().default(true),
+    })
+    .prefault({}),
+  tls: z
+    .strictObject({
+      cert: z.string().optional(),
+      key: z.string().optional(),
+      /** Generate a self-signed certificate for this host name (kept under `<data_dir>/tls`). */
+      self_signed_hostname: z.string().optional(),
+    })
+    .prefault({})
+    .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'tls.cert and tls.key must be given together' }),
+  registry: z
+    .strictObject({
+      /** Largest manifest accepted on push. */
+      max_manifest_size: size.prefault(4 * 1024 * 1024),
+      /** Namespace for one-component repository names (`alpine` → `library/alpine`). */
+      default_namespace: z.string().regex(/^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/).default('library'),
+      /** Uploads untouched for this long are cancelled and their bytes removed. */
+      upload_timeout: duration.prefault('24h'),
+      /** Largest page of tags or repositories returned by one list request. */
+      max_page_size: z.number().int().min(1).default(10_000),
+    })
+    .prefault({}),
+  /** How long to let requests in flight finish on SIGTERM before closing connections. */
+  shutdown_timeout: duration.prefault('30s'),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,81 @@
+/** Blobs (global, content-addressed) and their links to repositories. */
+import type { Kysely } from 'kysely';
+import type { Digest } from '../oci/digest.js';
+import type { Database } from './tables.js';
+
+export interface BlobRecord {
+  id: number;
+  digest: Digest;
+  size: number;
+}
+
+export class BlobStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** The blob if it is linked into the repository. */
+  async findInRepository(repositoryId: number, digest: Digest): Promise<BlobRecord | undefined> {
+    const row = await this.db
+      .selectFrom('blobs as b')
+      .innerJoin('repository_blobs as rb', 'rb.blob_id', 'b.id')
+      .select(['b.id', 'b.digest', 'b.size'])
+      .where('rb.repository_id', '=', repositoryId)
+      .where('b.digest', '=', digest)
+      .executeTakeFirst();
+    return row as BlobRecord | undefined;
+  }
+
+  async find(digest: Digest): Promise<BlobRecord | undefined> {
+    const row = await this.db.selectFrom('blobs').select(['id', 'digest', 'size']).where('digest', '=', digest).executeTakeFirst();
+    return row as BlobRecord | undefined;
+  }
+
+  /** Records a verified blob (if new) and links it into the repository (if not yet linked). */
+  async link(repositoryId: number, digest: Digest, size: number): Promise<BlobRecord> {
+    const now = Date.now();
+    await this.db
+      .insertInto('blobs')
+      .values({ digest, size, created_at: now })
+      .onConflict((oc) => oc.column('digest').doNothing())
+      .execute();
+    const blob = (await this.find(digest))!;
+    await this.db
+      .insertInto('repository_blobs')
+      .values({ repository_id: repositoryId, blob_id: blob.id, created_at: now })
+      .onConflict((oc) => oc.columns(['repository_id', 'blob_id']).doNothing())
+      .execute();
+    return blob;
+  }
+
+  /** Removes the blob's link from the repository; true if there was one. */
+  async unlink(repositoryId: number, blobId: number): Promise<boolean> {
+    const res = await this.db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('blob_id', '=', blobId).executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  /** Full names of repositories that link the blob, for mounts without `from`. */
+  async repositoriesLinking(digest: Digest, limit = 50): Promise<Array<{ repositoryId: number; name: string }>> {
+    const rows = await this.db
+      .selectFrom('repository_blobs as rb')
+      .innerJoin('blobs as b', 'b.id', 'rb.blob_id')
+      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+      .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
+      .select(['r.id as repositoryId', 'n.name as ns', 'r.name as repo'])
+      .where('b.digest', '=', digest)
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ repositoryId: r.repositoryId, name: `${r.ns}/${r.repo}` }));
+  }
+
+  /** Manifests in the repository that reference the blob (config or layer). */
+  async referencingManifests(repositoryId: number, blobId: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('manifest_blobs as mb')
+      .innerJoin('manifests as m', 'm.id', 'mb.manifest_id')
+      .select('m.digest')
+      .where('mb.blob_id', '=', blobId)
+      .where('m.repository_id', '=', repositoryId)
+      .limit(5)
+      .execute();
+    return rows.map((r) => r.digest);
+  }
+}

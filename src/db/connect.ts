@@ -1,0 +1,53 @@
+/** Opens the metadata database named by config (SQLite by default, PostgreSQL for `postgres://` URLs). */
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { postgresAdapter, sqliteAdapter, type DialectAdapter } from './dialect.js';
+import { migrateToLatest } from './migrate.js';
+import type { Database } from './tables.js';
+
+export interface DatabaseHandle {
+  db: Kysely<Database>;
+  dialect: DialectAdapter;
+  /** A redacted description for logs: `sqlite:/path` or `postgres://host:port/db`. */
+  description: string;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(opts: { url?: string; dataDir: string; poolSize?: number; migrate?: boolean }): Promise<DatabaseHandle> {
+  const url = opts.url ?? `sqlite:${join(opts.dataDir, 'wharf.db')}`;
+  let handle: DatabaseHandle;
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.poolSize ?? 10,
+      // int8 (bigint) columns hold sizes and times well inside 2^53: read them as numbers.
+      types: { getTypeParser: ((oid: number, format?: string) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as never))) as never },
+    });
+    const u = new URL(url);
+    handle = {
+      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+      dialect: postgresAdapter,
+      description: `postgres://${u.host}${u.pathname}`,
+      close: async () => {},
+    };
+    handle.close = () => handle.db.destroy();
+  } else if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length);
+    const file = path === ':memory:' ? ':memory:' : resolve(path);
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    const sqlite = new SqliteDatabase(file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    handle = { db, dialect: sqliteAdapter, description: `sqlite:${file}`, close: () => db.destroy() };
+  } else {
+    throw new Error(`db.url must start with postgres:// or sqlite: (got "${url.replace(/\/\/[^@]*@/, '//***@')}")`);
+  }
+  if (opts.migrate !== false) await migrateToLatest(handle.db, handle.dialect);
+  return handle;
+}

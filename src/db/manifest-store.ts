@@ -1,0 +1,220 @@
+/** Manifests, their links to blobs and children, tags with history, and referrers. */
+import type { Kysely, Transaction } from 'kysely';
+import type { Digest } from '../oci/digest.js';
+import type { DialectAdapter } from './dialect.js';
+import type { Database } from './tables.js';
+
+export interface StoredManifest {
+  id: number;
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  content: Buffer;
+}
+
+export interface ManifestWrite {
+  repositoryId: number;
+  digest: Digest;
+  mediaType: string;
+  artifactType?: string;
+  subjectDigest?: Digest;
+  annotations?: Record<string, string>;
+  content: Buffer;
+  blobDigests: Digest[];
+  childDigests: Digest[];
+  tag?: string;
+}
+
+export type ManifestWriteResult =
+  | { ok: true; manifestId: number; created: boolean }
+  | { ok: false; missingBlobs: Digest[]; missingChildren: Digest[] };
+
+export interface ReferrerRow {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  artifactType: string | null;
+  annotations: string | null;
+}
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export class ManifestStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: DialectAdapter,
+  ) {}
+
+  /** The manifest a live tag or a digest names in `namespace/name`, with its bytes, in one query. */
+  async findByName(namespace: string, name: string, ref: { tag: string } | { digest: Digest }): Promise<StoredManifest | undefined> {
+    let q = this.db
+      .selectFrom('manifests as m')
+      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
+      .select(['m.id', 'm.digest', 'm.media_type as mediaType', 'm.size', 'm.content'])
+      .where('n.name', '=', namespace)
+      .where('r.name', '=', name);
+    if ('tag' in ref) {
+      q = q
+        .innerJoin('tags as t', 't.manifest_id', 'm.id')
+        .where('t.name', '=', ref.tag)
+        .where('t.lifetime_end', 'is', null)
+        .where('t.hidden', '=', 0);
+    } else {
+      q = q.where('m.digest', '=', ref.digest);
+    }
+    return (await q.executeTakeFirst()) as StoredManifest | undefined;
+  }
+
+  async findByDigest(repositoryId: number, digest: Digest, db: Db = this.db): Promise<StoredManifest | undefined> {
+    const row = await db
+      .selectFrom('manifests')
+      .select(['id', 'digest', 'media_type as mediaType', 'size', 'content'])
+      .where('repository_id', '=', repositoryId)
+      .where('digest', '=', digest)
+      .executeTakeFirst();
+    return row as StoredManifest | undefined;
+  }
+
+  /**
+   * Stores a manifest and (optionally) points a tag at it, in one transaction. Refuses, changing
+   * nothing, when a referenced blob is not linked into the repository or a child manifest is missing.
+   */
+  async put(w: ManifestWrite): Promise<ManifestWriteResult> {
+    return this.db.transaction().execute(async (tx) => {
+      const blobDigests = [...new Set(w.blobDigests)];
+      const childDigests = [...new Set(w.childDigests)];
+      const blobs = blobDigests.length
+        ? await tx
+            .selectFrom('blobs as b')
+            .innerJoin('repository_blobs as rb', 'rb.blob_id', 'b.id')
+            .select(['b.id', 'b.digest'])
+            .where('rb.repository_id', '=', w.repositoryId)
+            .where('b.digest', 'in', blobDigests)
+            .execute()
+        : [];
+      const children = childDigests.length
+        ? await tx
+            .selectFrom('manifests')
+            .select(['id', 'digest'])
+            .where('repository_id', '=', w.repositoryId)
+            .where('digest', 'in', childDigests)
+            .execute()
+        : [];
+      const haveBlobs = new Set(blobs.map((b) => b.digest));
+      const haveChildren = new Set(children.map((c) => c.digest));
+      const missingBlobs = blobDigests.filter((d) => !haveBlobs.has(d));
+      const missingChildren = childDigests.filter((d) => !haveChildren.has(d));
+      if (missingBlobs.length || missingChildren.length) return { ok: false, missingBlobs, missingChildren };
+
+      let created = false;
+      let manifest = await this.findByDigest(w.repositoryId, w.digest, tx);
+      if (!manifest) {
+        const inserted = await tx
+          .insertInto('manifests')
+          .values({
+            repository_id: w.repositoryId,
+            digest: w.digest,
+            media_type: w.mediaType,
+            artifact_type: w.artifactType ?? null,
+            subject_digest: w.subjectDigest ?? null,
+            annotations: w.annotations ? JSON.stringify(w.annotations) : null,
+            size: w.content.byteLength,
+            content: w.content,
+            created_at: Date.now(),
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        created = true;
+        if (blobs.length) {
+          await tx.insertInto('manifest_blobs').values(blobs.map((b) => ({ manifest_id: inserted.id, blob_id: b.id }))).execute();
+        }
+        if (children.length) {
+          await tx.insertInto('manifest_children').values(children.map((c) => ({ manifest_id: inserted.id, child_id: c.id }))).execute();
+        }
+        manifest = { id: inserted.id } as StoredManifest;
+      }
+      if (w.tag !== undefined) await this.moveTag(tx, w.repositoryId, w.tag, manifest.id);
+      return { ok: true, manifestId: manifest.id, created };
+    });
+  }
+
+  /** Points a live tag at a manifest; the previous target stays in the tag's history. */
+  private async moveTag(tx: Transaction<Database>, repositoryId: number, tag: string, manifestId: number): Promise<void> {
+    let q = tx
+      .selectFrom('tags')
+      .select(['id', 'manifest_id'])
+      .where('repository_id', '=', repositoryId)
+      .where('name', '=', tag)
+      .where('lifetime_end', 'is', null);
+    if (this.dialect.supportsRowLocks) q = q.forUpdate();
+    const live = await q.executeTakeFirst();
+    if (live?.manifest_id === manifestId) return;
+    const now = Date.now();
+    if (live) await tx.updateTable('tags').set({ lifetime_end: now }).where('id', '=', live.id).execute();
+    await tx
+      .insertInto('tags')
+      .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, lifetime_start: now, lifetime_end: null, hidden: 0 })
+      .execute();
+  }
+
+  /** Ends a live tag's lifetime (it stays in the history). */
+  async deleteTag(repositoryId: number, tag: string): Promise<boolean> {
+    const res = await this.db
+      .updateTable('tags')
+      .set({ lifetime_end: Date.now() })
+      .where('repository_id', '=', repositoryId)
+      .where('name', '=', tag)
+      .where('lifetime_end', 'is', null)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /**
+   * Deletes a manifest for good, with every tag (live or historical) that points at it. Refuses when an
+   * index in the repository still lists it as a child.
+   */
+  async deleteByDigest(repositoryId: number, digest: Digest): Promise<{ deleted: boolean; referencedBy: Digest[] }> {
+    return this.db.transaction().execute(async (tx) => {
+      const m = await this.findByDigest(repositoryId, digest, tx);
+      if (!m) return { deleted: false, referencedBy: [] };
+      const parents = await tx
+        .selectFrom('manifest_children as mc')
+        .innerJoin('manifests as p', 'p.id', 'mc.manifest_id')
+        .select('p.digest')
+        .where('mc.child_id', '=', m.id)
+        .limit(5)
+        .execute();
+      if (parents.length) return { deleted: false, referencedBy: parents.map((p) => p.digest as Digest) };
+      await tx.deleteFrom('tags').where('manifest_id', '=', m.id).execute();
+      await tx.deleteFrom('manifests').where('id', '=', m.id).execute();
+      return { deleted: true, referencedBy: [] };
+    });
+  }
+
+  /** Live, visible tag names in byte order after `last`. */
+  async listTags(repositoryId: number, opts: { last?: string; limit: number }): Promise<string[]> {
+    let q = this.db
+      .selectFrom('tags')
+      .select('name')
+      .where('repository_id', '=', repositoryId)
+      .where('lifetime_end', 'is', null)
+      .where('hidden', '=', 0)
+      .orderBy('name')
+      .limit(opts.limit);
+    if (opts.last !== undefined) q = q.where('name', '>', opts.last);
+    return (await q.execute()).map((r) => r.name);
+  }
+
+  /** Manifests in the repository whose subject is `subject`, optionally of one artifact type. */
+  async referrers(repositoryId: number, subject: Digest, artifactType?: string): Promise<ReferrerRow[]> {
+    let q = this.db
+      .selectFrom('manifests')
+      .select(['digest', 'media_type as mediaType', 'size', 'artifact_type as artifactType', 'annotations'])
+      .where('repository_id', '=', repositoryId)
+      .where('subject_digest', '=', subject)
+      .orderBy('digest');
+    if (artifactType !== undefined) q = q.where('artifact_type', '=', artifactType);
+    return (await q.execute()) as ReferrerRow[];
+  }
+}

@@ -1,0 +1,24 @@
+/** Runs the migrations in order; the same list for both dialects. */
+import { Migrator, type Kysely, type Migration } from 'kysely';
+import type { DialectAdapter } from './dialect.js';
+import { registryCore } from './migrations/0001-registry-core.js';
+
+function migrations(d: DialectAdapter): Record<string, Migration> {
+  return {
+    '0001-registry-core': registryCore(d),
+  };
+}
+
+export async function migrateToLatest(db: Kysely<any>, dialect: DialectAdapter): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations(dialect) },
+    migrationTableName: 'wharf_migrations',
+    migrationLockTableName: 'wharf_migrations_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error');
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`, { cause: error });
+  }
+}

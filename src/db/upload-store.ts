@@ -1,0 +1,58 @@
+/** Uploads in progress: which repository they belong to and how many bytes were accepted. */
+import type { Kysely } from 'kysely';
+import type { Database } from './tables.js';
+
+export interface UploadRecord {
+  id: string;
+  repositoryId: number;
+  size: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export class UploadStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async create(id: string, repositoryId: number): Promise<UploadRecord> {
+    const now = Date.now();
+    await this.db.insertInto('uploads').values({ id, repository_id: repositoryId, size: 0, created_at: now, updated_at: now }).execute();
+    return { id, repositoryId, size: 0, createdAt: now, updatedAt: now };
+  }
+
+  async find(id: string, repositoryId: number): Promise<UploadRecord | undefined> {
+    const row = await this.db
+      .selectFrom('uploads')
+      .select(['id', 'repository_id as repositoryId', 'size', 'created_at as createdAt', 'updated_at as updatedAt'])
+      .where('id', '=', id)
+      .where('repository_id', '=', repositoryId)
+      .executeTakeFirst();
+    return row;
+  }
+
+  /** Records a new size only if the upload still has `expectedSize` (guards against racing chunks). */
+  async advance(id: string, expectedSize: number, newSize: number): Promise<boolean> {
+    const res = await this.db
+      .updateTable('uploads')
+      .set({ size: newSize, updated_at: Date.now() })
+      .where('id', '=', id)
+      .where('size', '=', expectedSize)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const res = await this.db.deleteFrom('uploads').where('id', '=', id).executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  /** Uploads not touched since `before`, oldest first. */
+  async stale(before: number, limit = 100): Promise<UploadRecord[]> {
+    return this.db
+      .selectFrom('uploads')
+      .select(['id', 'repository_id as repositoryId', 'size', 'created_at as createdAt', 'updated_at as updatedAt'])
+      .where('updated_at', '<', before)
+      .orderBy('updated_at')
+      .limit(limit)
+      .execute();
+  }
+}

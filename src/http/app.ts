@@ -1,0 +1,55 @@
+/**
+ * Builds the HTTP application without listening: tests drive it with `inject()`, `main` listens.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Registry } from '../registry/registry.js';
+import { healthRoutes } from './health.js';
+import { v2Plugin } from './v2/plugin.js';
+
+export interface AppOptions {
+  registry: Registry;
+  metrics: Metrics;
+  logger: Logger;
+  /** Passed to Fastify (https options, timeouts). */
+  server?: Partial<FastifyServerOptions> & { https?: { cert: string | Buffer; key: string | Buffer } };
+}
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    // One access-log line per request is written in onResponse below.
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // Blob uploads may be slow and large; the registry enforces its own limits per operation.
+    requestTimeout: 0,
+    ...(opts.server as object),
+  }) as unknown as FastifyInstance;
+
+  app.decorateRequest('wharfRoute', '');
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('X-Request-Id', req.id);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.wharfRoute || 'other';
+    const seconds = reply.elapsedTime / 1000;
+    opts.metrics.requests.labels(req.method, route, String(reply.statusCode)).inc();
+    opts.metrics.latency.labels(req.method, route).observe(seconds);
+    req.log.info(
+      { method: req.method, url: req.url, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, ua: req.headers['user-agent'], ip: req.ip },
+      'request',
+    );
+  });
+
+  await app.register(healthRoutes, { registry: opts.registry, metrics: opts.metrics });
+  await app.register(v2Plugin, { registry: opts.registry, metrics: opts.metrics });
+  return app;
+}

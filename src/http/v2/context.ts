@@ -1,0 +1,29 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Metrics } from '../../observability/metrics.js';
+import type { Principal } from '../../registry/access.js';
+import type { Registry } from '../../registry/registry.js';
+
+/** What a `/v2` handler gets: the services, the caller, and the request/reply pair. */
+export interface V2Context {
+  registry: Registry;
+  metrics: Metrics;
+  principal: Principal;
+  req: FastifyRequest;
+  reply: FastifyReply;
+}
+
+export function query(req: FastifyRequest): Record<string, string | undefined> {
+  const q = req.query as Record<string, string | string[] | undefined>;
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(q ?? {})) out[k] = Array.isArray(v) ? v[0] : v;
+  return out;
+}
+
+/** The request body as a byte stream, counted into the received-bytes metric. */
+export async function* body(ctx: V2Context, route: string): AsyncIterable<Uint8Array> {
+  const counter = ctx.metrics.bytesReceived.labels(route);
+  for await (const chunk of ctx.req.raw as AsyncIterable<Buffer>) {
+    counter.inc(chunk.byteLength);
+    yield chunk;
+  }
+}

@@ -1,0 +1,60 @@
+/** Edge parsing for `/v2`: raw strings from the request become branded types or a precise 4xx. */
+import { parseDigest, type Digest } from '../../oci/digest.js';
+import { RegistryError } from '../../oci/errors.js';
+import { parseReference, parseRepositoryName, type Reference, type RepositoryName } from '../../oci/reference.js';
+import type { ChunkRange } from '../../registry/uploads.js';
+
+export function repositoryName(raw: string, defaultNamespace: string): RepositoryName {
+  const r = parseRepositoryName(raw, defaultNamespace);
+  if (!r.ok) throw new RegistryError('NAME_INVALID', r.reason);
+  return r.name;
+}
+
+export function reference(raw: string): Reference {
+  const r = parseReference(raw);
+  if (r.ok) return r.reference;
+  throw new RegistryError(raw.includes(':') ? 'DIGEST_INVALID' : 'TAG_INVALID', r.reason);
+}
+
+export function digest(raw: string | undefined, what = 'digest'): Digest {
+  if (raw === undefined || raw === '') throw new RegistryError('DIGEST_INVALID', `${what} is required`);
+  const d = parseDigest(raw);
+  if (!d.ok) throw new RegistryError('DIGEST_INVALID', `${what}: ${d.reason}`);
+  return d.digest;
+}
+
+/** `n` of a list request: a whole number, capped at `max`. */
+export function pageSize(raw: string | undefined, max: number): number | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d+$/.test(raw)) throw new RegistryError('UNSUPPORTED', `n must be a non-negative integer, got "${raw.slice(0, 20)}"`, undefined, 400);
+  return Math.min(Number(raw), max);
+}
+
+/** A chunk's `Content-Range: <start>-<end>` (also `bytes <start>-<end>/<total>`). */
+export function contentRange(raw: string | undefined): ChunkRange | undefined {
+  if (raw === undefined) return undefined;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(raw.trim());
+  if (!m) throw new RegistryError('BLOB_UPLOAD_INVALID', `Content-Range "${raw.slice(0, 60)}" is not of the form <start>-<end>`, undefined, 416);
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (end < start) throw new RegistryError('BLOB_UPLOAD_INVALID', `Content-Range end ${end} is before start ${start}`, undefined, 416);
+  return { start, end };
+}
+
+export type ByteRange = { start: number; end: number } | 'unsatisfiable' | undefined;
+
+/** A blob GET's `Range: bytes=...` against a blob of `size` bytes; multi-range requests get the whole blob. */
+export function byteRange(raw: string | undefined, size: number): ByteRange {
+  if (raw === undefined) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(raw.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return raw.includes(',') ? undefined : 'unsatisfiable';
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || end < start) return 'unsatisfiable';
+  return { start, end };
+}

@@ -1,0 +1,61 @@
+/**
+ * The composition root: the only place that picks concrete implementations (database dialect, storage
+ * driver, access policy) and wires the services together.
+ */
+import { sql } from 'kysely';
+import type { Config } from '../config/schema.js';
+import { BlobStore } from '../db/blob-store.js';
+import { openDatabase, type DatabaseHandle } from '../db/connect.js';
+import { ManifestStore } from '../db/manifest-store.js';
+import { RepositoryStore } from '../db/repository-store.js';
+import { UploadStore } from '../db/upload-store.js';
+import { OpenAccess, type AccessService } from '../registry/access.js';
+import { BlobService } from '../registry/blobs.js';
+import { ManifestService } from '../registry/manifests.js';
+import type { Registry } from '../registry/registry.js';
+import { RepositoryService } from '../registry/repositories.js';
+import { UploadService } from '../registry/uploads.js';
+import type { BlobDriver } from '../storage/blob-driver.js';
+import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
+import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
+import { join } from 'node:path';
+
+export function createStorage(config: Config): BlobDriver {
+  if (config.storage.driver === 'memory') return new MemoryBlobDriver();
+  return new FsBlobDriver(config.storage.path ?? join(config.data_dir, 'blobs'), { fsync: config.storage.fsync });
+}
+
+export async function createDatabase(config: Config): Promise<DatabaseHandle> {
+  return openDatabase({ url: config.db.url, dataDir: config.data_dir, poolSize: config.db.pool_size });
+}
+
+export function createRegistry(deps: { db: DatabaseHandle; storage: BlobDriver; config: Config; access?: AccessService }): Registry {
+  const { db, storage, config } = deps;
+  const blobStore = new BlobStore(db.db);
+  const repositories = new RepositoryService(new RepositoryStore(db.db, db.dialect));
+  return {
+    access: deps.access ?? new OpenAccess(),
+    repositories,
+    blobs: new BlobService(blobStore, storage),
+    uploads: new UploadService(new UploadStore(db.db), blobStore, storage),
+    manifests: new ManifestService(new ManifestStore(db.db, db.dialect), { maxManifestSize: config.registry.max_manifest_size }),
+    health: {
+      async check() {
+        const database = await sql`select 1`.execute(db.db).then(
+          () => true,
+          () => false,
+        );
+        const registry_storage = await storage.stat('health/probe').then(
+          () => true,
+          () => false,
+        );
+        return { database, registry_storage };
+      },
+    },
+    options: {
+      defaultNamespace: config.registry.default_namespace,
+      maxPageSize: config.registry.max_page_size,
+      maxManifestSize: config.registry.max_manifest_size,
+    },
+  };
+}

@@ -1,0 +1,59 @@
+/** `wharf serve`: opens the database and storage, starts the HTTP server and the background jobs. */
+import type { Config } from '../config/schema.js';
+import { buildApp } from '../http/app.js';
+import { createLogger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import { createDatabase, createRegistry, createStorage } from './compose.js';
+import { tlsOptions } from './tls.js';
+
+const UPLOAD_SWEEP_MS = 10 * 60 * 1000;
+
+export async function serve(config: Readonly<Config>): Promise<void> {
+  const logger = createLogger(config.log_level);
+  const db = await createDatabase(config);
+  const storage = createStorage(config);
+  const registry = createRegistry({ db, storage, config });
+  const metrics = new Metrics();
+  const tls = await tlsOptions(config);
+  const app = await buildApp({ registry, metrics, logger, server: tls ? { https: { cert: tls.cert, key: tls.key } } : {} });
+
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const scheme = tls ? 'https' : 'http';
+  const shownHost = config.tls.self_signed_hostname ?? (config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host);
+  const url = config.base_url ?? `${scheme}://${shownHost}:${port}`;
+  logger.info({ url, db: db.description, storage: storage.name, tls: Boolean(tls) }, 'wharf is listening');
+  if (tls?.generated) logger.info({ certificate: tls.generated }, 'generated a self-signed certificate; clients must trust it (see docs/clients.md)');
+
+  const sweep = setInterval(() => {
+    registry.uploads
+      .expire(Date.now() - config.registry.upload_timeout)
+      .then((n) => n > 0 && logger.info({ expired: n }, 'cancelled stale uploads'))
+      .catch((err: unknown) => logger.error({ err }, 'upload sweep failed'));
+  }, UPLOAD_SWEEP_MS);
+  sweep.unref();
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing requests in flight');
+    clearInterval(sweep);
+    const force = setTimeout(() => {
+      logger.warn('shutdown timeout reached; closing remaining connections');
+      app.server.closeAllConnections?.();
+    }, config.shutdown_timeout);
+    force.unref();
+    try {
+      await app.close();
+      await db.close();
+    } catch (err) {
+      logger.error({ err }, 'error during shutdown');
+      process.exitCode = 1;
+    }
+    logger.info('stopped');
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}

@@ -1,0 +1,120 @@
+/**
+ * Manifest push, pull and delete. Bytes are stored and served exactly as pushed; a manifest is accepted
+ * only when every blob and child it references is already in the repository.
+ */
+import type { ManifestStore, StoredManifest } from '../db/manifest-store.js';
+import type { RepositoryRef } from '../db/repository-store.js';
+import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.js';
+import { RegistryError } from '../oci/errors.js';
+import { parseManifest, requiredBlobs, type Descriptor } from '../oci/manifest.js';
+import { MediaType, normalizeMediaType } from '../oci/media-types.js';
+import { splitRepositoryName, type Reference, type RepositoryName } from '../oci/reference.js';
+
+export interface ManifestPutResult {
+  digest: Digest;
+  subject?: Digest;
+}
+
+export class ManifestService {
+  constructor(
+    private readonly store: ManifestStore,
+    private readonly opts: { maxManifestSize: number },
+  ) {}
+
+  /**
+   * The manifest a reference names. `accept` lists the media types the client accepts (empty: any);
+   * a manifest of another type is reported as MANIFEST_UNKNOWN with the reason.
+   */
+  async get(name: RepositoryName, ref: Reference, accept: readonly string[] = []): Promise<StoredManifest> {
+    const { namespace, repository } = splitRepositoryName(name);
+    const m = await this.store.findByName(namespace, repository, ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest });
+    if (!m) {
+      const what = ref.kind === 'tag' ? `tag ${ref.tag}` : `manifest ${ref.digest}`;
+      throw new RegistryError('MANIFEST_UNKNOWN', `${what} not found in ${name}`);
+    }
+    if (!acceptable(m.mediaType, accept)) {
+      throw new RegistryError('MANIFEST_UNKNOWN', `manifest is a ${m.mediaType}, which the client does not accept (Accept: ${accept.join(', ')})`);
+    }
+    return m;
+  }
+
+  /** Validates and stores a manifest, tagging it when `ref` is a tag. */
+  async put(repo: RepositoryRef, ref: Reference, bytes: Buffer, contentType: string | undefined): Promise<ManifestPutResult> {
+    if (bytes.byteLength > this.opts.maxManifestSize) {
+      throw new RegistryError('SIZE_INVALID', `manifest is ${bytes.byteLength} bytes; the limit is ${this.opts.maxManifestSize}`, undefined, 413);
+    }
+    const digest = ref.kind === 'digest' ? digestOf(bytes, digestAlgorithm(ref.digest)) : digestOf(bytes);
+    if (ref.kind === 'digest' && digest !== ref.digest) {
+      throw new RegistryError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${ref.digest}`);
+    }
+    const manifest = parseManifest(bytes, contentType);
+    const result = await this.store.put({
+      repositoryId: repo.id,
+      digest,
+      mediaType: manifest.mediaType,
+      artifactType: manifest.artifactType,
+      subjectDigest: manifest.subject?.digest,
+      annotations: manifest.annotations,
+      content: bytes,
+      blobDigests: requiredBlobs(manifest).map((d) => d.digest),
+      childDigests: manifest.manifests.map((d) => d.digest),
+      tag: ref.kind === 'tag' ? ref.tag : undefined,
+    });
+    if (!result.ok) {
+      if (result.missingBlobs.length) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references blobs not in ${repo.namespace}/${repo.name}: ${result.missingBlobs.join(', ')}`, {
+          missing: result.missingBlobs,
+        });
+      }
+      throw new RegistryError('MANIFEST_UNKNOWN', `index references manifests not in ${repo.namespace}/${repo.name}: ${result.missingChildren.join(', ')}`, {
+        missing: result.missingChildren,
+      }, 400);
+    }
+    return { digest, subject: manifest.subject?.digest };
+  }
+
+  /** Deletes a tag (the manifest stays) or a manifest by digest (with the tags that point at it). */
+  async delete(repo: RepositoryRef, ref: Reference): Promise<void> {
+    if (ref.kind === 'tag') {
+      if (!(await this.store.deleteTag(repo.id, ref.tag))) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${ref.tag} not found`);
+      return;
+    }
+    const res = await this.store.deleteByDigest(repo.id, ref.digest);
+    if (res.referencedBy.length) {
+      throw new RegistryError('DENIED', `manifest ${ref.digest} is referenced by index ${res.referencedBy.join(', ')}; delete the index first`, undefined, 409);
+    }
+    if (!res.deleted) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${ref.digest} not found`);
+  }
+
+  tags(repo: RepositoryRef, opts: { last?: string; limit: number }): Promise<string[]> {
+    return this.store.listTags(repo.id, opts);
+  }
+
+  /** The referrers of `subject` as an OCI image index document. */
+  async referrers(repo: RepositoryRef | undefined, subject: Digest, artifactType?: string): Promise<{ mediaType: string; schemaVersion: 2; manifests: Descriptor[] }> {
+    const rows = repo ? await this.store.referrers(repo.id, subject, artifactType) : [];
+    return {
+      schemaVersion: 2,
+      mediaType: MediaType.OciIndex,
+      manifests: rows.map((r) => {
+        const d: Descriptor = { mediaType: r.mediaType, digest: r.digest, size: r.size };
+        if (r.artifactType) d.artifactType = r.artifactType;
+        if (r.annotations) d.annotations = JSON.parse(r.annotations) as Record<string, string>;
+        return d;
+      }),
+    };
+  }
+}
+
+/**
+ * Whether a manifest of `mediaType` may be served to a client that sent `accept` (as Distribution does,
+ * a client that lists manifest types but not this one gets MANIFEST_UNKNOWN with the reason).
+ */
+function acceptable(mediaType: string, accept: readonly string[]): boolean {
+  if (accept.length === 0) return true;
+  for (const entry of accept) {
+    const t = normalizeMediaType(entry);
+    if (t === mediaType || t === '*/*' || t === 'application/*' || t === 'application/json') return true;
+  }
+  return false;
+}

@@ -1,0 +1,189 @@
+/**
+ * Blob uploads: monolithic, chunked and streamed. Bytes of an upload in progress accumulate under
+ * `uploadKey(id)`; a chunk is all-or-nothing (an aborted or mis-sized chunk is rolled back); the blob
+ * becomes visible only when the final PUT's digest matches what was received.
+ *
+ * The storage object's size is the upload's offset (a crash between storage commit and the database
+ * update loses nothing). The running sha256 of each upload is kept in memory so completing a large
+ * upload does not re-read it; after a restart it is rebuilt from storage.
+ */
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import type { BlobStore } from '../db/blob-store.js';
+import type { RepositoryRef } from '../db/repository-store.js';
+import type { UploadStore } from '../db/upload-store.js';
+import { digestAlgorithm, type Digest, type DigestAlgorithm } from '../oci/digest.js';
+import { RegistryError } from '../oci/errors.js';
+import type { BlobDriver } from '../storage/blob-driver.js';
+import { blobKey, uploadKey } from '../storage/keys.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import { storeVerified } from './verified-write.js';
+
+export interface UploadState {
+  id: string;
+  /** Bytes received so far. */
+  size: number;
+}
+
+/** A `Content-Range: start-end` of a chunk, end inclusive. */
+export interface ChunkRange {
+  start: number;
+  end: number;
+}
+
+export class UploadService {
+  private readonly hashes = new Map<string, { size: number; hash: Hash }>();
+  private readonly locks = new KeyedMutex();
+
+  constructor(
+    private readonly uploads: UploadStore,
+    private readonly blobs: BlobStore,
+    private readonly storage: BlobDriver,
+  ) {}
+
+  async start(repo: RepositoryRef): Promise<UploadState> {
+    const up = await this.uploads.create(randomUUID(), repo.id);
+    return { id: up.id, size: 0 };
+  }
+
+  async status(repo: RepositoryRef, id: string): Promise<UploadState> {
+    await this.find(repo, id);
+    return { id, size: await this.offset(id) };
+  }
+
+  /** Appends one chunk. With a range, it must start at the current offset (416 otherwise). */
+  async append(repo: RepositoryRef, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<UploadState> {
+    await this.find(repo, id);
+    return this.locks.run(id, () => this.appendLocked(id, body, range));
+  }
+
+  /** Completes the upload: appends a final chunk if given, verifies the digest, links the blob. */
+  async complete(repo: RepositoryRef, id: string, digest: Digest, body?: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<{ size: number }> {
+    await this.find(repo, id);
+    return this.locks.run(id, async () => {
+      if (body) await this.appendLocked(id, body, range);
+      const size = await this.offset(id);
+      const actual = await this.digestOf(id, size, digestAlgorithm(digest));
+      if (actual !== digest) {
+        throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`);
+      }
+      if (size === 0) {
+        const w = await this.storage.writer(blobKey(digest));
+        await w.commit();
+      } else {
+        await this.storage.move(uploadKey(id), blobKey(digest));
+      }
+      await this.blobs.link(repo.id, digest, size);
+      await this.uploads.delete(id);
+      this.hashes.delete(id);
+      return { size };
+    });
+  }
+
+  /** Stores a whole blob sent in one request (`POST ?digest=`). */
+  async monolithic(repo: RepositoryRef, digest: Digest, body: AsyncIterable<Uint8Array>, expectedSize?: number): Promise<{ size: number }> {
+    const { size } = await storeVerified(this.storage, body, { digest, size: expectedSize });
+    await this.blobs.link(repo.id, digest, size);
+    return { size };
+  }
+
+  async cancel(repo: RepositoryRef, id: string): Promise<void> {
+    await this.find(repo, id);
+    await this.locks.run(id, () => this.drop(id));
+  }
+
+  /** Cancels uploads untouched since `before`; returns how many. */
+  async expire(before: number): Promise<number> {
+    let count = 0;
+    for (;;) {
+      const stale = await this.uploads.stale(before);
+      if (stale.length === 0) return count;
+      for (const up of stale) {
+        await this.locks.run(up.id, () => this.drop(up.id));
+        count++;
+      }
+    }
+  }
+
+  private async drop(id: string): Promise<void> {
+    await this.storage.delete(uploadKey(id));
+    await this.uploads.delete(id);
+    this.hashes.delete(id);
+  }
+
+  private async find(repo: RepositoryRef, id: string) {
+    const up = /^[0-9a-f-]{36}$/.test(id) ? await this.uploads.find(id, repo.id) : undefined;
+    if (!up) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} not found in ${repo.namespace}/${repo.name}`);
+    return up;
+  }
+
+  private async offset(id: string): Promise<number> {
+    return (await this.storage.stat(uploadKey(id)))?.size ?? 0;
+  }
+
+  private async appendLocked(id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<UploadState> {
+    const writer = await this.storage.writer(uploadKey(id), { append: true });
+    const start = writer.size;
+    if (range && range.start !== start) {
+      await writer.cancel();
+      throw outOfOrder(start, range);
+    }
+    const state = await this.hashState(id, start);
+    const hash = state.hash.copy();
+    try {
+      for await (const chunk of body) {
+        hash.update(chunk);
+        await writer.write(chunk);
+      }
+    } catch (err) {
+      await writer.cancel();
+      if (err instanceof RegistryError) throw err;
+      throw new RegistryError('BLOB_UPLOAD_INVALID', `chunk aborted after ${writer.size - start} bytes: ${(err as Error).message}`);
+    }
+    const received = writer.size - start;
+    if (range && received !== range.end - range.start + 1) {
+      await writer.cancel();
+      throw new RegistryError('BLOB_UPLOAD_INVALID', `Content-Range announced ${range.end - range.start + 1} bytes but ${received} arrived`, undefined, 416).withHeaders(
+        rangeHeader(start),
+      );
+    }
+    await writer.commit();
+    this.hashes.set(id, { size: writer.size, hash });
+    await this.uploads.advance(id, start, writer.size);
+    return { id, size: writer.size };
+  }
+
+  /** The running sha256 at `size` bytes, rebuilt from storage when not in memory. */
+  private async hashState(id: string, size: number): Promise<{ size: number; hash: Hash }> {
+    const known = this.hashes.get(id);
+    if (known && known.size === size) return known;
+    const hash = await this.hashStored(id, size, 'sha256');
+    const state = { size, hash };
+    this.hashes.set(id, state);
+    return state;
+  }
+
+  private async digestOf(id: string, size: number, algorithm: DigestAlgorithm): Promise<Digest> {
+    const hash = algorithm === 'sha256' ? (await this.hashState(id, size)).hash.copy() : await this.hashStored(id, size, algorithm);
+    return `${algorithm}:${hash.digest('hex')}` as Digest;
+  }
+
+  private async hashStored(id: string, size: number, algorithm: DigestAlgorithm): Promise<Hash> {
+    const hash = createHash(algorithm);
+    if (size === 0) return hash;
+    for await (const chunk of await this.storage.reader(uploadKey(id), { offset: 0, length: size })) hash.update(chunk as Uint8Array);
+    return hash;
+  }
+}
+
+export function rangeHeader(size: number): Record<string, string> {
+  return { Range: `0-${Math.max(size - 1, 0)}` };
+}
+
+function outOfOrder(size: number, range: ChunkRange): RegistryError {
+  return new RegistryError(
+    'BLOB_UPLOAD_INVALID',
+    `chunk starts at byte ${range.start} but the upload has ${size} bytes; send the chunk that starts at ${size}`,
+    undefined,
+    416,
+  ).withHeaders(rangeHeader(size));
+}

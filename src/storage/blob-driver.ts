@@ -1,0 +1,61 @@
+/**
+ * The storage driver contract: a flat key space of immutable byte objects. Drivers know nothing of
+ * registries; `keys.ts` draws the layout Wharf uses. Every driver passes `driver-test-suite.ts`.
+ *
+ * Guarantees every driver gives:
+ * - an object written with `writer(key)` is readable under `key` only after `commit()` resolves, and
+ *   then completely; `cancel()` (or a crash before commit) leaves no trace under `key`;
+ * - `writer(key, { append: true })` continues an object (readers may see appended bytes before commit:
+ *   appends are for upload areas that are never served); `cancel()` drops only what that writer wrote;
+ * - `move` is atomic: readers see the old key or the new one, never a partial object;
+ * - `reader` streams with bounded memory whatever the object size.
+ */
+import type { Readable } from 'node:stream';
+
+export interface BlobStat {
+  size: number;
+}
+
+export interface BlobWriter {
+  /** Bytes this writer holds so far, including those of an appended-to object. */
+  readonly size: number;
+  /** Resolves once the chunk is accepted (back-pressure). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Makes the bytes durable and visible under the key. */
+  commit(): Promise<void>;
+  /** Discards what this writer wrote. Safe to call after a failed write; a no-op after commit. */
+  cancel(): Promise<void>;
+}
+
+export interface BlobDriver {
+  readonly name: string;
+  /** Size of the object, or undefined when there is none. */
+  stat(key: string): Promise<BlobStat | undefined>;
+  /** A stream of `length` bytes (default: to the end) from `offset`; throws BlobNotFoundError. */
+  reader(key: string, range?: { offset: number; length?: number }): Promise<Readable>;
+  writer(key: string, opts?: { append?: boolean }): Promise<BlobWriter>;
+  /** Removes the object; absent objects are not an error. */
+  delete(key: string): Promise<void>;
+  /** Keys under a prefix, in no particular order. */
+  list(prefix: string): AsyncIterable<string>;
+  /** Atomically renames an object, replacing any object at `to`. */
+  move(from: string, to: string): Promise<void>;
+  /** A URL a client may fetch the object from directly, when the driver supports it. */
+  redirectUrl?(key: string): Promise<string | undefined>;
+}
+
+export class BlobNotFoundError extends Error {
+  constructor(readonly key: string) {
+    super(`storage object not found: ${key}`);
+    this.name = 'BlobNotFoundError';
+  }
+}
+
+const KEY_RE = /^[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
+
+/** Keys are relative paths of safe characters; `.` and `..` segments are refused. */
+export function assertValidKey(key: string): void {
+  if (!KEY_RE.test(key) || key.split('/').some((s) => s === '.' || s === '..')) {
+    throw new Error(`invalid storage key: ${JSON.stringify(key)}`);
+  }
+}

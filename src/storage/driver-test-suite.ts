@@ -1,0 +1,122 @@
+/**
+ * The one test suite every BlobDriver passes. A driver's own test file calls `blobDriverSuite` with a
+ * factory and nothing else.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { BlobNotFoundError, type BlobDriver } from './blob-driver.js';
+
+export function blobDriverSuite(name: string, make: () => Promise<{ driver: BlobDriver; cleanup?: () => Promise<void> }>): void {
+  describe(`BlobDriver contract: ${name}`, () => {
+    let driver: BlobDriver;
+    let cleanup: (() => Promise<void>) | undefined;
+    before(async () => {
+      ({ driver, cleanup } = await make());
+    });
+    after(async () => cleanup?.());
+
+    const read = async (key: string, range?: { offset: number; length?: number }) => {
+      const chunks: Buffer[] = [];
+      for await (const c of await driver.reader(key, range)) chunks.push(Buffer.from(c as Uint8Array));
+      return Buffer.concat(chunks);
+    };
+    const put = async (key: string, data: Buffer) => {
+      const w = await driver.writer(key);
+      await w.write(data);
+      await w.commit();
+    };
+
+    it('reports absent objects as undefined and refuses to read them', async () => {
+      assert.equal(await driver.stat('a/missing'), undefined);
+      await assert.rejects(driver.reader('a/missing'), BlobNotFoundError);
+    });
+
+    it('makes an object visible only after commit', async () => {
+      const w = await driver.writer('vis/one');
+      await w.write(Buffer.from('hello '));
+      await w.write(Buffer.from('world'));
+      assert.equal(w.size, 11);
+      assert.equal(await driver.stat('vis/one'), undefined);
+      await w.commit();
+      assert.deepEqual(await driver.stat('vis/one'), { size: 11 });
+      assert.equal((await read('vis/one')).toString(), 'hello world');
+    });
+
+    it('leaves nothing behind on cancel', async () => {
+      const w = await driver.writer('cancel/one');
+      await w.write(Buffer.from('partial'));
+      await w.cancel();
+      assert.equal(await driver.stat('cancel/one'), undefined);
+      const keys: string[] = [];
+      for await (const k of driver.list('cancel')) keys.push(k);
+      assert.deepEqual(keys, []);
+    });
+
+    it('appends and rolls back only the cancelled append', async () => {
+      const a = await driver.writer('app/obj', { append: true });
+      await a.write(Buffer.from('abc'));
+      await a.commit();
+      const b = await driver.writer('app/obj', { append: true });
+      assert.equal(b.size, 3);
+      await b.write(Buffer.from('def'));
+      await b.commit();
+      const c = await driver.writer('app/obj', { append: true });
+      await c.write(Buffer.from('XYZ'));
+      await c.cancel();
+      assert.equal((await read('app/obj')).toString(), 'abcdef');
+    });
+
+    it('reads ranges', async () => {
+      await put('range/obj', Buffer.from('0123456789'));
+      assert.equal((await read('range/obj', { offset: 3 })).toString(), '3456789');
+      assert.equal((await read('range/obj', { offset: 2, length: 4 })).toString(), '2345');
+      assert.equal((await read('range/obj', { offset: 10 })).toString(), '');
+    });
+
+    it('streams a large object intact', async () => {
+      const data = randomBytes(5 * 1024 * 1024 + 17);
+      await put('big/obj', data);
+      const hash = createHash('sha256');
+      let size = 0;
+      for await (const c of await driver.reader('big/obj')) {
+        hash.update(c as Uint8Array);
+        size += (c as Uint8Array).byteLength;
+      }
+      assert.equal(size, data.byteLength);
+      assert.equal(hash.digest('hex'), createHash('sha256').update(data).digest('hex'));
+    });
+
+    it('moves atomically and replaces the target', async () => {
+      await put('mv/src', Buffer.from('new'));
+      await put('mv/dst', Buffer.from('old'));
+      await driver.move('mv/src', 'mv/dst');
+      assert.equal(await driver.stat('mv/src'), undefined);
+      assert.equal((await read('mv/dst')).toString(), 'new');
+      await assert.rejects(driver.move('mv/nothing', 'mv/x'), BlobNotFoundError);
+    });
+
+    it('deletes idempotently', async () => {
+      await put('del/obj', Buffer.from('x'));
+      await driver.delete('del/obj');
+      await driver.delete('del/obj');
+      assert.equal(await driver.stat('del/obj'), undefined);
+    });
+
+    it('lists keys under a prefix', async () => {
+      await put('ls/a/1', Buffer.from('1'));
+      await put('ls/a/2', Buffer.from('2'));
+      await put('ls/b/3', Buffer.from('3'));
+      await put('lsx/4', Buffer.from('4'));
+      const keys: string[] = [];
+      for await (const k of driver.list('ls')) keys.push(k);
+      assert.deepEqual(keys.sort(), ['ls/a/1', 'ls/a/2', 'ls/b/3']);
+    });
+
+    it('refuses keys that escape the key space', async () => {
+      await assert.rejects(async () => driver.stat('../etc/passwd'));
+      await assert.rejects(async () => driver.writer('/abs'));
+      await assert.rejects(async () => driver.stat('a//b'));
+    });
+  });
+}

@@ -1,0 +1,172 @@
+/**
+ * Filesystem driver: each key is a file under `root`. New objects are written to `root/.tmp/` and
+ * renamed into place on commit (same filesystem, so the rename is atomic); appends write in place and
+ * roll back with a truncate on cancel.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { assertValidKey, BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter } from '../blob-driver.js';
+
+const READ_CHUNK = 1024 * 1024;
+const TMP_DIR = '.tmp';
+
+export class FsBlobDriver implements BlobDriver {
+  readonly name = 'filesystem';
+
+  constructor(
+    private readonly root: string,
+    private readonly opts: { fsync?: boolean } = {},
+  ) {}
+
+  private path(key: string): string {
+    assertValidKey(key);
+    return join(this.root, key);
+  }
+
+  async stat(key: string): Promise<BlobStat | undefined> {
+    try {
+      const s = await stat(this.path(key));
+      return s.isFile() ? { size: s.size } : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async reader(key: string, range?: { offset: number; length?: number }): Promise<Readable> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.path(key), 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobNotFoundError(key);
+      throw err;
+    }
+    const start = range?.offset ?? 0;
+    const end = range?.length === undefined ? undefined : start + range.length - 1;
+    if (end !== undefined && end < start) {
+      await fh.close();
+      const { Readable } = await import('node:stream');
+      return Readable.from([]);
+    }
+    return fh.createReadStream({ start, end, highWaterMark: READ_CHUNK, autoClose: true });
+  }
+
+  async writer(key: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
+    const finalPath = this.path(key);
+    const fsync = this.opts.fsync !== false;
+    if (opts.append) {
+      await mkdir(dirname(finalPath), { recursive: true });
+      const fh = await open(finalPath, 'a');
+      const startSize = (await fh.stat()).size;
+      return new FileWriter(fh, startSize, fsync, async () => {}, async (w) => {
+        await w.fh.truncate(startSize);
+      });
+    }
+    const tmpDir = join(this.root, TMP_DIR);
+    await mkdir(tmpDir, { recursive: true });
+    const tmpPath = join(tmpDir, randomUUID());
+    const fh = await open(tmpPath, 'wx');
+    return new FileWriter(
+      fh,
+      0,
+      fsync,
+      async () => {
+        await mkdir(dirname(finalPath), { recursive: true });
+        await rename(tmpPath, finalPath);
+      },
+      async () => {
+        await rm(tmpPath, { force: true });
+      },
+    );
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.path(key), { force: true });
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const trimmed = prefix.replace(/\/+$/, '');
+    const base = trimmed === '' ? this.root : this.path(trimmed);
+    yield* walk(base, trimmed);
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const src = this.path(from);
+    const dst = this.path(to);
+    await mkdir(dirname(dst), { recursive: true });
+    try {
+      await rename(src, dst);
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobNotFoundError(from);
+      throw err;
+    }
+  }
+}
+
+class FileWriter implements BlobWriter {
+  private done = false;
+  size: number;
+
+  constructor(
+    readonly fh: FileHandle,
+    startSize: number,
+    private readonly fsync: boolean,
+    private readonly onCommit: () => Promise<void>,
+    private readonly onCancel: (w: FileWriter) => Promise<void>,
+  ) {
+    this.size = startSize;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.done) throw new Error('write after commit or cancel');
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      const { bytesWritten } = await this.fh.write(chunk, offset, chunk.byteLength - offset);
+      offset += bytesWritten;
+    }
+    this.size += chunk.byteLength;
+  }
+
+  async commit(): Promise<void> {
+    if (this.done) throw new Error('commit after commit or cancel');
+    this.done = true;
+    try {
+      if (this.fsync) await this.fh.datasync();
+    } finally {
+      await this.fh.close();
+    }
+    await this.onCommit();
+  }
+
+  async cancel(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    try {
+      await this.onCancel(this);
+    } finally {
+      await this.fh.close().catch(() => {});
+    }
+  }
+}
+
+async function* walk(dir: string, keyPrefix: string): AsyncIterable<string> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+    throw err;
+  }
+  for (const e of entries) {
+    if (keyPrefix === '' && e.name === TMP_DIR) continue;
+    const key = keyPrefix === '' ? e.name : `${keyPrefix}/${e.name}`;
+    if (e.isDirectory()) yield* walk(join(dir, e.name), key);
+    else if (e.isFile()) yield key;
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+}

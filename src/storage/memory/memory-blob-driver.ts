@@ -1,0 +1,76 @@
+/** In-memory driver for tests: same contract as the others, nothing on disk. */
+import { Readable } from 'node:stream';
+import { assertValidKey, BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter } from '../blob-driver.js';
+
+const CHUNK = 64 * 1024;
+
+export class MemoryBlobDriver implements BlobDriver {
+  readonly name = 'memory';
+  private readonly objects = new Map<string, Buffer>();
+
+  async stat(key: string): Promise<BlobStat | undefined> {
+    assertValidKey(key);
+    const b = this.objects.get(key);
+    return b ? { size: b.byteLength } : undefined;
+  }
+
+  async reader(key: string, range?: { offset: number; length?: number }): Promise<Readable> {
+    assertValidKey(key);
+    const b = this.objects.get(key);
+    if (!b) throw new BlobNotFoundError(key);
+    const start = Math.min(range?.offset ?? 0, b.byteLength);
+    const end = range?.length === undefined ? b.byteLength : Math.min(b.byteLength, start + range.length);
+    const view = b.subarray(start, end);
+    return Readable.from(
+      (function* () {
+        for (let i = 0; i < view.byteLength; i += CHUNK) yield view.subarray(i, i + CHUNK);
+      })(),
+    );
+  }
+
+  async writer(key: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
+    assertValidKey(key);
+    const objects = this.objects;
+    const base = opts.append ? (objects.get(key) ?? Buffer.alloc(0)) : Buffer.alloc(0);
+    const chunks: Buffer[] = [];
+    let done = false;
+    let size = base.byteLength;
+    return {
+      get size() {
+        return size;
+      },
+      async write(chunk) {
+        if (done) throw new Error('write after commit or cancel');
+        chunks.push(Buffer.from(chunk));
+        size += chunk.byteLength;
+      },
+      async commit() {
+        if (done) throw new Error('commit after commit or cancel');
+        done = true;
+        objects.set(key, Buffer.concat([base, ...chunks]));
+      },
+      async cancel() {
+        done = true;
+      },
+    };
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidKey(key);
+    this.objects.delete(key);
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const p = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+    for (const key of [...this.objects.keys()]) if (key.startsWith(p)) yield key;
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    assertValidKey(from);
+    assertValidKey(to);
+    const b = this.objects.get(from);
+    if (!b) throw new BlobNotFoundError(from);
+    this.objects.set(to, b);
+    this.objects.delete(from);
+  }
+}
