@@ -65,17 +65,4 @@ export class BlobStore {
       .execute();
     return rows.map((r) => ({ repositoryId: r.repositoryId, name: `${r.ns}/${r.repo}` }));
   }
-
-  /** Manifests in the repository that reference the blob (config or layer). */
-  async referencingManifests(repositoryId: number, blobId: number): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('manifest_blobs as mb')
-      .innerJoin('manifests as m', 'm.id', 'mb.manifest_id')
-      .select('m.digest')
-      .where('mb.blob_id', '=', blobId)
-      .where('m.repository_id', '=', repositoryId)
-      .limit(5)
-      .execute();
-    return rows.map((r) => r.digest);
-  }
 }

@@ -56,13 +56,13 @@ export class BlobService {
     return this.store.repositoriesLinking(digest);
   }
 
-  /** Unlinks the blob from the repository; refused while a manifest there still references it. */
+  /**
+   * Unlinks the blob from the repository. As in Distribution (and the conformance suite's
+   * blobs-before-manifests teardown), this is allowed while a manifest still references the blob: the
+   * client asked for it explicitly; such a manifest can then no longer be pulled completely.
+   */
   async delete(repo: RepositoryRef, digest: Digest): Promise<void> {
     const blob = await this.stat(repo, digest);
-    const users = await this.store.referencingManifests(repo.id, blob.id);
-    if (users.length) {
-      throw new RegistryError('DENIED', `blob ${digest} is still referenced by manifest ${users.join(', ')}; delete the manifest first`, undefined, 409);
-    }
     await this.store.unlink(repo.id, blob.id);
   }
 }

@@ -3,6 +3,8 @@ import { RegistryError } from '../oci/errors.js';
 import { splitRepositoryName, type RepositoryName } from '../oci/reference.js';
 import type { RepositoryRef, RepositoryStore } from '../db/repository-store.js';
 
+export type { RepositoryRef };
+
 export class RepositoryService {
   constructor(private readonly store: RepositoryStore) {}
 

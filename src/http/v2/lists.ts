@@ -38,7 +38,7 @@ export async function referrers(ctx: V2Context, rawName: string, rawDigest: stri
   const artifactType = query(ctx.req).artifactType;
   const index = await registry.manifests.referrers(repo, digest, artifactType || undefined);
   if (artifactType) reply.header('OCI-Filters-Applied', 'artifactType');
-  return reply.header('Content-Type', MediaType.OciIndex).send(JSON.stringify(index));
+  return reply.header('Content-Type', MediaType.OciIndex).send(Buffer.from(JSON.stringify(index)));
 }
 
 /**

@@ -6,7 +6,7 @@ import * as parse from './parse.js';
 export async function getManifest(ctx: V2Context, rawName: string, rawRef: string, head: boolean): Promise<void> {
   const { registry, reply } = ctx;
   const name = parse.repositoryName(rawName, registry.options.defaultNamespace);
-  const ref = parse.reference(rawRef);
+  const ref = parse.reference(rawRef, 'read');
   await registry.access.authorize(ctx.principal, name, ['pull']);
   const accept = acceptList(ctx.req.headers.accept);
   const m = await registry.manifests.get(name, ref, accept);
@@ -22,7 +22,7 @@ export async function getManifest(ctx: V2Context, rawName: string, rawRef: strin
 export async function putManifest(ctx: V2Context, rawName: string, rawRef: string): Promise<void> {
   const { registry, reply } = ctx;
   const name = parse.repositoryName(rawName, registry.options.defaultNamespace);
-  const ref = parse.reference(rawRef);
+  const ref = parse.reference(rawRef, 'write');
   await registry.access.authorize(ctx.principal, name, ['pull', 'push']);
   const bytes = await readLimited(ctx, registry.options.maxManifestSize);
   const repo = await registry.repositories.ensure(name);
@@ -35,7 +35,7 @@ export async function putManifest(ctx: V2Context, rawName: string, rawRef: strin
 export async function deleteManifest(ctx: V2Context, rawName: string, rawRef: string): Promise<void> {
   const { registry, reply } = ctx;
   const name = parse.repositoryName(rawName, registry.options.defaultNamespace);
-  const ref = parse.reference(rawRef);
+  const ref = parse.reference(rawRef, 'read');
   await registry.access.authorize(ctx.principal, name, ['delete']);
   const repo = await registry.repositories.get(name);
   await registry.manifests.delete(repo, ref);

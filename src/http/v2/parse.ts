@@ -10,10 +10,16 @@ export function repositoryName(raw: string, defaultNamespace: string): Repositor
   return r.name;
 }
 
-export function reference(raw: string): Reference {
+/**
+ * A manifest reference. An invalid digest is a 400; an invalid tag is a 400 on push but, on a read,
+ * names a manifest that cannot exist (404 MANIFEST_UNKNOWN), as the conformance suite expects.
+ */
+export function reference(raw: string, mode: 'read' | 'write'): Reference {
   const r = parseReference(raw);
   if (r.ok) return r.reference;
-  throw new RegistryError(raw.includes(':') ? 'DIGEST_INVALID' : 'TAG_INVALID', r.reason);
+  if (raw.includes(':')) throw new RegistryError('DIGEST_INVALID', r.reason);
+  if (mode === 'read') throw new RegistryError('MANIFEST_UNKNOWN', r.reason);
+  throw new RegistryError('TAG_INVALID', r.reason);
 }
 
 export function digest(raw: string | undefined, what = 'digest'): Digest {

@@ -2,7 +2,7 @@
  * POST /v2/<name>/blobs/uploads/              start, monolithic (?digest=) or mount (?mount=&from=)
  * GET | PATCH | PUT | DELETE /v2/<name>/blobs/uploads/<id>
  */
-import type { RepositoryRef } from '../../db/repository-store.js';
+import type { RepositoryRef } from '../../registry/repositories.js';
 import type { Digest } from '../../oci/digest.js';
 import type { RepositoryName } from '../../oci/reference.js';
 import { rangeHeader, type UploadState } from '../../registry/uploads.js';

@@ -1,0 +1,39 @@
+/** A whole registry app on a test database and in-memory storage, for `inject()` route tests. */
+import type { FastifyInstance } from 'fastify';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { buildApp } from '../../src/http/app.js';
+import { createRegistry } from '../../src/main/compose.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import type { Registry } from '../../src/registry/registry.js';
+import type { BlobDriver } from '../../src/storage/blob-driver.js';
+import { MemoryBlobDriver } from '../../src/storage/memory/memory-blob-driver.js';
+import { openTestDatabase, type TestDialect } from './databases.js';
+
+export interface TestApp {
+  app: FastifyInstance;
+  registry: Registry;
+  storage: BlobDriver;
+  config: Readonly<Config>;
+  close(): Promise<void>;
+}
+
+export async function buildTestApp(dialect: TestDialect, opts: { storage?: BlobDriver; config?: Record<string, unknown> } = {}): Promise<TestApp> {
+  const db = await openTestDatabase(dialect);
+  const storage = opts.storage ?? new MemoryBlobDriver();
+  const config = loadConfig({ env: {}, overrides: { log_level: 'silent', ...opts.config } });
+  const registry = createRegistry({ db, storage, config });
+  const app = await buildApp({ registry, metrics: new Metrics({ defaultMetrics: false }), logger: createLogger('silent') });
+  await app.ready();
+  return {
+    app,
+    registry,
+    storage,
+    config,
+    close: async () => {
+      await app.close();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * Every database test runs on SQLite and on PostgreSQL. `scripts/test.sh` starts a throwaway
+ * PostgreSQL cluster and exports WHARF_TEST_PG_URL; each test database is created and dropped here.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { openDatabase, type DatabaseHandle } from '../../src/db/connect.js';
+
+export const DIALECTS = ['sqlite', 'postgres'] as const;
+export type TestDialect = (typeof DIALECTS)[number];
+
+export function postgresAdminUrl(): string {
+  const url = process.env.WHARF_TEST_PG_URL;
+  if (!url) throw new Error('WHARF_TEST_PG_URL is not set: run the suite with `npm test`, which starts PostgreSQL');
+  return url;
+}
+
+/** A fresh, migrated, empty database of the dialect; `close()` drops it. */
+export async function openTestDatabase(dialect: TestDialect): Promise<DatabaseHandle & { url: string }> {
+  if (dialect === 'sqlite') {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-sqlite-'));
+    const url = `sqlite:${join(dir, 'test.db')}`;
+    const handle = await openDatabase({ url, dataDir: dir });
+    return {
+      ...handle,
+      url,
+      close: async () => {
+        await handle.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  const admin = postgresAdminUrl();
+  const name = `wharf_test_${randomBytes(6).toString('hex')}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  await client.query(`create database ${name}`);
+  await client.end();
+  const u = new URL(admin);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  const handle = await openDatabase({ url, dataDir: tmpdir(), poolSize: 5 });
+  return {
+    ...handle,
+    url,
+    close: async () => {
+      await handle.close();
+      const c = new pg.Client({ connectionString: admin });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+    },
+  };
+}
