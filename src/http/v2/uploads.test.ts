@@ -1,0 +1,189 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { blobKey } from '../../storage/keys.js';
+import type { Digest } from '../../oci/digest.js';
+import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
+import { DIALECTS } from '../../../test/helpers/databases.js';
+import { assertError, pushBlob, sha256, sha512 } from '../../../test/helpers/inject-client.js';
+
+for (const dialect of DIALECTS) {
+  describe(`blob uploads (${dialect})`, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await buildTestApp(dialect);
+    });
+    after(async () => t.close());
+
+    const start = async (name = 'up/repo') => {
+      const res = await t.app.inject({ method: 'POST', url: `/v2/${name}/blobs/uploads/` });
+      assert.equal(res.statusCode, 202, res.body);
+      assert.equal(res.headers.range, '0-0');
+      return String(res.headers.location);
+    };
+    const patch = (location: string, data: Buffer | string, range?: string) =>
+      t.app.inject({
+        method: 'PATCH',
+        url: location,
+        payload: data,
+        headers: { 'content-type': 'application/octet-stream', ...(range ? { 'content-range': range } : {}) },
+      });
+
+    it('stores a monolithic upload and serves it', async () => {
+      const digest = await pushBlob(t.app, 'up/repo', 'hello blob');
+      const head = await t.app.inject({ method: 'HEAD', url: `/v2/up/repo/blobs/${digest}` });
+      assert.equal(head.statusCode, 200);
+      assert.equal(head.headers['content-length'], '10');
+      assert.equal(head.headers['docker-content-digest'], digest);
+      assert.equal(head.body, '');
+      const get = await t.app.inject({ method: 'GET', url: `/v2/up/repo/blobs/${digest}` });
+      assert.equal(get.body, 'hello blob');
+    });
+
+    it('accepts chunks in order, refuses out-of-order and overlapping chunks with 416, and completes', async () => {
+      const loc = await start();
+      let res = await patch(loc, 'abcde', '0-4');
+      assert.equal(res.statusCode, 202, res.body);
+      assert.equal(res.headers.range, '0-4');
+      res = await patch(loc, 'zzzzz', '10-14');
+      assertError(res, 416, 'BLOB_UPLOAD_INVALID');
+      assert.equal(res.headers.range, '0-4');
+      res = await patch(loc, 'cdefg', '2-6');
+      assertError(res, 416, 'BLOB_UPLOAD_INVALID');
+      res = await t.app.inject({ method: 'GET', url: loc });
+      assert.equal(res.statusCode, 204);
+      assert.equal(res.headers.range, '0-4');
+      res = await patch(loc, 'fgh', '5-7');
+      assert.equal(res.statusCode, 202);
+      const digest = sha256('abcdefgh');
+      res = await t.app.inject({ method: 'PUT', url: `${loc}?digest=${digest}` });
+      assert.equal(res.statusCode, 201, res.body);
+      assert.equal(res.headers['docker-content-digest'], digest);
+      assert.equal(res.headers.location, `/v2/up/repo/blobs/${digest}`);
+      assert.equal((await t.app.inject({ url: `/v2/up/repo/blobs/${digest}` })).body, 'abcdefgh');
+      assertError(await t.app.inject({ method: 'GET', url: loc }), 404, 'BLOB_UPLOAD_UNKNOWN');
+    });
+
+    it('rolls back a chunk whose size does not match its Content-Range', async () => {
+      const loc = await start();
+      assert.equal((await patch(loc, 'abc', '0-2')).statusCode, 202);
+      const res = await patch(loc, 'de', '3-9');
+      assertError(res, 416, 'BLOB_UPLOAD_INVALID');
+      const status = await t.app.inject({ method: 'GET', url: loc });
+      assert.equal(status.headers.range, '0-2');
+    });
+
+    it('streams chunks without Content-Range and finishes with a final body', async () => {
+      const loc = await start();
+      assert.equal((await patch(loc, 'stream-')).statusCode, 202);
+      const digest = sha256('stream-end');
+      const res = await t.app.inject({ method: 'PUT', url: `${loc}?digest=${digest}`, payload: 'end', headers: { 'content-type': 'application/octet-stream' } });
+      assert.equal(res.statusCode, 201, res.body);
+      assert.equal((await t.app.inject({ url: `/v2/up/repo/blobs/${digest}` })).body, 'stream-end');
+    });
+
+    it('refuses a wrong digest and leaves nothing visible', async () => {
+      const wrong = sha256('something else');
+      let res = await t.app.inject({ method: 'POST', url: `/v2/up/repo/blobs/uploads/?digest=${wrong}`, payload: 'actual bytes', headers: { 'content-type': 'application/octet-stream' } });
+      assertError(res, 400, 'DIGEST_INVALID');
+      assert.equal(await t.storage.stat(blobKey(wrong as Digest)), undefined);
+      assert.equal((await t.app.inject({ method: 'HEAD', url: `/v2/up/repo/blobs/${wrong}` })).statusCode, 404);
+      assertError(await t.app.inject({ method: 'GET', url: `/v2/up/repo/blobs/${wrong}` }), 404, 'BLOB_UNKNOWN');
+
+      const loc = await start();
+      await patch(loc, 'chunked bytes', '0-12');
+      res = await t.app.inject({ method: 'PUT', url: `${loc}?digest=${wrong}` });
+      assertError(res, 400, 'DIGEST_INVALID');
+      assert.equal(await t.storage.stat(blobKey(wrong as Digest)), undefined);
+      // The upload is kept: nothing the client sent is lost, and the right digest completes it.
+      res = await t.app.inject({ method: 'PUT', url: `${loc}?digest=${sha256('chunked bytes')}` });
+      assert.equal(res.statusCode, 201);
+    });
+
+    it('verifies sha512 digests, monolithic and chunked', async () => {
+      const data = 'sha512 content';
+      let res = await t.app.inject({ method: 'POST', url: `/v2/up/repo/blobs/uploads/?digest=${sha512(data)}`, payload: data, headers: { 'content-type': 'application/octet-stream' } });
+      assert.equal(res.statusCode, 201, res.body);
+      assert.equal((await t.app.inject({ url: `/v2/up/repo/blobs/${sha512(data)}` })).body, data);
+      const loc = await start();
+      await patch(loc, 'chunked 512', '0-10');
+      res = await t.app.inject({ method: 'PUT', url: `${loc}?digest=${sha512('chunked 512')}` });
+      assert.equal(res.statusCode, 201, res.body);
+      res = await t.app.inject({ method: 'POST', url: `/v2/up/repo/blobs/uploads/?digest=${sha512('x')}`, payload: 'y', headers: { 'content-type': 'application/octet-stream' } });
+      assertError(res, 400, 'DIGEST_INVALID');
+    });
+
+    it('stores the empty blob', async () => {
+      const loc = await start();
+      const res = await t.app.inject({ method: 'PUT', url: `${loc}?digest=${sha256('')}` });
+      assert.equal(res.statusCode, 201, res.body);
+      const get = await t.app.inject({ url: `/v2/up/repo/blobs/${sha256('')}` });
+      assert.equal(get.statusCode, 200);
+      assert.equal(get.headers['content-length'], '0');
+    });
+
+    it('refuses malformed digests, unknown algorithms and missing digests', async () => {
+      assertError(await t.app.inject({ url: '/v2/up/repo/blobs/sha256:xyz' }), 400, 'DIGEST_INVALID');
+      assertError(await t.app.inject({ url: `/v2/up/repo/blobs/md5:${'a'.repeat(32)}` }), 400, 'DIGEST_INVALID');
+      assertError(await t.app.inject({ url: `/v2/up/repo/blobs/sha256:${'A'.repeat(64)}` }), 400, 'DIGEST_INVALID');
+      const loc = await start();
+      assertError(await t.app.inject({ method: 'PUT', url: loc }), 400, 'DIGEST_INVALID');
+      assertError(await t.app.inject({ method: 'PUT', url: `${loc}?digest=nope` }), 400, 'DIGEST_INVALID');
+    });
+
+    it('reports unknown and cancelled uploads', async () => {
+      assertError(await t.app.inject({ method: 'GET', url: '/v2/up/repo/blobs/uploads/00000000-0000-0000-0000-000000000000' }), 404, 'BLOB_UPLOAD_UNKNOWN');
+      assertError(await t.app.inject({ method: 'PATCH', url: '/v2/up/repo/blobs/uploads/not-a-uuid', payload: 'x', headers: { 'content-type': 'application/octet-stream' } }), 404, 'BLOB_UPLOAD_UNKNOWN');
+      const loc = await start();
+      await patch(loc, 'abc', '0-2');
+      assert.equal((await t.app.inject({ method: 'DELETE', url: loc })).statusCode, 204);
+      assertError(await t.app.inject({ method: 'GET', url: loc }), 404, 'BLOB_UPLOAD_UNKNOWN');
+      assertError(await patch(loc, 'def', '3-5'), 404, 'BLOB_UPLOAD_UNKNOWN');
+      // An upload belongs to its repository.
+      const other = await start('up/other');
+      const id = other.split('/').pop();
+      assertError(await t.app.inject({ method: 'GET', url: `/v2/up/repo/blobs/uploads/${id}` }), 404, 'BLOB_UPLOAD_UNKNOWN');
+    });
+
+    it('refuses a malformed Content-Range', async () => {
+      const loc = await start();
+      assertError(await patch(loc, 'abc', 'bytes=abc'), 416, 'BLOB_UPLOAD_INVALID');
+      assertError(await patch(loc, 'abc', '5-2'), 416, 'BLOB_UPLOAD_INVALID');
+    });
+
+    it('mounts from another repository, with and without from', async () => {
+      const digest = await pushBlob(t.app, 'mount/src', 'mountable');
+      let res = await t.app.inject({ method: 'POST', url: `/v2/mount/dst/blobs/uploads/?mount=${digest}&from=mount/src` });
+      assert.equal(res.statusCode, 201, res.body);
+      assert.equal(res.headers.location, `/v2/mount/dst/blobs/${digest}`);
+      res = await t.app.inject({ method: 'POST', url: `/v2/mount/auto/blobs/uploads/?mount=${digest}` });
+      assert.equal(res.statusCode, 201, res.body);
+      assert.equal((await t.app.inject({ url: `/v2/mount/auto/blobs/${digest}` })).body, 'mountable');
+      // Unknown blob: falls back to a new upload session.
+      res = await t.app.inject({ method: 'POST', url: `/v2/mount/dst/blobs/uploads/?mount=${sha256('absent')}&from=mount/src` });
+      assert.equal(res.statusCode, 202);
+      assertError(await t.app.inject({ method: 'POST', url: `/v2/mount/dst/blobs/uploads/?mount=${digest}&from=BAD` }), 400, 'NAME_INVALID');
+    });
+
+    it('serves byte ranges and refuses unsatisfiable ones', async () => {
+      const digest = await pushBlob(t.app, 'up/range', '0123456789');
+      let res = await t.app.inject({ url: `/v2/up/range/blobs/${digest}`, headers: { range: 'bytes=2-5' } });
+      assert.equal(res.statusCode, 206);
+      assert.equal(res.body, '2345');
+      assert.equal(res.headers['content-range'], 'bytes 2-5/10');
+      res = await t.app.inject({ url: `/v2/up/range/blobs/${digest}`, headers: { range: 'bytes=7-' } });
+      assert.equal(res.body, '789');
+      res = await t.app.inject({ url: `/v2/up/range/blobs/${digest}`, headers: { range: 'bytes=-3' } });
+      assert.equal(res.body, '789');
+      res = await t.app.inject({ url: `/v2/up/range/blobs/${digest}`, headers: { range: 'bytes=20-' } });
+      assertError(res, 416, 'RANGE_INVALID');
+      assert.equal(res.headers['content-range'], 'bytes */10');
+    });
+
+    it('unlinks a blob on DELETE', async () => {
+      const digest = await pushBlob(t.app, 'up/del', 'to delete');
+      assert.equal((await t.app.inject({ method: 'DELETE', url: `/v2/up/del/blobs/${digest}` })).statusCode, 202);
+      assertError(await t.app.inject({ url: `/v2/up/del/blobs/${digest}` }), 404, 'BLOB_UNKNOWN');
+      assertError(await t.app.inject({ method: 'DELETE', url: `/v2/up/del/blobs/${digest}` }), 404, 'BLOB_UNKNOWN');
+    });
+  });
+}
