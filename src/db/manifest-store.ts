@@ -81,6 +81,18 @@ export class ManifestStore {
    * nothing, when a referenced blob is not linked into the repository or a child manifest is missing.
    */
   async put(w: ManifestWrite): Promise<ManifestWriteResult> {
+    // Racing pushes of the same manifest or tag can collide on a unique index (PostgreSQL); the
+    // loser retries and then sees the winner's rows.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.putOnce(w);
+      } catch (err) {
+        if (attempt >= 5 || !this.dialect.isUniqueViolation(err)) throw err;
+      }
+    }
+  }
+
+  private async putOnce(w: ManifestWrite): Promise<ManifestWriteResult> {
     return this.db.transaction().execute(async (tx) => {
       const blobDigests = [...new Set(w.blobDigests)];
       const childDigests = [...new Set(w.childDigests)];

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, configLeaves, loadConfig } from './load.js';
+import { parseDuration, parseSize } from './units.js';
+
+describe('configuration', () => {
+  it('has working defaults', () => {
+    const c = loadConfig({ env: {} });
+    assert.equal(c.port, 5000);
+    assert.equal(c.registry.max_manifest_size, 4 * 1024 * 1024);
+    assert.equal(c.registry.upload_timeout, 24 * 3600 * 1000);
+    assert.ok(c.data_dir.startsWith('/'));
+    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.registry));
+  });
+
+  it('reads YAML and lets WHARF_* variables override it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-cfg-'));
+    try {
+      const file = join(dir, 'wharf.yaml');
+      await writeFile(file, 'port: 6000\ndata_dir: /srv/wharf\nregistry:\n  max_manifest_size: 1 MiB\nstorage:\n  fsync: false\n');
+      const c = loadConfig({ file, env: { WHARF_PORT: '7000', WHARF_DB_URL: 'postgres://u:p@h/db', WHARF_REGISTRY_UPLOAD_TIMEOUT: '2h' } });
+      assert.equal(c.port, 7000);
+      assert.equal(c.data_dir, '/srv/wharf');
+      assert.equal(c.registry.max_manifest_size, 1024 * 1024);
+      assert.equal(c.registry.upload_timeout, 2 * 3600 * 1000);
+      assert.equal(c.storage.fsync, false);
+      assert.equal(c.db.url, 'postgres://u:p@h/db');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('lists every problem, naming the key', () => {
+    assert.throws(
+      () => loadConfig({ env: { WHARF_LOG_LEVEL: 'loud', WHARF_REGISTRY_MAX_MANIFEST_SIZE: 'huge' } }),
+      (err: unknown) => err instanceof ConfigError && /log_level/.test(err.message) && /registry\.max_manifest_size/.test(err.message),
+    );
+    assert.throws(() => loadConfig({ env: { WHARF_PORT: 'abc' } }), /WHARF_PORT/);
+    assert.throws(() => loadConfig({ env: { WHARF_STORAGE_FSYNC: 'maybe' } }), /WHARF_STORAGE_FSYNC/);
+    assert.throws(() => loadConfig({ overrides: { nonsense: 1 } }), /nonsense|Unrecognized/);
+    assert.throws(() => loadConfig({ env: { WHARF_TLS_CERT: '/x.crt' } }), /tls\.cert and tls\.key/);
+    assert.throws(() => loadConfig({ file: '/nonexistent/wharf.yaml', env: {} }), /cannot read config file/);
+  });
+
+  it('maps every leaf to an environment variable', () => {
+    const envs = configLeaves().map((l) => l.env);
+    for (const e of ['WHARF_PORT', 'WHARF_DATA_DIR', 'WHARF_DB_URL', 'WHARF_STORAGE_PATH', 'WHARF_REGISTRY_MAX_MANIFEST_SIZE']) assert.ok(envs.includes(e), e);
+  });
+});
+
+describe('units', () => {
+  it('parses sizes', () => {
+    assert.equal(parseSize('10 GiB'), 10 * 1024 ** 3);
+    assert.equal(parseSize('512MB'), 512e6);
+    assert.equal(parseSize('1.5 KiB'), 1536);
+    assert.equal(parseSize(42), 42);
+    for (const bad of ['', '10 XB', '-1', 'GiB', '1e3']) assert.equal(parseSize(bad), undefined, bad);
+  });
+  it('parses durations', () => {
+    assert.equal(parseDuration('30s'), 30_000);
+    assert.equal(parseDuration('1h30m'), 5_400_000);
+    assert.equal(parseDuration('2w'), 14 * 86_400_000);
+    assert.equal(parseDuration(90), 90_000);
+    assert.equal(parseDuration('90'), 90_000);
+    for (const bad of ['', '10x', 'h', '1h 30m', '-5s']) assert.equal(parseDuration(bad), undefined, bad);
+  });
+});
