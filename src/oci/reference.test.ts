@@ -14,7 +14,9 @@ describe('repository names', () => {
     assert.ok(one.ok && one.name === 'library/alpine');
     const custom = parseRepositoryName('alpine', 'mirror');
     assert.ok(custom.ok && custom.name === 'mirror/alpine');
-    assert.deepEqual(splitRepositoryName((parseRepositoryName('org/team/app') as { name: never }).name), { namespace: 'org', repository: 'team/app' });
+    const deep = parseRepositoryName('org/team/app');
+    assert.ok(deep.ok);
+    assert.deepEqual(splitRepositoryName(deep.name), { namespace: 'org', repository: 'team/app' });
   });
 
   it('refuses names outside the grammar with a reason', () => {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, waitForHttp } from './ports.js';
@@ -15,6 +16,8 @@ export interface WharfProcess {
   child: ChildProcess;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
+  /** What the process wrote to stdout alone (the JSON log lines). */
+  stdout(): string;
   /** Graceful stop (SIGTERM), then removes the data directory unless keepData. */
   stop(opts?: { keepData?: boolean }): Promise<void>;
   /** SIGKILL, as a crash would; the data directory is kept. */
@@ -26,6 +29,13 @@ export interface StartOptions {
   dataDir?: string;
   args?: string[];
   port?: number;
+  /** 'https' when the process serves TLS: readiness is then polled over HTTPS and `url` is https://. */
+  scheme?: 'http' | 'https';
+  /**
+   * CA certificate that must verify the server during the readiness poll; without it the HTTPS
+   * readiness poll does not verify the certificate (the test checks the certificate itself).
+   */
+  ca?: string | Buffer;
 }
 
 /** Starts a real `wharf serve` process on a free port with its own data directory and waits until /v2/ answers. */
@@ -45,13 +55,18 @@ export async function startWharf(opts: StartOptions = {}): Promise<WharfProcess>
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  let stdout = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+    stdout += d.toString();
+  });
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const url = `http://127.0.0.1:${port}`;
+  const scheme = opts.scheme ?? 'http';
+  const url = `${scheme}://127.0.0.1:${port}`;
   try {
     await Promise.race([
-      waitForHttp(`${url}/v2/`),
+      scheme === 'https' ? waitForHttps(`${url}/v2/`, opts.ca) : waitForHttp(`${url}/v2/`),
       exited.then(() => {
         throw new Error(`wharf exited during start:\n${out}`);
       }),
@@ -66,6 +81,7 @@ export async function startWharf(opts: StartOptions = {}): Promise<WharfProcess>
     dataDir,
     child,
     output: () => out,
+    stdout: () => stdout,
     async stop({ keepData = false } = {}) {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
@@ -80,4 +96,27 @@ export async function startWharf(opts: StartOptions = {}): Promise<WharfProcess>
       }
     },
   };
+}
+
+/** Polls an HTTPS `url` until it answers with any status (verifying against `ca` when given). */
+async function waitForHttps(url: string, ca: string | Buffer | undefined, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const req = httpsGet(url, { agent: false, ...(ca ? { ca } : { rejectUnauthorized: false }) }, (res) => {
+          res.resume();
+          res.on('end', resolve);
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+      });
+      return;
+    } catch (err) {
+      lastError = err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms: ${String(lastError)}`);
 }
