@@ -179,6 +179,16 @@ for (const dialect of DIALECTS) {
       assert.equal(res.headers['content-range'], 'bytes */10');
     });
 
+    it('expires stale uploads and removes their bytes', async () => {
+      const loc = await start('up/stale');
+      await patch(loc, 'stale bytes', '0-10');
+      const id = loc.split('/').pop()!;
+      assert.deepEqual(await t.storage.stat(`uploads/${id}`), { size: 11 });
+      assert.ok((await t.registry.uploads.expire(Date.now() + 1000)) >= 1);
+      assert.equal(await t.storage.stat(`uploads/${id}`), undefined);
+      assertError(await t.app.inject({ method: 'GET', url: loc }), 404, 'BLOB_UPLOAD_UNKNOWN');
+    });
+
     it('unlinks a blob on DELETE', async () => {
       const digest = await pushBlob(t.app, 'up/del', 'to delete');
       assert.equal((await t.app.inject({ method: 'DELETE', url: `/v2/up/del/blobs/${digest}` })).statusCode, 202);
