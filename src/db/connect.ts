@@ -16,7 +16,16 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-export async function openDatabase(opts: { url?: string; dataDir: string; poolSize?: number; migrate?: boolean }): Promise<DatabaseHandle> {
+export interface OpenOptions {
+  url?: string;
+  dataDir: string;
+  poolSize?: number;
+  migrate?: boolean;
+  /** Errors of idle pooled connections (e.g. the server restarted); queries reconnect on their own. */
+  onConnectionError?: (err: Error) => void;
+}
+
+export async function openDatabase(opts: OpenOptions): Promise<DatabaseHandle> {
   const url = opts.url ?? `sqlite:${join(opts.dataDir, 'wharf.db')}`;
   let handle: DatabaseHandle;
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
@@ -26,6 +35,8 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
       // int8 (bigint) columns hold sizes and times well inside 2^53: read them as numbers.
       types: { getTypeParser: ((oid: number, format?: string) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as never))) as never },
     });
+    // Without a listener, an idle connection dropped by the server would crash the process.
+    pool.on('error', (err) => opts.onConnectionError?.(err));
     const u = new URL(url);
     handle = {
       db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),

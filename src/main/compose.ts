@@ -4,6 +4,7 @@
  */
 import { sql } from 'kysely';
 import type { Config } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
 import { BlobStore } from '../db/blob-store.js';
 import { openDatabase, type DatabaseHandle } from '../db/connect.js';
 import { ManifestStore } from '../db/manifest-store.js';
@@ -25,8 +26,13 @@ export function createStorage(config: Config): BlobDriver {
   return new FsBlobDriver(config.storage.path ?? join(config.data_dir, 'blobs'), { fsync: config.storage.fsync });
 }
 
-export async function createDatabase(config: Config): Promise<DatabaseHandle> {
-  return openDatabase({ url: config.db.url, dataDir: config.data_dir, poolSize: config.db.pool_size });
+export async function createDatabase(config: Config, logger?: Logger): Promise<DatabaseHandle> {
+  return openDatabase({
+    url: config.db.url,
+    dataDir: config.data_dir,
+    poolSize: config.db.pool_size,
+    onConnectionError: (err) => logger?.warn({ err: err.message }, 'database connection lost; it will be re-established on the next query'),
+  });
 }
 
 export function createRegistry(deps: { db: DatabaseHandle; storage: BlobDriver; config: Config; access?: AccessService }): Registry {

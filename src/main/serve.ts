@@ -10,7 +10,7 @@ const UPLOAD_SWEEP_MS = 10 * 60 * 1000;
 
 export async function serve(config: Readonly<Config>): Promise<void> {
   const logger = createLogger(config.log_level);
-  const db = await createDatabase(config);
+  const db = await createDatabase(config, logger);
   const storage = createStorage(config);
   const registry = createRegistry({ db, storage, config });
   const metrics = new Metrics();

@@ -6,10 +6,10 @@
  *     sha512/0f/0fa1…
  *   uploads/
  *     <upload-id>                    bytes of an upload in progress; never served
- *   tmp/
- *     <random>                       single-request writes before they are verified
  *
- * A blob key is written only by a move from uploads/ or tmp/ after digest and size were verified.
+ * A blob key is written only by a move from uploads/ after the digest was verified, or by a writer
+ * committed after verification (drivers stage uncommitted writes outside the key space, e.g. the
+ * filesystem driver's `.tmp/`).
  */
 import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js';
 
