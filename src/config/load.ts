@@ -94,7 +94,14 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
 
   const result = configSchema.safeParse(doc);
   if (!result.success) {
-    const problems = result.error.issues.map((i) => `- ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
+    const fromEnv = new Map(configLeaves().filter((l) => env[l.env] !== undefined).map((l) => [l.path.join('.'), l.env]));
+    const problems = result.error.issues
+      .map((i) => {
+        const key = i.path.join('.') || '(root)';
+        const via = fromEnv.get(key);
+        return `- ${key}${via ? ` (set by ${via})` : ''}: ${i.message}`;
+      })
+      .join('\n');
     throw new ConfigError(`invalid configuration${opts.file ? ` in ${opts.file}` : ''}:\n${problems}`);
   }
   const config = result.data;

@@ -95,12 +95,12 @@ for (const dialect of DIALECTS) {
       assert.deepEqual((await blobs.repositoriesLinking(blob)).map((r) => r.name), ['links/app']);
     });
 
-    it('tracks uploads with a guarded size update', async () => {
+    it('tracks uploads and their activity', async () => {
       const uploads = new UploadStore(h.db);
       const repo = await repos.ensure('up', 'app');
       await uploads.create('00000000-0000-4000-8000-000000000001', repo.id);
-      assert.equal(await uploads.advance('00000000-0000-4000-8000-000000000001', 0, 10), true);
-      assert.equal(await uploads.advance('00000000-0000-4000-8000-000000000001', 0, 20), false);
+      assert.equal(await uploads.touch('00000000-0000-4000-8000-000000000001', 10), true);
+      assert.equal(await uploads.touch('00000000-0000-4000-8000-000000000002', 10), false);
       assert.equal((await uploads.find('00000000-0000-4000-8000-000000000001', repo.id))?.size, 10);
       assert.equal((await uploads.stale(Date.now() + 1000)).length >= 1, true);
       assert.equal(await uploads.delete('00000000-0000-4000-8000-000000000001'), true);

@@ -29,14 +29,12 @@ export class UploadStore {
     return row;
   }
 
-  /** Records a new size only if the upload still has `expectedSize` (guards against racing chunks). */
-  async advance(id: string, expectedSize: number, newSize: number): Promise<boolean> {
-    const res = await this.db
-      .updateTable('uploads')
-      .set({ size: newSize, updated_at: Date.now() })
-      .where('id', '=', id)
-      .where('size', '=', expectedSize)
-      .executeTakeFirst();
+  /**
+   * Records the upload's size after a chunk and marks it active. The stored bytes are the truth; this
+   * row mirrors them for listings and expiry.
+   */
+  async touch(id: string, size: number): Promise<boolean> {
+    const res = await this.db.updateTable('uploads').set({ size, updated_at: Date.now() }).where('id', '=', id).executeTakeFirst();
     return Number(res.numUpdatedRows) === 1;
   }
 

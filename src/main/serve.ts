@@ -26,12 +26,14 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   logger.info({ url, db: db.description, storage: storage.name, tls: Boolean(tls) }, 'wharf is listening');
   if (tls?.generated) logger.info({ certificate: tls.generated }, 'generated a self-signed certificate; clients must trust it (see docs/clients.md)');
 
-  const sweep = setInterval(() => {
-    registry.uploads
-      .expire(Date.now() - config.registry.upload_timeout)
-      .then((n) => n > 0 && logger.info({ expired: n }, 'cancelled stale uploads'))
-      .catch((err: unknown) => logger.error({ err }, 'upload sweep failed'));
-  }, UPLOAD_SWEEP_MS);
+  const sweepUploads = async () => {
+    const expired = await registry.uploads.expire(Date.now() - config.registry.upload_timeout);
+    const staged = (await storage.sweepStaging?.(config.registry.upload_timeout)) ?? 0;
+    if (expired + staged > 0) logger.info({ expired, staged }, 'removed stale uploads and abandoned staged writes');
+  };
+  const runSweep = () => void sweepUploads().catch((err: unknown) => logger.error({ err }, 'upload sweep failed'));
+  runSweep();
+  const sweep = setInterval(runSweep, UPLOAD_SWEEP_MS);
   sweep.unref();
 
   let stopping = false;

@@ -1,10 +1,11 @@
 /**
  * Blob uploads: monolithic, chunked and streamed. Bytes of an upload in progress accumulate under
- * `uploadKey(id)`; a chunk is all-or-nothing (an aborted or mis-sized chunk is rolled back); the blob
- * becomes visible only when the final PUT's digest matches what was received.
+ * `uploadKey(id)`; a chunk the client aborts or mis-sizes is rolled back; the blob becomes visible only
+ * when the final PUT's digest matches what was received.
  *
- * The storage object's size is the upload's offset (a crash between storage commit and the database
- * update loses nothing). The running sha256 of each upload is kept in memory so completing a large
+ * The storage object's size is the upload's offset. After a crash mid-chunk the bytes that reached
+ * storage are kept and reported by the status endpoint, so a client resumes from there; nothing
+ * committed is ever lost. The running sha256 of each upload is kept in memory so completing a large
  * upload does not re-read it; after a restart it is rebuilt from storage.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
@@ -13,7 +14,7 @@ import type { RepositoryRef } from '../db/repository-store.js';
 import type { UploadStore } from '../db/upload-store.js';
 import { digestAlgorithm, type Digest, type DigestAlgorithm } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
-import type { BlobDriver } from '../storage/blob-driver.js';
+import type { BlobDriver, BlobWriter } from '../storage/blob-driver.js';
 import { blobKey, uploadKey } from '../storage/keys.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { storeVerified } from './verified-write.js';
@@ -32,6 +33,8 @@ export interface ChunkRange {
 
 export class UploadService {
   private readonly hashes = new Map<string, { size: number; hash: Hash }>();
+  /** Offset at which a chunk is being written, per upload: status reports it, not uncommitted bytes. */
+  private readonly inflight = new Map<string, number>();
   private readonly locks = new KeyedMutex();
 
   constructor(
@@ -47,7 +50,7 @@ export class UploadService {
 
   async status(repo: RepositoryRef, id: string): Promise<UploadState> {
     await this.find(repo, id);
-    return { id, size: await this.offset(id) };
+    return { id, size: this.inflight.get(id) ?? (await this.offset(id)) };
   }
 
   /** Appends one chunk. With a range, it must start at the current offset (416 otherwise). */
@@ -127,6 +130,15 @@ export class UploadService {
       await writer.cancel();
       throw outOfOrder(start, range);
     }
+    this.inflight.set(id, start);
+    try {
+      return await this.writeChunk(id, writer, body, start, range);
+    } finally {
+      this.inflight.delete(id);
+    }
+  }
+
+  private async writeChunk(id: string, writer: BlobWriter, body: AsyncIterable<Uint8Array>, start: number, range?: ChunkRange): Promise<UploadState> {
     const state = await this.hashState(id, start);
     const hash = state.hash.copy();
     try {
@@ -148,7 +160,7 @@ export class UploadService {
     }
     await writer.commit();
     this.hashes.set(id, { size: writer.size, hash });
-    await this.uploads.advance(id, start, writer.size);
+    await this.uploads.touch(id, writer.size);
     return { id, size: writer.size };
   }
 

@@ -42,6 +42,11 @@ export interface BlobDriver {
   move(from: string, to: string): Promise<void>;
   /** A URL a client may fetch the object from directly, when the driver supports it. */
   redirectUrl?(key: string): Promise<string | undefined>;
+  /**
+   * Removes staged, never-committed writes older than `olderThanMs` (left by a crash); returns how
+   * many. Drivers that stage nothing omit it.
+   */
+  sweepStaging?(olderThanMs: number): Promise<number>;
 }
 
 export class BlobNotFoundError extends Error {

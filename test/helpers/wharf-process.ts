@@ -73,6 +73,8 @@ export async function startWharf(opts: StartOptions = {}): Promise<WharfProcess>
     ]);
   } catch (err) {
     child.kill('SIGKILL');
+    await exited;
+    if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
     throw err;
   }
   return {

@@ -92,6 +92,28 @@ export class FsBlobDriver implements BlobDriver {
     yield* walk(base, trimmed);
   }
 
+  async sweepStaging(olderThanMs: number): Promise<number> {
+    const dir = join(this.root, TMP_DIR);
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if (isNotFound(err)) return 0;
+      throw err;
+    }
+    for (const name of names) {
+      const p = join(dir, name);
+      const s = await stat(p).catch(() => undefined);
+      if (s && s.mtimeMs < cutoff) {
+        await rm(p, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   async move(from: string, to: string): Promise<void> {
     const src = this.path(from);
     const dst = this.path(to);
