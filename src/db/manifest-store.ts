@@ -94,6 +94,11 @@ export class ManifestStore {
 
   private async putOnce(w: ManifestWrite): Promise<ManifestWriteResult> {
     return this.db.transaction().execute(async (tx) => {
+      // Tag moves in one repository are serialised by a lock on its row (SQLite write transactions
+      // are exclusive already).
+      if (w.tag !== undefined && this.dialect.supportsRowLocks) {
+        await tx.selectFrom('repositories').select('id').where('id', '=', w.repositoryId).forUpdate().execute();
+      }
       const blobDigests = [...new Set(w.blobDigests)];
       const childDigests = [...new Set(w.childDigests)];
       const blobs = blobDigests.length
@@ -153,14 +158,13 @@ export class ManifestStore {
 
   /** Points a live tag at a manifest; the previous target stays in the tag's history. */
   private async moveTag(tx: Transaction<Database>, repositoryId: number, tag: string, manifestId: number): Promise<void> {
-    let q = tx
+    const live = await tx
       .selectFrom('tags')
       .select(['id', 'manifest_id'])
       .where('repository_id', '=', repositoryId)
       .where('name', '=', tag)
-      .where('lifetime_end', 'is', null);
-    if (this.dialect.supportsRowLocks) q = q.forUpdate();
-    const live = await q.executeTakeFirst();
+      .where('lifetime_end', 'is', null)
+      .executeTakeFirst();
     if (live?.manifest_id === manifestId) return;
     const now = Date.now();
     if (live) await tx.updateTable('tags').set({ lifetime_end: now }).where('id', '=', live.id).execute();

@@ -67,7 +67,7 @@ for (const dialect of DIALECTS) {
 
     it('keeps exactly one live row per tag when pushes race', async () => {
       const repo = await repos.ensure('race', 'app');
-      const digests = await Promise.all(Array.from({ length: 6 }, (_, i) => manifest(repo.id, `r${i}`)));
+      const digests = await Promise.all(Array.from({ length: 12 }, (_, i) => manifest(repo.id, `r${i}`)));
       const results = await Promise.allSettled(
         digests.map((digest) =>
           manifests.put({ repositoryId: repo.id, digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', content: Buffer.from('unused'), blobDigests: [], childDigests: [], tag: 'hot' }),
