@@ -2,10 +2,12 @@
 import { Migrator, type Kysely, type Migration } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import { registryCore } from './migrations/0001-registry-core.js';
+import { accounts } from './migrations/0002-accounts.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
     '0001-registry-core': registryCore(d),
+    '0002-accounts': accounts(d),
   };
 }
 

@@ -13,6 +13,10 @@ import type { Generated, Insertable, Selectable } from 'kysely';
 export interface NamespacesTable {
   id: Generated<number>;
   name: string;
+  /** 'user' | 'org' */
+  kind: Generated<string>;
+  email: string | null;
+  enabled: Generated<number>;
   created_at: number;
 }
 
@@ -20,6 +24,12 @@ export interface RepositoriesTable {
   id: Generated<number>;
   namespace_id: number;
   name: string;
+  /** 'private' | 'public' */
+  visibility: Generated<string>;
+  /** 'NORMAL' | 'READ_ONLY' | 'MIRROR' */
+  state: Generated<string>;
+  description: string | null;
+  mirror_robot_id: number | null;
   created_at: number;
 }
 
@@ -80,6 +90,92 @@ export interface UploadsTable {
   updated_at: number;
 }
 
+export interface UsersTable {
+  id: Generated<number>;
+  namespace_id: number;
+  /** scrypt hash (`scrypt$N$r$p$salt$hash`), null for accounts that cannot log in with a password. */
+  password_hash: string | null;
+  superuser: Generated<number>;
+  created_at: number;
+}
+
+export interface TeamsTable {
+  id: Generated<number>;
+  namespace_id: number;
+  name: string;
+  /** 'member' | 'creator' | 'admin' */
+  role: string;
+  description: string | null;
+  created_at: number;
+}
+
+export interface TeamMembersTable {
+  team_id: number;
+  user_id: number;
+}
+
+export interface RobotsTable {
+  id: Generated<number>;
+  namespace_id: number;
+  /** The short name; the full robot name is `<namespace>+<name>`. */
+  name: string;
+  description: string | null;
+  /** sha256 of the robot token; the token itself is shown only when created or regenerated. */
+  token_hash: string;
+  created_at: number;
+}
+
+export interface PermissionsTable {
+  repository_id: number;
+  /** 'user' | 'team' | 'robot' */
+  subject_kind: string;
+  subject_id: number;
+  /** 'read' | 'write' | 'admin' */
+  role: string;
+}
+
+export interface DefaultPermissionsTable {
+  namespace_id: number;
+  subject_kind: string;
+  subject_id: number;
+  role: string;
+}
+
+export interface ApiTokensTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  token_hash: string;
+  /** Space-separated scopes. */
+  scopes: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  kind: string;
+  namespace: string | null;
+  repository: string | null;
+  /** 'user' | 'robot' | 'anonymous' | 'system' */
+  actor_kind: string;
+  actor_name: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  /** JSON object */
+  metadata: string | null;
+  created_at: number;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  algorithm: string;
+  private_jwk: string;
+  created_at: number;
+}
+
 export interface Database {
   namespaces: NamespacesTable;
   repositories: RepositoriesTable;
@@ -90,6 +186,15 @@ export interface Database {
   manifest_children: ManifestChildrenTable;
   tags: TagsTable;
   uploads: UploadsTable;
+  users: UsersTable;
+  teams: TeamsTable;
+  team_members: TeamMembersTable;
+  robots: RobotsTable;
+  repository_permissions: PermissionsTable;
+  default_permissions: DefaultPermissionsTable;
+  api_tokens: ApiTokensTable;
+  audit_log: AuditLogTable;
+  signing_keys: SigningKeysTable;
 }
 
 export type ManifestRow = Selectable<ManifestsTable>;
