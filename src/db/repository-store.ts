@@ -9,6 +9,21 @@ export interface RepositoryRef {
   name: string;
 }
 
+/** What access decisions need to know about a repository. */
+export interface RepositoryDetails extends RepositoryRef {
+  namespaceId: number;
+  /** 'user' | 'org' */
+  namespaceKind: string;
+  /** 'private' | 'public' */
+  visibility: string;
+  /** 'NORMAL' | 'READ_ONLY' | 'MIRROR' */
+  state: string;
+  /** The robot whose writes a MIRROR repository accepts. */
+  mirrorRobotId: number | null;
+  description: string | null;
+  createdAt: number;
+}
+
 export class RepositoryStore {
   constructor(
     private readonly db: Kysely<Database>,
@@ -46,6 +61,98 @@ export class RepositoryStore {
     const repo = await this.find(namespace, name);
     if (!repo) throw new Error(`repository ${namespace}/${name} vanished while being created`);
     return repo;
+  }
+
+  /** The repository with its namespace, visibility, state and mirror robot, or undefined. */
+  async findDetails(namespace: string, name: string): Promise<RepositoryDetails | undefined> {
+    const row = await this.db
+      .selectFrom('repositories as r')
+      .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
+      .select(['r.id', 'r.namespace_id', 'n.kind', 'r.visibility', 'r.state', 'r.mirror_robot_id', 'r.description', 'r.created_at'])
+      .where('n.name', '=', namespace)
+      .where('r.name', '=', name)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return {
+      id: row.id,
+      namespace,
+      name,
+      namespaceId: row.namespace_id,
+      namespaceKind: row.kind,
+      visibility: row.visibility,
+      state: row.state,
+      mirrorRobotId: row.mirror_robot_id,
+      description: row.description,
+      createdAt: row.created_at,
+    };
+  }
+
+  /**
+   * Creates a repository in an existing namespace and, in the same transaction, copies the namespace's
+   * default permissions onto it and grants `creator` admin (over any default for the same subject).
+   * When the repository exists already (also when a concurrent caller created it first) nothing changes
+   * and `created` is false. Undefined when the namespace does not exist.
+   */
+  async create(
+    namespace: string,
+    name: string,
+    opts: { visibility: string; description?: string | null; creator?: { kind: 'user' | 'robot'; id: number } },
+  ): Promise<{ repository: RepositoryDetails; created: boolean } | undefined> {
+    const ns = await this.db.selectFrom('namespaces').select('id').where('name', '=', namespace).executeTakeFirst();
+    if (!ns) return undefined;
+    try {
+      await this.db.transaction().execute(async (tx) => {
+        const repo = await tx
+          .insertInto('repositories')
+          .values({ namespace_id: ns.id, name, visibility: opts.visibility, description: opts.description ?? null, created_at: Date.now() })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        await tx
+          .insertInto('repository_permissions')
+          .columns(['repository_id', 'subject_kind', 'subject_id', 'role'])
+          .expression((eb) =>
+            eb
+              .selectFrom('default_permissions')
+              .select([eb.val(repo.id).as('repository_id'), 'subject_kind', 'subject_id', 'role'])
+              .where('namespace_id', '=', ns.id),
+          )
+          .execute();
+        if (opts.creator) {
+          const c = opts.creator;
+          await tx
+            .insertInto('repository_permissions')
+            .values({ repository_id: repo.id, subject_kind: c.kind, subject_id: c.id, role: 'admin' })
+            .onConflict((oc) => oc.columns(['repository_id', 'subject_kind', 'subject_id']).doUpdateSet({ role: 'admin' }))
+            .execute();
+        }
+      });
+    } catch (err) {
+      if (!this.dialect.isUniqueViolation(err)) throw err;
+      const existing = await this.findDetails(namespace, name);
+      if (!existing) throw err;
+      return { repository: existing, created: false };
+    }
+    const repository = await this.findDetails(namespace, name);
+    if (!repository) throw new Error(`repository ${namespace}/${name} vanished while being created`);
+    return { repository, created: true };
+  }
+
+  /** Sets 'private' or 'public'; false if the repository does not exist. */
+  async setVisibility(id: number, visibility: string): Promise<boolean> {
+    const res = await this.db.updateTable('repositories').set({ visibility }).where('id', '=', id).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Sets 'NORMAL', 'READ_ONLY' or 'MIRROR'; false if the repository does not exist. */
+  async setState(id: number, state: string): Promise<boolean> {
+    const res = await this.db.updateTable('repositories').set({ state }).where('id', '=', id).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Sets (or clears, with null) the robot whose writes a MIRROR repository accepts. */
+  async setMirrorRobot(id: number, robotId: number | null): Promise<boolean> {
+    const res = await this.db.updateTable('repositories').set({ mirror_robot_id: robotId }).where('id', '=', id).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
   }
 
   /** Full repository names in byte order, after `last`, at most `limit`. */

@@ -1,12 +1,25 @@
 /**
  * The one question every `/v2` handler asks before it acts: may this caller do these actions on this
- * repository? Accounts and tokens plug in behind this interface; until then `OpenAccess` allows all.
+ * repository? `OpenAccess` allows all; `PermissionAccess` (accounts/) answers from users, teams, robots
+ * and repository permissions.
  */
 import type { RepositoryName } from '../oci/reference.js';
 
 export type RepositoryAction = 'pull' | 'push' | 'delete';
 
-export type Principal = { kind: 'anonymous' } | { kind: 'user'; name: string };
+/**
+ * Who is calling, as established by authentication at the edge. Ids are database ids; every decision
+ * re-reads the account (enabled, superuser, still existing), so a principal held in a token cannot
+ * outlive a disabled or deleted account.
+ *
+ * `tokenScopes` is set when a user authenticated with an API token: the token's scopes then cap what the
+ * user may do (`repo:read` → at most read, and so on; see `accounts/api-scopes.ts`).
+ */
+export type Principal =
+  | { kind: 'anonymous' }
+  | { kind: 'user'; id: number; name: string; superuser: boolean; tokenScopes?: readonly string[] }
+  /** `name` is the full robot name, `<namespace>+<short>`. */
+  | { kind: 'robot'; id: number; name: string; namespaceId: number };
 
 export const ANONYMOUS: Principal = Object.freeze({ kind: 'anonymous' });
 

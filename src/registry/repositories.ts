@@ -1,9 +1,13 @@
 /** Looks up and creates repositories by their parsed names. */
 import { RegistryError } from '../oci/errors.js';
 import { splitRepositoryName, type RepositoryName } from '../oci/reference.js';
-import type { RepositoryRef, RepositoryStore } from '../db/repository-store.js';
+import type { RepositoryDetails, RepositoryRef, RepositoryStore } from '../db/repository-store.js';
 
-export type { RepositoryRef };
+export type { RepositoryDetails, RepositoryRef };
+
+export type Visibility = 'private' | 'public';
+export type RepositoryState = 'NORMAL' | 'READ_ONLY' | 'MIRROR';
+export const REPOSITORY_STATES: readonly RepositoryState[] = ['NORMAL', 'READ_ONLY', 'MIRROR'];
 
 export class RepositoryService {
   constructor(private readonly store: RepositoryStore) {}
@@ -24,6 +28,41 @@ export class RepositoryService {
   ensure(name: RepositoryName): Promise<RepositoryRef> {
     const { namespace, repository } = splitRepositoryName(name);
     return this.store.ensure(namespace, repository);
+  }
+
+  /** The repository with namespace, visibility, state and mirror robot, or undefined. */
+  details(name: RepositoryName): Promise<RepositoryDetails | undefined> {
+    const { namespace, repository } = splitRepositoryName(name);
+    return this.store.findDetails(namespace, repository);
+  }
+
+  /**
+   * Creates the repository in its existing namespace, applying the namespace's default permissions and
+   * making `creator` an admin of it, all in one transaction; returns the existing one (`created: false`)
+   * if it is there already, and NAME_UNKNOWN if the namespace does not exist. Unlike `ensure`, never
+   * creates a namespace.
+   */
+  async create(
+    name: RepositoryName,
+    opts: { visibility: Visibility; description?: string | null; creator?: { kind: 'user' | 'robot'; id: number } },
+  ): Promise<{ repository: RepositoryDetails; created: boolean }> {
+    const { namespace, repository } = splitRepositoryName(name);
+    const res = await this.store.create(namespace, repository, opts);
+    if (!res) throw new RegistryError('NAME_UNKNOWN', `namespace ${namespace} does not exist`);
+    return res;
+  }
+
+  setVisibility(repo: RepositoryRef, visibility: Visibility): Promise<boolean> {
+    return this.store.setVisibility(repo.id, visibility);
+  }
+
+  setState(repo: RepositoryRef, state: RepositoryState): Promise<boolean> {
+    return this.store.setState(repo.id, state);
+  }
+
+  /** The robot (by id) whose writes the repository accepts while it is in state MIRROR; null clears it. */
+  setMirrorRobot(repo: RepositoryRef, robotId: number | null): Promise<boolean> {
+    return this.store.setMirrorRobot(repo.id, robotId);
   }
 
   listNames(opts: { last?: string; limit: number }): Promise<string[]> {

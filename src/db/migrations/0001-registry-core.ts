@@ -66,7 +66,7 @@ export function registryCore(d: DialectAdapter): Migration {
       await db.schema
         .createTable('manifest_children')
         .addColumn('manifest_id', d.bigintType, (c) => c.notNull().references('manifests.id').onDelete('cascade'))
-        .addColumn('child_id', d.bigintType, (c) => c.notNull().references('manifests.id'))
+        .addColumn('child_id', d.bigintType, (c) => c.notNull().references('manifests.id').onDelete('cascade'))
         .addPrimaryKeyConstraint('manifest_children_pk', ['manifest_id', 'child_id'])
         .execute();
       await db.schema.createIndex('manifest_children_child').on('manifest_children').column('child_id').execute();

@@ -1,0 +1,139 @@
+/**
+ * Repository permissions: a role ('read' | 'write' | 'admin') for a user, a team or a robot on one
+ * repository, at most one per subject. Rows go away with their repository (foreign key) and with their
+ * subject (see grant-purge.ts).
+ */
+import { sql, type Kysely } from 'kysely';
+import type { DialectAdapter } from './dialect.js';
+import { subjectNames } from './subject-names.js';
+import type { Database } from './tables.js';
+
+export type SubjectKind = 'user' | 'team' | 'robot';
+
+export interface Subject {
+  kind: SubjectKind;
+  id: number;
+}
+
+export interface PermissionEntry extends Subject {
+  /** The user's name, the team's name, or the robot's full name. */
+  name: string;
+  role: string;
+}
+
+/** Whose readable repositories to list. */
+export type Reader =
+  | { kind: 'anonymous' }
+  | { kind: 'everything' }
+  | { kind: 'user'; userId: number; namespaceId: number }
+  | { kind: 'robot'; robotId: number };
+
+export class PermissionStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: DialectAdapter,
+  ) {}
+
+  /** Grants `role` to the subject on the repository, replacing any role it had there. */
+  async set(repositoryId: number, subject: Subject, role: string): Promise<void> {
+    await this.db
+      .insertInto('repository_permissions')
+      .values({ repository_id: repositoryId, subject_kind: subject.kind, subject_id: subject.id, role })
+      .onConflict((oc) => oc.columns(['repository_id', 'subject_kind', 'subject_id']).doUpdateSet({ role }))
+      .execute();
+  }
+
+  /** The subject's own role on the repository (not counting teams), or undefined. */
+  async get(repositoryId: number, subject: Subject): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('repository_permissions')
+      .select('role')
+      .where('repository_id', '=', repositoryId)
+      .where('subject_kind', '=', subject.kind)
+      .where('subject_id', '=', subject.id)
+      .executeTakeFirst();
+    return row?.role;
+  }
+
+  /** Removes the subject's permission; false if it had none. */
+  async delete(repositoryId: number, subject: Subject): Promise<boolean> {
+    const res = await this.db
+      .deleteFrom('repository_permissions')
+      .where('repository_id', '=', repositoryId)
+      .where('subject_kind', '=', subject.kind)
+      .where('subject_id', '=', subject.id)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  /** Every permission on the repository with its subject's name, users then teams then robots, by name. */
+  async listForRepository(repositoryId: number): Promise<PermissionEntry[]> {
+    const rows = await this.db.selectFrom('repository_permissions').select(['subject_kind', 'subject_id', 'role']).where('repository_id', '=', repositoryId).execute();
+    const subjects = rows.map((r) => ({ kind: r.subject_kind as SubjectKind, id: r.subject_id, role: r.role }));
+    const names = await subjectNames(this.db, subjects);
+    const order: SubjectKind[] = ['user', 'team', 'robot'];
+    return subjects
+      .filter((s) => names.has(`${s.kind}:${s.id}`))
+      .map((s) => ({ ...s, name: names.get(`${s.kind}:${s.id}`)! }))
+      .sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The roles the user holds on the repository directly and through every team they belong to. */
+  async userRoles(repositoryId: number, userId: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('repository_permissions as p')
+      .select('p.role')
+      .where('p.repository_id', '=', repositoryId)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('p.subject_kind', '=', 'user'), eb('p.subject_id', '=', userId)]),
+          eb.and([eb('p.subject_kind', '=', 'team'), eb('p.subject_id', 'in', eb.selectFrom('team_members').select('team_id').where('user_id', '=', userId))]),
+        ]),
+      )
+      .execute();
+    return rows.map((r) => r.role);
+  }
+
+  /**
+   * Full names (`namespace/name`) of the repositories the reader can read, in byte order, after `last`,
+   * at most `limit`: public repositories, plus for a user those of their own namespace, of organizations
+   * where they are in an admin team, and those granted to them or their teams; for a robot, those granted
+   * to it. The caller decides who is `everything` (superusers) and checks that the account is enabled.
+   */
+  async readableNames(reader: Reader, opts: { last?: string; limit: number }): Promise<string[]> {
+    const full = this.dialect.name === 'postgres' ? sql<string>`(n.name || '/' || r.name) collate "C"` : sql<string>`(n.name || '/' || r.name)`;
+    let q = this.db
+      .selectFrom('repositories as r')
+      .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
+      .select(full.as('full_name'))
+      .orderBy(full)
+      .limit(opts.limit);
+    if (opts.last !== undefined) q = q.where(full, '>', opts.last);
+    if (reader.kind !== 'everything') {
+      q = q.where((eb) => {
+        const grants = () => eb.selectFrom('repository_permissions as p').select('p.role').whereRef('p.repository_id', '=', 'r.id');
+        const alternatives = [eb('r.visibility', '=', 'public')];
+        if (reader.kind === 'user') {
+          const teams = eb.selectFrom('team_members').select('team_id').where('user_id', '=', reader.userId);
+          const adminTeams = eb
+            .selectFrom('teams as t')
+            .innerJoin('team_members as m', 'm.team_id', 't.id')
+            .select('t.id')
+            .whereRef('t.namespace_id', '=', 'r.namespace_id')
+            .where('t.role', '=', 'admin')
+            .where('m.user_id', '=', reader.userId);
+          alternatives.push(
+            eb('r.namespace_id', '=', reader.namespaceId),
+            eb.exists(grants().where('p.subject_kind', '=', 'user').where('p.subject_id', '=', reader.userId)),
+            eb.exists(grants().where('p.subject_kind', '=', 'team').where('p.subject_id', 'in', teams)),
+            eb.exists(adminTeams),
+          );
+        } else if (reader.kind === 'robot') {
+          alternatives.push(eb.exists(grants().where('p.subject_kind', '=', 'robot').where('p.subject_id', '=', reader.robotId)));
+        }
+        return eb.or(alternatives);
+      });
+    }
+    return (await q.execute()).map((r) => r.full_name);
+  }
+}

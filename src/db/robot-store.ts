@@ -1,0 +1,107 @@
+/**
+ * Robot accounts `<namespace>+<short>`: a namespace's non-human credentials. Only the SHA-256 of the
+ * token is stored.
+ */
+import type { Kysely } from 'kysely';
+import type { DialectAdapter } from './dialect.js';
+import { purgeGrants } from './grant-purge.js';
+import type { Database } from './tables.js';
+
+export interface RobotRecord {
+  id: number;
+  namespaceId: number;
+  namespace: string;
+  shortName: string;
+  /** `<namespace>+<short>` */
+  name: string;
+  description: string | null;
+  tokenHash: string;
+  /** Whether the owning user or organization is enabled. */
+  namespaceEnabled: boolean;
+  createdAt: number;
+}
+
+export class RobotStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: DialectAdapter,
+  ) {}
+
+  private select() {
+    return this.db
+      .selectFrom('robots as r')
+      .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
+      .select(['r.id', 'r.namespace_id', 'n.name as namespace', 'r.name', 'r.description', 'r.token_hash', 'n.enabled', 'r.created_at']);
+  }
+
+  /** Creates a robot; undefined when the namespace already has one of that name. */
+  async create(namespaceId: number, robot: { shortName: string; description: string | null; tokenHash: string }): Promise<RobotRecord | undefined> {
+    let id: number;
+    try {
+      const row = await this.db
+        .insertInto('robots')
+        .values({ namespace_id: namespaceId, name: robot.shortName, description: robot.description, token_hash: robot.tokenHash, created_at: Date.now() })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      id = row.id;
+    } catch (err) {
+      if (this.dialect.isUniqueViolation(err)) return undefined;
+      throw err;
+    }
+    return this.findById(id);
+  }
+
+  async find(namespace: string, shortName: string): Promise<RobotRecord | undefined> {
+    const row = await this.select().where('n.name', '=', namespace).where('r.name', '=', shortName).executeTakeFirst();
+    return row && toRecord(row);
+  }
+
+  async findById(id: number): Promise<RobotRecord | undefined> {
+    const row = await this.select().where('r.id', '=', id).executeTakeFirst();
+    return row && toRecord(row);
+  }
+
+  /** The namespace's robots by short name. */
+  async list(namespaceId: number): Promise<RobotRecord[]> {
+    const rows = await this.select().where('r.namespace_id', '=', namespaceId).orderBy('r.name').execute();
+    return rows.map(toRecord);
+  }
+
+  /** Replaces the token hash: the old token stops working with this write. */
+  async setTokenHash(id: number, tokenHash: string): Promise<boolean> {
+    const res = await this.db.updateTable('robots').set({ token_hash: tokenHash }).where('id', '=', id).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Deletes the robot and, in the same transaction, every permission granted to it. */
+  async delete(id: number): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      await purgeGrants(tx, 'robot', [id]);
+      const res = await tx.deleteFrom('robots').where('id', '=', id).executeTakeFirst();
+      return Number(res.numDeletedRows) > 0;
+    });
+  }
+}
+
+function toRecord(row: {
+  id: number;
+  namespace_id: number;
+  namespace: string;
+  name: string;
+  description: string | null;
+  token_hash: string;
+  enabled: number;
+  created_at: number;
+}): RobotRecord {
+  return {
+    id: row.id,
+    namespaceId: row.namespace_id,
+    namespace: row.namespace,
+    shortName: row.name,
+    name: `${row.namespace}+${row.name}`,
+    description: row.description,
+    tokenHash: row.token_hash,
+    namespaceEnabled: row.enabled === 1,
+    createdAt: row.created_at,
+  };
+}

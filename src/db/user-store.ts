@@ -1,0 +1,113 @@
+/** Users: a namespace of kind 'user' plus a users row (password hash, superuser flag), created together. */
+import type { Kysely } from 'kysely';
+import type { DialectAdapter } from './dialect.js';
+import type { Database } from './tables.js';
+
+export interface UserRecord {
+  id: number;
+  namespaceId: number;
+  name: string;
+  email: string | null;
+  enabled: boolean;
+  superuser: boolean;
+  /** `scrypt$…`, or null for an account that cannot log in with a password. */
+  passwordHash: string | null;
+  createdAt: number;
+}
+
+export interface NewUser {
+  name: string;
+  email: string | null;
+  passwordHash: string | null;
+  superuser: boolean;
+}
+
+export class UserStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: DialectAdapter,
+  ) {}
+
+  private select() {
+    return this.db
+      .selectFrom('users as u')
+      .innerJoin('namespaces as n', 'n.id', 'u.namespace_id')
+      .select(['u.id', 'u.namespace_id', 'n.name', 'n.email', 'n.enabled', 'u.superuser', 'u.password_hash', 'u.created_at']);
+  }
+
+  /** Creates the user and its namespace in one transaction; undefined when the name is taken (by a user or an organization). */
+  async create(user: NewUser): Promise<UserRecord | undefined> {
+    const now = Date.now();
+    try {
+      await this.db.transaction().execute(async (tx) => {
+        const ns = await tx
+          .insertInto('namespaces')
+          .values({ name: user.name, kind: 'user', email: user.email, enabled: 1, created_at: now })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        await tx
+          .insertInto('users')
+          .values({ namespace_id: ns.id, password_hash: user.passwordHash, superuser: user.superuser ? 1 : 0, created_at: now })
+          .execute();
+      });
+    } catch (err) {
+      if (this.dialect.isUniqueViolation(err)) return undefined;
+      throw err;
+    }
+    return this.findByName(user.name);
+  }
+
+  async findByName(name: string): Promise<UserRecord | undefined> {
+    const row = await this.select().where('n.name', '=', name).executeTakeFirst();
+    return row && toRecord(row);
+  }
+
+  async findById(id: number): Promise<UserRecord | undefined> {
+    const row = await this.select().where('u.id', '=', id).executeTakeFirst();
+    return row && toRecord(row);
+  }
+
+  /** Users by name in byte order, after `last`, at most `limit`. */
+  async list(opts: { last?: string; limit: number }): Promise<UserRecord[]> {
+    let q = this.select().orderBy('n.name').limit(opts.limit);
+    if (opts.last !== undefined) q = q.where('n.name', '>', opts.last);
+    return (await q.execute()).map(toRecord);
+  }
+
+  async count(): Promise<number> {
+    const row = await this.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async setPasswordHash(id: number, passwordHash: string | null): Promise<boolean> {
+    const res = await this.db.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', id).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  async setSuperuser(id: number, superuser: boolean): Promise<boolean> {
+    const res = await this.db.updateTable('users').set({ superuser: superuser ? 1 : 0 }).where('id', '=', id).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+}
+
+function toRecord(row: {
+  id: number;
+  namespace_id: number;
+  name: string;
+  email: string | null;
+  enabled: number;
+  superuser: number;
+  password_hash: string | null;
+  created_at: number;
+}): UserRecord {
+  return {
+    id: row.id,
+    namespaceId: row.namespace_id,
+    name: row.name,
+    email: row.email,
+    enabled: row.enabled === 1,
+    superuser: row.superuser === 1,
+    passwordHash: row.password_hash,
+    createdAt: row.created_at,
+  };
+}

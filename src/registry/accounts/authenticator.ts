@@ -1,0 +1,68 @@
+/**
+ * Turns credentials into a principal, for HTTP Basic on `/v2`, the token endpoint and `/api/v1`:
+ *
+ *   `<ns>+<robot>` : robot token       → the robot
+ *   `$token`       : API token         → the token's user, capped by its scopes (as Quay's app tokens)
+ *   `<user>`       : API token of user → that user, capped by the token's scopes
+ *   `<user>`       : password          → that user
+ *
+ * Every failure is the same `undefined`, whatever the reason (unknown name, wrong secret, disabled,
+ * expired, revoked), and an unknown user costs one scrypt like a known one. Throttling failed logins is
+ * the caller's job.
+ */
+import type { UserStore } from '../../db/user-store.js';
+import type { RobotStore } from '../../db/robot-store.js';
+import type { Principal } from '../access.js';
+import type { AccountService } from './account-service.js';
+import type { ApiTokenService } from './api-token-service.js';
+import { isLookupName, parseRobotName } from './names.js';
+import type { RobotService } from './robot-service.js';
+
+export type AuthMethod = 'password' | 'robot_token' | 'api_token';
+
+export interface Authenticated {
+  principal: Exclude<Principal, { kind: 'anonymous' }>;
+  method: AuthMethod;
+  /** The API token's id, when `method` is 'api_token'. */
+  tokenId?: number;
+}
+
+export const API_TOKEN_USERNAME = '$token';
+
+export class Authenticator {
+  constructor(
+    private readonly services: { accounts: AccountService; robots: RobotService; apiTokens: ApiTokenService },
+    private readonly stores: { users: UserStore; robots: RobotStore },
+  ) {}
+
+  /** The principal these credentials prove, or undefined. */
+  async authenticate(username: string, secret: string): Promise<Authenticated | undefined> {
+    if (typeof username !== 'string' || typeof secret !== 'string') return undefined;
+    if (username.includes('+')) {
+      const robot = await this.services.robots.verify(username, secret);
+      return robot && { principal: robot, method: 'robot_token' };
+    }
+    const viaToken = await this.services.apiTokens.verify(secret);
+    if (viaToken && (username === API_TOKEN_USERNAME || username === viaToken.principal.name)) {
+      return { principal: viaToken.principal, method: 'api_token', tokenId: viaToken.token.id };
+    }
+    if (username === API_TOKEN_USERNAME) return undefined;
+    const user = await this.services.accounts.verifyPassword(username, secret);
+    return user && { principal: user, method: 'password' };
+  }
+
+  /**
+   * The principal for an account name already proven by other means (e.g. the subject of a registry
+   * bearer token Wharf signed): the user or robot if it exists and is enabled, else undefined.
+   */
+  async principalFor(name: string): Promise<Exclude<Principal, { kind: 'anonymous' }> | undefined> {
+    if (typeof name !== 'string') return undefined;
+    const robotName = parseRobotName(name);
+    if (robotName) {
+      const robot = await this.stores.robots.find(robotName.namespace, robotName.short);
+      return robot?.namespaceEnabled ? { kind: 'robot', id: robot.id, name: robot.name, namespaceId: robot.namespaceId } : undefined;
+    }
+    const user = isLookupName(name) ? await this.stores.users.findByName(name) : undefined;
+    return user?.enabled ? { kind: 'user', id: user.id, name: user.name, superuser: user.superuser } : undefined;
+  }
+}
