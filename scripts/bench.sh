@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Benchmark: Wharf vs CNCF Distribution (Debian's docker-registry) on this machine, both on loopback.
+#   installs the Debian packages it drives (when root and missing) and the npm packages (only when
+#   node_modules/ is missing or broken),
+#   compiles Wharf into a throw-away directory (dist/ is left alone), then runs bench/registry-bench.ts,
+#   which prints a table with ratios and PASS/MISS against the targets. See docs/benchmarks.md.
+# Exit status: 0 when the run completed (a MISS is reported, not failed), non-zero when something broke.
+# Knobs (environment): BENCH_BLOB_MIB (256), BENCH_REPEATS (5), BENCH_CONCURRENCY (8),
+#   BENCH_WRK_SECONDS (10), BENCH_WRK_CONNECTIONS (16), BENCH_WRK_THREADS (2), BENCH_ONLY (blob|manifest), BENCH_JSON (results file),
+#   BENCH_QUIET_WAIT_MS (3000), WHARF_BENCH_LOG_LEVEL (warn), WHARF_BENCH_FROM_SRC=1 (run Wharf through tsx instead of compiling).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(docker-registry wrk curl)
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+fi
+# docker-registry's package starts a system service on :5000; the benchmark starts its own instance.
+if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then systemctl stop docker-registry || true; fi
+
+# npm ci only when the dependencies are missing or do not load: `npm ci` first deletes node_modules/,
+# which would pull the floor from under anything else running from this checkout.
+if ! node -e "require('better-sqlite3'); require.resolve('fastify'); require.resolve('tsx'); require.resolve('typescript')" >/dev/null 2>&1; then
+  echo "== npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  sha256sum package-lock.json | cut -d' ' -f1 > node_modules/.lock-hash
+fi
+
+# The compiled output must sit inside the repository so that its imports resolve from node_modules/;
+# .tmp/ is git-ignored.
+build_dir=""
+cleanup() { if [ -n "$build_dir" ]; then rm -rf "$build_dir"; fi; }
+trap cleanup EXIT
+if [ "${WHARF_BENCH_FROM_SRC:-0}" != 1 ]; then
+  mkdir -p .tmp
+  build_dir=$(mktemp -d "$PWD/.tmp/bench-dist.XXXXXX")
+  echo "== compiling Wharf into ${build_dir#"$PWD"/}"
+  npx tsc -p tsconfig.build.json --outDir "$build_dir"
+  export WHARF_BENCH_CLI="$build_dir/main/cli.js"
+else
+  unset WHARF_BENCH_CLI
+fi
+
+echo "== benchmark (about 2-3 minutes)"
+node --import tsx bench/registry-bench.ts
