@@ -2,6 +2,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Digest } from '../oci/digest.js';
 import type { DialectAdapter } from './dialect.js';
+import { PreparedQuery } from './prepared-query.js';
 import type { Database } from './tables.js';
 
 export interface StoredManifest {
@@ -40,30 +41,51 @@ export interface ReferrerRow {
 type Db = Kysely<Database> | Transaction<Database>;
 
 export class ManifestStore {
+  private readonly byTag: PreparedQuery<StoredManifest, { namespace: string; name: string; tag: string }>;
+  private readonly byDigest: PreparedQuery<StoredManifest, { namespace: string; name: string; digest: string }>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
-  ) {}
+  ) {
+    this.byTag = new PreparedQuery<StoredManifest, { namespace: string; name: string; tag: string }>(
+      (p) =>
+        this.db
+          .selectFrom('namespaces as n')
+          .innerJoin('repositories as r', 'r.namespace_id', 'n.id')
+          // Constraining the tag's repository lets the live-tag index answer; joining by manifest
+          // alone would scan every manifest of the repository.
+          .innerJoin('tags as t', 't.repository_id', 'r.id')
+          .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+          .select(['m.id', 'm.digest', 'm.media_type as mediaType', 'm.size', 'm.content'])
+          .where('n.name', '=', p.namespace)
+          .where('r.name', '=', p.name)
+          .where('t.name', '=', p.tag)
+          .where('t.lifetime_end', 'is', null)
+          .where('t.hidden', '=', 0) as never,
+      ['namespace', 'name', 'tag'],
+    );
+    this.byDigest = new PreparedQuery<StoredManifest, { namespace: string; name: string; digest: string }>(
+      (p) =>
+        this.db
+          .selectFrom('namespaces as n')
+          .innerJoin('repositories as r', 'r.namespace_id', 'n.id')
+          .innerJoin('manifests as m', 'm.repository_id', 'r.id')
+          .select(['m.id', 'm.digest', 'm.media_type as mediaType', 'm.size', 'm.content'])
+          .where('n.name', '=', p.namespace)
+          .where('r.name', '=', p.name)
+          .where('m.digest', '=', p.digest) as never,
+      ['namespace', 'name', 'digest'],
+    );
+  }
 
   /** The manifest a live tag or a digest names in `namespace/name`, with its bytes, in one query. */
   async findByName(namespace: string, name: string, ref: { tag: string } | { digest: Digest }): Promise<StoredManifest | undefined> {
-    let q = this.db
-      .selectFrom('manifests as m')
-      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-      .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
-      .select(['m.id', 'm.digest', 'm.media_type as mediaType', 'm.size', 'm.content'])
-      .where('n.name', '=', namespace)
-      .where('r.name', '=', name);
-    if ('tag' in ref) {
-      q = q
-        .innerJoin('tags as t', 't.manifest_id', 'm.id')
-        .where('t.name', '=', ref.tag)
-        .where('t.lifetime_end', 'is', null)
-        .where('t.hidden', '=', 0);
-    } else {
-      q = q.where('m.digest', '=', ref.digest);
-    }
-    return (await q.executeTakeFirst()) as StoredManifest | undefined;
+    const rows =
+      'tag' in ref
+        ? await this.byTag.execute(this.db, { namespace, name, tag: ref.tag })
+        : await this.byDigest.execute(this.db, { namespace, name, digest: ref.digest });
+    return rows[0];
   }
 
   async findByDigest(repositoryId: number, digest: Digest, db: Db = this.db): Promise<StoredManifest | undefined> {
