@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
 import pg from 'pg';
 import { postgresAdapter, sqliteAdapter, type DialectAdapter } from './dialect.js';
 import { migrateToLatest } from './migrate.js';
@@ -54,11 +54,36 @@ export async function openDatabase(opts: OpenOptions): Promise<DatabaseHandle> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
     handle = { db, dialect: sqliteAdapter, description: `sqlite:${file}`, close: () => db.destroy() };
   } else {
     throw new Error(`db.url must start with postgres:// or sqlite: (got "${url.replace(/\/\/[^@]*@/, '//***@')}")`);
   }
   if (opts.migrate !== false) await migrateToLatest(handle.db, handle.dialect);
   return handle;
+}
+
+/**
+ * Kysely prepares every SQLite query anew; preparing is a large share of a small query's cost. Queries
+ * run synchronously behind Kysely's single-connection lock, so a prepared statement can be reused.
+ */
+function withStatementCache(db: SqliteDatabase.Database, max = 256): SqliteDialectDatabase {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    prepare(sql: string) {
+      let stmt = cache.get(sql);
+      if (stmt) {
+        cache.delete(sql);
+      } else {
+        stmt = db.prepare(sql);
+        if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+      }
+      cache.set(sql, stmt);
+      return stmt as never;
+    },
+    close() {
+      cache.clear();
+      db.close();
+    },
+  };
 }
