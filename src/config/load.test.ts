@@ -45,6 +45,14 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ file: '/nonexistent/wharf.yaml', env: {} }), /cannot read config file/);
   });
 
+  it('reads auth defaults and WHARF_ADMIN_PASSWORD as an alias of WHARF_AUTH_ADMIN_PASSWORD', () => {
+    const defaults = loadConfig({ env: {} }).auth;
+    assert.deepEqual(defaults, { enabled: true, token_ttl: 300_000, admin_username: 'admin', default_visibility: 'private', login_failures_per_minute: 10 });
+    assert.equal(loadConfig({ env: { WHARF_ADMIN_PASSWORD: 'alias-password' } }).auth.admin_password, 'alias-password');
+    assert.equal(loadConfig({ env: { WHARF_ADMIN_PASSWORD: 'alias-password', WHARF_AUTH_ADMIN_PASSWORD: 'main-password' } }).auth.admin_password, 'main-password');
+    assert.throws(() => loadConfig({ env: { WHARF_ADMIN_PASSWORD: 'short' } }), /auth\.admin_password/);
+  });
+
   it('maps every leaf to an environment variable', () => {
     const envs = configLeaves().map((l) => l.env);
     for (const e of ['WHARF_PORT', 'WHARF_DATA_DIR', 'WHARF_DB_URL', 'WHARF_STORAGE_PATH', 'WHARF_REGISTRY_MAX_MANIFEST_SIZE']) assert.ok(envs.includes(e), e);

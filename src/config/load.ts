@@ -85,6 +85,10 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
       doc = parsed as Record<string, unknown>;
     }
   }
+  // The name the issue and the bootstrap docs use; WHARF_AUTH_ADMIN_PASSWORD wins when both are set.
+  if (env.WHARF_ADMIN_PASSWORD !== undefined && env.WHARF_AUTH_ADMIN_PASSWORD === undefined) {
+    setPath(doc, ['auth', 'admin_password'], env.WHARF_ADMIN_PASSWORD);
+  }
   for (const leaf of configLeaves()) {
     const raw = env[leaf.env];
     if (raw === undefined) continue;

@@ -74,6 +74,22 @@ export const configSchema = z.strictObject({
       max_page_size: z.number().int().min(1).default(10_000),
     })
     .prefault({}),
+  auth: z
+    .strictObject({
+      /** Require credentials (token auth on `/v2`); false runs an open registry where anyone may push. */
+      enabled: z.boolean().default(true),
+      /** Lifetime of the bearer tokens `/v2/auth` issues. */
+      token_ttl: duration.prefault('5m'),
+      /** Name of the superuser created on first start with an empty database. */
+      admin_username: z.string().regex(/^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/).min(2).max(255).default('admin'),
+      /** Initial password of that superuser (random and printed once when unset). Also `WHARF_ADMIN_PASSWORD`. */
+      admin_password: z.string().min(8).max(1024).optional(),
+      /** Visibility of repositories created by a push. */
+      default_visibility: z.enum(['private', 'public']).default('private'),
+      /** Failed logins allowed per user name and per client address in any minute before 429. */
+      login_failures_per_minute: z.number().int().min(1).default(10),
+    })
+    .prefault({}),
   /** How long to let requests in flight finish on SIGTERM before closing connections. */
   shutdown_timeout: duration.prefault('30s'),
 });

@@ -1,6 +1,7 @@
 /** The `wharf` command line. */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { ACCOUNT_COMMANDS, runAccountCommand, UsageError } from './account-commands.js';
 import { serve } from './serve.js';
 
 const USAGE = `Usage: wharf <command> [options]
@@ -8,6 +9,15 @@ const USAGE = `Usage: wharf <command> [options]
 Commands:
   serve                 start the registry
   config check          validate the configuration and print it (secrets redacted)
+  user create NAME [--password P | --password-stdin] [--superuser] [--email E]
+                        create a user (a generated password is printed once when none is given)
+  user passwd NAME (--password P | --password-stdin)
+                        set a user's password
+  org create NAME [--email E] [--owner USER]
+                        create an organization owned by USER (default: auth.admin_username)
+  robot create NAMESPACE+NAME [--description D] [--repo NAMESPACE/REPO ...] [--role read|write|admin]
+                        create a robot account and print its token (shown once); with --repo, give it
+                        ROLE (default write) on each repository, creating missing ones
 
 Options:
   -c, --config FILE     YAML configuration file (WHARF_* environment variables override it)
@@ -24,9 +34,18 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       'tls-self-signed': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      password: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      superuser: { type: 'boolean' },
+      email: { type: 'string' },
+      owner: { type: 'string' },
+      description: { type: 'string' },
+      repo: { type: 'string', multiple: true },
+      role: { type: 'string' },
     },
   });
-  const command = positionals.join(' ');
+  const accountCommand = ACCOUNT_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
+  const command = accountCommand ?? positionals.join(' ');
   if (values.help || command === '') {
     process.stdout.write(USAGE);
     return values.help ? 0 : 2;
@@ -38,6 +57,10 @@ async function main(argv: string[]): Promise<number> {
     case 'serve':
       await serve(config);
       return -1;
+    case accountCommand: {
+      const { password, superuser, email, owner, description, repo, role } = values;
+      return runAccountCommand(command, positionals.slice(2), { password, 'password-stdin': values['password-stdin'], superuser, email, owner, description, repo, role }, config, readStdin);
+    }
     case 'config check':
       process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);
       return 0;
@@ -48,7 +71,19 @@ async function main(argv: string[]): Promise<number> {
 }
 
 function redact(config: object): object {
-  return JSON.parse(JSON.stringify(config, (k, v) => (k === 'url' && typeof v === 'string' ? v.replace(/\/\/[^@/]*@/, '//***@') : v))) as object;
+  return JSON.parse(
+    JSON.stringify(config, (k, v) => {
+      if (k === 'url' && typeof v === 'string') return v.replace(/\/\/[^@/]*@/, '//***@');
+      if (k === 'admin_password' && typeof v === 'string') return '***';
+      return v;
+    }),
+  ) as object;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 main(process.argv.slice(2)).then(
@@ -56,7 +91,8 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || (err as { code?: string })?.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const code = (err as { code?: string })?.code;
+    if (err instanceof ConfigError || err instanceof UsageError || code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       process.stderr.write(`wharf: ${(err as Error).message}\n`);
       process.exitCode = 2;
     } else {

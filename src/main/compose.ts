@@ -16,6 +16,10 @@ import { ManifestService } from '../registry/manifests.js';
 import type { Registry } from '../registry/registry.js';
 import { RepositoryService } from '../registry/repositories.js';
 import { UploadService } from '../registry/uploads.js';
+import { createAccounts, type Accounts } from '../registry/accounts/accounts.js';
+import { LoginThrottle } from '../registry/accounts/login-throttle.js';
+import { RegistryAuth } from '../registry/accounts/registry-auth.js';
+import { RegistryTokens } from '../registry/accounts/registry-tokens.js';
 import type { BlobDriver } from '../storage/blob-driver.js';
 import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
 import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
@@ -35,12 +39,40 @@ export async function createDatabase(config: Config, logger?: Logger): Promise<D
   });
 }
 
+export interface Services {
+  registry: Registry;
+  /** The account services; absent when `auth.enabled` is false. */
+  accounts?: Accounts;
+}
+
+/** The account services over the database, for `wharf serve` and the account CLI commands. */
+export function createAccountServices(db: DatabaseHandle, config: Config, repositories = new RepositoryService(new RepositoryStore(db.db, db.dialect))): Accounts {
+  return createAccounts(db.db, db.dialect, repositories, { defaultVisibility: config.auth.default_visibility });
+}
+
 export function createRegistry(deps: { db: DatabaseHandle; storage: BlobDriver; config: Config; access?: AccessService }): Registry {
+  return createServices(deps).registry;
+}
+
+/** The registry, with accounts and token auth when `auth.enabled` (the default). */
+export function createServices(deps: { db: DatabaseHandle; storage: BlobDriver; config: Config; access?: AccessService }): Services {
   const { db, storage, config } = deps;
   const blobStore = new BlobStore(db.db);
   const repositories = new RepositoryService(new RepositoryStore(db.db, db.dialect));
-  return {
-    access: deps.access ?? new OpenAccess(),
+  const accounts = config.auth.enabled ? createAccountServices(db, config, repositories) : undefined;
+  const auth =
+    accounts &&
+    new RegistryAuth({
+      authenticator: accounts.authenticator,
+      tokens: new RegistryTokens(accounts.signingKeys, { ttlMs: config.auth.token_ttl }),
+      access: accounts.access,
+      audit: accounts.audit,
+      throttle: new LoginThrottle(config.auth.login_failures_per_minute),
+    });
+  const registry: Registry = {
+    access: deps.access ?? accounts?.access ?? new OpenAccess(),
+    auth,
+    audit: accounts?.audit,
     repositories,
     blobs: new BlobService(blobStore, storage),
     uploads: new UploadService(new UploadStore(db.db), blobStore, storage),
@@ -62,6 +94,8 @@ export function createRegistry(deps: { db: DatabaseHandle; storage: BlobDriver; 
       defaultNamespace: config.registry.default_namespace,
       maxPageSize: config.registry.max_page_size,
       maxManifestSize: config.registry.max_manifest_size,
+      baseUrl: config.base_url,
     },
   };
+  return { registry, accounts };
 }

@@ -3,7 +3,8 @@ import type { Config } from '../config/schema.js';
 import { buildApp } from '../http/app.js';
 import { createLogger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { createDatabase, createRegistry, createStorage } from './compose.js';
+import { adminBanner, bootstrapAdmin } from './bootstrap.js';
+import { createDatabase, createServices, createStorage } from './compose.js';
 import { tlsOptions } from './tls.js';
 
 const UPLOAD_SWEEP_MS = 10 * 60 * 1000;
@@ -12,7 +13,10 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   const logger = createLogger(config.log_level);
   const db = await createDatabase(config, logger);
   const storage = createStorage(config);
-  const registry = createRegistry({ db, storage, config });
+  const { registry, accounts } = createServices({ db, storage, config });
+  // The signing key is generated and stored on the very first start; later starts (and replicas) load it.
+  await registry.auth?.ready();
+  const admin = accounts ? await bootstrapAdmin(accounts, config) : undefined;
   const metrics = new Metrics();
   const tls = await tlsOptions(config);
   const app = await buildApp({ registry, metrics, logger, server: tls ? { https: { cert: tls.cert, key: tls.key } } : {} });
@@ -23,7 +27,10 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   const scheme = tls ? 'https' : 'http';
   const shownHost = config.tls.self_signed_hostname ?? (config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host);
   const url = config.base_url ?? `${scheme}://${shownHost}:${port}`;
-  logger.info({ url, db: db.description, storage: storage.name, tls: Boolean(tls) }, 'wharf is listening');
+  logger.info({ url, db: db.description, storage: storage.name, tls: Boolean(tls), auth: config.auth.enabled }, 'wharf is listening');
+  if (!config.auth.enabled) logger.warn('authentication is disabled (auth.enabled: false): anyone who can reach this port can pull, push and delete');
+  if (admin?.password) process.stdout.write(adminBanner(url, admin.username, admin.password));
+  else if (admin) logger.info({ username: admin.username }, 'created the superuser with the configured password');
   if (tls?.generated) logger.info({ certificate: tls.generated }, 'generated a self-signed certificate; clients must trust it (see docs/clients.md)');
 
   const sweepUploads = async () => {

@@ -28,6 +28,8 @@ export interface AccessService {
   authorize(principal: Principal, repository: RepositoryName, actions: readonly RepositoryAction[]): Promise<void>;
   /** Whether `principal` may list `repository` in the catalog (no error). */
   canSee(principal: Principal, repository: string): Promise<boolean>;
+  /** Full names `principal` can read, in byte order, after `last`, at most `limit` (the catalog); when absent, callers filter with canSee. */
+  listReadable?(principal: Principal, opts: { last?: string; limit: number }): Promise<string[]>;
 }
 
 /** Everyone may do everything: the registry runs open. */

@@ -7,8 +7,13 @@ import type { BlobRecord, BlobStore } from '../db/blob-store.js';
 import type { RepositoryRef } from '../db/repository-store.js';
 import type { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
-import { BlobNotFoundError, type BlobDriver } from '../storage/blob-driver.js';
+import { BlobNotFoundError, type BlobDriver, type PositionalReader } from '../storage/blob-driver.js';
 import { blobKey } from '../storage/keys.js';
+
+/** Where a blob's bytes come from when it is served. */
+export type BlobBody =
+  | { kind: 'positional'; reader: PositionalReader; offset: number; length: number }
+  | { kind: 'stream'; stream: Readable };
 
 export interface BlobRange {
   start: number;
@@ -29,15 +34,20 @@ export class BlobService {
     return blob;
   }
 
-  /** Streams the blob (or a range of it). */
-  async open(repo: RepositoryRef, digest: Digest, range?: BlobRange): Promise<{ blob: BlobRecord; stream: Readable }> {
-    const blob = await this.stat(repo, digest);
+  /**
+   * The bytes of a blob already looked up with `stat` (or a range of them): positional access when the
+   * driver has it (the HTTP layer recycles its buffers), a stream otherwise.
+   */
+  async open(blob: BlobRecord, range?: BlobRange): Promise<BlobBody> {
+    const key = blobKey(blob.digest);
+    const offset = range?.start ?? 0;
+    const length = range ? range.end - range.start + 1 : blob.size;
     try {
-      const stream = await this.storage.reader(blobKey(digest), range ? { offset: range.start, length: range.end - range.start + 1 } : undefined);
-      return { blob, stream };
+      if (this.storage.openPositional) return { kind: 'positional', reader: await this.storage.openPositional(key), offset, length };
+      return { kind: 'stream', stream: await this.storage.reader(key, { offset, length }) };
     } catch (err) {
       if (err instanceof BlobNotFoundError) {
-        throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is recorded but its bytes are missing from storage`, undefined, 404);
+        throw new RegistryError('BLOB_UNKNOWN', `blob ${blob.digest} is recorded but its bytes are missing from storage`, undefined, 404);
       }
       throw err;
     }

@@ -1,5 +1,7 @@
 /** The services of one registry, as the HTTP layer and workers see them. */
 import type { AccessService } from './access.js';
+import type { AuditService } from './accounts/audit-service.js';
+import type { RegistryAuth } from './accounts/registry-auth.js';
 import type { BlobService } from './blobs.js';
 import type { ManifestService } from './manifests.js';
 import type { RepositoryService } from './repositories.js';
@@ -17,6 +19,10 @@ export interface Registry {
   uploads: UploadService;
   manifests: ManifestService;
   health: HealthCheck;
+  /** Authentication for `/v2`; absent when the registry runs open (`auth.enabled: false`). */
+  auth?: RegistryAuth;
+  /** Where pushes, pulls, deletes and failed logins are recorded; absent when the registry runs open. */
+  audit?: AuditService;
   /** Parsing options the edge needs. */
-  options: { defaultNamespace: string; maxPageSize: number; maxManifestSize: number };
+  options: { defaultNamespace: string; maxPageSize: number; maxManifestSize: number; baseUrl?: string };
 }

@@ -27,6 +27,14 @@ export interface BlobWriter {
   cancel(): Promise<void>;
 }
 
+/** Reads at positions into buffers the caller owns, so a server can recycle a few buffers per transfer. */
+export interface PositionalReader {
+  readonly size: number;
+  /** Reads up to `length` bytes at `position` into `buffer`; resolves to the count (0 at the end). */
+  read(buffer: Uint8Array, position: number, length: number): Promise<number>;
+  close(): Promise<void>;
+}
+
 export interface BlobDriver {
   readonly name: string;
   /** Size of the object, or undefined when there is none. */
@@ -40,6 +48,8 @@ export interface BlobDriver {
   list(prefix: string): AsyncIterable<string>;
   /** Atomically renames an object, replacing any object at `to`. */
   move(from: string, to: string): Promise<void>;
+  /** Positional access for drivers backed by files; throws BlobNotFoundError. Optional. */
+  openPositional?(key: string): Promise<PositionalReader>;
   /** A URL a client may fetch the object from directly, when the driver supports it. */
   redirectUrl?(key: string): Promise<string | undefined>;
   /**

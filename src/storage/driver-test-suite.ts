@@ -87,6 +87,27 @@ export function blobDriverSuite(name: string, make: () => Promise<{ driver: Blob
       assert.equal(hash.digest('hex'), createHash('sha256').update(data).digest('hex'));
     });
 
+    it('reads at positions when the driver offers positional access', async (t) => {
+      if (!driver.openPositional) {
+        t.diagnostic(`${name} offers no positional reads; streaming covers it`);
+        assert.equal(driver.openPositional, undefined);
+        return;
+      }
+      await put('pos/obj', Buffer.from('0123456789'));
+      const r = await driver.openPositional('pos/obj');
+      try {
+        assert.equal(r.size, 10);
+        const buf = Buffer.alloc(4);
+        assert.equal(await r.read(buf, 3, 4), 4);
+        assert.equal(buf.toString(), '3456');
+        assert.equal(await r.read(buf, 8, 4), 2);
+        assert.equal(await r.read(buf, 10, 4), 0);
+      } finally {
+        await r.close();
+      }
+      await assert.rejects(driver.openPositional('pos/missing'), BlobNotFoundError);
+    });
+
     it('moves atomically and replaces the target', async () => {
       await put('mv/src', Buffer.from('new'));
       await put('mv/dst', Buffer.from('old'));

@@ -19,7 +19,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
-import { startWharf, type WharfProcess } from '../helpers/wharf-process.js';
+import { ADMIN, adminFetch as fetch, basicAuth, startWharf, type WharfProcess } from '../helpers/wharf-process.js';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
@@ -62,7 +62,7 @@ async function listFiles(dir: string): Promise<string[]> {
 function partialRequest(port: number, method: string, path: string, headers: Record<string, string | number>, bodyPart: Uint8Array): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1', () => {
-      const head = [`${method} ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
+      const head = [`${method} ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, `Authorization: ${basicAuth(ADMIN)}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
       socket.write(head);
       socket.write(bodyPart, (err) => (err ? reject(err) : resolve(socket)));
     });

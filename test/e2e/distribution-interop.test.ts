@@ -31,6 +31,7 @@ import {
   skopeoInspectConfigRaw,
   skopeoInspectRaw,
   skopeoListTags,
+  registerCredentials,
 } from '../helpers/skopeo.js';
 import { startWharf, type WharfProcess } from '../helpers/wharf-process.js';
 
@@ -105,6 +106,7 @@ describe('interop: Distribution ⇄ Wharf via skopeo', () => {
       platforms: ['linux/amd64', 'linux/arm64', 'linux/arm/v7', 'linux/ppc64le'],
     });
     [dist, wharf] = await Promise.all([startDistribution(), startWharf()]);
+    registerCredentials(wharf.host, wharf.admin);
   });
 
   after(async () => {

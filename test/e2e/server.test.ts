@@ -17,7 +17,7 @@ import { after, describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from '../helpers/ports.js';
-import { startWharf, type WharfProcess } from '../helpers/wharf-process.js';
+import { ADMIN, adminFetch as fetch, basicAuth, startWharf, type WharfProcess } from '../helpers/wharf-process.js';
 
 const MiB = 1024 * 1024;
 const repoRoot = resolve(import.meta.dirname, '..', '..');
@@ -158,7 +158,7 @@ interface HttpsResult {
 /** GET over HTTPS verifying the server against `ca`; `localhost` is resolved over IPv4 (Wharf listens on 127.0.0.1). */
 function httpsGet(url: string, ca: string | Buffer | undefined): Promise<HttpsResult> {
   return new Promise((resolvePromise, reject) => {
-    const req = httpsRequest(url, { method: 'GET', agent: false, family: 4, ...(ca ? { ca } : {}) }, (res) => {
+    const req = httpsRequest(url, { method: 'GET', agent: false, family: 4, headers: { authorization: basicAuth(ADMIN) }, ...(ca ? { ca } : {}) }, (res) => {
       const peerFingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -320,7 +320,7 @@ describe('server: graceful shutdown', () => {
       // Start the download, take the first bytes, then stop reading: the server is stuck mid-response.
       const hash = createHash('sha256');
       let received = 0;
-      const res = await new Promise<IncomingMessage>((r, reject) => httpGet(`${w.url}/v2/shutdown/big/blobs/${digest}`, { agent: false }, r).on('error', reject));
+      const res = await new Promise<IncomingMessage>((r, reject) => httpGet(`${w.url}/v2/shutdown/big/blobs/${digest}`, { agent: false, headers: { authorization: basicAuth(ADMIN) } }, r).on('error', reject));
       assert.equal(res.statusCode, 200);
       assert.equal(res.headers['content-length'], String(blob.byteLength));
       const done = new Promise<void>((r, reject) => {
@@ -342,7 +342,7 @@ describe('server: graceful shutdown', () => {
       // New connections are refused (or answered 503) once the server is closing.
       await waitFor('new connections to be refused', async () => {
         try {
-          const r = await new Promise<IncomingMessage>((ok, ko) => httpGet(`${w.url}/v2/`, { agent: false }, ok).on('error', ko));
+          const r = await new Promise<IncomingMessage>((ok, ko) => httpGet(`${w.url}/v2/`, { agent: false, headers: { authorization: basicAuth(ADMIN) } }, ok).on('error', ko));
           r.resume();
           return r.statusCode === 503;
         } catch (err) {

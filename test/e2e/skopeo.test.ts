@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
+import type { RepositoryName } from '../../src/oci/reference.js';
 import {
   buildImage,
   buildMultiArchImage,
@@ -33,7 +34,10 @@ import {
   skopeoInspectRaw,
   skopeoListTags,
   SkopeoError,
+  registerCredentials,
+  type Credentials,
 } from '../helpers/skopeo.js';
+import { createRobot, withAccounts } from '../helpers/wharf-accounts.js';
 import { startWharf, type WharfProcess } from '../helpers/wharf-process.js';
 
 describe('skopeo ⇄ Wharf', () => {
@@ -68,7 +72,7 @@ describe('skopeo ⇄ Wharf', () => {
   };
 
   /** Pulls `ref` into a fresh oci: layout and checks it holds exactly `built`, all blobs intact. */
-  async function pullAndCompare(ref: string, built: BuiltImage | BuiltMultiArchImage, opts: { all?: boolean; multiArch?: 'all' } = {}): Promise<void> {
+  async function pullAndCompare(ref: string, built: BuiltImage | BuiltMultiArchImage, opts: { all?: boolean; multiArch?: 'all'; creds?: Credentials | null } = {}): Promise<void> {
     const out = outDir('pull');
     const expected = expectedDigestTree(built);
     const res = await skopeoCopy(ref, ociRef(out, 'pulled'), { ...opts, preserveDigests: true });
@@ -109,6 +113,7 @@ describe('skopeo ⇄ Wharf', () => {
     });
     large = await largeBuilt;
     wharf = await startWharf();
+    registerCredentials(wharf.host, wharf.admin);
   });
 
   after(async () => {
@@ -160,7 +165,7 @@ describe('skopeo ⇄ Wharf', () => {
   });
 
   test('repositories with several path components', async () => {
-    for (const repo of ['org/team/app', 'org/team/app/sub-component', 'a/b/c/d/e/f']) {
+    for (const repo of ['org/team/app', 'org/team/app/sub-component', 'deep/b/c/d/e/f']) {
       const pushed = await skopeoCopy(ociRef(srcDir, 'single'), dockerRef(host(), repo, 'v1'), { preserveDigests: true });
       assert.equal(pushed.digest, single.manifestDigest, repo);
       assert.deepEqual(await skopeoListTags(dockerRepo(host(), repo)), ['v1'], repo);
@@ -293,5 +298,34 @@ describe('skopeo ⇄ Wharf', () => {
       assert.match(err.stderr, /manifest unknown/i);
       return true;
     });
+  });
+
+  test('a robot pushes and pulls with its own credentials, and cannot push where it has no write access', async () => {
+    const robot = await createRobot(wharf!, 'robots+ci', ['robots/app'], 'write');
+    const ref = dockerRef(host(), 'robots/app', 'v1');
+    const pushed = await skopeoCopy(ociRef(srcDir, 'single'), ref, { preserveDigests: true, creds: robot });
+    assert.equal(pushed.digest, single.manifestDigest);
+    await pullAndCompare(ref, single, { creds: robot });
+    assert.deepEqual(await skopeoListTags(dockerRepo(host(), 'robots/app'), { creds: robot }), ['v1']);
+    await assert.rejects(skopeoCopy(ociRef(srcDir, 'single'), dockerRef(host(), 'robots/elsewhere', 'v1'), { creds: robot }), SkopeoError);
+    await assert.rejects(skopeoInspectRaw(ref, { creds: null }), SkopeoError, 'a private repository cannot be pulled anonymously');
+  });
+
+  test('anonymous: a push is refused with an authentication error; a public repository can be pulled', async () => {
+    const ref = dockerRef(host(), 'public/app', 'v1');
+    await assert.rejects(skopeoCopy(ociRef(srcDir, 'single'), ref, { creds: null }), (err: unknown) => {
+      assert.ok(err instanceof SkopeoError);
+      // skopeo reports the 401 on its first blob check (a HEAD, so without a body) as "denied … HTTP 401".
+      assert.match(err.stderr, /401|unauthorized|authentication required/i);
+      return true;
+    });
+    await skopeoCopy(ociRef(srcDir, 'single'), ref, { preserveDigests: true });
+    await withAccounts(wharf!, async (a) => {
+      const repo = await a.repositories.details('public/app' as RepositoryName);
+      assert.ok(repo);
+      await a.repositories.setVisibility(repo, 'public');
+    });
+    await pullAndCompare(ref, single, { creds: null });
+    assert.deepEqual(await skopeoListTags(dockerRepo(host(), 'public/app'), { creds: null }), ['v1']);
   });
 });

@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { buildApp } from '../../src/http/app.js';
-import { createRegistry } from '../../src/main/compose.js';
+import { createServices } from '../../src/main/compose.js';
+import type { Accounts } from '../../src/registry/accounts/accounts.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import type { Registry } from '../../src/registry/registry.js';
@@ -14,6 +15,8 @@ import { openTestDatabase, type TestDialect } from './databases.js';
 export interface TestApp {
   app: FastifyInstance;
   registry: Registry;
+  /** The account services, when auth is enabled (the default; route tests of registry semantics turn it off). */
+  accounts?: Accounts;
   storage: BlobDriver;
   config: Readonly<Config>;
   close(): Promise<void>;
@@ -23,12 +26,13 @@ export async function buildTestApp(dialect: TestDialect, opts: { storage?: BlobD
   const db = await openTestDatabase(dialect);
   const storage = opts.storage ?? new MemoryBlobDriver();
   const config = loadConfig({ env: {}, overrides: { log_level: 'silent', ...opts.config } });
-  const registry = createRegistry({ db, storage, config });
+  const { registry, accounts } = createServices({ db, storage, config });
   const app = await buildApp({ registry, metrics: new Metrics({ defaultMetrics: false }), logger: createLogger('silent') });
   await app.ready();
   return {
     app,
     registry,
+    accounts,
     storage,
     config,
     close: async () => {

@@ -39,6 +39,34 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Global options placed before the subcommand, e.g. ['--override-arch', 'arm64']. */
   globalArgs?: string[];
+  /**
+   * Credentials for the registry (`--creds`, or `--src-creds`/`--dest-creds` for copy); null sends none.
+   * Default: those registered for the reference's host with `registerCredentials`.
+   */
+  creds?: Credentials | null;
+}
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+const hostCredentials = new Map<string, Credentials>();
+
+/** Makes every helper call to docker://<host>/… use these credentials unless it passes `creds` itself. */
+export function registerCredentials(host: string, creds: Credentials): void {
+  hostCredentials.set(host, creds);
+}
+
+/**
+ * `[flag, user:password]` for a docker:// reference; for `creds: null`, the matching `--…no-creds`
+ * flag, so that no stored login (auth.json) is used either.
+ */
+function credsArgs(flag: string, ref: string, creds: Credentials | null | undefined): string[] {
+  if (!ref.startsWith('docker://')) return [];
+  if (creds === null) return [flag.replace('creds', 'no-creds')];
+  const c = creds ?? hostCredentials.get(ref.slice('docker://'.length).split('/')[0]!);
+  return c ? [flag, `${c.username}:${c.password}`] : [];
 }
 
 /** Runs `skopeo <globalArgs> <args>`; resolves with raw stdout and stderr, rejects with SkopeoError. */
@@ -101,6 +129,8 @@ export async function skopeoCopy(src: string, dest: string, opts: CopyOptions = 
       ...(opts.preserveDigests ? ['--preserve-digests'] : []),
       ...(opts.format ? ['--format', opts.format] : []),
       ...(opts.extraArgs ?? []),
+      ...credsArgs('--src-creds', src, opts.creds),
+      ...credsArgs('--dest-creds', dest, opts.creds),
       src,
       dest,
     ];
@@ -133,35 +163,35 @@ export interface InspectOptions extends RunOptions {
   noTags?: boolean;
 }
 
-function inspectArgs(ref: string, extra: string[]): string[] {
-  return ['inspect', '--tls-verify=false', '--retry-times', '0', ...extra, ref];
+function inspectArgs(ref: string, extra: string[], opts: RunOptions): string[] {
+  return ['inspect', '--tls-verify=false', '--retry-times', '0', ...credsArgs('--creds', ref, opts.creds), ...extra, ref];
 }
 
 /** `skopeo inspect REF`, parsed. For an index, describes the image for the current (or overridden) platform. */
 export async function skopeoInspect(ref: string, opts: InspectOptions = {}): Promise<InspectOutput> {
-  const { stdout } = await runSkopeo(inspectArgs(ref, opts.noTags ? ['--no-tags'] : []), opts);
+  const { stdout } = await runSkopeo(inspectArgs(ref, opts.noTags ? ['--no-tags'] : [], opts), opts);
   return JSON.parse(stdout.toString('utf8')) as InspectOutput;
 }
 
 /** `skopeo inspect --raw REF`: the manifest (or index) exactly as the registry serves it. */
 export async function skopeoInspectRaw(ref: string, opts: RunOptions = {}): Promise<Buffer> {
-  return (await runSkopeo(inspectArgs(ref, ['--raw']), opts)).stdout;
+  return (await runSkopeo(inspectArgs(ref, ['--raw'], opts), opts)).stdout;
 }
 
 /** `skopeo inspect --config --raw REF`: the image config blob bytes. */
 export async function skopeoInspectConfigRaw(ref: string, opts: RunOptions = {}): Promise<Buffer> {
-  return (await runSkopeo(inspectArgs(ref, ['--config', '--raw']), opts)).stdout;
+  return (await runSkopeo(inspectArgs(ref, ['--config', '--raw'], opts), opts)).stdout;
 }
 
 /** `skopeo list-tags REF` (REF without tag, e.g. docker://host/repo); returns the tags as listed. */
 export async function skopeoListTags(ref: string, opts: RunOptions = {}): Promise<string[]> {
-  const { stdout } = await runSkopeo(['list-tags', '--tls-verify=false', '--retry-times', '0', ref], opts);
+  const { stdout } = await runSkopeo(['list-tags', '--tls-verify=false', '--retry-times', '0', ...credsArgs('--creds', ref, opts.creds), ref], opts);
   return (JSON.parse(stdout.toString('utf8')) as { Tags: string[] | null }).Tags ?? [];
 }
 
 /** `skopeo delete REF`. */
 export async function skopeoDelete(ref: string, opts: RunOptions = {}): Promise<void> {
-  await runSkopeo(['delete', '--tls-verify=false', '--retry-times', '0', ref], opts);
+  await runSkopeo(['delete', '--tls-verify=false', '--retry-times', '0', ...credsArgs('--creds', ref, opts.creds), ref], opts);
 }
 
 /** sha256 digest ("sha256:<hex>") of raw bytes, e.g. manifest bytes from skopeoInspectRaw. */

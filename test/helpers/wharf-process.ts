@@ -4,8 +4,19 @@ import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, waitForHttp } from './ports.js';
+import { ensureOrganizations } from './wharf-accounts.js';
+
+/**
+ * Organizations every test process gets (owned by the admin), so that the suites' repositories —
+ * `e2e/…`, `crash/app`, `conformance/app`… — can be pushed by the admin (a push never creates a
+ * namespace).
+ */
+export const E2E_ORGANIZATIONS = ['e2e', 'org', 'deep', 'mirror', 'crash', 'metrics', 'pg', 'sqlite', 'shutdown', 'logs', 'conformance', 'robots', 'public'];
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
+
+/** The superuser password every test process is started with (WHARF_AUTH_ADMIN_PASSWORD). */
+export const ADMIN = Object.freeze({ username: 'admin', password: 'wharf-e2e-admin-password' });
 
 export interface WharfProcess {
   /** Base URL, e.g. http://127.0.0.1:40123 */
@@ -13,6 +24,10 @@ export interface WharfProcess {
   /** host:port, as registry clients write it */
   host: string;
   dataDir: string;
+  /** The process's database URL (its WHARF_DB_URL, or the SQLite file in the data directory). */
+  dbUrl: string;
+  /** The superuser created on first start (auth is on unless the test turned it off). */
+  admin: { username: string; password: string };
   child: ChildProcess;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
@@ -25,7 +40,8 @@ export interface WharfProcess {
 }
 
 export interface StartOptions {
-  env?: Record<string, string>;
+  /** Extra environment; a variable set to undefined is removed (e.g. WHARF_AUTH_ADMIN_PASSWORD). */
+  env?: Record<string, string | undefined>;
   dataDir?: string;
   args?: string[];
   port?: number;
@@ -36,22 +52,27 @@ export interface StartOptions {
    * readiness poll does not verify the certificate (the test checks the certificate itself).
    */
   ca?: string | Buffer;
+  /** Organizations to create once the process answers (default E2E_ORGANIZATIONS; [] for none). */
+  organizations?: readonly string[];
 }
 
 /** Starts a real `wharf serve` process on a free port with its own data directory and waits until /v2/ answers. */
 export async function startWharf(opts: StartOptions = {}): Promise<WharfProcess> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'wharf-e2e-')));
   const port = opts.port ?? (await freePort());
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main/cli.ts'), 'serve', ...(opts.args ?? [])], {
-    cwd: repoRoot,
-    env: {
+  const env: Record<string, string | undefined> = {
       ...process.env,
       WHARF_HOST: '127.0.0.1',
       WHARF_PORT: String(port),
       WHARF_DATA_DIR: dataDir,
       WHARF_LOG_LEVEL: process.env.WHARF_LOG_LEVEL ?? 'warn',
+      WHARF_AUTH_ADMIN_PASSWORD: ADMIN.password,
       ...opts.env,
-    },
+  };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main/cli.ts'), 'serve', ...(opts.args ?? [])], {
+    cwd: repoRoot,
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -77,10 +98,14 @@ export async function startWharf(opts: StartOptions = {}): Promise<WharfProcess>
     if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
     throw err;
   }
+  const dbUrl = opts.env?.WHARF_DB_URL ?? `sqlite:${join(dataDir, 'wharf.db')}`;
+  if (opts.env?.WHARF_AUTH_ENABLED !== 'false') await ensureOrganizations({ dataDir, dbUrl, admin: ADMIN }, opts.organizations ?? E2E_ORGANIZATIONS);
   return {
     url,
     host: `127.0.0.1:${port}`,
     dataDir,
+    dbUrl,
+    admin: { ...ADMIN },
     child,
     output: () => out,
     stdout: () => stdout,
@@ -122,3 +147,15 @@ async function waitForHttps(url: string, ca: string | Buffer | undefined, timeou
   }
   throw new Error(`${url} did not answer within ${timeoutMs} ms: ${String(lastError)}`);
 }
+
+/** `Authorization: Basic …` for the credentials. */
+export function basicAuth(creds: { username: string; password: string }): string {
+  return `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+}
+
+/** fetch with the admin's Basic credentials (unless the request sets Authorization itself). */
+export const adminFetch: typeof fetch = (input, init = {}) => {
+  const headers = new Headers(init.headers);
+  if (!headers.has('authorization')) headers.set('authorization', basicAuth(ADMIN));
+  return fetch(input, { ...init, headers });
+};

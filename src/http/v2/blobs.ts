@@ -1,6 +1,7 @@
 /** GET / HEAD / DELETE /v2/<name>/blobs/<digest> */
 import { RegistryError } from '../../oci/errors.js';
 import type { V2Context } from './context.js';
+import { sendBlobBody } from './send-blob.js';
 import * as parse from './parse.js';
 
 export async function getBlob(ctx: V2Context, rawName: string, rawDigest: string, head: boolean): Promise<void> {
@@ -16,24 +17,23 @@ export async function getBlob(ctx: V2Context, rawName: string, rawDigest: string
     .header('Accept-Ranges', 'bytes')
     .header('Cache-Control', 'max-age=31536000, immutable')
     .header('Content-Type', 'application/octet-stream');
+  const blob = await registry.blobs.stat(repo, digest);
   if (head) {
-    const blob = await registry.blobs.stat(repo, digest);
     reply.header('Content-Length', blob.size);
     return reply.send();
   }
-  const blob = await registry.blobs.stat(repo, digest);
   const range = parse.byteRange(ctx.req.headers.range, blob.size);
   if (range === 'unsatisfiable') {
     throw new RegistryError('RANGE_INVALID', `range ${ctx.req.headers.range} is outside the blob's ${blob.size} bytes`).withHeaders({
       'Content-Range': `bytes */${blob.size}`,
     });
   }
-  const { stream } = await registry.blobs.open(repo, digest, range);
+  const body = await registry.blobs.open(blob, range);
   const length = range ? range.end - range.start + 1 : blob.size;
   if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${blob.size}`);
   reply.header('Content-Length', length);
   ctx.metrics.bytesServed.labels('blob').inc(length);
-  return reply.send(stream);
+  return sendBlobBody(reply, body);
 }
 
 export async function deleteBlob(ctx: V2Context, rawName: string, rawDigest: string): Promise<void> {

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { splitRepositoryName, type RepositoryName } from '../../oci/reference.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Principal } from '../../registry/access.js';
 import type { Registry } from '../../registry/registry.js';
@@ -25,5 +26,18 @@ export async function* body(ctx: V2Context, route: string): AsyncIterable<Uint8A
   for await (const chunk of ctx.req.raw as AsyncIterable<Buffer>) {
     counter.inc(chunk.byteLength);
     yield chunk;
+  }
+}
+
+/** Records a push, pull or delete in the audit log (when the registry keeps one) with the caller's address and agent. */
+export async function audit(ctx: V2Context, kind: string, name: RepositoryName, metadata: Record<string, unknown>): Promise<void> {
+  const log = ctx.registry.audit;
+  if (!log) return;
+  const { namespace, repository } = splitRepositoryName(name);
+  const ua = ctx.req.headers['user-agent'];
+  try {
+    await log.record(kind, { actor: ctx.principal, ip: ctx.req.ip, userAgent: typeof ua === 'string' ? ua : null, namespace, repository, metadata });
+  } catch (err) {
+    ctx.req.log.warn({ err, kind }, 'could not write the audit log');
   }
 }

@@ -20,6 +20,7 @@ export async function catalog(ctx: V2Context): Promise<void> {
   const q = query(ctx.req);
   const n = parse.pageSize(q.n, registry.options.maxPageSize);
   const page = await paginate(n, registry.options.maxPageSize, async (limit) => {
+    if (registry.access.listReadable) return registry.access.listReadable(ctx.principal, { last: q.last, limit });
     const names = await registry.repositories.listNames({ last: q.last, limit });
     const visible: string[] = [];
     for (const name of names) if (await registry.access.canSee(ctx.principal, name)) visible.push(name);

@@ -12,7 +12,7 @@ for (const dialect of DIALECTS) {
   describe(`manifests (${dialect})`, () => {
     let t: TestApp;
     before(async () => {
-      t = await buildTestApp(dialect, { config: { 'registry.max_manifest_size': 64 * 1024 } });
+      t = await buildTestApp(dialect, { config: { 'registry.max_manifest_size': 64 * 1024, 'auth.enabled': false } });
     });
     after(async () => t.close());
 

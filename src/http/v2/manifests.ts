@@ -1,6 +1,7 @@
 /** GET / HEAD / PUT / DELETE /v2/<name>/manifests/<reference> */
 import { RegistryError } from '../../oci/errors.js';
-import { body, type V2Context } from './context.js';
+import type { Reference } from '../../oci/reference.js';
+import { audit, body, type V2Context } from './context.js';
 import * as parse from './parse.js';
 
 export async function getManifest(ctx: V2Context, rawName: string, rawRef: string, head: boolean): Promise<void> {
@@ -16,6 +17,7 @@ export async function getManifest(ctx: V2Context, rawName: string, rawRef: strin
     return reply.send();
   }
   ctx.metrics.bytesServed.labels('manifest').inc(m.size);
+  await audit(ctx, 'pull_repo', name, { ...refMeta(ref), manifest_digest: m.digest });
   return reply.send(m.content);
 }
 
@@ -29,6 +31,7 @@ export async function putManifest(ctx: V2Context, rawName: string, rawRef: strin
   const result = await registry.manifests.put(repo, ref, bytes, ctx.req.headers['content-type']);
   reply.header('Location', `/v2/${name}/manifests/${result.digest}`).header('Docker-Content-Digest', result.digest);
   if (result.subject) reply.header('OCI-Subject', result.subject);
+  await audit(ctx, 'push_repo', name, { ...refMeta(ref), manifest_digest: result.digest });
   return reply.code(201).send();
 }
 
@@ -39,7 +42,12 @@ export async function deleteManifest(ctx: V2Context, rawName: string, rawRef: st
   await registry.access.authorize(ctx.principal, name, ['delete']);
   const repo = await registry.repositories.get(name);
   await registry.manifests.delete(repo, ref);
+  await audit(ctx, ref.kind === 'tag' ? 'delete_tag' : 'delete_manifest', name, refMeta(ref));
   return reply.code(202).send();
+}
+
+function refMeta(ref: Reference): Record<string, string> {
+  return ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest };
 }
 
 function acceptList(header: string | string[] | undefined): string[] {

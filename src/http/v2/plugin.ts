@@ -6,8 +6,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../oci/errors.js';
 import type { Metrics } from '../../observability/metrics.js';
-import { ANONYMOUS } from '../../registry/access.js';
 import type { Registry } from '../../registry/registry.js';
+import { challenge, identify, tokenEndpoint } from './auth.js';
 import { deleteBlob, getBlob } from './blobs.js';
 import type { V2Context } from './context.js';
 import { renderV2Error } from './errors.js';
@@ -29,7 +29,13 @@ export async function v2Plugin(app: FastifyInstance, opts: { registry: Registry;
   const { registry, metrics } = opts;
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
-  app.setErrorHandler((err, req, reply) => renderV2Error(err, req, reply));
+  app.setErrorHandler((err, req, reply) => {
+    // Every 401 carries the challenge that tells clients where to get a token (not the token endpoint's own).
+    if (registry.auth && err instanceof RegistryError && err.status === 401 && req.wharfRoute !== 'token') {
+      err.withHeaders({ 'WWW-Authenticate': challenge(registry, req, err) });
+    }
+    renderV2Error(err, req, reply);
+  });
   app.setNotFoundHandler((req, reply) => {
     renderV2Error(new RegistryError('UNSUPPORTED', `no such endpoint: ${req.method} ${req.url.split('?')[0]}`, undefined, 404), req, reply);
   });
@@ -39,7 +45,15 @@ export async function v2Plugin(app: FastifyInstance, opts: { registry: Registry;
 
   app.get('/v2/', async (req, reply) => {
     req.wharfRoute = 'base';
+    // Clients learn the token realm from this challenge, so an anonymous caller gets it when auth is on.
+    const caller = await identify(registry, req);
+    if (registry.auth && caller.via === 'anonymous') throw new RegistryError('UNAUTHORIZED');
     return reply.header('Content-Type', 'application/json').send('{}');
+  });
+
+  app.get('/v2/auth', async (req, reply) => {
+    req.wharfRoute = 'token';
+    return tokenEndpoint(registry, req, reply);
   });
 
   app.route({
@@ -50,7 +64,8 @@ export async function v2Plugin(app: FastifyInstance, opts: { registry: Registry;
       const rest = (req.params as { '*': string })['*'];
       const path = matchV2Path(rest);
       if (!path) throw new RegistryError('UNSUPPORTED', `no such endpoint: ${req.method} /v2/${rest.slice(0, 200)}`, undefined, 404);
-      const ctx: V2Context = { registry, metrics, principal: ANONYMOUS, req, reply };
+      const caller = await identify(registry, req);
+      const ctx: V2Context = { registry: { ...registry, access: caller.access }, metrics, principal: caller.principal, req, reply };
       return dispatch(ctx, path, req, reply);
     },
   });

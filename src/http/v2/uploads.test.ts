@@ -10,7 +10,7 @@ for (const dialect of DIALECTS) {
   describe(`blob uploads (${dialect})`, () => {
     let t: TestApp;
     before(async () => {
-      t = await buildTestApp(dialect);
+      t = await buildTestApp(dialect, { config: { 'auth.enabled': false } });
     });
     after(async () => t.close());
 

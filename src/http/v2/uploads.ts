@@ -41,11 +41,9 @@ async function mount(ctx: V2Context, repo: RepositoryRef, digest: Digest, rawFro
     for (const h of await registry.blobs.holders(digest)) candidates.push(h.name as RepositoryName);
   }
   for (const from of candidates) {
-    try {
-      await registry.access.authorize(ctx.principal, from, ['pull']);
-    } catch {
-      continue;
-    }
+    // The caller's own right to read the source decides, not the scope of their token: the token was
+    // asked for the target, and a mount reveals nothing the caller could not pull with another token.
+    if (!(await registry.access.canSee(ctx.principal, from))) continue;
     const source = await registry.repositories.find(from);
     if (source && (await registry.blobs.mount(repo, digest, source))) return true;
   }

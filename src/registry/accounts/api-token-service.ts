@@ -61,6 +61,19 @@ export class ApiTokenService {
     return { principal: { kind: 'user', id: user.id, name: user.name, superuser: user.superuser, tokenScopes: token.scopes }, token };
   }
 
+  /**
+   * The user of token `id` as a principal capped by its scopes, if the token is still neither revoked
+   * nor expired and its user is enabled (for registry bearer tokens issued to an API-token login).
+   */
+  async principalFor(id: number): Promise<Extract<Principal, { kind: 'user' }> | undefined> {
+    if (!Number.isSafeInteger(id)) return undefined;
+    const record = await this.stores.apiTokens.findById(id);
+    if (!record || record.revokedAt !== null || (record.expiresAt !== null && record.expiresAt <= this.now())) return undefined;
+    const user = await this.stores.users.findById(record.userId);
+    if (!user || !user.enabled) return undefined;
+    return { kind: 'user', id: user.id, name: user.name, superuser: user.superuser, tokenScopes: info(record).scopes };
+  }
+
   /** Revokes one of the user's tokens at once; not_found if it is not theirs or already revoked. */
   async revoke(userName: string, tokenId: number): Promise<void> {
     const user = await this.requireUser(userName);

@@ -16,6 +16,7 @@ import type { Principal } from '../access.js';
 import type { AccountService } from './account-service.js';
 import type { ApiTokenService } from './api-token-service.js';
 import { isLookupName, parseRobotName } from './names.js';
+import { sha256 } from './passwords.js';
 import type { RobotService } from './robot-service.js';
 
 export type AuthMethod = 'password' | 'robot_token' | 'api_token';
@@ -64,5 +65,19 @@ export class Authenticator {
     }
     const user = isLookupName(name) ? await this.stores.users.findByName(name) : undefined;
     return user?.enabled ? { kind: 'user', id: user.id, name: user.name, superuser: user.superuser } : undefined;
+  }
+
+  /** The user of API token `tokenId`, capped by its scopes, while the token is active (see ApiTokenService). */
+  principalForApiToken(tokenId: number): Promise<Extract<Principal, { kind: 'user' }> | undefined> {
+    return this.services.apiTokens.principalFor(tokenId);
+  }
+
+  /**
+   * A value that changes whenever the user's password, enabled flag or existence changes, or undefined
+   * when they cannot log in with a password: lets a caller cache a verified password without scrypt.
+   */
+  async passwordStamp(name: string): Promise<string | undefined> {
+    const user = typeof name === 'string' && isLookupName(name) ? await this.stores.users.findByName(name) : undefined;
+    return user?.passwordHash && user.enabled ? sha256(`${user.id}:${user.passwordHash}`) : undefined;
   }
 }

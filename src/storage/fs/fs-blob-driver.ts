@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { assertValidKey, BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter } from '../blob-driver.js';
+import { assertValidKey, BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader } from '../blob-driver.js';
 
 const READ_CHUNK = 1024 * 1024;
 const TMP_DIR = '.tmp';
@@ -51,6 +51,22 @@ export class FsBlobDriver implements BlobDriver {
       return Readable.from([]);
     }
     return fh.createReadStream({ start, end, highWaterMark: READ_CHUNK, autoClose: true });
+  }
+
+  async openPositional(key: string): Promise<PositionalReader> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.path(key), 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobNotFoundError(key);
+      throw err;
+    }
+    const { size } = await fh.stat();
+    return {
+      size,
+      read: async (buffer, position, length) => (await fh.read(buffer, 0, length, position)).bytesRead,
+      close: () => fh.close(),
+    };
   }
 
   async writer(key: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
