@@ -41,8 +41,9 @@ describe("with the superuser's credentials", () => runConformance(
     get password(): string {
       return running().admin.password;
     },
-    namespace: 'conformance/app',
-    crossmountNamespace: 'conformance/other',
+    // `fresh` does not exist beforehand: the superuser's first push creates it, as on a new registry.
+    namespace: 'fresh/app',
+    crossmountNamespace: 'fresh/other',
   },
   options,
 ));

@@ -71,7 +71,12 @@ export function createAccounts(db: Kysely<Database>, dialect: DialectAdapter, re
     authenticator: new Authenticator({ accounts, robots, apiTokens }, stores),
     permissions,
     grants: new GrantService(stores),
-    access: new PermissionAccess(repositories, permissions, { defaultVisibility: opts.defaultVisibility }),
+    access: new PermissionAccess(repositories, permissions, {
+      defaultVisibility: opts.defaultVisibility,
+      createOrganization: async (name, creator) => {
+        await accounts.createOrganization({ name, creator });
+      },
+    }),
     audit: new AuditService(new AuditLogStore(db), { now: opts.now }),
     signingKeys: new SigningKeyService(new SigningKeyStore(db)),
   };

@@ -75,8 +75,17 @@ for (const dialect of DIALECTS) {
       assert.equal(await outcome(p.cora!, 'acme/absent', ['pull']), 'allowed');
       assert.equal(await outcome(p.olga!, 'acme/absent', ['pull', 'delete']), 'allowed');
       assert.equal(await outcome(p.sam!, 'nowhere/absent', ['pull']), 'allowed');
-      assert.match(await outcome(p.sam!, 'nowhere/absent', ['pull', 'push']), /^NAME_UNKNOWN: namespace nowhere does not exist/);
       assert.equal(await repositories.details(rn('acme/absent')), undefined, 'pull does not create');
+    });
+
+    it("creates a missing namespace as an organization owned by the superuser on a superuser's push", async () => {
+      assert.equal(await outcome(p.sam!, 'fresh-org/app', ['pull', 'push']), 'allowed');
+      const org = await a.accounts.getOrganization('fresh-org');
+      assert.ok(org, 'organization created');
+      assert.ok(await repositories.details(rn('fresh-org/app')));
+      // Only superusers: a plain user's push into a missing namespace is refused and creates nothing.
+      assert.equal((await refusal(p.cora!, 'other-fresh/app', ['pull', 'push'])).code, 'DENIED');
+      assert.equal(await a.accounts.getOrganization('other-fresh'), undefined);
     });
 
     it('creates a repository on push for those who may, with defaults and the creator as admin', async () => {

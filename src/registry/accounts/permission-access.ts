@@ -37,10 +37,13 @@ export class PermissionAccess implements AccessService {
   constructor(
     private readonly repositories: RepositoryService,
     private readonly permissions: PermissionService,
-    opts: { defaultVisibility?: Visibility } = {},
+    opts: { defaultVisibility?: Visibility; createOrganization?: (name: string, creator: string) => Promise<void> } = {},
   ) {
     this.defaultVisibility = opts.defaultVisibility ?? 'private';
+    this.createOrganization = opts.createOrganization;
   }
+
+  private readonly createOrganization?: (name: string, creator: string) => Promise<void>;
 
   /** Resolves if every action is allowed; otherwise throws the first refusal (see the file comment). */
   async authorize(principal: Principal, repository: RepositoryName, actions: readonly RepositoryAction[]): Promise<void> {
@@ -76,8 +79,15 @@ export class PermissionAccess implements AccessService {
       const mayCreate = await this.permissions.canCreateRepository(principal, namespace);
       if (mayCreate && actions.includes('push')) {
         repo = (await this.repositories.create(name, { visibility: this.defaultVisibility, creator: creatorGrant(principal, namespace) })).repository;
+      } else if (principal.kind === 'user' && actions.includes('push') && this.createOrganization && (await this.permissions.isSuperuser(principal))) {
+        // A superuser's push into a namespace that does not exist creates it as an organization
+        // owned by that superuser (so `skopeo copy ... wharf/anything/app` works on a fresh registry).
+        await this.createOrganization(namespace, principal.name).catch(async (err: unknown) => {
+          if (!(await this.permissions.canCreateRepository(principal, namespace))) throw err;
+        });
+        repo = (await this.repositories.create(name, { visibility: this.defaultVisibility, creator: creatorGrant(principal, namespace) })).repository;
       } else if (mayCreate || (await this.permissions.isSuperuser(principal))) {
-        // Only a superuser reaches this with push: the namespace itself is missing.
+        // Only a superuser reaches this with push when no organization can be made for it.
         const missing = new RegistryError('NAME_UNKNOWN', `namespace ${namespace} does not exist; create the user or organization first`);
         return actions.map((action) => (action === 'push' ? { action, error: missing } : { action }));
       } else {
