@@ -6,13 +6,20 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Registry } from '../registry/registry.js';
+import type { Accounts } from '../registry/accounts/accounts.js';
+import { apiPlugin } from './api/plugin.js';
 import { healthRoutes } from './health.js';
+
+/** The release, reported by the OpenAPI document. */
+export const WHARF_VERSION = '0.1.0';
 import { v2Plugin } from './v2/plugin.js';
 
 export interface AppOptions {
   registry: Registry;
   metrics: Metrics;
   logger: Logger;
+  /** The account services; `/api/v1` is served when they are given (authentication enabled). */
+  accounts?: Accounts;
   /** Passed to Fastify (https options, timeouts). */
   server?: Partial<FastifyServerOptions> & { https?: { cert: string | Buffer; key: string | Buffer } };
 }
@@ -51,5 +58,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { registry: opts.registry, metrics: opts.metrics });
   await app.register(v2Plugin, { registry: opts.registry, metrics: opts.metrics });
+  if (opts.accounts) await app.register(apiPlugin, { prefix: '/api/v1', registry: opts.registry, accounts: opts.accounts, version: WHARF_VERSION });
   return app;
 }

@@ -19,7 +19,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   const admin = accounts ? await bootstrapAdmin(accounts, config) : undefined;
   const metrics = new Metrics();
   const tls = await tlsOptions(config);
-  const app = await buildApp({ registry, metrics, logger, server: tls ? { https: { cert: tls.cert, key: tls.key } } : {} });
+  const app = await buildApp({ registry, accounts, metrics, logger, server: tls ? { https: { cert: tls.cert, key: tls.key } } : {} });
 
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

@@ -27,7 +27,7 @@ export async function buildTestApp(dialect: TestDialect, opts: { storage?: BlobD
   const storage = opts.storage ?? new MemoryBlobDriver();
   const config = loadConfig({ env: {}, overrides: { log_level: 'silent', ...opts.config } });
   const { registry, accounts } = createServices({ db, storage, config });
-  const app = await buildApp({ registry, metrics: new Metrics({ defaultMetrics: false }), logger: createLogger('silent') });
+  const app = await buildApp({ registry, accounts, metrics: new Metrics({ defaultMetrics: false }), logger: createLogger('silent') });
   await app.ready();
   return {
     app,

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
+import { DIALECTS } from '../../../test/helpers/databases.js';
+
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+for (const dialect of DIALECTS) {
+  describe(`/api/v1 basics (${dialect})`, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await buildTestApp(dialect);
+      await t.accounts!.accounts.createUser({ name: 'alice', password: 'alice-password', email: 'alice@example.com' });
+    });
+    after(async () => t.close());
+
+    const assertApiError = (res: { statusCode: number; json(): unknown }, status: number, type: string) => {
+      assert.equal(res.statusCode, status);
+      const body = res.json() as { status: number; error_type: string; detail: string };
+      assert.equal(body.status, status);
+      assert.equal(body.error_type, type);
+      assert.equal(typeof body.detail, 'string');
+    };
+
+    it('answers anonymous callers of /user/ with 401 invalid_token', async () => {
+      assertApiError(await t.app.inject({ url: '/api/v1/user/' }), 401, 'invalid_token');
+    });
+
+    it('accepts Basic credentials and API tokens', async () => {
+      let res = await t.app.inject({ url: '/api/v1/user/', headers: { authorization: basic('alice', 'alice-password') } });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(res.json().username, 'alice');
+      assert.equal(res.json().email, 'alice@example.com');
+      const { secret } = await t.accounts!.apiTokens.create('alice', { name: 'cli', scopes: ['user:read'] });
+      res = await t.app.inject({ url: '/api/v1/user/', headers: { authorization: `Bearer ${secret}` } });
+      assert.equal(res.statusCode, 200, res.body);
+      const noScope = await t.accounts!.apiTokens.create('alice', { name: 'narrow', scopes: ['repo:read'] });
+      assertApiError(await t.app.inject({ url: '/api/v1/user/', headers: { authorization: `Bearer ${noScope.secret}` } }), 403, 'insufficient_scope');
+    });
+
+    it('refuses bad credentials with the stable error shape', async () => {
+      assertApiError(await t.app.inject({ url: '/api/v1/user/', headers: { authorization: basic('alice', 'wrong') } }), 401, 'invalid_token');
+      assertApiError(await t.app.inject({ url: '/api/v1/user/', headers: { authorization: 'Bearer nope' } }), 401, 'invalid_token');
+      assertApiError(await t.app.inject({ url: '/api/v1/user/', headers: { authorization: 'Digest x' } }), 401, 'invalid_token');
+      assertApiError(await t.app.inject({ url: '/api/v1/nothing-here' }), 404, 'not_found');
+      const badJson = await t.app.inject({ method: 'POST', url: '/api/v1/nothing-here', payload: '{', headers: { 'content-type': 'application/json' } });
+      assert.ok(badJson.statusCode === 400 || badJson.statusCode === 404, String(badJson.statusCode));
+    });
+
+    it('serves an OpenAPI document listing every route', async () => {
+      const res = await t.app.inject({ url: '/api/v1/discovery' });
+      assert.equal(res.statusCode, 200);
+      const doc = res.json() as { openapi: string; paths: Record<string, Record<string, unknown>> };
+      assert.equal(doc.openapi, '3.1.0');
+      assert.ok(doc.paths['/api/v1/user/']?.get);
+      assert.deepEqual((await t.app.inject({ url: '/api/v1/openapi.json' })).json(), doc);
+    });
+  });
+}

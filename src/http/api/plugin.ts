@@ -1,0 +1,72 @@
+/**
+ * `/api/v1`, the management API (Quay's paths and JSON field names where Quay defines them). Callers
+ * authenticate with a Bearer API token or HTTP Basic (password, robot token or API token); anonymous
+ * callers reach only what is public. Errors are always the JSON shape of errors.ts.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ANONYMOUS, type Principal } from '../../registry/access.js';
+import type { Accounts } from '../../registry/accounts/accounts.js';
+import type { Registry } from '../../registry/registry.js';
+import { ApiContext } from './context.js';
+import { renderApiError, unauthorized } from './errors.js';
+import { openApiDocument } from './openapi.js';
+import type { ApiRoute } from './route.js';
+import { API_ROUTES } from './routes.js';
+
+/** Register with `prefix: '/api/v1'` so that its error and not-found handlers cover only the API. */
+export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry; accounts: Accounts; version: string }): Promise<void> {
+  const { registry, accounts } = opts;
+  app.setErrorHandler((err, req, reply) => renderApiError(err, req, reply));
+  app.setNotFoundHandler((req, reply) => renderApiError(Object.assign(new Error(`no such endpoint: ${req.method} ${req.url.split('?')[0]}`), { statusCode: 404 }), req, reply));
+
+  const document = openApiDocument(API_ROUTES, opts.version);
+  for (const path of ['/discovery', '/openapi.json']) {
+    app.get(path, async (req, reply) => {
+      req.wharfRoute = 'api_discovery';
+      return reply.send(document);
+    });
+  }
+
+  for (const route of API_ROUTES) register(app, route, registry, accounts);
+}
+
+function register(app: FastifyInstance, route: ApiRoute, registry: Registry, accounts: Accounts): void {
+  app.route({
+    method: route.method,
+    url: route.path,
+    handler: async (req, reply) => {
+      req.wharfRoute = `api_${route.tag}`;
+      const principal = await caller(registry, accounts, req);
+      const ctx = new ApiContext(registry, accounts, principal, req, reply);
+      const input = {
+        params: route.params ? route.params.parse(req.params) : {},
+        query: route.query ? route.query.parse(req.query ?? {}) : {},
+        body: route.body ? route.body.parse(req.body ?? {}) : undefined,
+      };
+      const result = await route.handler(ctx, input);
+      if (reply.sent) return reply;
+      const status = route.status ?? 200;
+      return status === 204 ? reply.code(204).send() : reply.code(status).send(result);
+    },
+  });
+}
+
+/** The caller: a Bearer API token, HTTP Basic credentials, or nobody. */
+async function caller(registry: Registry, accounts: Accounts, req: FastifyRequest): Promise<Principal> {
+  const header = req.headers.authorization;
+  if (typeof header !== 'string' || header.trim() === '') return ANONYMOUS;
+  const [scheme, value = ''] = header.trim().split(/\s+/, 2);
+  if (/^bearer$/i.test(scheme!)) {
+    const verified = await accounts.apiTokens.verify(value);
+    if (!verified) throw unauthorized('invalid, expired or revoked API token');
+    return verified.principal;
+  }
+  if (/^basic$/i.test(scheme!) && registry.auth) {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    if (i <= 0) throw unauthorized('malformed Basic credentials');
+    const ua = req.headers['user-agent'];
+    return registry.auth.login(decoded.slice(0, i), decoded.slice(i + 1), { ip: req.ip, userAgent: typeof ua === 'string' ? ua : undefined });
+  }
+  throw unauthorized('unsupported Authorization scheme; use Bearer (API token) or Basic');
+}

@@ -1,0 +1,31 @@
+/**
+ * Every `/api/v1` endpoint is declared once with `defineRoute`: method, path, zod schemas for its
+ * parameters, query and body, and the handler. The plugin registers it with Fastify and the OpenAPI
+ * document is generated from the same declarations, so the document lists exactly what exists.
+ */
+import type { z } from 'zod';
+import type { ApiContext } from './context.js';
+
+export interface RouteInput<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+}
+
+export interface ApiRoute<P = unknown, Q = unknown, B = unknown> {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Path under /api/v1 with Fastify parameters, e.g. `/organization/:orgname`. */
+  path: string;
+  summary: string;
+  tag: string;
+  params?: z.ZodType<P>;
+  query?: z.ZodType<Q>;
+  body?: z.ZodType<B>;
+  /** Success status (default 200); 204 sends no body. */
+  status?: number;
+  handler(ctx: ApiContext, input: RouteInput<P, Q, B>): Promise<unknown>;
+}
+
+export function defineRoute<P = Record<string, never>, Q = Record<string, never>, B = undefined>(route: ApiRoute<P, Q, B>): ApiRoute {
+  return route as unknown as ApiRoute;
+}
