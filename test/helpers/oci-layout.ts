@@ -12,8 +12,8 @@
  * Everything is deterministic: the same options give the same digests.
  */
 import { createCipheriv, createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -279,13 +279,16 @@ async function writeLayer(dir: string, layer: LayerSpec, seed: string, gzipLevel
   const tmp = join(dir, 'blobs', 'sha256', `.tmp-${process.pid}-${tmpCounter++}`);
   const diffHash = new HashingPassThrough();
   const blobHash = new HashingPassThrough();
+  // Create the file before the pipeline starts, so that the cleanup below cannot run before a lazily
+  // opened write stream creates it.
+  const out = await open(tmp, 'w');
   try {
     await pipeline(
       tarStream(layer.files, seed),
       diffHash,
       createGzip({ level: gzipLevel, chunkSize: MiB }),
       blobHash,
-      createWriteStream(tmp),
+      out.createWriteStream(),
     );
     const digest = `sha256:${blobHash.hex()}`;
     await rename(tmp, blobPath(dir, digest));
@@ -297,6 +300,7 @@ async function writeLayer(dir: string, layer: LayerSpec, seed: string, gzipLevel
       mediaType: MEDIA_TYPE_OCI_LAYER_GZIP,
     };
   } catch (err) {
+    await out.close().catch(() => {});
     await rm(tmp, { force: true });
     throw err;
   }
