@@ -18,15 +18,31 @@ export interface AccountsTarget {
   admin: { username: string };
 }
 
-/** Runs `fn` with the account services and the repository service of the process's database. */
-export async function withAccounts<T>(w: AccountsTarget, fn: (a: Accounts & { repositories: RepositoryService }) => Promise<T>): Promise<T> {
+export type AccountsHandle = Accounts & { repositories: RepositoryService };
+
+/**
+ * The account services and the repository service of the process's database, kept open until
+ * `close()` (for a suite that asks many questions; `withAccounts` for one batch of changes).
+ */
+export async function openAccounts(w: AccountsTarget): Promise<AccountsHandle & { close(): Promise<void> }> {
   const db = await openDatabase({ url: w.dbUrl, dataDir: w.dataDir, poolSize: 2 });
   try {
     const config = loadConfig({ env: {}, overrides: { data_dir: w.dataDir, log_level: 'silent' } });
     const repositories = new RepositoryService(new RepositoryStore(db.db, db.dialect));
-    return await fn({ ...createAccountServices(db, config, repositories), repositories });
-  } finally {
+    return { ...createAccountServices(db, config, repositories), repositories, close: () => db.close() };
+  } catch (err) {
     await db.close();
+    throw err;
+  }
+}
+
+/** Runs `fn` with the account services and the repository service of the process's database. */
+export async function withAccounts<T>(w: AccountsTarget, fn: (a: AccountsHandle) => Promise<T>): Promise<T> {
+  const { close, ...a } = await openAccounts(w);
+  try {
+    return await fn(a);
+  } finally {
+    await close();
   }
 }
 
