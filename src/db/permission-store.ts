@@ -3,7 +3,7 @@
  * repository, at most one per subject. Rows go away with their repository (foreign key) and with their
  * subject (see grant-purge.ts).
  */
-import { sql, type Kysely } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import { subjectNames } from './subject-names.js';
 import type { Database } from './tables.js';
@@ -101,7 +101,7 @@ export class PermissionStore {
    * to it. The caller decides who is `everything` (superusers) and checks that the account is enabled.
    */
   async readableNames(reader: Reader, opts: { last?: string; limit: number }): Promise<string[]> {
-    const full = this.dialect.name === 'postgres' ? sql<string>`(n.name || '/' || r.name) collate "C"` : sql<string>`(n.name || '/' || r.name)`;
+    const full = this.fullName();
     let q = this.db
       .selectFrom('repositories as r')
       .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
@@ -109,31 +109,81 @@ export class PermissionStore {
       .orderBy(full)
       .limit(opts.limit);
     if (opts.last !== undefined) q = q.where(full, '>', opts.last);
-    if (reader.kind !== 'everything') {
-      q = q.where((eb) => {
-        const grants = () => eb.selectFrom('repository_permissions as p').select('p.role').whereRef('p.repository_id', '=', 'r.id');
-        const alternatives = [eb('r.visibility', '=', 'public')];
-        if (reader.kind === 'user') {
-          const teams = eb.selectFrom('team_members').select('team_id').where('user_id', '=', reader.userId);
-          const adminTeams = eb
-            .selectFrom('teams as t')
-            .innerJoin('team_members as m', 'm.team_id', 't.id')
-            .select('t.id')
-            .whereRef('t.namespace_id', '=', 'r.namespace_id')
-            .where('t.role', '=', 'admin')
-            .where('m.user_id', '=', reader.userId);
-          alternatives.push(
-            eb('r.namespace_id', '=', reader.namespaceId),
-            eb.exists(grants().where('p.subject_kind', '=', 'user').where('p.subject_id', '=', reader.userId)),
-            eb.exists(grants().where('p.subject_kind', '=', 'team').where('p.subject_id', 'in', teams)),
-            eb.exists(adminTeams),
-          );
-        } else if (reader.kind === 'robot') {
-          alternatives.push(eb.exists(grants().where('p.subject_kind', '=', 'robot').where('p.subject_id', '=', reader.robotId)));
-        }
-        return eb.or(alternatives);
-      });
-    }
+    if (reader.kind !== 'everything') q = q.where((eb) => eb.or(readableBy(eb, reader, true)));
     return (await q.execute()).map((r) => r.full_name);
   }
+
+  /**
+   * The repositories the reader can read (as readableNames), with their details, in byte order of the
+   * full name after `last`, at most `limit`; only of `namespace` when given. Without `includePublic`,
+   * public repositories count only when the reader can read them otherwise (as for the catalog of
+   * Quay's `GET /api/v1/repository` without `public=true`); `everything` readers see all.
+   */
+  async readableRepositories(reader: Reader, opts: { namespace?: string; includePublic: boolean; last?: string; limit: number }): Promise<ReadableRepository[]> {
+    const full = this.fullName();
+    let q = this.db
+      .selectFrom('repositories as r')
+      .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
+      .select([full.as('full_name'), 'n.name as namespace', 'r.name', 'r.description', 'r.visibility', 'r.state'])
+      .select((eb) => eb.selectFrom('tags as t').select((e) => e.fn.max('t.lifetime_start').as('m')).whereRef('t.repository_id', '=', 'r.id').as('last_modified'))
+      .orderBy(full)
+      .limit(opts.limit);
+    if (opts.last !== undefined) q = q.where(full, '>', opts.last);
+    if (opts.namespace !== undefined) q = q.where('n.name', '=', opts.namespace);
+    if (reader.kind !== 'everything') {
+      // eb.or([]) is false: an anonymous reader without public repositories reads nothing.
+      q = q.where((eb) => eb.or(readableBy(eb, reader, opts.includePublic)));
+    }
+    const rows = await q.execute();
+    return rows.map((r) => ({
+      fullName: r.full_name,
+      namespace: r.namespace,
+      name: r.name,
+      description: r.description,
+      visibility: r.visibility,
+      state: r.state,
+      lastModified: r.last_modified === null || r.last_modified === undefined ? null : Number(r.last_modified),
+    }));
+  }
+
+  private fullName() {
+    return this.dialect.name === 'postgres' ? sql<string>`(n.name || '/' || r.name) collate "C"` : sql<string>`(n.name || '/' || r.name)`;
+  }
+}
+
+export interface ReadableRepository {
+  fullName: string;
+  namespace: string;
+  name: string;
+  description: string | null;
+  visibility: string;
+  state: string;
+  /** The newest tag change (ms), or null for a repository without tags. */
+  lastModified: number | null;
+}
+
+/** The conditions (any of which suffices) under which `reader` reads repository `r` (see readableNames). */
+// The builder is typed loosely: it runs inside queries that alias repositories as `r`.
+function readableBy(eb: ExpressionBuilder<any, any>, reader: Exclude<Reader, { kind: 'everything' }>, includePublic: boolean): Expression<SqlBool>[] {
+  const grants = () => eb.selectFrom('repository_permissions as p').select('p.role').whereRef('p.repository_id', '=', 'r.id');
+  const alternatives: Expression<SqlBool>[] = includePublic ? [eb('r.visibility', '=', 'public')] : [];
+  if (reader.kind === 'user') {
+    const teams = eb.selectFrom('team_members').select('team_id').where('user_id', '=', reader.userId);
+    const adminTeams = eb
+      .selectFrom('teams as t')
+      .innerJoin('team_members as m', 'm.team_id', 't.id')
+      .select('t.id')
+      .whereRef('t.namespace_id', '=', 'r.namespace_id')
+      .where('t.role', '=', 'admin')
+      .where('m.user_id', '=', reader.userId);
+    alternatives.push(
+      eb('r.namespace_id', '=', reader.namespaceId),
+      eb.exists(grants().where('p.subject_kind', '=', 'user').where('p.subject_id', '=', reader.userId)),
+      eb.exists(grants().where('p.subject_kind', '=', 'team').where('p.subject_id', 'in', teams)),
+      eb.exists(adminTeams),
+    );
+  } else if (reader.kind === 'robot') {
+    alternatives.push(eb.exists(grants().where('p.subject_kind', '=', 'robot').where('p.subject_id', '=', reader.robotId)));
+  }
+  return alternatives;
 }

@@ -155,6 +155,16 @@ export class RepositoryStore {
     return Number(res.numUpdatedRows) > 0;
   }
 
+  /**
+   * Deletes the repository with (by foreign-key cascade) its manifests, tags and their history, blob
+   * links, uploads and permissions; the blobs themselves stay for garbage collection. False if it did
+   * not exist.
+   */
+  async delete(id: number): Promise<boolean> {
+    const res = await this.db.deleteFrom('repositories').where('id', '=', id).executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
   /** Full repository names in byte order, after `last`, at most `limit`. */
   async listNames(opts: { last?: string; limit: number }): Promise<string[]> {
     const full = this.dialect.name === 'postgres' ? sql<string>`(n.name || '/' || r.name) collate "C"` : sql<string>`(n.name || '/' || r.name)`;

@@ -9,12 +9,14 @@ import { BlobStore } from '../db/blob-store.js';
 import { openDatabase, type DatabaseHandle } from '../db/connect.js';
 import { ManifestStore } from '../db/manifest-store.js';
 import { RepositoryStore } from '../db/repository-store.js';
+import { TagHistoryStore } from '../db/tag-history-store.js';
 import { UploadStore } from '../db/upload-store.js';
 import { OpenAccess, type AccessService } from '../registry/access.js';
 import { BlobService } from '../registry/blobs.js';
 import { ManifestService } from '../registry/manifests.js';
 import type { Registry } from '../registry/registry.js';
 import { RepositoryService } from '../registry/repositories.js';
+import { TagService } from '../registry/tags.js';
 import { UploadService } from '../registry/uploads.js';
 import { createAccounts, type Accounts } from '../registry/accounts/accounts.js';
 import { LoginThrottle } from '../registry/accounts/login-throttle.js';
@@ -58,6 +60,7 @@ export function createRegistry(deps: { db: DatabaseHandle; storage: BlobDriver; 
 export function createServices(deps: { db: DatabaseHandle; storage: BlobDriver; config: Config; access?: AccessService }): Services {
   const { db, storage, config } = deps;
   const blobStore = new BlobStore(db.db);
+  const manifestStore = new ManifestStore(db.db, db.dialect);
   const repositories = new RepositoryService(new RepositoryStore(db.db, db.dialect));
   const accounts = config.auth.enabled ? createAccountServices(db, config, repositories) : undefined;
   const auth =
@@ -76,7 +79,8 @@ export function createServices(deps: { db: DatabaseHandle; storage: BlobDriver; 
     repositories,
     blobs: new BlobService(blobStore, storage),
     uploads: new UploadService(new UploadStore(db.db), blobStore, storage),
-    manifests: new ManifestService(new ManifestStore(db.db, db.dialect), { maxManifestSize: config.registry.max_manifest_size }),
+    manifests: new ManifestService(manifestStore, { maxManifestSize: config.registry.max_manifest_size }),
+    tags: new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore),
     health: {
       async check() {
         const database = await sql`select 1`.execute(db.db).then(

@@ -5,6 +5,7 @@ import type { RegistryAuth } from './accounts/registry-auth.js';
 import type { BlobService } from './blobs.js';
 import type { ManifestService } from './manifests.js';
 import type { RepositoryService } from './repositories.js';
+import type { TagService } from './tags.js';
 import type { UploadService } from './uploads.js';
 
 export interface HealthCheck {
@@ -18,6 +19,8 @@ export interface Registry {
   blobs: BlobService;
   uploads: UploadService;
   manifests: ManifestService;
+  /** Tags with history, for the management API. */
+  tags: TagService;
   health: HealthCheck;
   /** Authentication for `/v2`; absent when the registry runs open (`auth.enabled: false`). */
   auth?: RegistryAuth;

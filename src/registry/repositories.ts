@@ -65,6 +65,11 @@ export class RepositoryService {
     return this.store.setMirrorRobot(repo.id, robotId);
   }
 
+  /** Deletes the repository, its manifests, tags (with history) and blob links; blob bytes wait for GC. */
+  delete(repo: RepositoryRef): Promise<boolean> {
+    return this.store.delete(repo.id);
+  }
+
   listNames(opts: { last?: string; limit: number }): Promise<string[]> {
     return this.store.listNames(opts);
   }

@@ -11,13 +11,15 @@ const ERROR = {
 export function openApiDocument(routes: readonly ApiRoute[], version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
-    const path = `/api/v1${r.path.replace(/:([A-Za-z_]+)/g, '{$1}')}`;
+    // A trailing Fastify wildcard `*` is a repository name of one or more components.
+    const path = `/api/v1${r.path.replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\/\*$/, '/{repository}')}`;
     const parameters: unknown[] = [];
     for (const [where, schema] of [['path', r.params], ['query', r.query]] as const) {
       if (!schema) continue;
       const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, unknown>; required?: string[] };
       for (const [name, s] of Object.entries(json.properties ?? {})) {
-        parameters.push({ name, in: where, required: where === 'path' || (json.required ?? []).includes(name), schema: s });
+        if (name === '*') parameters.push({ name: 'repository', in: where, required: true, schema: s, description: 'The repository name; it may contain "/" (several components)' });
+        else parameters.push({ name, in: where, required: where === 'path' || (json.required ?? []).includes(name), schema: s });
       }
     }
     const op: Record<string, unknown> = {

@@ -1,5 +1,15 @@
 /** Every `/api/v1` route, in the order the OpenAPI document lists them. */
 import type { ApiRoute } from './route.js';
+import { apiTokenRoutes } from './api-tokens.js';
+import { organizationRoutes } from './organizations.js';
+import { orgRobotRoutes, userRobotRoutes } from './robots.js';
+import { superuserRoutes } from './superuser-users.js';
+import { teamRoutes } from './teams.js';
 import { userRoutes } from './user.js';
+import { repositoryRoutes } from './repositories.js';
+import { permissionRoutes } from './permissions.js';
+import { prototypeRoutes } from './prototypes.js';
+import { tagRoutes } from './tags.js';
+import { logRoutes } from './logs.js';
 
-export const API_ROUTES: readonly ApiRoute[] = [...userRoutes];
+export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes];

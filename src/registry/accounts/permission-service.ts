@@ -14,7 +14,7 @@
  * members create repositories, and the creator is made admin of what they create.
  */
 import type { NamespaceRecord, NamespaceStore } from '../../db/namespace-store.js';
-import type { PermissionStore } from '../../db/permission-store.js';
+import type { PermissionStore, ReadableRepository } from '../../db/permission-store.js';
 import type { RepositoryDetails } from '../../db/repository-store.js';
 import type { RobotStore } from '../../db/robot-store.js';
 import type { TeamStore } from '../../db/team-store.js';
@@ -112,6 +112,24 @@ export class PermissionService {
     if (!user || !hasScope(principal, 'repo:read')) return [];
     if (user.superuser && hasScope(principal, 'super:user')) return this.stores.permissions.readableNames({ kind: 'everything' }, opts);
     return this.stores.permissions.readableNames({ kind: 'user', userId: user.id, namespaceId: user.namespaceId }, opts);
+  }
+
+  /**
+   * The repositories the principal can read, with their details, in byte order of the full name after
+   * `last`, at most `limit`; only of `namespace` when given. Public repositories of others are included
+   * only with `includePublic` (superusers see everything either way).
+   */
+  async listReadableRepositories(principal: Principal, opts: { namespace?: string; includePublic: boolean; last?: string; limit: number }): Promise<ReadableRepository[]> {
+    if (principal.kind === 'anonymous') return this.stores.permissions.readableRepositories({ kind: 'anonymous' }, opts);
+    if (principal.kind === 'robot') {
+      const robot = await this.stores.robots.findById(principal.id);
+      if (!robot || !robot.namespaceEnabled) return [];
+      return this.stores.permissions.readableRepositories({ kind: 'robot', robotId: robot.id }, opts);
+    }
+    const user = await this.activeUser(principal);
+    if (!user || !hasScope(principal, 'repo:read')) return [];
+    if (user.superuser && hasScope(principal, 'super:user')) return this.stores.permissions.readableRepositories({ kind: 'everything' }, opts);
+    return this.stores.permissions.readableRepositories({ kind: 'user', userId: user.id, namespaceId: user.namespaceId }, opts);
   }
 
   private async activeUser(principal: Principal): Promise<UserRecord | undefined> {

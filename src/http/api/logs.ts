@@ -1,0 +1,122 @@
+/**
+ * The audit log, newest first, one page at a time: of an organization (its admins), of a repository (its
+ * admins), of the calling user's own namespace. Superusers may read every one of them.
+ *
+ *   starttime, endtime  ISO 8601, milliseconds since the epoch, or Quay's MM/DD/YYYY (UTC); default the
+ *                       30 days before now. `starttime` is inclusive, `endtime` exclusive; a bare date
+ *                       as `endtime` includes that whole day, as in Quay.
+ *   kind                one or more kinds, repeated (`kind=a&kind=b`) or comma-separated
+ *   next_page           the cursor of the previous page
+ */
+import { z } from 'zod';
+import type { AuditEntry } from '../../registry/accounts/audit-service.js';
+import type { ApiContext } from './context.js';
+import { forbidden, invalid, notFound } from './errors.js';
+import { httpDate } from './params.js';
+import { requireRepository } from './repository-access.js';
+import { defineRoute } from './route.js';
+
+const DAY = 86_400_000;
+const DEFAULT_SPAN = 30 * DAY;
+const KIND_RE = /^[a-z][a-z0-9_]{0,63}$/;
+
+const logsQuery = z.object({
+  starttime: z.string().max(64).optional(),
+  endtime: z.string().max(64).optional(),
+  kind: z.union([z.string().max(2048), z.array(z.string().max(2048)).max(64)]).optional(),
+  next_page: z.string().max(32).optional(),
+  limit: z.string().regex(/^[0-9]{1,3}$/).optional(),
+});
+type LogsQuery = z.infer<typeof logsQuery>;
+
+/** Milliseconds for one of the accepted time formats; `endOfDay` moves a bare date to the next midnight. */
+function parseTime(name: string, value: string, endOfDay: boolean): number {
+  let ms: number;
+  let dateOnly = false;
+  const us = /^(\d{1,2})\/(\d{1,2})\/(\d{4})$/.exec(value);
+  if (/^[0-9]{1,15}$/.test(value)) ms = Number(value);
+  else if (us) {
+    ms = Date.UTC(Number(us[3]), Number(us[1]) - 1, Number(us[2]));
+    dateOnly = true;
+  } else if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
+    ms = Date.parse(value);
+    dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value);
+  } else ms = Number.NaN;
+  if (!Number.isFinite(ms)) throw invalid(`${name}: expected an ISO 8601 time, milliseconds since the epoch or MM/DD/YYYY`);
+  return dateOnly && endOfDay ? ms + DAY : ms;
+}
+
+function kinds(kind: LogsQuery['kind']): string[] | undefined {
+  if (kind === undefined) return undefined;
+  const list = (Array.isArray(kind) ? kind : [kind]).flatMap((k) => k.split(',')).map((k) => k.trim()).filter(Boolean);
+  for (const k of list) if (!KIND_RE.test(k)) throw invalid(`kind: invalid log kind ${JSON.stringify(k.slice(0, 64))}`);
+  return list.length ? list : undefined;
+}
+
+async function page(ctx: ApiContext, where: { namespace: string; repository?: string }, q: LogsQuery) {
+  const end = q.endtime === undefined ? Date.now() + 1 : parseTime('endtime', q.endtime, true);
+  const start = q.starttime === undefined ? end - DEFAULT_SPAN : parseTime('starttime', q.starttime, false);
+  if (start > end) throw invalid('starttime is after endtime');
+  if (q.next_page !== undefined && !/^[1-9][0-9]{0,15}$/.test(q.next_page)) throw invalid('next_page: not a cursor this server handed out');
+  const limit = q.limit === undefined ? 50 : Number(q.limit);
+  if (limit < 1 || limit > 500) throw invalid('limit: 1 to 500');
+  const res = await ctx.accounts.audit.query({ ...where, kinds: kinds(q.kind), since: start, until: end, cursor: q.next_page, limit });
+  return {
+    start_time: httpDate(start),
+    end_time: httpDate(end),
+    logs: res.entries.map(view),
+    ...(res.nextCursor ? { next_page: res.nextCursor } : {}),
+  };
+}
+
+function view(e: AuditEntry) {
+  return {
+    kind: e.kind,
+    metadata: e.metadata ?? {},
+    ip: e.ip,
+    datetime: httpDate(e.createdAt),
+    performer: e.actor.kind === 'anonymous' ? null : { kind: e.actor.kind, name: e.actor.name },
+    namespace: e.namespace,
+    repository: e.repository,
+  };
+}
+
+export const logRoutes = [
+  defineRoute({
+    method: 'GET',
+    path: '/organization/:orgname/logs',
+    summary: "The organization's audit log (organization admins)",
+    tag: 'logs',
+    params: z.object({ orgname: z.string().min(1).max(255) }),
+    query: logsQuery,
+    async handler(ctx, { params, query }) {
+      const principal = ctx.authenticated();
+      if (!(await ctx.accounts.accounts.getOrganization(params.orgname))) throw notFound(`organization ${params.orgname.slice(0, 100)}`);
+      if (!(await ctx.accounts.permissions.canAdminNamespace(principal, params.orgname))) throw forbidden(`admin of organization ${params.orgname} required`);
+      return page(ctx, { namespace: params.orgname }, query);
+    },
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/repository/:namespace/:repository/logs',
+    summary: "The repository's audit log (repository admins)",
+    tag: 'logs',
+    params: z.object({ namespace: z.string(), repository: z.string() }),
+    query: logsQuery,
+    async handler(ctx, { params, query }) {
+      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
+      return page(ctx, { namespace: repo.namespace, repository: repo.name }, query);
+    },
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/user/logs',
+    summary: "The audit log of the calling user's own namespace",
+    tag: 'logs',
+    query: logsQuery,
+    async handler(ctx, { query }) {
+      const me = ctx.user('user:read');
+      return page(ctx, { namespace: me.name }, query);
+    },
+  }),
+];

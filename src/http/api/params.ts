@@ -1,0 +1,42 @@
+/** zod building blocks for `/api/v1` query strings and bodies, and Quay's date rendering. */
+import { z } from 'zod';
+import { isTag, type Tag } from '../../oci/reference.js';
+import { isDigest, type Digest } from '../../oci/digest.js';
+
+/** `true`/`false` (also `1`/`0`) in a query string. */
+export const queryBool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'True', 'False'])
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v === 'true' || v === 'True' || v === '1'));
+
+/** A decimal integer in `[min, max]` in a query string. */
+export const queryInt = (min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .regex(/^[0-9]{1,9}$/, 'must be a decimal integer')
+    .optional()
+    .transform((v) => (v === undefined ? fallback : Number(v)))
+    .pipe(z.number().int().min(min).max(max));
+
+export const tagName = z.string().refine((v) => isTag(v), 'must be a tag: 1 to 128 of [A-Za-z0-9_.-], not starting with "." or "-"').transform((v) => v as Tag);
+export const digest = z.string().refine((v) => isDigest(v), 'must be a digest such as sha256:<64 hex digits>').transform((v) => v as Digest);
+
+/** Seconds since the epoch, as Quay's `start_ts`/`end_ts`. */
+export const seconds = (ms: number): number => Math.floor(ms / 1000);
+
+/** An RFC 7231 date (`Tue, 03 Mar 2026 10:00:00 GMT`), as Quay's `last_modified`, `expiration` and `datetime`. */
+export const httpDate = (ms: number): string => new Date(ms).toUTCString();
+
+/** An opaque paging cursor holding one string. */
+export const encodeCursor = (value: string): string => Buffer.from(JSON.stringify({ v: value })).toString('base64url');
+
+/** The string in a cursor of encodeCursor, or undefined if it is not one. */
+export function decodeCursor(cursor: string): string | undefined {
+  try {
+    const v = (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { v?: unknown }).v;
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}

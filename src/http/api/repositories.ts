@@ -1,0 +1,169 @@
+/**
+ * Repositories: create, list (only what the caller can read, paged by an opaque cursor), get, delete,
+ * change visibility and state. Quay's paths and fields; `GET` and `DELETE` of one repository accept a
+ * multi-component name unencoded (`/repository/acme/team/app`), everything below a repository wants
+ * `/` in its name encoded as `%2F` (see repository-access.ts).
+ */
+import { z } from 'zod';
+import { REPOSITORY_STATES } from '../../registry/repositories.js';
+import { roleAtLeast } from '../../registry/accounts/roles.js';
+import { ApiError, forbidden, invalid, notFound } from './errors.js';
+import { decodeCursor, encodeCursor, queryBool, queryInt, seconds } from './params.js';
+import { repositoryName, requireRepository } from './repository-access.js';
+import { defineRoute } from './route.js';
+
+const MAX_DESCRIPTION = 100_000;
+const one = z.object({ namespace: z.string(), repository: z.string() });
+/** `*` is Fastify's wildcard: the rest of the path, which may hold several name components. */
+const wildcard = z.object({ namespace: z.string(), '*': z.string() });
+const visibility = z.enum(['public', 'private']);
+
+export const repositoryRoutes = [
+  defineRoute({
+    method: 'POST',
+    path: '/repository',
+    summary: 'Create a repository in a namespace where the caller may create repositories',
+    tag: 'repository',
+    status: 201,
+    body: z.object({
+      namespace: z.string().min(1).max(255),
+      repository: z.string().min(1).max(255),
+      visibility,
+      description: z.string().max(MAX_DESCRIPTION).nullish(),
+      repo_kind: z.literal('image').nullish(),
+    }),
+    async handler(ctx, { body }) {
+      const principal = ctx.authenticated();
+      const name = repositoryName(body.namespace, body.repository);
+      if (!(await ctx.accounts.permissions.canCreateRepository(principal, body.namespace))) {
+        if (!(await ctx.accounts.permissions.isSuperuser(principal))) throw forbidden(`you may not create repositories in namespace ${body.namespace}`);
+      }
+      const creator = principal.kind === 'user' && principal.name !== body.namespace ? { kind: 'user' as const, id: principal.id } : undefined;
+      const { repository, created } = await ctx.registry.repositories.create(name, { visibility: body.visibility, description: body.description ?? null, creator });
+      if (!created) throw new ApiError(409, 'conflict', `repository ${name} already exists`);
+      await ctx.audit('create_repo', { namespace: repository.namespace, repository: repository.name, metadata: { visibility: body.visibility } });
+      return { namespace: repository.namespace, name: repository.name, kind: 'image' };
+    },
+  }),
+
+  defineRoute({
+    method: 'GET',
+    path: '/repository',
+    summary:
+      'Repositories the caller can read, by full name, one page at a time. With `namespace`, those of that namespace (public ones included); otherwise those the caller can read by permission, plus every public repository when `public=true`.',
+    tag: 'repository',
+    query: z.object({
+      namespace: z.string().min(1).max(255).optional(),
+      public: queryBool(false),
+      last_modified: queryBool(false),
+      next_page: z.string().max(2048).optional(),
+      limit: queryInt(1, 100, 100),
+    }),
+    async handler(ctx, { query }) {
+      const last = query.next_page === undefined ? undefined : decodeCursor(query.next_page);
+      if (query.next_page !== undefined && last === undefined) throw invalid('next_page: not a cursor this server handed out');
+      const includePublic = query.public || query.namespace !== undefined || ctx.principal.kind === 'anonymous';
+      const rows = await ctx.accounts.permissions.listReadableRepositories(ctx.principal, { namespace: query.namespace, includePublic, last, limit: query.limit + 1 });
+      const page = rows.slice(0, query.limit);
+      return {
+        repositories: page.map((r) => ({
+          namespace: r.namespace,
+          name: r.name,
+          description: r.description,
+          is_public: r.visibility === 'public',
+          kind: 'image',
+          state: r.state,
+          ...(query.last_modified ? { last_modified: r.lastModified === null ? null : seconds(r.lastModified) } : {}),
+        })),
+        ...(rows.length > query.limit ? { next_page: encodeCursor(page[page.length - 1]!.fullName) } : {}),
+      };
+    },
+  }),
+
+  defineRoute({
+    method: 'GET',
+    path: '/repository/:namespace/*',
+    summary: 'One repository. `{repository}` may have several path components (`team/app`), unlike Quay.',
+    tag: 'repository',
+    params: wildcard,
+    async handler(ctx, { params }) {
+      const { repo, role } = await requireRepository(ctx, params.namespace, params['*'], 'read');
+      return {
+        namespace: repo.namespace,
+        name: repo.name,
+        kind: 'image',
+        description: repo.description,
+        is_public: repo.visibility === 'public',
+        is_organization: repo.namespaceKind === 'org',
+        state: repo.state,
+        can_write: roleAtLeast(role, 'write'),
+        can_admin: roleAtLeast(role, 'admin'),
+        tag_count: await ctx.registry.tags.countLive(repo),
+      };
+    },
+  }),
+
+  defineRoute({
+    method: 'DELETE',
+    path: '/repository/:namespace/*',
+    summary: 'Delete a repository with its manifests, tags and tag history (admin). Blob bytes are removed later by garbage collection.',
+    tag: 'repository',
+    status: 204,
+    params: wildcard,
+    async handler(ctx, { params }) {
+      const { repo } = await requireRepository(ctx, params.namespace, params['*'], 'admin');
+      if (!(await ctx.registry.repositories.delete(repo))) throw notFound(`repository ${repo.namespace}/${repo.name}`);
+      await ctx.audit('delete_repo', { namespace: repo.namespace, repository: repo.name });
+    },
+  }),
+
+  defineRoute({
+    method: 'POST',
+    path: '/repository/:namespace/:repository/changevisibility',
+    summary: 'Make a repository public or private (admin)',
+    tag: 'repository',
+    params: one,
+    body: z.object({ visibility }),
+    async handler(ctx, { params, body }) {
+      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
+      await ctx.registry.repositories.setVisibility(repo, body.visibility);
+      await ctx.audit('change_repo_visibility', { namespace: repo.namespace, repository: repo.name, metadata: { visibility: body.visibility, previous_visibility: repo.visibility } });
+      return { success: true };
+    },
+  }),
+
+  defineRoute({
+    method: 'PUT',
+    path: '/repository/:namespace/:repository/changestate',
+    summary:
+      'Set a repository state: NORMAL, READ_ONLY or MIRROR (superuser or repository admin). MIRROR needs a mirror robot of the same namespace, given here as `robot` (full name) unless one is set already; the robot is granted write.',
+    tag: 'repository',
+    params: one,
+    body: z.object({ state: z.enum(REPOSITORY_STATES as ['NORMAL', 'READ_ONLY', 'MIRROR']), robot: z.string().min(1).max(512).optional() }),
+    async handler(ctx, { params, body }) {
+      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
+      if (body.robot !== undefined && body.state !== 'MIRROR') throw invalid('robot: only a MIRROR repository has a mirror robot');
+      let robotName: string | undefined;
+      if (body.state === 'MIRROR') {
+        if (body.robot !== undefined) {
+          const robot = await ctx.accounts.robots.get(body.robot);
+          if (!robot) throw invalid(`robot: no robot ${body.robot.slice(0, 300)}`);
+          if (robot.namespace !== repo.namespace) throw invalid(`robot: ${robot.name} belongs to another namespace than ${repo.namespace}`);
+          const held = await ctx.accounts.grants.getRepositoryPermission(repo, { kind: 'robot', name: robot.name });
+          if (!roleAtLeast(held, 'write')) await ctx.accounts.grants.setRepositoryPermission(repo, { kind: 'robot', name: robot.name }, 'write');
+          await ctx.registry.repositories.setMirrorRobot(repo, robot.id);
+          robotName = robot.name;
+        } else if (repo.mirrorRobotId === null) {
+          throw invalid('robot: a MIRROR repository needs a mirror robot; give its full name (namespace+name)');
+        }
+      }
+      await ctx.registry.repositories.setState(repo, body.state);
+      await ctx.audit('change_repo_state', {
+        namespace: repo.namespace,
+        repository: repo.name,
+        metadata: { state: body.state, previous_state: repo.state, ...(robotName ? { robot: robotName } : {}) },
+      });
+      return { success: true };
+    },
+  }),
+];

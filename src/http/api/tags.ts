@@ -1,0 +1,126 @@
+/**
+ * Tags and their history (the time machine): list (live, or with `onlyActiveTags=false` history too,
+ * newest first), create or move, delete (the tag moves to history), restore an earlier target, expire
+ * for good. Reading needs read on the repository; everything else write, and a repository state that
+ * accepts writes (as on /v2). Restoring is not limited by a time-machine window yet: history lives until
+ * `expire`, manifest deletion or repository deletion; the window and its GC come with issue 5.
+ */
+import { z } from 'zod';
+import { MediaType } from '../../oci/media-types.js';
+import type { TagRow } from '../../registry/tags.js';
+import { MAX_TAG_PAGE } from '../../registry/tags.js';
+import { digest, httpDate, queryBool, queryInt, seconds, tagName } from './params.js';
+import { requireRepository } from './repository-access.js';
+import { defineRoute } from './route.js';
+
+const repoParams = z.object({ namespace: z.string(), repository: z.string() });
+const tagParams = repoParams.extend({ tag: tagName });
+const LISTS: readonly string[] = [MediaType.OciIndex, MediaType.DockerManifestList];
+
+const filterTagName = z
+  .string()
+  .regex(/^(like|eq):[A-Za-z0-9_.-]{1,128}$/, 'must be like:<text> or eq:<tag>')
+  .transform((v) => ({ op: v.slice(0, v.indexOf(':')) as 'like' | 'eq', value: v.slice(v.indexOf(':') + 1) }));
+
+function tagView(t: TagRow) {
+  const list = LISTS.includes(t.mediaType);
+  return {
+    name: t.name,
+    reversion: false,
+    manifest_digest: t.digest,
+    is_manifest_list: list,
+    // Quay reports an image's compressed size (config and layers) and nothing for a list.
+    size: list ? null : t.blobSize,
+    start_ts: seconds(t.lifetimeStart),
+    last_modified: httpDate(t.lifetimeStart),
+    ...(t.lifetimeEnd === undefined ? {} : { end_ts: seconds(t.lifetimeEnd), expiration: httpDate(t.lifetimeEnd) }),
+  };
+}
+
+export const tagRoutes = [
+  defineRoute({
+    method: 'GET',
+    path: '/repository/:namespace/:repository/tag/',
+    summary: 'Tags of the repository, newest first; `onlyActiveTags=false` adds history rows (moved, deleted) with `end_ts`',
+    tag: 'tag',
+    params: repoParams,
+    query: z.object({
+      onlyActiveTags: queryBool(true),
+      page: queryInt(1, 1_000_000, 1),
+      limit: queryInt(1, MAX_TAG_PAGE, 50),
+      specificTag: tagName.optional(),
+      filter_tag_name: filterTagName.optional(),
+    }),
+    async handler(ctx, { params, query }) {
+      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'read');
+      const page = await ctx.registry.tags.list(repo, { onlyActive: query.onlyActiveTags, name: query.specificTag, filter: query.filter_tag_name, page: query.page, limit: query.limit });
+      return { tags: page.tags.map(tagView), page: query.page, has_additional: page.hasAdditional };
+    },
+  }),
+  defineRoute({
+    method: 'PUT',
+    path: '/repository/:namespace/:repository/tag/:tag',
+    summary: 'Create the tag, or move it, to a manifest of the repository (the previous target stays in history)',
+    tag: 'tag',
+    status: 201,
+    params: tagParams,
+    body: z.object({ manifest_digest: digest }),
+    async handler(ctx, { params, body }) {
+      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
+      const res = await ctx.registry.tags.set(repo, params.tag, body.manifest_digest);
+      if (res.changed) {
+        const metadata = { tag: params.tag, manifest_digest: body.manifest_digest, ...(res.previous ? { original_manifest_digest: res.previous } : {}) };
+        await ctx.audit(res.previous ? 'move_tag' : 'create_tag', { namespace: repo.namespace, repository: repo.name, metadata });
+      }
+      return { name: params.tag, manifest_digest: body.manifest_digest };
+    },
+  }),
+  defineRoute({
+    method: 'DELETE',
+    path: '/repository/:namespace/:repository/tag/:tag',
+    summary: 'Delete the tag: it leaves the live view and stays restorable from history',
+    tag: 'tag',
+    status: 204,
+    params: tagParams,
+    async handler(ctx, { params }) {
+      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
+      const was = await ctx.registry.tags.delete(repo, params.tag);
+      await ctx.audit('delete_tag', { namespace: repo.namespace, repository: repo.name, metadata: { tag: params.tag, manifest_digest: was } });
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/repository/:namespace/:repository/tag/:tag/restore',
+    summary: 'Point the tag at a digest it pointed at before (its history must still hold it and the manifest must exist)',
+    tag: 'tag',
+    params: tagParams,
+    body: z.object({ manifest_digest: digest }),
+    async handler(ctx, { params, body }) {
+      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
+      const res = await ctx.registry.tags.restore(repo, params.tag, body.manifest_digest);
+      if (res.changed) {
+        const metadata = { tag: params.tag, manifest_digest: body.manifest_digest, ...(res.previous ? { original_manifest_digest: res.previous } : {}) };
+        await ctx.audit('restore_tag', { namespace: repo.namespace, repository: repo.name, metadata });
+      }
+      return {};
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/repository/:namespace/:repository/tag/:tag/expire',
+    summary: 'Remove the tag for good: its live row and its history (only rows pointing at `manifest_digest` when given); it cannot be restored',
+    tag: 'tag',
+    params: tagParams,
+    body: z.object({ manifest_digest: digest.optional() }),
+    async handler(ctx, { params, body }) {
+      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
+      const removed = await ctx.registry.tags.expire(repo, params.tag, body.manifest_digest);
+      await ctx.audit('expire_tag', {
+        namespace: repo.namespace,
+        repository: repo.name,
+        metadata: { tag: params.tag, removed_rows: removed, ...(body.manifest_digest ? { manifest_digest: body.manifest_digest } : {}) },
+      });
+      return { removed };
+    },
+  }),
+];
