@@ -3,8 +3,8 @@
  * RepositoryStore.create). Changing them later does not touch existing repositories.
  */
 import type { Kysely } from 'kysely';
-import type { PermissionEntry, Subject, SubjectKind } from './permission-store.js';
-import { subjectNames } from './subject-names.js';
+import type { PermissionEntry, Subject } from './permission-store.js';
+import { namedEntries } from './subject-names.js';
 import type { Database } from './tables.js';
 
 export class DefaultPermissionStore {
@@ -32,12 +32,6 @@ export class DefaultPermissionStore {
   /** The namespace's default permissions with subject names, users then teams then robots, by name. */
   async list(namespaceId: number): Promise<PermissionEntry[]> {
     const rows = await this.db.selectFrom('default_permissions').select(['subject_kind', 'subject_id', 'role']).where('namespace_id', '=', namespaceId).execute();
-    const subjects = rows.map((r) => ({ kind: r.subject_kind as SubjectKind, id: r.subject_id, role: r.role }));
-    const names = await subjectNames(this.db, subjects);
-    const order: SubjectKind[] = ['user', 'team', 'robot'];
-    return subjects
-      .filter((s) => names.has(`${s.kind}:${s.id}`))
-      .map((s) => ({ ...s, name: names.get(`${s.kind}:${s.id}`)! }))
-      .sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return namedEntries(this.db, rows);
   }
 }

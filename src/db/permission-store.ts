@@ -5,7 +5,7 @@
  */
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
-import { subjectNames } from './subject-names.js';
+import { namedEntries } from './subject-names.js';
 import type { Database } from './tables.js';
 
 export type SubjectKind = 'user' | 'team' | 'robot';
@@ -69,13 +69,7 @@ export class PermissionStore {
   /** Every permission on the repository with its subject's name, users then teams then robots, by name. */
   async listForRepository(repositoryId: number): Promise<PermissionEntry[]> {
     const rows = await this.db.selectFrom('repository_permissions').select(['subject_kind', 'subject_id', 'role']).where('repository_id', '=', repositoryId).execute();
-    const subjects = rows.map((r) => ({ kind: r.subject_kind as SubjectKind, id: r.subject_id, role: r.role }));
-    const names = await subjectNames(this.db, subjects);
-    const order: SubjectKind[] = ['user', 'team', 'robot'];
-    return subjects
-      .filter((s) => names.has(`${s.kind}:${s.id}`))
-      .map((s) => ({ ...s, name: names.get(`${s.kind}:${s.id}`)! }))
-      .sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return namedEntries(this.db, rows);
   }
 
   /** The roles the user holds on the repository directly and through every team they belong to. */

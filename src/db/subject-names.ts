@@ -1,6 +1,6 @@
 /** Resolves permission subjects (kind + id) to display names: user names, team names, `ns+robot`. */
 import type { Kysely } from 'kysely';
-import type { SubjectKind } from './permission-store.js';
+import type { PermissionEntry, SubjectKind } from './permission-store.js';
 import type { Database } from './tables.js';
 
 /** A map from `${kind}:${id}` to the subject's name; subjects that no longer exist are absent. */
@@ -23,4 +23,21 @@ export async function subjectNames(db: Kysely<Database>, subjects: ReadonlyArray
     for (const r of rows) names.set(`robot:${r.id}`, `${r.ns}+${r.name}`);
   }
   return names;
+}
+
+/**
+ * Permission rows with their subjects' names, users then teams then robots, each by name; rows whose
+ * subject no longer exists are dropped.
+ */
+export async function namedEntries(
+  db: Kysely<Database>,
+  rows: ReadonlyArray<{ subject_kind: string; subject_id: number; role: string }>,
+): Promise<PermissionEntry[]> {
+  const subjects = rows.map((r) => ({ kind: r.subject_kind as SubjectKind, id: r.subject_id, role: r.role }));
+  const names = await subjectNames(db, subjects);
+  const order: SubjectKind[] = ['user', 'team', 'robot'];
+  return subjects
+    .filter((s) => names.has(`${s.kind}:${s.id}`))
+    .map((s) => ({ ...s, name: names.get(`${s.kind}:${s.id}`)! }))
+    .sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -5,8 +5,9 @@ import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { DIALECTS } from '../../../test/helpers/databases.js';
 import type { Accounts } from '../../registry/accounts/accounts.js';
 import { expiryOf } from './api-tokens.js';
+import { apiClient, basicOf } from '../../../test/helpers/api-client.js';
 
-const basic = (user: string) => `Basic ${Buffer.from(`${user}:${user}-password`).toString('base64')}`;
+const basic = (user: string) => basicOf(user, `${user}-password`);
 
 describe('expiryOf', () => {
   const now = Date.UTC(2030, 0, 1);
@@ -33,15 +34,7 @@ for (const dialect of DIALECTS) {
     });
     after(() => t?.close());
 
-    const call = async (method: string, url: string, authorization?: string, payload?: unknown) => {
-      const res = await t.app.inject({ method: method as 'GET', url: `/api/v1${url}`, headers: authorization ? { authorization } : {}, ...(payload === undefined ? {} : { payload: payload as object }) });
-      return { status: res.statusCode, raw: res.body, body: res.body ? (res.json() as Record<string, any>) : undefined };
-    };
-    const expectError = async (p: ReturnType<typeof call>, status: number) => {
-      const res = await p;
-      assert.equal(res.status, status, res.raw);
-      assert.equal(res.body!.status, status);
-    };
+    const { call, expectError } = apiClient(() => t.app);
 
     it('refuses anonymous callers and bad input', async () => {
       await expectError(call('GET', '/user/apitokens'), 401);

@@ -4,8 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { DIALECTS } from '../../../test/helpers/databases.js';
 import type { Accounts } from '../../registry/accounts/accounts.js';
+import { apiClient, basicOf } from '../../../test/helpers/api-client.js';
 
-const basicOf = (user: string, secret: string) => `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`;
 const basic = (user: string) => basicOf(user, `${user}-password`);
 
 for (const dialect of DIALECTS) {
@@ -20,15 +20,7 @@ for (const dialect of DIALECTS) {
     });
     after(() => t?.close());
 
-    const call = async (method: string, url: string, authorization?: string, payload?: unknown) => {
-      const res = await t.app.inject({ method: method as 'GET', url: `/api/v1${url}`, headers: authorization ? { authorization } : {}, ...(payload === undefined ? {} : { payload: payload as object }) });
-      return { status: res.statusCode, raw: res.body, body: res.body ? (res.json() as Record<string, any>) : undefined };
-    };
-    const expectError = async (p: ReturnType<typeof call>, status: number) => {
-      const res = await p;
-      assert.equal(res.status, status, res.raw);
-      assert.equal(res.body!.status, status);
-    };
+    const { call, expectError } = apiClient(() => t.app);
     const v2 = async (authorization: string) => (await t.app.inject({ url: '/v2/', headers: { authorization } })).statusCode;
     const admin = basic('admin');
 
