@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { assertValidKey, BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader } from '../blob-driver.js';
 
 const READ_CHUNK = 1024 * 1024;
@@ -36,31 +36,27 @@ export class FsBlobDriver implements BlobDriver {
   }
 
   async reader(key: string, range?: { offset: number; length?: number }): Promise<Readable> {
-    let fh: FileHandle;
-    try {
-      fh = await open(this.path(key), 'r');
-    } catch (err) {
-      if (isNotFound(err)) throw new BlobNotFoundError(key);
-      throw err;
-    }
+    const fh = await this.openForRead(key);
     const start = range?.offset ?? 0;
     const end = range?.length === undefined ? undefined : start + range.length - 1;
     if (end !== undefined && end < start) {
       await fh.close();
-      const { Readable } = await import('node:stream');
       return Readable.from([]);
     }
     return fh.createReadStream({ start, end, highWaterMark: READ_CHUNK, autoClose: true });
   }
 
-  async openPositional(key: string): Promise<PositionalReader> {
-    let fh: FileHandle;
+  private async openForRead(key: string): Promise<FileHandle> {
     try {
-      fh = await open(this.path(key), 'r');
+      return await open(this.path(key), 'r');
     } catch (err) {
       if (isNotFound(err)) throw new BlobNotFoundError(key);
       throw err;
     }
+  }
+
+  async openPositional(key: string): Promise<PositionalReader> {
+    const fh = await this.openForRead(key);
     const { size } = await fh.stat();
     return {
       size,
