@@ -58,6 +58,27 @@ export class AuditLogStore {
     return row.id;
   }
 
+  /** Appends several entries in one statement, in order. */
+  async appendMany(entries: readonly NewAuditRecord[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.db
+      .insertInto('audit_log')
+      .values(
+        entries.map((entry) => ({
+          kind: entry.kind,
+          namespace: entry.namespace,
+          repository: entry.repository,
+          actor_kind: entry.actorKind,
+          actor_name: entry.actorName,
+          ip: entry.ip,
+          user_agent: entry.userAgent,
+          metadata: entry.metadata,
+          created_at: entry.createdAt,
+        })),
+      )
+      .execute();
+  }
+
   /** Entries matching every given filter, newest (highest id) first, at most `limit`. */
   async query(f: AuditFilter): Promise<AuditRecord[]> {
     let q = this.db

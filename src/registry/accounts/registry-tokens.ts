@@ -38,6 +38,8 @@ export interface VerifiedToken {
   access: TokenAccess[];
 }
 
+const VERIFIED_CACHE_MAX = 10_000;
+
 export class RegistryTokens {
   private signer?: Promise<{ kid: string; key: CryptoKey }>;
   private readonly verifiers = new Map<string, Promise<CryptoKey | undefined>>();
@@ -74,6 +76,25 @@ export class RegistryTokens {
 
   /** The token's subject and access if its signature, issuer, audience and times check out; else undefined. */
   async verify(token: string, service: string): Promise<VerifiedToken | undefined> {
+    // A token's claims never change, so a signature checked once need not be checked again until the
+    // token expires. Who the subject is and what it may do are still re-read on every request.
+    const cacheKey = `${service}\u0000${token}`;
+    const cached = this.verified.get(cacheKey);
+    if (cached) {
+      if (cached.expiresAt > this.now()) return cached.result;
+      this.verified.delete(cacheKey);
+    }
+    const result = await this.verifyOnce(token, service);
+    if (result && result.expiresAt !== undefined) {
+      if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(cacheKey, { result: result.token, expiresAt: result.expiresAt });
+    }
+    return result?.token;
+  }
+
+  private readonly verified = new Map<string, { result: VerifiedToken; expiresAt: number }>();
+
+  private async verifyOnce(token: string, service: string): Promise<{ token: VerifiedToken; expiresAt?: number } | undefined> {
     try {
       const { kid, alg } = decodeProtectedHeader(token);
       if (alg !== TOKEN_ALGORITHM || typeof kid !== 'string') return undefined;
@@ -88,7 +109,10 @@ export class RegistryTokens {
       });
       if (payload.sub !== undefined && typeof payload.sub !== 'string') return undefined;
       const tid = typeof payload.tid === 'number' && Number.isSafeInteger(payload.tid) ? payload.tid : undefined;
-      return { subject: payload.sub, access: parseAccess(payload.access), apiTokenId: tid };
+      return {
+        token: { subject: payload.sub, access: parseAccess(payload.access), apiTokenId: tid },
+        expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
+      };
     } catch {
       return undefined;
     }
