@@ -74,9 +74,20 @@ for (const dialect of DIALECTS) {
       assert.equal((await get('/organization/orga/logs', 'anonymous')).statusCode, 401);
       assert.equal((await get('/organization/orga/logs', 'member')).statusCode, 403);
       assert.equal((await get('/organization/orga/logs', 'robot')).statusCode, 403);
-      assert.equal((await get('/organization/orgb/logs', 'orgadmin')).statusCode, 403);
+      assert.equal((await get('/organization/orgb/logs', 'orgadmin')).statusCode, 404, 'an organization the caller cannot see is not found, whether or not it exists');
       assert.equal((await get('/organization/nope/logs', 'orgadmin')).statusCode, 404);
       assert.equal((await page('/organization/orga/logs', 'superuser')).logs.length, 3);
+    });
+
+    it('never shows a reused name the entries of its previous owner', async () => {
+      const a = w.t.accounts!;
+      await a.accounts.createOrganization({ name: 'reused', creator: 'oadmin' });
+      await a.audit.record('push_repo', { actor: { kind: 'anonymous' }, namespace: 'reused', repository: 'secret', metadata: {} });
+      assert.equal((await page('/organization/reused/logs', 'superuser')).logs.length, 1);
+      await a.accounts.deleteOrganization('reused');
+      await new Promise((r) => setTimeout(r, 5));
+      await a.accounts.createOrganization({ name: 'reused', creator: 'root' });
+      assert.deepEqual((await page('/organization/reused/logs', 'superuser')).logs, []);
     });
 
     it("lists the user's own namespace log", async () => {

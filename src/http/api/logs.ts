@@ -11,7 +11,8 @@
 import { z } from 'zod';
 import type { AuditEntry } from '../../registry/accounts/audit-service.js';
 import type { ApiContext } from './context.js';
-import { forbidden, invalid, notFound } from './errors.js';
+import { invalid, notFound } from './errors.js';
+import { administeredOrganization } from './organization-access.js';
 import { httpDate } from './params.js';
 import { requireRepository } from './repository-access.js';
 import { defineRoute } from './route.js';
@@ -53,10 +54,15 @@ function kinds(kind: LogsQuery['kind']): string[] | undefined {
   return list.length ? list : undefined;
 }
 
-async function page(ctx: ApiContext, where: { namespace: string; repository?: string }, q: LogsQuery) {
+/**
+ * One page of entries for `where`. `notBefore` is when the namespace or repository was created: entries
+ * of an earlier holder of the same name (deleted, then the name reused) never reach the new owner.
+ */
+async function page(ctx: ApiContext, where: { namespace: string; repository?: string }, q: LogsQuery, notBefore: number) {
   const end = q.endtime === undefined ? Date.now() + 1 : parseTime('endtime', q.endtime, true);
-  const start = q.starttime === undefined ? end - DEFAULT_SPAN : parseTime('starttime', q.starttime, false);
-  if (start > end) throw invalid('starttime is after endtime');
+  const requestedStart = q.starttime === undefined ? end - DEFAULT_SPAN : parseTime('starttime', q.starttime, false);
+  if (requestedStart > end) throw invalid('starttime is after endtime');
+  const start = Math.max(requestedStart, notBefore);
   if (q.next_page !== undefined && !/^[1-9][0-9]{0,15}$/.test(q.next_page)) throw invalid('next_page: not a cursor this server handed out');
   const limit = q.limit === undefined ? 50 : Number(q.limit);
   if (limit < 1 || limit > 500) throw invalid('limit: 1 to 500');
@@ -90,10 +96,9 @@ export const logRoutes = [
     params: z.object({ orgname: z.string().min(1).max(255) }),
     query: logsQuery,
     async handler(ctx, { params, query }) {
-      const principal = ctx.authenticated();
-      if (!(await ctx.accounts.accounts.getOrganization(params.orgname))) throw notFound(`organization ${params.orgname.slice(0, 100)}`);
-      if (!(await ctx.accounts.permissions.canAdminNamespace(principal, params.orgname))) throw forbidden(`admin of organization ${params.orgname} required`);
-      return page(ctx, { namespace: params.orgname }, query);
+      // 404 for callers who cannot see the organization, before anything else is said about it.
+      const { org } = await administeredOrganization(ctx, params.orgname);
+      return page(ctx, { namespace: org.name }, query, org.createdAt);
     },
   }),
   defineRoute({
@@ -105,7 +110,7 @@ export const logRoutes = [
     query: logsQuery,
     async handler(ctx, { params, query }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
-      return page(ctx, { namespace: repo.namespace, repository: repo.name }, query);
+      return page(ctx, { namespace: repo.namespace, repository: repo.name }, query, repo.createdAt);
     },
   }),
   defineRoute({
@@ -116,7 +121,9 @@ export const logRoutes = [
     query: logsQuery,
     async handler(ctx, { query }) {
       const me = ctx.user('user:read');
-      return page(ctx, { namespace: me.name }, query);
+      const user = await ctx.accounts.accounts.getUser(me.name);
+      if (!user) throw notFound(`user ${me.name}`);
+      return page(ctx, { namespace: me.name }, query, user.createdAt);
     },
   }),
 ];

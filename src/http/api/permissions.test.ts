@@ -111,7 +111,7 @@ for (const dialect of DIALECTS) {
       assert.equal((await api('GET', url, 'anonymous')).statusCode, 401);
       assert.equal((await api('GET', url, 'member')).statusCode, 403);
       assert.equal((await api('POST', url, 'robot', { role: 'read', delegate: { kind: 'user', name: 'uma' } })).statusCode, 403);
-      assert.equal((await api('GET', '/organization/orgb/prototypes', 'orgadmin')).statusCode, 403);
+      assert.equal((await api('GET', '/organization/orgb/prototypes', 'orgadmin')).statusCode, 404, 'not a member of orgb: it is not found, as an unknown organization is');
       assert.equal((await api('GET', '/organization/nope/prototypes', 'orgadmin')).statusCode, 404);
       assert.equal((await api('GET', '/organization/uma/prototypes', 'user')).statusCode, 404, 'a user namespace is not an organization');
     });

@@ -8,17 +8,16 @@ import { z } from 'zod';
 import type { ApiContext } from './context.js';
 import type { PermissionInfo, SubjectRef } from '../../registry/accounts/grant-service.js';
 import { REPOSITORY_ROLES } from '../../registry/accounts/roles.js';
-import { forbidden, invalid, notFound } from './errors.js';
+import { invalid, notFound } from './errors.js';
+import { administeredOrganization } from './organization-access.js';
 import { userOrRobot } from './permissions.js';
 import { defineRoute } from './route.js';
 
 const orgParams = z.object({ orgname: z.string().min(1).max(255) });
 
-/** 401 anonymous, 404 no such organization, 403 not an admin of it. */
+/** 401 anonymous; 404 when the caller cannot see the organization (whether or not it exists); 403 a member who is not an admin. */
 async function requireOrgAdmin(ctx: ApiContext, orgname: string): Promise<void> {
-  const principal = ctx.authenticated();
-  if (!(await ctx.accounts.accounts.getOrganization(orgname))) throw notFound(`organization ${orgname.slice(0, 100)}`);
-  if (!(await ctx.accounts.permissions.canAdminNamespace(principal, orgname))) throw forbidden(`admin of organization ${orgname} required`);
+  await administeredOrganization(ctx, orgname);
 }
 
 function view(p: Pick<PermissionInfo, 'kind' | 'name' | 'role'>) {

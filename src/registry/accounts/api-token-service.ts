@@ -19,6 +19,9 @@ export interface ApiTokenStores {
 
 const MAX_NAME = 255;
 
+/** The longest lifetime a token may be given. */
+const MAX_LIFETIME_MS = 10 * 366 * 86_400_000;
+
 export class ApiTokenService {
   private readonly now: () => number;
 
@@ -39,6 +42,9 @@ export class ApiTokenService {
     const expiresAt = input.expiresAt ?? null;
     if (expiresAt !== null && (!Number.isSafeInteger(expiresAt) || expiresAt <= this.now())) {
       throw new AccountError('invalid_request', 'a token expiry must be a time in the future (milliseconds since the epoch)');
+    }
+    if (expiresAt !== null && expiresAt > this.now() + MAX_LIFETIME_MS) {
+      throw new AccountError('invalid_request', 'a token may live at most 10 years; create a new one before it expires');
     }
     const secret = randomSecret();
     const record = await this.stores.apiTokens.create({ userId: user.id, name: input.name, tokenHash: sha256(secret), scopes, expiresAt });
