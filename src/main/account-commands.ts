@@ -64,7 +64,7 @@ export async function runAccountCommand(command: string, args: string[], opts: C
       case 'user passwd': {
         if (password === undefined) throw new UsageError('give the new password with --password or --password-stdin');
         await accounts.accounts.setPassword(name, password);
-        await accounts.audit.record('change_password', { actor, namespace: name });
+        await accounts.audit.record('user_change_password', { actor, namespace: name });
         process.stderr.write(`changed the password of ${name}\n`);
         return 0;
       }
@@ -89,7 +89,11 @@ export async function runAccountCommand(command: string, args: string[], opts: C
         const { robot, token } = await accounts.robots.create(name.slice(0, plus), name.slice(plus + 1), { description: opts.description });
         await accounts.audit.record('create_robot', { actor, namespace: robot.namespace, metadata: { robot: robot.name } });
         for (const repoName of repos) {
-          const repo = (await repositories.details(repoName)) ?? (await repositories.create(repoName, { visibility: config.auth.default_visibility })).repository;
+          let repo = await repositories.details(repoName);
+          if (!repo) {
+            repo = (await repositories.create(repoName, { visibility: config.auth.default_visibility })).repository;
+            await accounts.audit.record('create_repo', { actor, namespace: robot.namespace, repository: repo.name, metadata: { visibility: repo.visibility, via: 'cli' } });
+          }
           await accounts.grants.setRepositoryPermission(repo, { kind: 'robot', name: robot.name }, role);
           await accounts.audit.record('change_repo_permission', { actor, namespace: robot.namespace, repository: repoName.slice(robot.namespace.length + 1), metadata: { robot: robot.name, role } });
         }

@@ -69,7 +69,9 @@ export function parseChallenges(header: string): RawChallenge[] {
         }
         i++;
       } else {
-        value = token();
+        const from = i;
+        while (i < n && !/[\s,]/.test(header[i]!)) i++;
+        value = header.slice(from, i);
       }
       current.params[word.toLowerCase()] = value;
     } else {

@@ -1,6 +1,6 @@
 /** GET / HEAD / DELETE /v2/<name>/blobs/<digest> */
 import { RegistryError } from '../../oci/errors.js';
-import type { V2Context } from './context.js';
+import { audit, type V2Context } from './context.js';
 import { sendBlobBody } from './send-blob.js';
 import * as parse from './parse.js';
 
@@ -44,5 +44,6 @@ export async function deleteBlob(ctx: V2Context, rawName: string, rawDigest: str
   const repo = await registry.repositories.find(name);
   if (!repo) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} not found in ${name}`);
   await registry.blobs.delete(repo, digest);
+  await audit(ctx, 'delete_blob', name, { digest });
   return reply.code(202).send();
 }
