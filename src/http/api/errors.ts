@@ -26,6 +26,7 @@ export const unauthorized = (message = 'authentication required: send a Bearer A
 export const forbidden = (message = 'you do not have permission for this') => new ApiError(403, 'insufficient_scope', message);
 export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} not found`);
 export const invalid = (message: string) => new ApiError(400, 'invalid_request', message);
+export const conflict = (message: string) => new ApiError(409, 'conflict', message);
 
 function fromRegistry(err: RegistryError): ApiError {
   let e: ApiError;

@@ -129,6 +129,10 @@ for (const dialect of DIALECTS) {
       assert.equal((await api('DELETE', '/repository/orga/doomed', 'member')).statusCode, 404, 'member has no access to it');
       assert.equal((await api('DELETE', '/repository/orga/priv', 'member')).statusCode, 403);
       assert.equal((await api('DELETE', '/repository/orga/Bad', 'orgadmin')).statusCode, 400);
+      // Read-only protects the repository from deletion too, until its state is changed back.
+      assert.equal((await api('PUT', '/repository/orga/doomed/changestate', 'orgadmin', { state: 'READ_ONLY' })).statusCode, 200);
+      assert.equal((await api('DELETE', '/repository/orga/doomed', 'orgadmin')).statusCode, 409);
+      assert.equal((await api('PUT', '/repository/orga/doomed/changestate', 'orgadmin', { state: 'NORMAL' })).statusCode, 200);
       const res = await api('DELETE', '/repository/orga/doomed', 'orgadmin');
       assert.equal(res.statusCode, 204, res.body);
       assert.equal((await lastAudit('delete_repo'))?.repository, 'doomed');

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { REPOSITORY_STATES } from '../../registry/repositories.js';
 import { roleAtLeast } from '../../registry/accounts/roles.js';
-import { ApiError, forbidden, invalid, notFound } from './errors.js';
+import { ApiError, conflict, forbidden, invalid, notFound } from './errors.js';
 import { decodeCursor, encodeCursor, queryBool, queryInt, seconds } from './params.js';
 import { repositoryName, requireRepository } from './repository-access.js';
 import { defineRoute } from './route.js';
@@ -112,6 +112,9 @@ export const repositoryRoutes = [
     params: wildcard,
     async handler(ctx, { params }) {
       const { repo } = await requireRepository(ctx, params.namespace, params['*'], 'admin');
+      // A read-only repository is protected from every change, its deletion included; a mirror may be
+      // deleted by its admins (that also ends the mirroring).
+      if (repo.state === 'READ_ONLY') throw conflict(`repository ${repo.namespace}/${repo.name} is read-only; change its state to NORMAL before deleting it`);
       if (!(await ctx.registry.repositories.delete(repo))) throw notFound(`repository ${repo.namespace}/${repo.name}`);
       await ctx.audit('delete_repo', { namespace: repo.namespace, repository: repo.name });
     },
