@@ -1,7 +1,9 @@
 /**
  * Wharf vs. CNCF Distribution (Debian's docker-registry 2.8) side by side on this machine:
  *   1. blob GET throughput of one large blob with 1 and with 8 concurrent clients (aggregate MiB/s),
- *   2. manifest GET by tag, requests per second under keep-alive load (wrk),
+ *   2. manifest GET by tag, requests per second under keep-alive load (wrk), against Wharf without
+ *      authentication (as Distribution runs) and against a second Wharf with authentication on, where
+ *      every request carries a pull-scoped Bearer token from Wharf's token endpoint,
  *   3. peak RSS of each server during the 8 concurrent pulls.
  * Both servers listen on 127.0.0.1 only, store blobs on the filesystem in temp directories, and Wharf
  * keeps its default SQLite database. Run through `npm run bench` (scripts/bench.sh builds Wharf first).
@@ -66,6 +68,8 @@ const TARGETS = {
 };
 
 const REPO = 'bench/big';
+/** The authenticated Wharf's superuser (created on first start from WHARF_AUTH_ADMIN_PASSWORD). */
+const ADMIN = { username: 'admin', password: 'bench-admin-password' };
 const TAG = 'bench';
 const MANIFEST_ACCEPT = [
   'application/vnd.oci.image.manifest.v1+json',
@@ -78,18 +82,28 @@ const MANIFEST_ACCEPT = [
 // Servers
 
 interface Server {
-  label: 'wharf' | 'distribution';
+  label: 'wharf' | 'distribution' | 'wharf-auth';
   url: string;
+  /** `Authorization` for pushes and verification pulls (Basic), when the server needs credentials. */
+  pushAuth?: string;
+  /** `Authorization` for the manifest load (a Bearer token with pull scope), when the server needs credentials. */
+  pullAuth?: string;
   pid: number;
   child: ChildProcess;
   stop(): Promise<void>;
 }
 
-async function startWharfServer(workDir: string): Promise<Server> {
-  const dataDir = join(workDir, 'wharf-data');
+/**
+ * A Wharf server on loopback. Without `auth` it runs open, as Distribution does. With `auth` it runs
+ * the default configuration (accounts and Bearer tokens); its superuser's password is set so that the
+ * benchmark can push with Basic, and tokens live long enough for the whole run.
+ */
+async function startWharfServer(workDir: string, opts: { auth: boolean }): Promise<Server> {
+  const label = opts.auth ? 'wharf-auth' : 'wharf';
+  const dataDir = join(workDir, `${label}-data`);
   await mkdir(dataDir);
   const port = await freePort();
-  const logPath = join(workDir, 'wharf.log');
+  const logPath = join(workDir, `${label}.log`);
   const logFd = openSync(logPath, 'a');
   const args = settings.wharfCli ? [settings.wharfCli, 'serve'] : ['--import', 'tsx', join(repoRoot, 'src/main/cli.ts'), 'serve'];
   const child = spawn(process.execPath, args, {
@@ -100,8 +114,10 @@ async function startWharfServer(workDir: string): Promise<Server> {
       WHARF_PORT: String(port),
       WHARF_DATA_DIR: dataDir,
       WHARF_LOG_LEVEL: settings.wharfLogLevel,
-      // Distribution runs without auth here; compare like with like (ignored by builds without `auth`).
-      WHARF_AUTH_ENABLED: 'false',
+      ...(opts.auth
+        ? { WHARF_AUTH_ENABLED: 'true', WHARF_AUTH_ADMIN_USERNAME: ADMIN.username, WHARF_AUTH_ADMIN_PASSWORD: ADMIN.password, WHARF_AUTH_TOKEN_TTL: '24h' }
+        : // Distribution runs without auth here; compare like with like (ignored by builds without `auth`).
+          { WHARF_AUTH_ENABLED: 'false' }),
     },
     stdio: ['ignore', logFd, logFd],
   });
@@ -112,7 +128,7 @@ async function startWharfServer(workDir: string): Promise<Server> {
     await Promise.race([
       waitForHttp(`${url}/v2/`),
       exited.then(() => {
-        throw new Error(`wharf exited during start:\n${readFileSync(logPath, 'utf8')}`);
+        throw new Error(`${label} exited during start:\n${readFileSync(logPath, 'utf8')}`);
       }),
     ]);
   } catch (err) {
@@ -120,8 +136,9 @@ async function startWharfServer(workDir: string): Promise<Server> {
     throw err;
   }
   return {
-    label: 'wharf',
+    label,
     url,
+    pushAuth: opts.auth ? `Basic ${Buffer.from(`${ADMIN.username}:${ADMIN.password}`).toString('base64')}` : undefined,
     pid: child.pid!,
     child,
     async stop() {
@@ -195,8 +212,10 @@ function makeContent(workDir: string, mib: number): Content {
 // ---------------------------------------------------------------------------------------------------
 // Push (OCI API: POST then PUT ?digest=, the monolithic upload both registries implement)
 
-async function startUploadLocation(base: string): Promise<URL> {
-  const res = await fetch(`${base}/v2/${REPO}/blobs/uploads/`, { method: 'POST', headers: { 'Content-Length': '0' } });
+const authHeader = (auth: string | undefined): Record<string, string> => (auth ? { Authorization: auth } : {});
+
+async function startUploadLocation(base: string, auth: string | undefined): Promise<URL> {
+  const res = await fetch(`${base}/v2/${REPO}/blobs/uploads/`, { method: 'POST', headers: { 'Content-Length': '0', ...authHeader(auth) } });
   await res.arrayBuffer();
   const location = res.headers.get('location');
   if (res.status !== 202 || !location) throw new Error(`POST upload on ${base}: status ${res.status}, Location ${location}`);
@@ -209,27 +228,28 @@ function withDigest(u: URL, digest: string): string {
   return copy.toString();
 }
 
-async function pushSmallBlob(base: string, bytes: Buffer, digest: string): Promise<void> {
-  const loc = await startUploadLocation(base);
-  const res = await fetch(withDigest(loc, digest), { method: 'PUT', body: new Uint8Array(bytes), headers: { 'Content-Type': 'application/octet-stream' } });
+async function pushSmallBlob(base: string, auth: string | undefined, bytes: Buffer, digest: string): Promise<void> {
+  const loc = await startUploadLocation(base, auth);
+  const res = await fetch(withDigest(loc, digest), { method: 'PUT', body: new Uint8Array(bytes), headers: { 'Content-Type': 'application/octet-stream', ...authHeader(auth) } });
   const text = await res.text();
   if (res.status !== 201) throw new Error(`PUT blob ${digest} on ${base}: status ${res.status}: ${text.slice(0, 500)}`);
 }
 
 /** Streams the big blob from disk with curl (`-T` sends Content-Length and never buffers the file). */
-async function pushBigBlob(base: string, c: Content): Promise<void> {
-  const loc = await startUploadLocation(base);
-  const r = await run('curl', ['-sS', '-X', 'PUT', '-T', c.blobPath, '-H', 'Content-Type: application/octet-stream', '-o', '/dev/null', '-w', '%{http_code}', withDigest(loc, c.blobDigest)]);
+async function pushBigBlob(base: string, auth: string | undefined, c: Content): Promise<void> {
+  const loc = await startUploadLocation(base, auth);
+  const authArgs = auth ? ['-H', `Authorization: ${auth}`] : [];
+  const r = await run('curl', ['-sS', '-X', 'PUT', '-T', c.blobPath, '-H', 'Content-Type: application/octet-stream', ...authArgs, '-o', '/dev/null', '-w', '%{http_code}', withDigest(loc, c.blobDigest)]);
   if (r.code !== 0 || r.stdout.trim() !== '201') throw new Error(`PUT big blob on ${base}: curl exit ${r.code}, status ${r.stdout.trim()}: ${r.stderr}`);
 }
 
 async function pushImage(s: Server, c: Content): Promise<void> {
-  await pushSmallBlob(s.url, c.config, c.configDigest);
-  await pushBigBlob(s.url, c);
+  await pushSmallBlob(s.url, s.pushAuth, c.config, c.configDigest);
+  await pushBigBlob(s.url, s.pushAuth, c);
   const res = await fetch(`${s.url}/v2/${REPO}/manifests/${TAG}`, {
     method: 'PUT',
     body: new Uint8Array(c.manifest),
-    headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+    headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', ...authHeader(s.pushAuth) },
   });
   const text = await res.text();
   if (res.status !== 201) throw new Error(`PUT manifest on ${s.label}: status ${res.status}: ${text.slice(0, 500)}`);
@@ -237,16 +257,37 @@ async function pushImage(s: Server, c: Content): Promise<void> {
   if (got !== c.manifestDigest) throw new Error(`PUT manifest on ${s.label}: Docker-Content-Digest ${got}, expected ${c.manifestDigest}`);
 }
 
+/**
+ * A Bearer token from the server's token endpoint (`GET /v2/auth`, Basic login) with pull scope on the
+ * benchmark repository, as `docker pull` gets one; the manifest load sends it on every request.
+ */
+async function pullToken(s: Server): Promise<string> {
+  const service = new URL(s.url).host;
+  const res = await fetch(`${s.url}/v2/auth?service=${encodeURIComponent(service)}&scope=${encodeURIComponent(`repository:${REPO}:pull`)}`, { headers: authHeader(s.pushAuth) });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`token request on ${s.label}: status ${res.status}: ${text.slice(0, 500)}`);
+  const body = JSON.parse(text) as { token?: string; expires_in?: number };
+  if (!body.token) throw new Error(`token request on ${s.label}: no token in ${text.slice(0, 500)}`);
+  if ((body.expires_in ?? 0) < 3600) throw new Error(`token request on ${s.label}: the token lives only ${body.expires_in} s (WHARF_AUTH_TOKEN_TTL not applied?)`);
+  const bearer = `Bearer ${body.token}`;
+  // The token must work, and Wharf must refuse the same request without it (auth is really on).
+  const denied = await fetch(`${s.url}/v2/${REPO}/manifests/${TAG}`, { headers: { Accept: MANIFEST_ACCEPT } });
+  await denied.arrayBuffer();
+  if (denied.status !== 401) throw new Error(`${s.label} answered ${denied.status} to a manifest GET without credentials; expected 401`);
+  return bearer;
+}
+
 /** Pulls the manifest and the whole blob once and checks their sha256 (curl's output hashed here). */
 async function verify(s: Server, c: Content): Promise<void> {
-  const res = await fetch(`${s.url}/v2/${REPO}/manifests/${TAG}`, { headers: { Accept: MANIFEST_ACCEPT } });
+  const res = await fetch(`${s.url}/v2/${REPO}/manifests/${TAG}`, { headers: { Accept: MANIFEST_ACCEPT, ...authHeader(s.pullAuth ?? s.pushAuth) } });
   const body = Buffer.from(await res.arrayBuffer());
   if (res.status !== 200 || sha256(body) !== c.manifestDigest) {
     throw new Error(`GET manifest on ${s.label}: status ${res.status}, digest ${sha256(body)}, expected ${c.manifestDigest}`);
   }
   const hash = createHash('sha256');
   let size = 0;
-  const child = spawn('curl', ['-sS', '--fail', `${s.url}/v2/${REPO}/blobs/${c.blobDigest}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const auth = s.pullAuth ?? s.pushAuth;
+  const child = spawn('curl', ['-sS', '--fail', ...(auth ? ['-H', `Authorization: ${auth}`] : []), `${s.url}/v2/${REPO}/blobs/${c.blobDigest}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout.on('data', (d: Buffer) => {
@@ -458,7 +499,8 @@ async function wrkRun(s: Server, seconds: number): Promise<WrkRun> {
   await waitForQuiet();
   const probe = new Probe(s.pid);
   probe.start();
-  const r = await run('wrk', [`-t${settings.wrkThreads}`, `-c${settings.wrkConnections}`, `-d${seconds}s`, '--latency', '-H', `Accept: ${MANIFEST_ACCEPT}`, url]);
+  const authArgs = s.pullAuth ? ['-H', `Authorization: ${s.pullAuth}`] : [];
+  const r = await run('wrk', [`-t${settings.wrkThreads}`, `-c${settings.wrkConnections}`, `-d${seconds}s`, '--latency', '-H', `Accept: ${MANIFEST_ACCEPT}`, ...authArgs, url]);
   const { peakRssMiB, cpu } = probe.stop(r.cpuSeconds);
   const rps = Number(/^Requests\/sec:\s+([\d.]+)/m.exec(r.stdout)?.[1]);
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(r.stdout);
@@ -549,10 +591,16 @@ async function main(): Promise<void> {
   try {
     log(`writing a ${settings.blobMiB} MiB random blob`);
     const content = makeContent(workDir, settings.blobMiB);
-    servers.push(await startWharfServer(workDir));
+    servers.push(await startWharfServer(workDir, { auth: false }));
     servers.push(await startDistributionServer());
     const [wharf, dist] = servers as [Server, Server];
     log(`wharf ${wharf.url} (pid ${wharf.pid}), distribution ${dist.url} (pid ${dist.pid})`);
+    // A second Wharf with authentication on (the default configuration), for the manifest load only.
+    const wharfAuth = only === 'blob' ? undefined : await startWharfServer(workDir, { auth: true });
+    if (wharfAuth) {
+      servers.push(wharfAuth);
+      log(`wharf with authentication ${wharfAuth.url} (pid ${wharfAuth.pid})`);
+    }
     const startRss = { wharf: rssKiB(wharf.pid, 'VmRSS') / 1024, distribution: rssKiB(dist.pid, 'VmRSS') / 1024 };
 
     for (const s of servers) {
@@ -563,11 +611,16 @@ async function main(): Promise<void> {
       log(`verifying a full pull from ${s.label} (sha256 of manifest and blob)`);
       await verify(s, content);
     }
+    if (wharfAuth) {
+      wharfAuth.pullAuth = await pullToken(wharfAuth);
+      log(`got a pull token from ${wharfAuth.label}; checking it pulls the same bytes`);
+      await verify(wharfAuth, content);
+    }
     const pushedRss = { wharf: rssKiB(wharf.pid, 'VmRSS') / 1024, distribution: rssKiB(dist.pid, 'VmRSS') / 1024 };
 
     // Blob throughput. Each repetition measures both servers, alternating which goes first.
     const conc = `c${settings.concurrency}`;
-    const blob: Record<string, Record<Server['label'], BlobRun[]>> = {};
+    const blob: Record<string, Record<'wharf' | 'distribution', BlobRun[]>> = {};
     const cases = [
       { key: 'c1', clients: 1, pulls: settings.singleClientPulls },
       { key: conc, clients: settings.concurrency, pulls: 1 },
@@ -578,7 +631,7 @@ async function main(): Promise<void> {
         const order = rep % 2 === 0 ? [wharf, dist] : [dist, wharf];
         for (const s of order) {
           const r = await blobRun(s, content, cs.clients, cs.pulls);
-          blob[cs.key]![s.label].push(r);
+          blob[cs.key]![s.label as 'wharf' | 'distribution'].push(r);
           log(
             `blob GET ${cs.clients} client(s) × ${cs.pulls} pull(s), ${pad(s.label, 12)}: ${lpad(fmt(r.mibPerSec), 5)} MiB/s in ${fmt(r.seconds, 2)} s, ` +
               `server ${fmt(r.serverCpuPerGiB, 2)} CPU-s/GiB, ` +
@@ -589,14 +642,16 @@ async function main(): Promise<void> {
     }
 
     // Manifest GET by tag under wrk, after a short warm-up of each server.
-    const manifest: Record<Server['label'], WrkRun[]> = { wharf: [], distribution: [] };
+    const manifest: Record<Server['label'], WrkRun[]> = { wharf: [], distribution: [], 'wharf-auth': [] };
     if (only !== 'blob') {
       for (const s of servers) {
         log(`manifest warm-up on ${s.label}`);
         await wrkRun(s, 2);
       }
       for (let rep = 0; rep < settings.repeats; rep++) {
-        const order = rep % 2 === 0 ? [wharf, dist] : [dist, wharf];
+        const pair = rep % 2 === 0 ? [wharf, dist] : [dist, wharf];
+        // The authenticated Wharf goes last and first in turn, next to the open one.
+        const order = wharfAuth ? (rep % 2 === 0 ? [...pair, wharfAuth] : [wharfAuth, ...pair]) : pair;
         for (const s of order) {
           const r = await wrkRun(s, settings.wrkSeconds);
           manifest[s.label].push(r);
@@ -650,6 +705,20 @@ async function main(): Promise<void> {
       };
       row.pass = row.wharf / row.dist >= TARGETS.manifestRatio;
       rows.push(row);
+      const a = undisturbed(manifest['wharf-auth']);
+      const authRow: Row = {
+        metric: 'manifest GET by tag, authenticated (Bearer)',
+        wharf: median(a.map((r) => r.rps)),
+        dist: row.dist,
+        wharfRange: range(manifest['wharf-auth'].map((r) => r.rps)),
+        distRange: row.distRange,
+        used: [a.length, d.length],
+        unit: 'req/s',
+        digits: 0,
+        target: `≥ ${TARGETS.manifestRatio.toFixed(1)}×`,
+      };
+      authRow.pass = authRow.wharf / authRow.dist >= TARGETS.manifestRatio;
+      rows.push(authRow);
     }
     if (only !== 'manifest') {
       for (const [key, label] of [['c1', '1 client'], [conc, `${settings.concurrency} clients`]] as const) {
@@ -666,9 +735,10 @@ async function main(): Promise<void> {
     if (only !== 'blob') {
       rows.push({ metric: 'peak RSS during manifest GETs', wharf: Math.max(...manifest.wharf.map((r) => r.peakRssMiB)), dist: Math.max(...manifest.distribution.map((r) => r.peakRssMiB)), unit: 'MiB', digits: 0 });
       rows.push({ metric: 'manifest GET p99 latency', wharf: median(manifest.wharf.map((r) => r.p99ms)), dist: median(manifest.distribution.map((r) => r.p99ms)), unit: 'ms', digits: 2 });
+      rows.push({ metric: 'manifest GET p99 latency, authenticated', wharf: median(manifest['wharf-auth'].map((r) => r.p99ms)), dist: median(manifest.distribution.map((r) => r.p99ms)), unit: 'ms', digits: 2 });
     }
 
-    const W = [42, 12, 14, 8, 17, 6];
+    const W = [46, 12, 14, 8, 17, 6];
     const cell = (v: number, r: Row) => `${fmt(v, r.digits)} ${r.unit}`;
     const lines = [
       '',
@@ -707,8 +777,10 @@ async function main(): Promise<void> {
       lines.push(cpuLine('blob, 1 client, Wharf', blob.c1!.wharf), cpuLine('blob, 1 client, Distribution', blob.c1!.distribution));
       lines.push(cpuLine(`blob, ${settings.concurrency} clients, Wharf`, blob[conc]!.wharf), cpuLine(`blob, ${settings.concurrency} clients, Distribution`, blob[conc]!.distribution));
     }
-    if (only !== 'blob') lines.push(cpuLine('manifest, Wharf', manifest.wharf), cpuLine('manifest, Distribution', manifest.distribution));
-    const allRuns = [...Object.values(blob).flatMap((b) => [...b.wharf, ...b.distribution]), ...manifest.wharf, ...manifest.distribution];
+    if (only !== 'blob') {
+      lines.push(cpuLine('manifest, Wharf', manifest.wharf), cpuLine('manifest, Wharf authenticated', manifest['wharf-auth']), cpuLine('manifest, Distribution', manifest.distribution));
+    }
+    const allRuns = [...Object.values(blob).flatMap((b) => [...b.wharf, ...b.distribution]), ...manifest.wharf, ...manifest['wharf-auth'], ...manifest.distribution];
     const disturbed = allRuns.filter((r) => r.cpu.otherCores >= DISTURBED_CORES).length;
     lines.push(
       `load average (1 min) before ${fmt(loadBefore, 2)}, after ${fmt(loadavg()[0]!, 2)}; total ${fmt((Date.now() - started) / 1000)} s`,

@@ -6,6 +6,7 @@ import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase as SqliteDi
 import pg from 'pg';
 import { postgresAdapter, sqliteAdapter, type DialectAdapter } from './dialect.js';
 import { migrateToLatest } from './migrate.js';
+import { registerDirectReader } from './prepared-query.js';
 import type { Database } from './tables.js';
 
 export interface DatabaseHandle {
@@ -54,7 +55,16 @@ export async function openDatabase(opts: OpenOptions): Promise<DatabaseHandle> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+    const cached = withStatementCache(sqlite);
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cached }) });
+    // Every SQLite statement runs synchronously, so outside a transaction nothing can be half-way
+    // through the connection: a prepared read may run at once instead of queueing for Kysely's lock.
+    // Inside one (a Kysely transaction holds the connection across awaits) it must wait its turn.
+    registerDirectReader(db, (text, parameters) => {
+      if (sqlite.inTransaction) return undefined;
+      const stmt = cached.prepare(text) as unknown as SqliteDatabase.Statement;
+      return stmt.reader ? (stmt.all(parameters as unknown[]) as unknown[]) : undefined;
+    });
     handle = { db, dialect: sqliteAdapter, description: `sqlite:${file}`, close: () => db.destroy() };
   } else {
     throw new Error(`db.url must start with postgres:// or sqlite: (got "${url.replace(/\/\/[^@]*@/, '//***@')}")`);

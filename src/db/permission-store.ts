@@ -5,6 +5,7 @@
  */
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
+import { PreparedQuery } from './prepared-query.js';
 import { namedEntries } from './subject-names.js';
 import type { Database } from './tables.js';
 
@@ -29,10 +30,39 @@ export type Reader =
   | { kind: 'robot'; robotId: number };
 
 export class PermissionStore {
+  // Access decisions read these on every request: compiled once.
+  private readonly roleOf: PreparedQuery<{ role: string }, { repositoryId: number; kind: string; id: number }>;
+  private readonly rolesOfUser: PreparedQuery<{ role: string }, { repositoryId: number; userId: number }>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
-  ) {}
+  ) {
+    this.roleOf = new PreparedQuery<{ role: string }, { repositoryId: number; kind: string; id: number }>(
+      (p) =>
+        this.db
+          .selectFrom('repository_permissions')
+          .select('role')
+          .where('repository_id', '=', p.repositoryId)
+          .where('subject_kind', '=', p.kind)
+          .where('subject_id', '=', p.id),
+      ['repositoryId', 'kind', 'id'],
+    );
+    this.rolesOfUser = new PreparedQuery<{ role: string }, { repositoryId: number; userId: number }>(
+      (p) =>
+        this.db
+          .selectFrom('repository_permissions as p')
+          .select('p.role')
+          .where('p.repository_id', '=', p.repositoryId)
+          .where((eb) =>
+            eb.or([
+              eb.and([eb('p.subject_kind', '=', 'user'), eb('p.subject_id', '=', p.userId)]),
+              eb.and([eb('p.subject_kind', '=', 'team'), eb('p.subject_id', 'in', eb.selectFrom('team_members').select('team_id').where('user_id', '=', p.userId))]),
+            ]),
+          ),
+      ['repositoryId', 'userId'],
+    );
+  }
 
   /** Grants `role` to the subject on the repository, replacing any role it had there. */
   async set(repositoryId: number, subject: Subject, role: string): Promise<void> {
@@ -45,13 +75,7 @@ export class PermissionStore {
 
   /** The subject's own role on the repository (not counting teams), or undefined. */
   async get(repositoryId: number, subject: Subject): Promise<string | undefined> {
-    const row = await this.db
-      .selectFrom('repository_permissions')
-      .select('role')
-      .where('repository_id', '=', repositoryId)
-      .where('subject_kind', '=', subject.kind)
-      .where('subject_id', '=', subject.id)
-      .executeTakeFirst();
+    const row = await this.roleOf.first(this.db, { repositoryId, kind: subject.kind, id: subject.id });
     return row?.role;
   }
 
@@ -74,17 +98,7 @@ export class PermissionStore {
 
   /** The roles the user holds on the repository directly and through every team they belong to. */
   async userRoles(repositoryId: number, userId: number): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('repository_permissions as p')
-      .select('p.role')
-      .where('p.repository_id', '=', repositoryId)
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('p.subject_kind', '=', 'user'), eb('p.subject_id', '=', userId)]),
-          eb.and([eb('p.subject_kind', '=', 'team'), eb('p.subject_id', 'in', eb.selectFrom('team_members').select('team_id').where('user_id', '=', userId))]),
-        ]),
-      )
-      .execute();
+    const rows = await this.rolesOfUser.execute(this.db, { repositoryId, userId });
     return rows.map((r) => r.role);
   }
 

@@ -1,11 +1,28 @@
 /**
- * A Kysely query compiled once. Hot paths (manifest GET) would otherwise rebuild and recompile the
- * same SQL on every request; here the query is built with sentinel parameter values, compiled, and
- * each call substitutes real values by position.
+ * A Kysely query compiled once. Hot paths (manifest GET, the access checks in front of it) would
+ * otherwise rebuild and recompile the same SQL on every request; here the query is built with sentinel
+ * parameter values, compiled, and each call substitutes real values by position.
+ *
+ * On SQLite a read also skips Kysely's driver when it can (see `registerDirectReader`): the statement
+ * runs synchronously, without the connection lock's chain of promises.
  */
 import { CompiledQuery, type Compilable, type Kysely } from 'kysely';
 
 const SENTINEL = '\u0000wharf-param:';
+
+/** Runs a read statement at once and returns its rows, or undefined when it must go through Kysely. */
+export type DirectReader = (sql: string, parameters: readonly unknown[]) => unknown[] | undefined;
+
+const directReaders = new WeakMap<Kysely<any>, DirectReader>();
+
+/**
+ * Lets prepared reads on `db` run through `reader` (connect.ts registers one for SQLite). The reader
+ * must return undefined whenever running the statement now could differ from running it through Kysely,
+ * e.g. while a transaction holds the connection.
+ */
+export function registerDirectReader(db: Kysely<any>, reader: DirectReader): void {
+  directReaders.set(db, reader);
+}
 
 export class PreparedQuery<Row, Params extends Record<string, unknown>> {
   private readonly compiled: CompiledQuery<Row>;
@@ -20,9 +37,17 @@ export class PreparedQuery<Row, Params extends Record<string, unknown>> {
     );
   }
 
+  /** The rows of the query with `params` (a select; writes must not be prepared this way). */
   async execute(db: Kysely<any>, params: Params): Promise<Row[]> {
     const parameters = this.slots.map((s) => ('name' in s ? params[s.name] : s.constant));
+    const direct = directReaders.get(db)?.(this.compiled.sql, parameters);
+    if (direct) return direct as Row[];
     const result = await db.executeQuery<Row>(CompiledQuery.raw(this.compiled.sql, parameters) as CompiledQuery<Row>);
     return result.rows;
+  }
+
+  /** The first row, or undefined. */
+  async first(db: Kysely<any>, params: Params): Promise<Row | undefined> {
+    return (await this.execute(db, params))[0];
   }
 }

@@ -1,6 +1,7 @@
 /** Namespaces and repositories. */
 import { sql, type Kysely } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
+import { PreparedQuery } from './prepared-query.js';
 import type { Database } from './tables.js';
 
 export interface RepositoryRef {
@@ -24,21 +25,38 @@ export interface RepositoryDetails extends RepositoryRef {
   createdAt: number;
 }
 
+interface DetailsRow {
+  id: number;
+  namespace_id: number;
+  kind: string;
+  visibility: string;
+  state: string;
+  mirror_robot_id: number | null;
+  description: string | null;
+  created_at: number;
+}
+
 export class RepositoryStore {
+  // Every access decision reads the repository's details, and blob requests find it by name: compiled once.
+  private readonly byName: PreparedQuery<{ id: number }, { namespace: string; name: string }>;
+  private readonly detailsByName: PreparedQuery<DetailsRow, { namespace: string; name: string }>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
-  ) {}
+  ) {
+    const byName = (p: { namespace: string; name: string }) =>
+      this.db.selectFrom('repositories as r').innerJoin('namespaces as n', 'n.id', 'r.namespace_id').where('n.name', '=', p.namespace).where('r.name', '=', p.name);
+    this.byName = new PreparedQuery<{ id: number }, { namespace: string; name: string }>((p) => byName(p).select(['r.id']), ['namespace', 'name']);
+    this.detailsByName = new PreparedQuery<DetailsRow, { namespace: string; name: string }>(
+      (p) => byName(p).select(['r.id', 'r.namespace_id', 'n.kind', 'r.visibility', 'r.state', 'r.mirror_robot_id', 'r.description', 'r.created_at']),
+      ['namespace', 'name'],
+    );
+  }
 
   /** The repository `namespace/name`, or undefined. */
   async find(namespace: string, name: string): Promise<RepositoryRef | undefined> {
-    const row = await this.db
-      .selectFrom('repositories as r')
-      .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
-      .select(['r.id'])
-      .where('n.name', '=', namespace)
-      .where('r.name', '=', name)
-      .executeTakeFirst();
+    const row = await this.byName.first(this.db, { namespace, name });
     return row ? { id: row.id, namespace, name } : undefined;
   }
 
@@ -65,13 +83,7 @@ export class RepositoryStore {
 
   /** The repository with its namespace, visibility, state and mirror robot, or undefined. */
   async findDetails(namespace: string, name: string): Promise<RepositoryDetails | undefined> {
-    const row = await this.db
-      .selectFrom('repositories as r')
-      .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
-      .select(['r.id', 'r.namespace_id', 'n.kind', 'r.visibility', 'r.state', 'r.mirror_robot_id', 'r.description', 'r.created_at'])
-      .where('n.name', '=', namespace)
-      .where('r.name', '=', name)
-      .executeTakeFirst();
+    const row = await this.detailsByName.first(this.db, { namespace, name });
     if (!row) return undefined;
     return {
       id: row.id,

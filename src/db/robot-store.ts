@@ -5,6 +5,7 @@
 import type { Kysely } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import { purgeGrants } from './grant-purge.js';
+import { PreparedQuery } from './prepared-query.js';
 import type { Database } from './tables.js';
 
 export interface RobotRecord {
@@ -21,11 +22,20 @@ export interface RobotRecord {
   createdAt: number;
 }
 
+type RobotRow = Parameters<typeof toRecord>[0];
+
 export class RobotStore {
+  // A robot's token subject and its access decisions look it up on every request: compiled once.
+  private readonly byName: PreparedQuery<RobotRow, { namespace: string; name: string }>;
+  private readonly byId: PreparedQuery<RobotRow, { id: number }>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
-  ) {}
+  ) {
+    this.byName = new PreparedQuery<RobotRow, { namespace: string; name: string }>((p) => this.select().where('n.name', '=', p.namespace).where('r.name', '=', p.name), ['namespace', 'name']);
+    this.byId = new PreparedQuery<RobotRow, { id: number }>((p) => this.select().where('r.id', '=', p.id), ['id']);
+  }
 
   private select() {
     return this.db
@@ -52,12 +62,12 @@ export class RobotStore {
   }
 
   async find(namespace: string, shortName: string): Promise<RobotRecord | undefined> {
-    const row = await this.select().where('n.name', '=', namespace).where('r.name', '=', shortName).executeTakeFirst();
+    const row = await this.byName.first(this.db, { namespace, name: shortName });
     return row && toRecord(row);
   }
 
   async findById(id: number): Promise<RobotRecord | undefined> {
-    const row = await this.select().where('r.id', '=', id).executeTakeFirst();
+    const row = await this.byId.first(this.db, { id });
     return row && toRecord(row);
   }
 

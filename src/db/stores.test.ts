@@ -37,6 +37,26 @@ for (const dialect of DIALECTS) {
       assert.equal(await repos.find('conc', 'other'), undefined);
     });
 
+    it('never shows a precompiled read the uncommitted rows of an open transaction', async () => {
+      let inserted!: () => void;
+      let release!: () => void;
+      const insertedP = new Promise<void>((r) => (inserted = r));
+      const gate = new Promise<void>((r) => (release = r));
+      const tx = h.db.transaction().execute(async (trx) => {
+        const ns = await trx.insertInto('namespaces').values({ name: 'uncommitted', created_at: 1 }).returning('id').executeTakeFirstOrThrow();
+        await trx.insertInto('repositories').values({ namespace_id: ns.id, name: 'app', created_at: 1 }).execute();
+        inserted();
+        await gate;
+        throw new Error('roll back');
+      });
+      await insertedP;
+      const read = repos.findDetails('uncommitted', 'app');
+      release();
+      await assert.rejects(tx, /roll back/);
+      assert.equal(await read, undefined);
+      assert.equal(await repos.find('uncommitted', 'app'), undefined);
+    });
+
     it('orders catalog names byte-wise, across namespaces', async () => {
       for (const [ns, name] of [['a-x', 'c'], ['a', 'b'], ['a', 'B'], ['Z', 'z']] as const) await repos.ensure(ns, name);
       const names = await repos.listNames({ limit: 100 });

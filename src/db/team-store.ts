@@ -8,6 +8,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import { purgeGrants } from './grant-purge.js';
+import { PreparedQuery } from './prepared-query.js';
 import type { Database } from './tables.js';
 
 export interface TeamRecord {
@@ -25,10 +26,24 @@ export type GuardedResult = 'ok' | 'not_found' | 'last_admin';
 class LastAdmin extends Error {}
 
 export class TeamStore {
+  /** Access decisions on organization repositories read the user's team roles on every request: compiled once. */
+  private readonly teamRoles: PreparedQuery<{ role: string }, { namespaceId: number; userId: number }>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
-  ) {}
+  ) {
+    this.teamRoles = new PreparedQuery<{ role: string }, { namespaceId: number; userId: number }>(
+      (p) =>
+        this.db
+          .selectFrom('teams as t')
+          .innerJoin('team_members as m', 'm.team_id', 't.id')
+          .select('t.role')
+          .where('t.namespace_id', '=', p.namespaceId)
+          .where('m.user_id', '=', p.userId),
+      ['namespaceId', 'userId'],
+    );
+  }
 
   private select(db: Kysely<Database> = this.db) {
     return db.selectFrom('teams').select(['id', 'namespace_id', 'name', 'role', 'description', 'created_at']);
@@ -137,13 +152,7 @@ export class TeamStore {
 
   /** The roles of the teams the user belongs to in the organization (empty if none). */
   async rolesIn(namespaceId: number, userId: number): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('teams as t')
-      .innerJoin('team_members as m', 'm.team_id', 't.id')
-      .select('t.role')
-      .where('t.namespace_id', '=', namespaceId)
-      .where('m.user_id', '=', userId)
-      .execute();
+    const rows = await this.teamRoles.execute(this.db, { namespaceId, userId });
     return rows.map((r) => r.role);
   }
 

@@ -1,6 +1,7 @@
 /** Users: a namespace of kind 'user' plus a users row (password hash, superuser flag), created together. */
 import type { Kysely } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
+import { PreparedQuery } from './prepared-query.js';
 import type { Database } from './tables.js';
 
 export interface UserRecord {
@@ -22,11 +23,21 @@ export interface NewUser {
   superuser: boolean;
 }
 
+type UserRow = Parameters<typeof toRecord>[0];
+
 export class UserStore {
+  // Every authenticated request looks its user up (by name for a token's subject, by id for the
+  // access decision): compiled once.
+  private readonly byName: PreparedQuery<UserRow, { name: string }>;
+  private readonly byId: PreparedQuery<UserRow, { id: number }>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
-  ) {}
+  ) {
+    this.byName = new PreparedQuery<UserRow, { name: string }>((p) => this.select().where('n.name', '=', p.name), ['name']);
+    this.byId = new PreparedQuery<UserRow, { id: number }>((p) => this.select().where('u.id', '=', p.id), ['id']);
+  }
 
   private select() {
     return this.db
@@ -58,12 +69,12 @@ export class UserStore {
   }
 
   async findByName(name: string): Promise<UserRecord | undefined> {
-    const row = await this.select().where('n.name', '=', name).executeTakeFirst();
+    const row = await this.byName.first(this.db, { name });
     return row && toRecord(row);
   }
 
   async findById(id: number): Promise<UserRecord | undefined> {
-    const row = await this.select().where('u.id', '=', id).executeTakeFirst();
+    const row = await this.byId.first(this.db, { id });
     return row && toRecord(row);
   }
 

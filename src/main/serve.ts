@@ -56,6 +56,8 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     force.unref();
     try {
       await app.close();
+      // Pull entries are written in the background; they go in before the database closes.
+      await registry.audit?.flush();
       await db.close();
     } catch (err) {
       logger.error({ err }, 'error during shutdown');

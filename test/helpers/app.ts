@@ -37,6 +37,7 @@ export async function buildTestApp(dialect: TestDialect, opts: { storage?: BlobD
     config,
     close: async () => {
       await app.close();
+      await registry.audit?.flush();
       await db.close();
     },
   };

@@ -29,15 +29,22 @@ export async function* body(ctx: V2Context, route: string): AsyncIterable<Uint8A
   }
 }
 
-/** Records a push, pull or delete in the audit log (when the registry keeps one) with the caller's address and agent. */
-export async function audit(ctx: V2Context, kind: string, name: RepositoryName, metadata: Record<string, unknown>): Promise<void> {
+/**
+ * Records a push, pull or delete in the audit log (when the registry keeps one) with the caller's
+ * address and agent. With `background` the reply does not wait for the write (pulls: the hot path);
+ * the entry is still written, in order, before shutdown completes and before the log is next read.
+ */
+export async function audit(ctx: V2Context, kind: string, name: RepositoryName, metadata: Record<string, unknown>, opts: { background?: boolean } = {}): Promise<void> {
   const log = ctx.registry.audit;
   if (!log) return;
   const { namespace, repository } = splitRepositoryName(name);
   const ua = ctx.req.headers['user-agent'];
+  const entry = { actor: ctx.principal, ip: ctx.req.ip, userAgent: typeof ua === 'string' ? ua : null, namespace, repository, metadata };
+  const failed = (err: unknown) => ctx.req.log.warn({ err, kind }, 'could not write the audit log');
   try {
-    await log.record(kind, { actor: ctx.principal, ip: ctx.req.ip, userAgent: typeof ua === 'string' ? ua : null, namespace, repository, metadata });
+    if (opts.background) log.submit(kind, entry, failed);
+    else await log.record(kind, entry);
   } catch (err) {
-    ctx.req.log.warn({ err, kind }, 'could not write the audit log');
+    failed(err);
   }
 }

@@ -17,7 +17,7 @@ export async function getManifest(ctx: V2Context, rawName: string, rawRef: strin
     return reply.send();
   }
   ctx.metrics.bytesServed.labels('manifest').inc(m.size);
-  await audit(ctx, 'pull_repo', name, { ...refMeta(ref), manifest_digest: m.digest });
+  await audit(ctx, 'pull_repo', name, { ...refMeta(ref), manifest_digest: m.digest }, { background: true });
   return reply.send(m.content);
 }
 

@@ -49,6 +49,44 @@ for (const dialect of DIALECTS) {
       assert.ok(!JSON.stringify(await h.db.selectFrom('audit_log').selectAll().execute()).match(/TOPSECRET|hunter2/));
     });
 
+    it('writes background entries in the order recorded; flush and query wait for them', async () => {
+      const errors: unknown[] = [];
+      const bg = { actor: alice, namespace: 'bg', repository: 'app' };
+      audit.submit('pull_repo', { ...bg, metadata: { n: 1 } }, (err) => errors.push(err));
+      await audit.record('push_repo', { ...bg, metadata: { n: 2 } });
+      audit.submit('pull_repo', { ...bg, metadata: { n: 3 } }, (err) => errors.push(err));
+      await audit.flush();
+      const stored = await h.db.selectFrom('audit_log').select(['kind', 'metadata']).where('namespace', '=', 'bg').orderBy('id').execute();
+      assert.deepEqual(stored.map((r) => [r.kind, r.metadata]), [['pull_repo', '{"n":1}'], ['push_repo', '{"n":2}'], ['pull_repo', '{"n":3}']]);
+      audit.submit('pull_repo', { ...bg, metadata: { n: 4 } }, (err) => errors.push(err));
+      const { entries } = await audit.query({ namespace: 'bg' });
+      assert.deepEqual(entries.map((e) => e.metadata?.n), [4, 3, 2, 1]);
+      assert.deepEqual(errors, []);
+      assert.throws(() => audit.submit('Bad Kind', { actor: alice }, () => {}), /invalid audit log kind/);
+    });
+
+    it('reports a failed background write to its callback, and keeps writing later entries', async () => {
+      let fail = true;
+      const written: string[] = [];
+      const store = {
+        appendMany: async (entries: ReadonlyArray<{ kind: string }>) => {
+          if (fail) throw new Error('disk full');
+          written.push(...entries.map((e) => e.kind));
+        },
+      } as unknown as AuditLogStore;
+      const flaky = new AuditService(store);
+      const errors: string[] = [];
+      flaky.submit('pull_repo', { actor: alice }, (err) => errors.push((err as Error).message));
+      await flaky.flush();
+      assert.deepEqual(errors, ['disk full']);
+      await assert.rejects(flaky.record('push_repo', { actor: alice }), /disk full/);
+      fail = false;
+      flaky.submit('pull_repo', { actor: alice }, (err) => errors.push((err as Error).message));
+      await flaky.record('push_repo', { actor: alice });
+      assert.deepEqual(written, ['pull_repo', 'push_repo']);
+      assert.deepEqual(errors, ['disk full']);
+    });
+
     it('names anonymous, robot and system actors; refuses bad kinds and repository without namespace', async () => {
       await audit.record('pull_repo', { actor: ANONYMOUS, namespace: 'acme', repository: 'app' });
       await audit.record('push_repo', { actor: robot, namespace: 'acme', repository: 'app' });

@@ -59,6 +59,17 @@ const SECRET_KEY_RE = /password|passphrase|^pass$|secret|token|authori[sz]ation|
 /** Names and ids of secrets are not secrets (e.g. `token_name`, `token_id`). */
 const NOT_SECRET_RE = /(_name|_id|_kind|_scopes?|_expires?_at)$/i;
 const MAX_FIELD = 1024;
+/** How long an entry recorded with `submit` may wait for company before it is written. */
+const BACKGROUND_WINDOW_MS = 20;
+/** At most this many entries per statement (9 parameters each; well inside SQLite's and PostgreSQL's limits). */
+const MAX_BATCH = 500;
+
+interface Batch {
+  entries: NewAuditRecord[];
+  done: Promise<void>;
+  settle: (outcome: { ok: true } | { ok: false; err: unknown }) => void;
+  onError: Array<(err: unknown) => void>;
+}
 
 export class AuditService {
   private readonly now: () => number;
@@ -76,10 +87,32 @@ export class AuditService {
    * database write per request.
    */
   async record(kind: string, ctx: AuditContext): Promise<void> {
+    const batch = this.add(this.entry(kind, ctx));
+    this.schedule('now');
+    return batch.done;
+  }
+
+  /**
+   * Appends an entry without waiting for it: it is written with the next batch, within
+   * BACKGROUND_WINDOW_MS (sooner when an awaited entry or `flush` comes along), in the order recorded.
+   * `onError` hears of a failed write. `flush()` (called on shutdown) and `query()` wait for it.
+   */
+  submit(kind: string, ctx: AuditContext, onError: (err: unknown) => void): void {
+    const batch = this.add(this.entry(kind, ctx));
+    batch.onError.push(onError);
+    this.schedule('soon');
+  }
+
+  /** Resolves once every entry recorded so far is stored (or its write has failed). */
+  async flush(): Promise<void> {
+    await this.write().catch(() => {});
+  }
+
+  private entry(kind: string, ctx: AuditContext): NewAuditRecord {
     if (!KIND_RE.test(kind)) throw new Error(`invalid audit log kind ${JSON.stringify(kind)}`);
     if (ctx.repository && !ctx.namespace) throw new Error('an audit entry naming a repository must name its namespace');
     const actor = ctx.actor;
-    await this.enqueue({
+    return {
       kind,
       namespace: ctx.namespace ?? null,
       repository: ctx.repository ?? null,
@@ -89,27 +122,69 @@ export class AuditService {
       userAgent: clip(ctx.userAgent),
       metadata: ctx.metadata ? JSON.stringify(redact(ctx.metadata)) : null,
       createdAt: this.now(),
-    });
+    };
   }
 
-  private pending: { entries: NewAuditRecord[]; done: Promise<void> } | undefined;
+  /** The batch being collected; written as one statement, after the batch before it. */
+  private open: Batch | undefined;
+  private timer: { kind: 'now'; handle: NodeJS.Immediate } | { kind: 'soon'; handle: NodeJS.Timeout } | undefined;
+  /** The newest write; writes run one after another so that entries keep their order. */
+  private tail: Promise<void> = Promise.resolve();
 
-  private enqueue(entry: NewAuditRecord): Promise<void> {
-    if (!this.pending) {
-      const batch = { entries: [] as NewAuditRecord[], done: Promise.resolve() };
-      batch.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        if (this.pending === batch) this.pending = undefined;
-        return this.store.appendMany(batch.entries);
-      });
-      this.pending = batch;
+  private add(entry: NewAuditRecord): Batch {
+    if (!this.open) {
+      let settle!: Batch['settle'];
+      const done = new Promise<void>((resolve, reject) => (settle = (outcome) => (outcome.ok ? resolve() : reject(outcome.err))));
+      // Nobody awaits a batch of background entries only; their errors go to `onError`.
+      done.catch(() => {});
+      this.open = { entries: [], done, settle, onError: [] };
     }
-    this.pending.entries.push(entry);
-    return this.pending.done;
+    this.open.entries.push(entry);
+    return this.open;
+  }
+
+  private schedule(when: 'now' | 'soon'): void {
+    if (this.open && this.open.entries.length >= MAX_BATCH) {
+      void this.write().catch(() => {});
+    } else if (when === 'now' && this.timer?.kind !== 'now') {
+      this.cancelTimer();
+      this.timer = { kind: 'now', handle: setImmediate(() => void this.write().catch(() => {})) };
+    } else if (!this.timer) {
+      this.timer = { kind: 'soon', handle: setTimeout(() => void this.write().catch(() => {}), BACKGROUND_WINDOW_MS) };
+    }
+  }
+
+  private cancelTimer(): void {
+    if (this.timer?.kind === 'now') clearImmediate(this.timer.handle);
+    else if (this.timer) clearTimeout(this.timer.handle);
+    this.timer = undefined;
+  }
+
+  /** Writes the open batch after the writes before it; resolves (or rejects) when it is stored. */
+  private write(): Promise<void> {
+    this.cancelTimer();
+    const batch = this.open;
+    this.open = undefined;
+    if (!batch) return this.tail;
+    this.tail = this.tail.then(
+      () => this.store.appendMany(batch.entries),
+      () => this.store.appendMany(batch.entries),
+    );
+    this.tail.then(
+      () => batch.settle({ ok: true }),
+      (err: unknown) => {
+        batch.settle({ ok: false, err });
+        for (const report of batch.onError) report(err);
+      },
+    );
+    return this.tail;
   }
 
   /** Entries matching every filter given, newest first; `nextCursor` is set when there may be more. */
   async query(q: AuditQuery): Promise<{ entries: AuditEntry[]; nextCursor?: string }> {
     if (q.repository !== undefined && q.namespace === undefined) throw new AccountError('invalid_request', 'a repository filter needs a namespace');
+    // Entries this process recorded in the background are there before anyone reads the log.
+    await this.flush();
     const limit = q.limit ?? DEFAULT_PAGE;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new AccountError('invalid_request', `a page holds 1 to ${MAX_PAGE} entries`);
     let beforeId: number | undefined;

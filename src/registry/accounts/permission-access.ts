@@ -56,7 +56,10 @@ export class PermissionAccess implements AccessService {
    * allowed by the right to create it.
    */
   async grant(principal: Principal, repository: RepositoryName, requested: readonly RepositoryAction[]): Promise<RepositoryAction[]> {
-    return (await this.decide(principal, repository, requested)).filter((d) => !d.error).map((d) => d.action);
+    // A write the caller's role allows but the repository's state forbids is still granted: the request
+    // itself is then refused with the reason (403 "read-only", "mirror"), which a client shows its user,
+    // instead of a bare "unauthorized" for an action missing from the token.
+    return (await this.decide(principal, repository, requested)).filter((d) => !d.error || isStateRefusal(d.error)).map((d) => d.action);
   }
 
   /** Whether the principal can read the repository (full name `namespace/path`). */
@@ -106,14 +109,29 @@ function check(principal: Principal, repo: RepositoryDetails, role: RepositoryRo
     case 'NORMAL':
       return roleAtLeast(role, 'write') ? undefined : denial(principal, name, actions);
     case 'READ_ONLY':
-      return new RegistryError('DENIED', `repository ${name} is read-only`, detail(name, actions));
+      // Only those who could otherwise write learn why they cannot; the rest get the plain refusal.
+      if (!roleAtLeast(role, 'write')) return denial(principal, name, actions);
+      return stateRefusal(new RegistryError('DENIED', `repository ${name} is read-only`, detail(name, actions)));
     case 'MIRROR':
       if (principal.kind === 'robot' && principal.id === repo.mirrorRobotId && roleAtLeast(role, 'write')) return undefined;
       if (principal.kind === 'anonymous') return denial(principal, name, actions);
-      return new RegistryError('DENIED', `repository ${name} is a mirror; only its mirror robot may change it`, detail(name, actions));
+      return stateRefusal(new RegistryError('DENIED', `repository ${name} is a mirror; only its mirror robot may change it`, detail(name, actions)));
     default:
-      return new RegistryError('DENIED', `repository ${name} is in state ${repo.state} and cannot be changed`, detail(name, actions));
+      return stateRefusal(new RegistryError('DENIED', `repository ${name} is in state ${repo.state} and cannot be changed`, detail(name, actions)));
   }
+}
+
+const STATE_REFUSALS = new WeakSet<RegistryError>();
+
+/** Marks a refusal that comes from the repository's state, not from the caller's rights. */
+function stateRefusal(err: RegistryError): RegistryError {
+  STATE_REFUSALS.add(err);
+  return err;
+}
+
+/** Whether a refusal comes from the repository's state (the caller has the right; the repository says no). */
+export function isStateRefusal(err: unknown): boolean {
+  return err instanceof RegistryError && STATE_REFUSALS.has(err);
 }
 
 /** The refusal for "no access": identical for a missing repository and one the caller cannot see. */

@@ -2,14 +2,16 @@
  * The AccessService a `/v2` request sees when accounts are on: the registry's own policy, capped by the
  * `access` claim of the caller's bearer token when there is one.
  *
- * Every refusal becomes a 401 (code UNAUTHORIZED or DENIED, with distribution's detail naming the
- * refused access), so that the HTTP layer answers with a `WWW-Authenticate` challenge from which clients
+ * Every refusal for lack of rights becomes a 401 (code UNAUTHORIZED or DENIED, with distribution's
+ * detail naming the refused access), so that the HTTP layer answers with a `WWW-Authenticate` challenge from which clients
  * learn the realm and the scope to ask for. An action the token does not carry is UNAUTHORIZED; the
- * catalog needs `registry:catalog:*` in a token.
+ * catalog needs `registry:catalog:*` in a token. A refusal by the repository's state (read-only, mirror)
+ * stays a 403 DENIED with its reason.
  */
 import { RegistryError } from '../../oci/errors.js';
 import type { RepositoryName } from '../../oci/reference.js';
 import type { AccessService, Principal, RepositoryAction } from '../access.js';
+import { isStateRefusal } from './permission-access.js';
 import type { TokenAccess } from './registry-tokens.js';
 
 export class ScopedAccess implements AccessService {
@@ -29,6 +31,8 @@ export class ScopedAccess implements AccessService {
     try {
       await this.inner.authorize(principal, repository, actions);
     } catch (err) {
+      // The repository's state refuses with 403 and its reason: new credentials would not help.
+      if (isStateRefusal(err)) throw err;
       if (err instanceof RegistryError && (err.code === 'UNAUTHORIZED' || err.code === 'DENIED') && err.status !== 401) {
         throw new RegistryError(err.code, err.message, err.detail, 401).withHeaders(err.headers);
       }
