@@ -33,6 +33,11 @@ export const configSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).default(5000),
   /** Externally visible base URL (scheme://host[:port]); derived from the request when unset. */
   base_url: z.url().optional(),
+  /**
+   * Comma-separated addresses or CIDRs of reverse proxies whose `X-Forwarded-For`/`-Proto`/`-Host` are
+   * believed, so that logs, the audit log and login throttling see the client's own address.
+   */
+  trust_proxy: z.string().optional(),
   /** Where the embedded defaults keep their files: the SQLite database and the blob store. */
   data_dir: z.string().default('./data'),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

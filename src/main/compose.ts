@@ -103,3 +103,8 @@ export function createServices(deps: { db: DatabaseHandle; storage: BlobDriver; 
   };
   return { registry, accounts };
 }
+
+/** Fastify server options that come from the configuration (TLS material is added by the caller). */
+export function serverOptions(config: Config): { trustProxy?: string } {
+  return config.trust_proxy ? { trustProxy: config.trust_proxy } : {};
+}

@@ -4,7 +4,7 @@ import { buildApp } from '../http/app.js';
 import { createLogger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { adminBanner, bootstrapAdmin } from './bootstrap.js';
-import { createDatabase, createServices, createStorage } from './compose.js';
+import { createDatabase, createServices, createStorage, serverOptions } from './compose.js';
 import { tlsOptions } from './tls.js';
 
 const UPLOAD_SWEEP_MS = 10 * 60 * 1000;
@@ -19,7 +19,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   const admin = accounts ? await bootstrapAdmin(accounts, config) : undefined;
   const metrics = new Metrics();
   const tls = await tlsOptions(config);
-  const app = await buildApp({ registry, accounts, metrics, logger, server: tls ? { https: { cert: tls.cert, key: tls.key } } : {} });
+  const app = await buildApp({ registry, accounts, metrics, logger, server: { ...serverOptions(config), ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}) } });
 
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();

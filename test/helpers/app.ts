@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { buildApp } from '../../src/http/app.js';
-import { createServices } from '../../src/main/compose.js';
+import { createServices, serverOptions } from '../../src/main/compose.js';
 import type { Accounts } from '../../src/registry/accounts/accounts.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
@@ -27,7 +27,7 @@ export async function buildTestApp(dialect: TestDialect, opts: { storage?: BlobD
   const storage = opts.storage ?? new MemoryBlobDriver();
   const config = loadConfig({ env: {}, overrides: { log_level: 'silent', ...opts.config } });
   const { registry, accounts } = createServices({ db, storage, config });
-  const app = await buildApp({ registry, accounts, metrics: new Metrics({ defaultMetrics: false }), logger: createLogger('silent') });
+  const app = await buildApp({ registry, accounts, metrics: new Metrics({ defaultMetrics: false }), logger: createLogger('silent'), server: serverOptions(config) });
   await app.ready();
   return {
     app,

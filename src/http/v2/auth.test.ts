@@ -277,3 +277,23 @@ describe('/v2 with auth.enabled: false', () => {
     }
   });
 });
+
+describe('/v2 authentication behind a trusted reverse proxy', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await buildTestApp('sqlite', { config: { 'auth.login_failures_per_minute': 3, trust_proxy: '127.0.0.1' } });
+    await t.accounts!.accounts.createUser({ name: 'alice', password: 'alice-password' });
+  });
+  after(async () => t.close());
+
+  it("throttles by the client's forwarded address, not the proxy's", async () => {
+    const attempt = (user: string, password: string, client: string) =>
+      t.app.inject({ method: 'GET', url: '/v2/auth', remoteAddress: '127.0.0.1', headers: { authorization: basic(user, password), 'x-forwarded-for': client } });
+    for (const user of ['u1', 'u2', 'u3']) assert.equal((await attempt(user, 'wrong-password', '198.51.100.1')).statusCode, 401);
+    assert.equal((await attempt('alice', 'alice-password', '198.51.100.1')).statusCode, 429);
+    assert.equal((await attempt('alice', 'alice-password', '198.51.100.2')).statusCode, 200, 'another client behind the same proxy is not affected');
+    const failures = (await t.accounts!.audit.query({ namespace: 'u1' })).entries;
+    assert.equal(failures[0]?.kind, 'login_failure');
+    assert.equal(failures[0]?.ip, '198.51.100.1');
+  });
+});

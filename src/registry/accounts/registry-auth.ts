@@ -71,6 +71,9 @@ export class RegistryAuth {
   }
 
   private async loginWith(username: string, secret: string, client: ClientInfo): Promise<{ principal: Exclude<Principal, { kind: 'anonymous' }>; apiTokenId?: number }> {
+    // Throttled per user name and per client address, as the issue asks: guesses spread over many
+    // addresses still hit the per-user limit (at the price that failures can lock an account out for a
+    // minute). Behind a reverse proxy, set `trust_proxy` so that the address is the client's.
     const keys = [`user:${username}`, `ip:${client.ip}`];
     const wait = this.deps.throttle.retryAfter(keys);
     if (wait > 0) {
@@ -88,7 +91,14 @@ export class RegistryAuth {
     const result = await this.deps.authenticator.authenticate(username, secret);
     if (!result) {
       this.deps.throttle.fail(keys);
-      await this.deps.audit.record('login_failure', { actor: ANONYMOUS, ip: client.ip, userAgent: client.userAgent, metadata: { username: username.slice(0, 255), via: 'registry' } });
+      await this.deps.audit.record('login_failure', {
+        actor: ANONYMOUS,
+        ip: client.ip,
+        userAgent: client.userAgent,
+        // Filed under the account's namespace (a robot's is the part before `+`), so its owners see it.
+        namespace: failureNamespace(username),
+        metadata: { username: username.slice(0, 255) },
+      });
       throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
     }
     if (result.method === 'password') {
@@ -151,4 +161,10 @@ export class RegistryAuth {
     const subject = principal.kind === 'anonymous' ? undefined : principal.name;
     return { ...(await this.deps.tokens.issue(service, subject, access, apiTokenId)), access };
   }
+}
+
+/** The namespace a failed login for `username` is filed under, when the name could be one. */
+function failureNamespace(username: string): string | undefined {
+  const ns = username.includes('+') ? username.slice(0, username.indexOf('+')) : username;
+  return /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/.test(ns) && ns.length <= 255 ? ns : undefined;
 }
