@@ -63,6 +63,7 @@ export function createAccounts(db: Kysely<Database>, dialect: DialectAdapter, re
   const robots = new RobotService(stores);
   const apiTokens = new ApiTokenService(stores, { now: opts.now });
   const permissions = new PermissionService(stores);
+  const audit = new AuditService(new AuditLogStore(db), { now: opts.now });
   return {
     accounts,
     teams: new TeamService(stores),
@@ -74,10 +75,12 @@ export function createAccounts(db: Kysely<Database>, dialect: DialectAdapter, re
     access: new PermissionAccess(repositories, permissions, {
       defaultVisibility: opts.defaultVisibility,
       createOrganization: async (name, creator) => {
-        await accounts.createOrganization({ name, creator });
+        await accounts.createOrganization({ name, creator: creator.name });
+        await audit.record('org_create', { actor: creator, namespace: name, metadata: { via: 'push' } });
       },
+      recordCreation: (kind, actor, where) => audit.record(kind, { actor, ...where }),
     }),
-    audit: new AuditService(new AuditLogStore(db), { now: opts.now }),
+    audit,
     signingKeys: new SigningKeyService(new SigningKeyStore(db)),
   };
 }

@@ -83,6 +83,8 @@ for (const dialect of DIALECTS) {
       const org = await a.accounts.getOrganization('fresh-org');
       assert.ok(org, 'organization created');
       assert.ok(await repositories.details(rn('fresh-org/app')));
+      const kinds = (await a.audit.query({ namespace: 'fresh-org' })).entries.map((e) => `${e.kind}:${e.actor.kind === 'user' ? e.actor.name : ''}`);
+      assert.deepEqual(kinds.sort(), ['create_repo:sam', 'org_create:sam'], 'both creations are in the audit log');
       // Only superusers: a plain user's push into a missing namespace is refused and creates nothing.
       assert.equal((await refusal(p.cora!, 'other-fresh/app', ['pull', 'push'])).code, 'DENIED');
       assert.equal(await a.accounts.getOrganization('other-fresh'), undefined);

@@ -37,13 +37,21 @@ export class PermissionAccess implements AccessService {
   constructor(
     private readonly repositories: RepositoryService,
     private readonly permissions: PermissionService,
-    opts: { defaultVisibility?: Visibility; createOrganization?: (name: string, creator: string) => Promise<void> } = {},
+    opts: {
+      defaultVisibility?: Visibility;
+      /** Creates an organization owned by `creator` (a superuser's push into a missing namespace). */
+      createOrganization?: (name: string, creator: Extract<Principal, { kind: 'user' }>) => Promise<void>;
+      /** Records a repository created by a push in the audit log. */
+      recordCreation?: (kind: string, actor: Principal, where: { namespace: string; repository: string; metadata: Record<string, unknown> }) => Promise<void>;
+    } = {},
   ) {
     this.defaultVisibility = opts.defaultVisibility ?? 'private';
     this.createOrganization = opts.createOrganization;
+    this.recordCreation = opts.recordCreation;
   }
 
-  private readonly createOrganization?: (name: string, creator: string) => Promise<void>;
+  private readonly createOrganization?: (name: string, creator: Extract<Principal, { kind: 'user' }>) => Promise<void>;
+  private readonly recordCreation?: (kind: string, actor: Principal, where: { namespace: string; repository: string; metadata: Record<string, unknown> }) => Promise<void>;
 
   /** Resolves if every action is allowed; otherwise throws the first refusal (see the file comment). */
   async authorize(principal: Principal, repository: RepositoryName, actions: readonly RepositoryAction[]): Promise<void> {
@@ -81,14 +89,14 @@ export class PermissionAccess implements AccessService {
     if (!repo) {
       const mayCreate = await this.permissions.canCreateRepository(principal, namespace);
       if (mayCreate && actions.includes('push')) {
-        repo = (await this.repositories.create(name, { visibility: this.defaultVisibility, creator: creatorGrant(principal, namespace) })).repository;
+        repo = await this.createRepository(principal, name, namespace);
       } else if (principal.kind === 'user' && actions.includes('push') && this.createOrganization && (await this.permissions.isSuperuser(principal))) {
         // A superuser's push into a namespace that does not exist creates it as an organization
         // owned by that superuser (so `skopeo copy ... wharf/anything/app` works on a fresh registry).
-        await this.createOrganization(namespace, principal.name).catch(async (err: unknown) => {
+        await this.createOrganization(namespace, principal).catch(async (err: unknown) => {
           if (!(await this.permissions.canCreateRepository(principal, namespace))) throw err;
         });
-        repo = (await this.repositories.create(name, { visibility: this.defaultVisibility, creator: creatorGrant(principal, namespace) })).repository;
+        repo = await this.createRepository(principal, name, namespace);
       } else if (mayCreate || (await this.permissions.isSuperuser(principal))) {
         // Only a superuser reaches this with push when no organization can be made for it.
         const missing = new RegistryError('NAME_UNKNOWN', `namespace ${namespace} does not exist; create the user or organization first`);
@@ -99,6 +107,13 @@ export class PermissionAccess implements AccessService {
     }
     const role = await this.permissions.roleOn(principal, repo);
     return actions.map((action) => ({ action, error: check(principal, repo, role, action, name, actions) }));
+  }
+
+  /** Creates the repository a push names (private by default) and records it in the audit log. */
+  private async createRepository(principal: Principal, name: RepositoryName, namespace: string): Promise<RepositoryDetails> {
+    const { repository, created } = await this.repositories.create(name, { visibility: this.defaultVisibility, creator: creatorGrant(principal, namespace) });
+    if (created) await this.recordCreation?.('create_repo', principal, { namespace, repository: repository.name, metadata: { visibility: repository.visibility, via: 'push' } });
+    return repository;
   }
 }
 
