@@ -47,6 +47,28 @@ for (const dialect of DIALECTS) {
       assert.ok(badJson.statusCode === 400 || badJson.statusCode === 404, String(badJson.statusCode));
     });
 
+    it("changes the caller's own password only with the current one, and the email", async () => {
+      const auth = { authorization: basic('alice', 'alice-password') };
+      const put = (payload: object, headers: Record<string, string> = auth) => t.app.inject({ method: 'PUT', url: '/api/v1/user/', headers, payload });
+      assertApiError(await put({ password: 'new-password-1' }), 403, 'insufficient_scope');
+      assertApiError(await put({ password: 'new-password-1', old_password: 'wrong' }), 403, 'insufficient_scope');
+      const { secret } = await t.accounts!.apiTokens.create('alice', { name: 'takeover', scopes: ['user:admin', 'user:read'] });
+      assertApiError(await put({ password: 'new-password-1', old_password: secret }, { authorization: `Bearer ${secret}` }), 403, 'insufficient_scope');
+      assertApiError(await put({}), 400, 'invalid_request');
+      assertApiError(await put({ password: 'x', old_password: 'alice-password', extra: 1 }), 400, 'invalid_request');
+      assertApiError(await put({ email: 'a@b.c' }, {}), 401, 'invalid_token');
+      let res = await put({ email: 'new@example.com' });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(res.json().email, 'new@example.com');
+      res = await put({ password: 'new-password-1', old_password: 'alice-password' });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal((await t.app.inject({ url: '/api/v1/user/', headers: { authorization: basic('alice', 'new-password-1') } })).statusCode, 200);
+      const kinds = (await t.accounts!.audit.query({ namespace: 'alice' })).entries.map((e) => e.kind);
+      assert.ok(kinds.includes('user_change_password') && kinds.includes('user_change_email'), kinds.join());
+      // Put things back for the other tests.
+      await t.accounts!.accounts.setPassword('alice', 'alice-password');
+    });
+
     it('serves an OpenAPI document listing every route', async () => {
       const res = await t.app.inject({ url: '/api/v1/discovery' });
       assert.equal(res.statusCode, 200);

@@ -1,5 +1,22 @@
-/** The calling user: GET /api/v1/user/ */
+/** The calling user: GET /api/v1/user/, and PUT /api/v1/user/ to change one's own password or email. */
+import { z } from 'zod';
+import { isRegistryError } from '../../oci/errors.js';
+import type { ApiContext } from './context.js';
+import { forbidden, invalid } from './errors.js';
 import { defineRoute } from './route.js';
+
+async function describeMe(ctx: ApiContext) {
+  const me = ctx.user('user:read');
+  const user = await ctx.accounts.accounts.getUser(me.name);
+  const organizations = await ctx.accounts.accounts.organizationsOf(me.name);
+  return {
+    anonymous: false,
+    username: me.name,
+    email: user?.email ?? null,
+    super_user: me.superuser,
+    organizations: organizations.map((o) => ({ name: o.name })),
+  };
+}
 
 export const userRoutes = [
   defineRoute({
@@ -7,17 +24,40 @@ export const userRoutes = [
     path: '/user/',
     summary: 'The authenticated user',
     tag: 'user',
-    async handler(ctx) {
-      const me = ctx.user('user:read');
-      const user = await ctx.accounts.accounts.getUser(me.name);
-      const organizations = await ctx.accounts.accounts.organizationsOf(me.name);
-      return {
-        anonymous: false,
-        username: me.name,
-        email: user?.email ?? null,
-        super_user: me.superuser,
-        organizations: organizations.map((o) => ({ name: o.name })),
-      };
+    handler: (ctx) => describeMe(ctx),
+  }),
+  defineRoute({
+    method: 'PUT',
+    path: '/user/',
+    summary: "Changes the caller's own password (the current one is required) or email",
+    tag: 'user',
+    body: z.strictObject({
+      password: z.string().max(1024).optional(),
+      old_password: z.string().max(1024).optional(),
+      email: z.string().max(255).nullable().optional(),
+    }),
+    async handler(ctx, { body }) {
+      const me = ctx.user('user:admin');
+      if (body.password === undefined && body.email === undefined) throw invalid('give password (with old_password) or email');
+      if (body.password !== undefined) {
+        // A stolen API token alone must not be enough to take the account over.
+        if (body.old_password === undefined) throw forbidden('old_password is required to change the password');
+        // Checked like any login: throttled (429) and recorded on failure.
+        const ua = ctx.req.headers['user-agent'];
+        const proven = await ctx.registry.auth?.loginForToken(me.name, body.old_password, { ip: ctx.req.ip, userAgent: typeof ua === 'string' ? ua : undefined }).catch((err: unknown) => {
+          if (isRegistryError(err) && err.code === 'UNAUTHORIZED') return undefined;
+          throw err;
+        });
+        // An API token is not the password, even though it logs in as the user.
+        if (!proven || proven.apiTokenId !== undefined || proven.principal.kind !== 'user' || proven.principal.id !== me.id) throw forbidden('old_password is wrong');
+        await ctx.accounts.accounts.setPassword(me.name, body.password);
+        await ctx.audit('user_change_password', { namespace: me.name });
+      }
+      if (body.email !== undefined) {
+        await ctx.accounts.accounts.setEmail(me.name, body.email);
+        await ctx.audit('user_change_email', { namespace: me.name });
+      }
+      return describeMe(ctx);
     },
   }),
 ];
