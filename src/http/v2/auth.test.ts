@@ -213,6 +213,18 @@ for (const dialect of DIALECTS) {
       assert.equal(direct.statusCode, 401);
     });
 
+    it('a token of a deleted account does not work for a new account of the same name', async () => {
+      const app = (await t.registry.repositories.details('acme/app' as RepositoryName))!;
+      const { token: first } = await a.robots.create('acme', 'again');
+      await a.grants.setRepositoryPermission(app, { kind: 'robot', name: 'acme+again' }, 'read');
+      const old = `Bearer ${(await token(['repository:acme/app:pull'], basic('acme+again', first))).body.token}`;
+      await a.robots.delete('acme+again');
+      await a.robots.create('acme', 'again');
+      await a.grants.setRepositoryPermission(app, { kind: 'robot', name: 'acme+again' }, 'read');
+      const res = await t.app.inject({ method: 'GET', url: '/v2/acme/app/tags/list', headers: { authorization: old } });
+      assert.equal(res.statusCode, 401);
+    });
+
     it('revoking an API token ends the bearer tokens issued to it at once', async () => {
       const { token: info, secret } = await a.apiTokens.create('carol', { name: 'short-lived', scopes: ['repo:read'] });
       const tok = await token(['repository:acme/app:pull'], basic('$token', secret));

@@ -134,7 +134,9 @@ export class RegistryAuth {
       // An API-token login stays tied to its token: revoking the token (or its expiry) ends it at once.
       const found =
         verified.apiTokenId !== undefined ? await this.deps.authenticator.principalForApiToken(verified.apiTokenId) : await this.deps.authenticator.principalFor(verified.subject);
-      if (!found || found.name !== verified.subject) throw new RegistryError('UNAUTHORIZED', 'the account of this token no longer exists or is disabled');
+      if (!found || found.name !== verified.subject || (verified.subjectId !== undefined && found.id !== verified.subjectId)) {
+        throw new RegistryError('UNAUTHORIZED', 'the account of this token no longer exists or is disabled');
+      }
       principal = found;
     }
     return { principal, access: new ScopedAccess(this.deps.access, verified.access), via: 'bearer' };
@@ -159,7 +161,8 @@ export class RegistryAuth {
       else access.push({ type: 'repository', name: scope.name, actions: granted });
     }
     const subject = principal.kind === 'anonymous' ? undefined : principal.name;
-    return { ...(await this.deps.tokens.issue(service, subject, access, apiTokenId)), access };
+    const subjectId = principal.kind === 'anonymous' ? undefined : principal.id;
+    return { ...(await this.deps.tokens.issue(service, subject, access, apiTokenId, subjectId)), access };
   }
 }
 

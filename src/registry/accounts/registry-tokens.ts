@@ -4,7 +4,8 @@
  *
  *   header  { alg: "ES256", kid }
  *   claims  { iss: service, aud: service, sub: account name (absent for anonymous), access: [{type, name, actions}],
- *             iat, nbf, exp, jti, and tid (the API token's id) when the subject logged in with an API token }
+ *             iat, nbf, exp, jti, uid (the account's id), and tid (the API token's id) when the subject
+ *             logged in with an API token }
  *
  * A token proves who asked and what was granted at issue time; callers re-resolve the subject on every
  * request, so a deleted or disabled account loses access at once, and cap what the account may do by
@@ -35,6 +36,8 @@ export interface VerifiedToken {
   subject?: string;
   /** The API token the subject logged in with (claim `tid`), if any. */
   apiTokenId?: number;
+  /** The subject's account id (claim `uid`): a re-created account of the same name is another account. */
+  subjectId?: number;
   access: TokenAccess[];
 }
 
@@ -58,11 +61,14 @@ export class RegistryTokens {
   }
 
   /** A signed token for `subject` (undefined: anonymous) granting `access`, for `service`. */
-  async issue(service: string, subject: string | undefined, access: TokenAccess[], apiTokenId?: number): Promise<IssuedToken> {
+  async issue(service: string, subject: string | undefined, access: TokenAccess[], apiTokenId?: number, subjectId?: number): Promise<IssuedToken> {
     const { kid, key } = await this.signingKey();
     const iat = Math.floor(this.now() / 1000);
     const ttl = Math.max(1, Math.floor(this.opts.ttlMs / 1000));
-    const jwt = new SignJWT(apiTokenId === undefined ? { access } : { access, tid: apiTokenId })
+    const claims: Record<string, unknown> = { access };
+    if (apiTokenId !== undefined) claims.tid = apiTokenId;
+    if (subjectId !== undefined) claims.uid = subjectId;
+    const jwt = new SignJWT(claims)
       .setProtectedHeader({ alg: TOKEN_ALGORITHM, kid, typ: 'JWT' })
       .setIssuer(service)
       .setAudience(service)
@@ -109,8 +115,9 @@ export class RegistryTokens {
       });
       if (payload.sub !== undefined && typeof payload.sub !== 'string') return undefined;
       const tid = typeof payload.tid === 'number' && Number.isSafeInteger(payload.tid) ? payload.tid : undefined;
+      const uid = typeof payload.uid === 'number' && Number.isSafeInteger(payload.uid) ? payload.uid : undefined;
       return {
-        token: { subject: payload.sub, access: parseAccess(payload.access), apiTokenId: tid },
+        token: { subject: payload.sub, subjectId: uid, access: parseAccess(payload.access), apiTokenId: tid },
         expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
       };
     } catch {
