@@ -11,23 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(docker-registry wrk curl)
-missing=()
-for pkg in "${DEBIAN_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  if [ "$(id -u)" = 0 ]; then
-    echo "== installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
-    exit 1
-  fi
-fi
-# docker-registry's package starts a system service on :5000; the benchmark starts its own instance.
-if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then systemctl stop docker-registry || true; fi
+source scripts/lib/debian-packages.sh
+ensure_debian_packages docker-registry wrk curl
 
 # npm ci only when the dependencies are missing or do not load: `npm ci` first deletes node_modules/,
 # which would pull the floor from under anything else running from this checkout.

@@ -40,43 +40,14 @@ export class AuditLogStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   async append(entry: NewAuditRecord): Promise<number> {
-    const row = await this.db
-      .insertInto('audit_log')
-      .values({
-        kind: entry.kind,
-        namespace: entry.namespace,
-        repository: entry.repository,
-        actor_kind: entry.actorKind,
-        actor_name: entry.actorName,
-        ip: entry.ip,
-        user_agent: entry.userAgent,
-        metadata: entry.metadata,
-        created_at: entry.createdAt,
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    const row = await this.db.insertInto('audit_log').values(toRow(entry)).returning('id').executeTakeFirstOrThrow();
     return row.id;
   }
 
   /** Appends several entries in one statement, in order. */
   async appendMany(entries: readonly NewAuditRecord[]): Promise<void> {
     if (entries.length === 0) return;
-    await this.db
-      .insertInto('audit_log')
-      .values(
-        entries.map((entry) => ({
-          kind: entry.kind,
-          namespace: entry.namespace,
-          repository: entry.repository,
-          actor_kind: entry.actorKind,
-          actor_name: entry.actorName,
-          ip: entry.ip,
-          user_agent: entry.userAgent,
-          metadata: entry.metadata,
-          created_at: entry.createdAt,
-        })),
-      )
-      .execute();
+    await this.db.insertInto('audit_log').values(entries.map(toRow)).execute();
   }
 
   /** Entries matching every given filter, newest (highest id) first, at most `limit`. */
@@ -106,4 +77,18 @@ export class AuditLogStore {
       createdAt: r.created_at,
     }));
   }
+}
+
+function toRow(entry: NewAuditRecord) {
+  return {
+    kind: entry.kind,
+    namespace: entry.namespace,
+    repository: entry.repository,
+    actor_kind: entry.actorKind,
+    actor_name: entry.actorName,
+    ip: entry.ip,
+    user_agent: entry.userAgent,
+    metadata: entry.metadata,
+    created_at: entry.createdAt,
+  };
 }
