@@ -15,6 +15,7 @@ import { API_SCOPES, hasScope } from '../../registry/accounts/api-scopes.js';
 import { apiTokenView } from './account-views.js';
 import { forbidden, invalid } from './errors.js';
 import { defineRoute } from './route.js';
+import { ApiTokenSchema } from './schemas.js';
 
 const ISO_DATE = /^\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?$/;
 
@@ -38,6 +39,7 @@ export const apiTokenRoutes = [
     path: '/user/apitokens',
     summary: "The calling user's API tokens (never their secrets)",
     tag: 'apitoken',
+    response: z.strictObject({ tokens: z.array(ApiTokenSchema) }),
     async handler(ctx) {
       const me = ctx.user('user:read');
       return { tokens: (await ctx.accounts.apiTokens.list(me.name)).map(apiTokenView) };
@@ -54,6 +56,7 @@ export const apiTokenRoutes = [
       scopes: z.array(z.enum(API_SCOPES)).min(1),
       expiration: z.union([z.string().max(64), z.number().positive()]).nullable().optional(),
     }),
+    response: ApiTokenSchema.omit({ last_used: true, revoked: true }).extend({ token: z.string() }),
     async handler(ctx, { body }) {
       const me = ctx.user('user:admin');
       const wider = body.scopes.filter((s) => !hasScope(me, s));

@@ -30,6 +30,24 @@ const logsQuery = z.object({
 });
 type LogsQuery = z.infer<typeof logsQuery>;
 
+/** One page of the audit log; `next_page` when there is more. */
+const LogPageSchema = z.strictObject({
+  start_time: z.string(),
+  end_time: z.string(),
+  logs: z.array(
+    z.strictObject({
+      kind: z.string(),
+      metadata: z.record(z.string(), z.unknown()),
+      ip: z.string().nullable(),
+      datetime: z.string(),
+      performer: z.strictObject({ kind: z.string(), name: z.string().nullable() }).nullable(),
+      namespace: z.string().nullable(),
+      repository: z.string().nullable(),
+    }),
+  ),
+  next_page: z.string().optional(),
+});
+
 /** Milliseconds for one of the accepted time formats; `endOfDay` moves a bare date to the next midnight. */
 function parseTime(name: string, value: string, endOfDay: boolean): number {
   let ms: number;
@@ -95,6 +113,7 @@ export const logRoutes = [
     tag: 'logs',
     params: z.object({ orgname: z.string().min(1).max(255) }),
     query: logsQuery,
+    response: LogPageSchema,
     async handler(ctx, { params, query }) {
       // 404 for callers who cannot see the organization, before anything else is said about it.
       const { org } = await administeredOrganization(ctx, params.orgname);
@@ -108,6 +127,7 @@ export const logRoutes = [
     tag: 'logs',
     params: z.object({ namespace: z.string(), repository: z.string() }),
     query: logsQuery,
+    response: LogPageSchema,
     async handler(ctx, { params, query }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
       return page(ctx, { namespace: repo.namespace, repository: repo.name }, query, repo.createdAt);
@@ -119,6 +139,7 @@ export const logRoutes = [
     summary: "The audit log of the calling user's own namespace",
     tag: 'logs',
     query: logsQuery,
+    response: LogPageSchema,
     async handler(ctx, { query }) {
       const me = ctx.user('user:read');
       const user = await ctx.accounts.accounts.getUser(me.name);

@@ -28,7 +28,10 @@ export function openApiDocument(routes: readonly ApiRoute[], version: string): R
       operationId: `${r.method.toLowerCase()}${r.path.replace(/[/:{}_-]+(\w)?/g, (_, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
       parameters,
       responses: {
-        [String(r.status ?? 200)]: { description: r.status === 204 ? 'No content' : 'Success' },
+        [String(r.status ?? 200)]:
+          r.status === 204 || !r.response
+            ? { description: r.status === 204 ? 'No content' : 'Success' }
+            : { description: 'Success', content: { 'application/json': { schema: z.toJSONSchema(r.response, { io: 'output', unrepresentable: 'any' }) } } },
         '400': { description: 'Invalid request', content: { 'application/json': { schema: ERROR } } },
         '401': { description: 'Authentication required', content: { 'application/json': { schema: ERROR } } },
         '403': { description: 'Insufficient permission', content: { 'application/json': { schema: ERROR } } },

@@ -12,9 +12,23 @@ import { teamView } from './account-views.js';
 import type { ApiContext } from './context.js';
 import { administeredOrganization, visibleOrganization, type OrganizationView } from './organization-access.js';
 import { defineRoute } from './route.js';
+import { TeamSchema } from './schemas.js';
 
 const OrgParams = z.object({ orgname: z.string().max(255) });
 const Email = z.string().max(254).nullable();
+
+/** `email` only for admins; `teams` and `ordered_teams` only for members and admins. */
+const OrganizationSchema = z.strictObject({
+  name: z.string(),
+  email: z.string().optional(),
+  is_admin: z.boolean(),
+  is_member: z.boolean(),
+  teams: z.record(z.string(), TeamSchema).optional(),
+  ordered_teams: z.array(z.string()).optional(),
+});
+const MembersSchema = z.strictObject({
+  members: z.array(z.strictObject({ name: z.string(), kind: z.literal('user'), is_robot: z.boolean(), teams: z.array(z.strictObject({ name: z.string() })) })),
+});
 
 async function organizationJson(ctx: ApiContext, view: OrganizationView) {
   const member = view.role !== undefined || view.admin;
@@ -36,6 +50,7 @@ export const organizationRoutes = [
     tag: 'organization',
     status: 201,
     body: z.object({ name: z.string().min(1).max(255), email: Email.optional() }),
+    response: OrganizationSchema,
     async handler(ctx, { body }) {
       const user = ctx.user('org:admin');
       const org = await ctx.accounts.accounts.createOrganization({ name: body.name, email: body.email, creator: user.name });
@@ -49,6 +64,7 @@ export const organizationRoutes = [
     summary: 'An organization, with its teams for members',
     tag: 'organization',
     params: OrgParams,
+    response: OrganizationSchema,
     async handler(ctx, { params }) {
       return organizationJson(ctx, await visibleOrganization(ctx, params.orgname));
     },
@@ -60,6 +76,7 @@ export const organizationRoutes = [
     tag: 'organization',
     params: OrgParams,
     body: z.object({ email: Email.optional() }),
+    response: OrganizationSchema,
     async handler(ctx, { params, body }) {
       const view = await administeredOrganization(ctx, params.orgname);
       if (body.email !== undefined && body.email !== view.org.email) {
@@ -89,6 +106,7 @@ export const organizationRoutes = [
     summary: "An organization's members and their teams",
     tag: 'organization',
     params: OrgParams,
+    response: MembersSchema,
     async handler(ctx, { params }) {
       const view = await administeredOrganization(ctx, params.orgname);
       const members = new Map<string, string[]>();

@@ -8,6 +8,7 @@ import { REPOSITORY_ROLES } from '../../registry/accounts/roles.js';
 import { notFound } from './errors.js';
 import { requireRepository } from './repository-access.js';
 import { defineRoute } from './route.js';
+import { RepositoryRoleSchema } from './schemas.js';
 
 const repoParams = z.object({ namespace: z.string(), repository: z.string() });
 const userParams = repoParams.extend({ username: z.string().min(1).max(512) });
@@ -19,6 +20,9 @@ export const userOrRobot = (name: string): SubjectRef => (name.includes('+') ? {
 
 const userView = (name: string, role: string) => ({ role, name, is_robot: name.includes('+') });
 
+const UserPermissionSchema = z.strictObject({ role: RepositoryRoleSchema, name: z.string(), is_robot: z.boolean() });
+const TeamPermissionSchema = z.strictObject({ role: RepositoryRoleSchema, name: z.string() });
+
 export const permissionRoutes = [
   defineRoute({
     method: 'GET',
@@ -26,6 +30,7 @@ export const permissionRoutes = [
     summary: 'Permissions of users and robots on the repository (admin)',
     tag: 'permission',
     params: repoParams,
+    response: z.strictObject({ permissions: z.record(z.string(), UserPermissionSchema) }),
     async handler(ctx, { params }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
       const all = await ctx.accounts.grants.listRepositoryPermissions(repo);
@@ -38,6 +43,7 @@ export const permissionRoutes = [
     summary: "A user's or robot's own permission on the repository (admin)",
     tag: 'permission',
     params: userParams,
+    response: UserPermissionSchema,
     async handler(ctx, { params }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
       const role = await ctx.accounts.grants.getRepositoryPermission(repo, userOrRobot(params.username));
@@ -52,6 +58,7 @@ export const permissionRoutes = [
     tag: 'permission',
     params: userParams,
     body: roleBody,
+    response: UserPermissionSchema,
     async handler(ctx, { params, body }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
       await ctx.accounts.grants.setRepositoryPermission(repo, userOrRobot(params.username), body.role);
@@ -78,6 +85,7 @@ export const permissionRoutes = [
     summary: 'Permissions of teams on the repository (admin)',
     tag: 'permission',
     params: repoParams,
+    response: z.strictObject({ permissions: z.record(z.string(), TeamPermissionSchema) }),
     async handler(ctx, { params }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
       const all = await ctx.accounts.grants.listRepositoryPermissions(repo);
@@ -90,6 +98,7 @@ export const permissionRoutes = [
     summary: "A team's permission on the repository (admin)",
     tag: 'permission',
     params: teamParams,
+    response: TeamPermissionSchema,
     async handler(ctx, { params }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
       const role = await ctx.accounts.grants.getRepositoryPermission(repo, { kind: 'team', name: params.teamname });
@@ -104,6 +113,7 @@ export const permissionRoutes = [
     tag: 'permission',
     params: teamParams,
     body: roleBody,
+    response: TeamPermissionSchema,
     async handler(ctx, { params, body }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
       await ctx.accounts.grants.setRepositoryPermission(repo, { kind: 'team', name: params.teamname }, body.role);

@@ -12,6 +12,7 @@ import { invalid, notFound } from './errors.js';
 import { administeredOrganization } from './organization-access.js';
 import { userOrRobot } from './permissions.js';
 import { defineRoute } from './route.js';
+import { RepositoryRoleSchema } from './schemas.js';
 
 const orgParams = z.object({ orgname: z.string().min(1).max(255) });
 
@@ -19,6 +20,14 @@ const orgParams = z.object({ orgname: z.string().min(1).max(255) });
 async function requireOrgAdmin(ctx: ApiContext, orgname: string): Promise<void> {
   await administeredOrganization(ctx, orgname);
 }
+
+/** `activating_user` is always null: Wharf does not support per-creator defaults. */
+const PrototypeSchema = z.strictObject({
+  id: z.string(),
+  role: RepositoryRoleSchema,
+  activating_user: z.null(),
+  delegate: z.strictObject({ kind: z.enum(['user', 'team']), name: z.string(), is_robot: z.boolean() }),
+});
 
 function view(p: Pick<PermissionInfo, 'kind' | 'name' | 'role'>) {
   const kind = p.kind === 'team' ? 'team' : 'user';
@@ -41,6 +50,7 @@ export const prototypeRoutes = [
     summary: "The organization's default permissions for new repositories (organization admin)",
     tag: 'prototype',
     params: orgParams,
+    response: z.strictObject({ prototypes: z.array(PrototypeSchema) }),
     async handler(ctx, { params }) {
       await requireOrgAdmin(ctx, params.orgname);
       return { prototypes: (await ctx.accounts.grants.listDefaultPermissions(params.orgname)).map(view) };
@@ -58,6 +68,7 @@ export const prototypeRoutes = [
       delegate: z.object({ kind: z.enum(['user', 'team']), name: z.string().min(1).max(512) }),
       activating_user: z.null().optional(),
     }),
+    response: PrototypeSchema,
     async handler(ctx, { params, body }) {
       await requireOrgAdmin(ctx, params.orgname);
       const subject: SubjectRef = body.delegate.kind === 'team' ? { kind: 'team', name: body.delegate.name } : userOrRobot(body.delegate.name);

@@ -11,12 +11,42 @@ import { ApiError, conflict, forbidden, invalid, notFound } from './errors.js';
 import { decodeCursor, encodeCursor, queryBool, queryInt, seconds } from './params.js';
 import { repositoryName, requireRepository } from './repository-access.js';
 import { defineRoute } from './route.js';
+import { RepositoryStateSchema, SuccessSchema } from './schemas.js';
 
 const MAX_DESCRIPTION = 100_000;
 const one = z.object({ namespace: z.string(), repository: z.string() });
 /** `*` is Fastify's wildcard: the rest of the path, which may hold several name components. */
 const wildcard = z.object({ namespace: z.string(), '*': z.string() });
 const visibility = z.enum(['public', 'private']);
+
+const CreatedSchema = z.strictObject({ namespace: z.string(), name: z.string(), kind: z.literal('image') });
+/** `last_modified` (seconds, null without tags) only with `last_modified=true`; `next_page` when there is more. */
+const ListSchema = z.strictObject({
+  repositories: z.array(
+    z.strictObject({
+      namespace: z.string(),
+      name: z.string(),
+      description: z.string().nullable(),
+      is_public: z.boolean(),
+      kind: z.literal('image'),
+      state: RepositoryStateSchema,
+      last_modified: z.int().nullable().optional(),
+    }),
+  ),
+  next_page: z.string().optional(),
+});
+const RepositorySchema = z.strictObject({
+  namespace: z.string(),
+  name: z.string(),
+  kind: z.literal('image'),
+  description: z.string().nullable(),
+  is_public: z.boolean(),
+  is_organization: z.boolean(),
+  state: RepositoryStateSchema,
+  can_write: z.boolean(),
+  can_admin: z.boolean(),
+  tag_count: z.int(),
+});
 
 export const repositoryRoutes = [
   defineRoute({
@@ -32,6 +62,7 @@ export const repositoryRoutes = [
       description: z.string().max(MAX_DESCRIPTION).nullish(),
       repo_kind: z.literal('image').nullish(),
     }),
+    response: CreatedSchema,
     async handler(ctx, { body }) {
       const principal = ctx.authenticated();
       const name = repositoryName(body.namespace, body.repository);
@@ -59,6 +90,7 @@ export const repositoryRoutes = [
       next_page: z.string().max(2048).optional(),
       limit: queryInt(1, 100, 100),
     }),
+    response: ListSchema,
     async handler(ctx, { query }) {
       const last = query.next_page === undefined ? undefined : decodeCursor(query.next_page);
       if (query.next_page !== undefined && last === undefined) throw invalid('next_page: not a cursor this server handed out');
@@ -86,6 +118,7 @@ export const repositoryRoutes = [
     summary: 'One repository. `{repository}` may have several path components (`team/app`), unlike Quay.',
     tag: 'repository',
     params: wildcard,
+    response: RepositorySchema,
     async handler(ctx, { params }) {
       const { repo, role } = await requireRepository(ctx, params.namespace, params['*'], 'read');
       return {
@@ -127,6 +160,7 @@ export const repositoryRoutes = [
     tag: 'repository',
     params: one,
     body: z.object({ visibility }),
+    response: SuccessSchema,
     async handler(ctx, { params, body }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
       await ctx.registry.repositories.setVisibility(repo, body.visibility);
@@ -143,6 +177,7 @@ export const repositoryRoutes = [
     tag: 'repository',
     params: one,
     body: z.object({ state: z.enum(REPOSITORY_STATES as ['NORMAL', 'READ_ONLY', 'MIRROR']), robot: z.string().min(1).max(512).optional() }),
+    response: SuccessSchema,
     async handler(ctx, { params, body }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
       if (body.robot !== undefined && body.state !== 'MIRROR') throw invalid('robot: only a MIRROR repository has a mirror robot');

@@ -18,6 +18,7 @@ import type { ApiContext } from './context.js';
 import { notFound } from './errors.js';
 import { administeredOrganization, visibleOrganization } from './organization-access.js';
 import { defineRoute, type ApiRoute } from './route.js';
+import { RobotSchema, RobotWithTokenSchema } from './schemas.js';
 
 type Access = (ctx: ApiContext, params: Record<string, string>, change: boolean) => Promise<string>;
 
@@ -48,6 +49,7 @@ function robotRoutes(prefix: string, tag: string, nsParams: z.ZodObject<Record<s
       summary: `The robot accounts of ${who}`,
       tag,
       params: nsParams,
+      response: z.strictObject({ robots: z.array(RobotSchema) }),
       async handler(ctx, { params }) {
         const namespace = await namespaceOf(ctx, params as Record<string, string>, false);
         return { robots: (await ctx.accounts.robots.list(namespace)).map(robotView) };
@@ -61,6 +63,7 @@ function robotRoutes(prefix: string, tag: string, nsParams: z.ZodObject<Record<s
       status: 201,
       params: RobotParams,
       body: z.object({ description: z.string().max(4096).nullable().optional() }),
+      response: RobotWithTokenSchema,
       async handler(ctx, { params, body }) {
         const { namespace, short } = await robot(ctx, params as Record<string, string>, true);
         const created = await ctx.accounts.robots.create(namespace, short, { description: body.description });
@@ -74,6 +77,7 @@ function robotRoutes(prefix: string, tag: string, nsParams: z.ZodObject<Record<s
       summary: `A robot account of ${who} (never its token)`,
       tag,
       params: RobotParams,
+      response: RobotSchema,
       async handler(ctx, { params }) {
         const { full } = await robot(ctx, params as Record<string, string>, true);
         return robotView(await existing(ctx, full));
@@ -99,6 +103,7 @@ function robotRoutes(prefix: string, tag: string, nsParams: z.ZodObject<Record<s
       summary: `Replace the token of a robot account of ${who}; the reply holds the new token, shown only this once`,
       tag,
       params: RobotParams,
+      response: RobotWithTokenSchema,
       async handler(ctx, { params }) {
         const { namespace, full } = await robot(ctx, params as Record<string, string>, true);
         await existing(ctx, full);

@@ -23,6 +23,8 @@ export interface ApiRoute<P = unknown, Q = unknown, B = unknown> {
   body?: z.ZodType<B>;
   /** Success status (default 200); 204 sends no body. */
   status?: number;
+  /** The JSON the handler returns on success (none for 204); rendered into the OpenAPI document. */
+  response?: z.ZodType;
   handler(ctx: ApiContext, input: RouteInput<P, Q, B>): Promise<unknown>;
 }
 

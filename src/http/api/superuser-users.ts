@@ -14,6 +14,7 @@ import { randomSecret } from '../../registry/accounts/passwords.js';
 import { userView } from './account-views.js';
 import { invalid, notFound } from './errors.js';
 import { defineRoute } from './route.js';
+import { UserSchema } from './schemas.js';
 
 const UserParams = z.object({ username: z.string().max(255) });
 const Password = z.string().min(8).max(1024);
@@ -25,6 +26,7 @@ export const superuserRoutes = [
     summary: 'Every user (superusers only)',
     tag: 'superuser',
     query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100), next_page: z.string().max(255).optional() }),
+    response: z.strictObject({ users: z.array(UserSchema), next_page: z.string().optional() }),
     async handler(ctx, { query }) {
       await ctx.superuser();
       const users = await ctx.accounts.accounts.listUsers({ last: query.next_page, limit: query.limit + 1 });
@@ -39,6 +41,7 @@ export const superuserRoutes = [
     tag: 'superuser',
     status: 201,
     body: z.object({ username: z.string().min(1).max(255), email: z.string().max(254).nullable().optional(), password: Password.optional() }),
+    response: z.strictObject({ username: z.string(), email: z.string().nullable(), password: z.string().optional() }),
     async handler(ctx, { body }) {
       await ctx.superuser();
       const generated = body.password === undefined ? randomSecret() : undefined;
@@ -54,6 +57,7 @@ export const superuserRoutes = [
     tag: 'superuser',
     params: UserParams,
     body: z.object({ password: Password.optional(), email: z.string().max(254).nullable().optional(), enabled: z.boolean().optional(), superuser: z.boolean().optional() }),
+    response: UserSchema,
     async handler(ctx, { params, body }) {
       const me = await ctx.superuser();
       const accounts = ctx.accounts.accounts;

@@ -22,6 +22,19 @@ const filterTagName = z
   .regex(/^(like|eq):[A-Za-z0-9_.-]{1,128}$/, 'must be like:<text> or eq:<tag>')
   .transform((v) => ({ op: v.slice(0, v.indexOf(':')) as 'like' | 'eq', value: v.slice(v.indexOf(':') + 1) }));
 
+/** `end_ts` and `expiration` only on history rows; `size` (compressed bytes) is null for a list. */
+const TagSchema = z.strictObject({
+  name: z.string(),
+  reversion: z.literal(false),
+  manifest_digest: z.string(),
+  is_manifest_list: z.boolean(),
+  size: z.int().nullable(),
+  start_ts: z.int(),
+  last_modified: z.string(),
+  end_ts: z.int().optional(),
+  expiration: z.string().optional(),
+});
+
 function tagView(t: TagRow) {
   const list = LISTS.includes(t.mediaType);
   return {
@@ -51,6 +64,7 @@ export const tagRoutes = [
       specificTag: tagName.optional(),
       filter_tag_name: filterTagName.optional(),
     }),
+    response: z.strictObject({ tags: z.array(TagSchema), page: z.int(), has_additional: z.boolean() }),
     async handler(ctx, { params, query }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'read');
       const page = await ctx.registry.tags.list(repo, { onlyActive: query.onlyActiveTags, name: query.specificTag, filter: query.filter_tag_name, page: query.page, limit: query.limit });
@@ -65,6 +79,7 @@ export const tagRoutes = [
     status: 201,
     params: tagParams,
     body: z.object({ manifest_digest: digest }),
+    response: z.strictObject({ name: z.string(), manifest_digest: z.string() }),
     async handler(ctx, { params, body }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
       const res = await ctx.registry.tags.set(repo, params.tag, body.manifest_digest);
@@ -95,6 +110,7 @@ export const tagRoutes = [
     tag: 'tag',
     params: tagParams,
     body: z.object({ manifest_digest: digest }),
+    response: z.strictObject({}),
     async handler(ctx, { params, body }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
       const res = await ctx.registry.tags.restore(repo, params.tag, body.manifest_digest);
@@ -112,6 +128,7 @@ export const tagRoutes = [
     tag: 'tag',
     params: tagParams,
     body: z.object({ manifest_digest: digest.optional() }),
+    response: z.strictObject({ removed: z.int() }),
     async handler(ctx, { params, body }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
       const removed = await ctx.registry.tags.expire(repo, params.tag, body.manifest_digest);

@@ -15,6 +15,7 @@ import { memberView, teamView } from './account-views.js';
 import { forbidden, invalid, notFound } from './errors.js';
 import { administeredOrganization, visibleOrganization } from './organization-access.js';
 import { defineRoute } from './route.js';
+import { MemberSchema, TeamSchema } from './schemas.js';
 
 const TeamParams = z.object({ orgname: z.string().max(255), teamname: z.string().max(255) });
 const MemberParams = TeamParams.extend({ membername: z.string().max(512) });
@@ -32,6 +33,7 @@ export const teamRoutes = [
     tag: 'team',
     params: TeamParams,
     body: z.object({ role: z.enum(TEAM_ROLES), description: z.string().max(4096).nullable().optional() }),
+    response: TeamSchema,
     async handler(ctx, { params, body }) {
       const { org } = await administeredOrganization(ctx, params.orgname);
       const teams = ctx.accounts.teams;
@@ -67,6 +69,7 @@ export const teamRoutes = [
     summary: "A team's members",
     tag: 'team',
     params: TeamParams,
+    response: z.strictObject({ name: z.string(), members: z.array(MemberSchema), can_edit: z.boolean() }),
     async handler(ctx, { params }) {
       const { org, user, admin } = await visibleOrganization(ctx, params.orgname);
       const team = await ctx.accounts.teams.getTeam(org.name, params.teamname);
@@ -82,6 +85,7 @@ export const teamRoutes = [
     summary: 'Add a user to a team',
     tag: 'team',
     params: MemberParams,
+    response: MemberSchema,
     async handler(ctx, { params }) {
       const { org } = await administeredOrganization(ctx, params.orgname);
       const added = await ctx.accounts.teams.addMember(org.name, params.teamname, userMemberName(params.membername));

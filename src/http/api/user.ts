@@ -5,6 +5,14 @@ import type { ApiContext } from './context.js';
 import { forbidden, invalid } from './errors.js';
 import { defineRoute } from './route.js';
 
+const MeSchema = z.strictObject({
+  anonymous: z.literal(false),
+  username: z.string(),
+  email: z.string().nullable(),
+  super_user: z.boolean(),
+  organizations: z.array(z.strictObject({ name: z.string() })),
+});
+
 async function describeMe(ctx: ApiContext) {
   const me = ctx.user('user:read');
   const user = await ctx.accounts.accounts.getUser(me.name);
@@ -24,6 +32,7 @@ export const userRoutes = [
     path: '/user/',
     summary: 'The authenticated user',
     tag: 'user',
+    response: MeSchema,
     handler: (ctx) => describeMe(ctx),
   }),
   defineRoute({
@@ -36,6 +45,7 @@ export const userRoutes = [
       old_password: z.string().max(1024).optional(),
       email: z.string().max(255).nullable().optional(),
     }),
+    response: MeSchema,
     async handler(ctx, { body }) {
       const me = ctx.user('user:admin');
       if (body.password === undefined && body.email === undefined) throw invalid('give password (with old_password) or email');
