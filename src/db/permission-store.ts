@@ -5,6 +5,7 @@
  */
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
+import { fullRepositoryName } from './full-name.js';
 import { PreparedQuery } from './prepared-query.js';
 import { namedEntries } from './subject-names.js';
 import type { Database } from './tables.js';
@@ -155,7 +156,7 @@ export class PermissionStore {
   }
 
   private fullName() {
-    return this.dialect.name === 'postgres' ? sql<string>`(n.name || '/' || r.name) collate "C"` : sql<string>`(n.name || '/' || r.name)`;
+    return fullRepositoryName(this.dialect);
   }
 }
 

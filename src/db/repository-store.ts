@@ -1,6 +1,7 @@
 /** Namespaces and repositories. */
 import { sql, type Kysely } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
+import { fullRepositoryName } from './full-name.js';
 import { PreparedQuery } from './prepared-query.js';
 import type { Database } from './tables.js';
 
@@ -179,7 +180,7 @@ export class RepositoryStore {
 
   /** Full repository names in byte order, after `last`, at most `limit`. */
   async listNames(opts: { last?: string; limit: number }): Promise<string[]> {
-    const full = this.dialect.name === 'postgres' ? sql<string>`(n.name || '/' || r.name) collate "C"` : sql<string>`(n.name || '/' || r.name)`;
+    const full = fullRepositoryName(this.dialect);
     let q = this.db
       .selectFrom('repositories as r')
       .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')

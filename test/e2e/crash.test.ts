@@ -12,7 +12,7 @@
  * blob (monolithic POST) is written under `<root>/.tmp/` and renamed into `blobs/` only once verified.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -20,25 +20,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { ADMIN, adminFetch as fetch, basicAuth, startWharf, type WharfProcess } from '../helpers/wharf-process.js';
+import { fetchBody, sha256, waitFor } from '../helpers/e2e-utils.js';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
 const REPO = 'crash/app';
 
-/** A copy backed by a plain ArrayBuffer, which is what fetch's BodyInit accepts. */
-const fetchBody = (b: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(b);
-
-const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-/** Polls `probe` until it returns true; fails after `timeoutMs` with `what`. Only a readiness wait. */
-async function waitFor(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
 
 async function fileSize(path: string): Promise<number> {
   try {

@@ -18,25 +18,12 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from '../helpers/ports.js';
 import { ADMIN, adminFetch as fetch, basicAuth, startWharf, type WharfProcess } from '../helpers/wharf-process.js';
+import { fetchBody, sha256, waitFor } from '../helpers/e2e-utils.js';
 
 const MiB = 1024 * 1024;
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-/** A copy backed by a plain ArrayBuffer, which is what fetch's BodyInit accepts. */
-const fetchBody = (b: Uint8Array): Uint8Array<ArrayBuffer> => new Uint8Array(b);
-
-const sha256 = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-/** Polls `probe` until it returns true; fails after `timeoutMs` with `what`. Only a readiness wait. */
-async function waitFor(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
 
 /** Like `it`, but a failure also prints the output of the Wharf processes the test registered. */
 function test(name: string, fn: (t: TestContext, show: (w: WharfProcess) => WharfProcess) => Promise<void>): void {
