@@ -3,7 +3,7 @@
  * repository, at most one per subject. Rows go away with their repository (foreign key) and with their
  * subject (see grant-purge.ts).
  */
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import { fullRepositoryName } from './full-name.js';
 import { PreparedQuery } from './prepared-query.js';

@@ -1,5 +1,5 @@
 /** Namespaces and repositories. */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import { fullRepositoryName } from './full-name.js';
 import { PreparedQuery } from './prepared-query.js';
