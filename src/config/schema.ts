@@ -95,6 +95,39 @@ export const configSchema = z.strictObject({
       login_failures_per_minute: z.number().int().min(1).default(10),
     })
     .prefault({}),
+  proxy_cache: z
+    .strictObject({
+      /** Organizations may be proxy caches for upstream registries; false turns the feature off everywhere. */
+      enabled: z.boolean().default(true),
+      /**
+       * Host names, addresses or CIDRs of upstreams that may resolve to loopback or private addresses
+       * (e.g. an internal registry at 10.0.0.5). Link-local and cloud metadata addresses are always refused.
+       * A YAML list, or comma-separated text (as an environment variable must be).
+       */
+      allow_private_upstreams: z
+        .preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().min(1)))
+        .default([]),
+      /** Key that encrypts upstream credentials at rest (32 bytes, base64 or hex); default a key generated into `<data_dir>/proxy-secret.key`. */
+      secret_key: z.string().min(1).optional(),
+      /** Give up connecting to an upstream after this long. */
+      connect_timeout: duration.prefault('5s'),
+      /** Give up when an upstream has not started answering this long after the request was sent. */
+      first_byte_timeout: duration.prefault('10s'),
+      /** Give up on an upstream body that stalls this long. */
+      idle_timeout: duration.prefault('30s'),
+      /** Consecutive failures that open an upstream's circuit breaker (requests then fail at once). */
+      breaker_failures: z.number().int().min(1).default(5),
+      /** How long an open breaker waits before letting one probe through (doubles while the upstream stays down). */
+      breaker_cooldown: duration.prefault('10s'),
+      /** How long an upstream's tag list is reused before asking again. */
+      tags_list_ttl: duration.prefault('30s'),
+      /**
+       * Proxy organization that answers `/v2` requests naming no local namespace and carrying no `ns=`
+       * (Docker's `registry-mirrors`): `/v2/library/nginx/...` is served as `/v2/<org>/library/nginx/...`.
+       */
+      default_organization: z.string().optional(),
+    })
+    .prefault({}),
   /** How long to let requests in flight finish on SIGTERM before closing connections. */
   shutdown_timeout: duration.prefault('30s'),
 });

@@ -24,6 +24,22 @@ export interface ManifestWrite {
   blobDigests: Digest[];
   childDigests: Digest[];
   tag?: string;
+  /**
+   * A proxy-cache write: the manifest is stored although its blobs and children are not (yet) in the
+   * repository (they are fetched when a client asks for them); links are made to those that are.
+   */
+  lazy?: boolean;
+  /** Expiry of the tag (epoch ms), for cached tags; null or absent: none. */
+  tagExpiresAt?: number | null;
+  /** The tag is hidden (never listed): it only keeps a manifest cached by digest alive. */
+  hiddenTag?: boolean;
+}
+
+/** A live tag of a proxy-cache repository with its expiry and target. */
+export interface CachedTag {
+  manifest: StoredManifest;
+  /** Epoch ms; null: never expires. */
+  expiresAt: number | null;
 }
 
 export type ManifestWriteResult =
@@ -144,7 +160,7 @@ export class ManifestStore {
       const haveChildren = new Set(children.map((c) => c.digest));
       const missingBlobs = blobDigests.filter((d) => !haveBlobs.has(d));
       const missingChildren = childDigests.filter((d) => !haveChildren.has(d));
-      if (missingBlobs.length || missingChildren.length) return { ok: false, missingBlobs, missingChildren };
+      if (!w.lazy && (missingBlobs.length || missingChildren.length)) return { ok: false, missingBlobs, missingChildren };
 
       let created = false;
       let manifest = await this.findByDigest(w.repositoryId, w.digest, tx);
@@ -173,27 +189,63 @@ export class ManifestStore {
         }
         manifest = { id: inserted.id } as StoredManifest;
       }
-      if (w.tag !== undefined) await this.moveTag(tx, w.repositoryId, w.tag, manifest.id);
+      if (w.tag !== undefined) await this.moveTag(tx, w.repositoryId, w.tag, manifest.id, { expiresAt: w.tagExpiresAt ?? null, hidden: w.hiddenTag === true });
       return { ok: true, manifestId: manifest.id, created };
     });
   }
 
   /** Points a live tag at a manifest; the previous target stays in the tag's history. */
-  private async moveTag(tx: Transaction<Database>, repositoryId: number, tag: string, manifestId: number): Promise<void> {
+  private async moveTag(
+    tx: Transaction<Database>,
+    repositoryId: number,
+    tag: string,
+    manifestId: number,
+    opts: { expiresAt: number | null; hidden: boolean } = { expiresAt: null, hidden: false },
+  ): Promise<void> {
     const live = await tx
       .selectFrom('tags')
-      .select(['id', 'manifest_id'])
+      .select(['id', 'manifest_id', 'expires_at'])
       .where('repository_id', '=', repositoryId)
       .where('name', '=', tag)
       .where('lifetime_end', 'is', null)
       .executeTakeFirst();
-    if (live?.manifest_id === manifestId) return;
+    if (live?.manifest_id === manifestId) {
+      if (live.expires_at !== opts.expiresAt) await tx.updateTable('tags').set({ expires_at: opts.expiresAt }).where('id', '=', live.id).execute();
+      return;
+    }
     const now = Date.now();
     if (live) await tx.updateTable('tags').set({ lifetime_end: now }).where('id', '=', live.id).execute();
     await tx
       .insertInto('tags')
-      .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, lifetime_start: now, lifetime_end: null, hidden: 0 })
+      .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, lifetime_start: now, lifetime_end: null, hidden: opts.hidden ? 1 : 0, expires_at: opts.expiresAt })
       .execute();
+  }
+
+  /** The live tag (hidden ones included) with its target and expiry, expired or not. */
+  async cachedTag(repositoryId: number, tag: string): Promise<CachedTag | undefined> {
+    const row = await this.db
+      .selectFrom('tags as t')
+      .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+      .select(['m.id', 'm.digest', 'm.media_type as mediaType', 'm.size', 'm.content', 't.expires_at as expiresAt'])
+      .where('t.repository_id', '=', repositoryId)
+      .where('t.name', '=', tag)
+      .where('t.lifetime_end', 'is', null)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const { expiresAt, ...manifest } = row;
+    return { manifest: manifest as StoredManifest, expiresAt: expiresAt ?? null };
+  }
+
+  /** Sets the expiry of a live tag; false when there is none. */
+  async setTagExpiry(repositoryId: number, tag: string, expiresAt: number | null): Promise<boolean> {
+    const res = await this.db
+      .updateTable('tags')
+      .set({ expires_at: expiresAt })
+      .where('repository_id', '=', repositoryId)
+      .where('name', '=', tag)
+      .where('lifetime_end', 'is', null)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
   }
 
   /** Ends a live tag's lifetime (it stays in the history). */

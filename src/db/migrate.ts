@@ -3,11 +3,13 @@ import { Migrator, type Kysely, type Migration } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import { registryCore } from './migrations/0001-registry-core.js';
 import { accounts } from './migrations/0002-accounts.js';
+import { proxyCache } from './migrations/0003-proxy-cache.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
     '0001-registry-core': registryCore(d),
     '0002-accounts': accounts(d),
+    '0003-proxy-cache': proxyCache(d),
   };
 }
 

@@ -7,6 +7,7 @@
  *                        │   └─* tags ──> manifests            (history: lifetime_start / lifetime_end)
  *                        ├─* repository_blobs ──> blobs         (a blob is readable in a repo only if linked)
  *                        └─* uploads
+ *   namespaces 1─0..1 proxy_cache_configs                      (an organization that caches an upstream)
  */
 import type { Generated, Insertable, Selectable } from 'kysely';
 
@@ -80,6 +81,8 @@ export interface TagsTable {
   lifetime_end: number | null;
   /** Hidden tags keep content alive without being listed. */
   hidden: number;
+  /** Proxy-cache tags: when the cached tag stops being served without an upstream check (epoch ms); null = never. */
+  expires_at: Generated<number | null>;
 }
 
 export interface UploadsTable {
@@ -176,6 +179,26 @@ export interface SigningKeysTable {
   created_at: number;
 }
 
+/** An organization that is a pull-through cache of an upstream registry (one row per organization). */
+export interface ProxyCacheConfigsTable {
+  namespace_id: number;
+  /** `host[:port][/namespace]` as configured. */
+  upstream_registry: string;
+  insecure: number;
+  /** 0 = cached tags never expire. */
+  expiration_s: number;
+  anonymous_pull: number;
+  revalidate_interval_s: number;
+  prefetch_layers: number;
+  /** JSON array of lower-case `host[:port]`. */
+  answers_for: string;
+  /** SecretBox strings (`v1:…`); both null when the upstream is used anonymously. */
+  username_enc: string | null;
+  password_enc: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   namespaces: NamespacesTable;
   repositories: RepositoriesTable;
@@ -195,6 +218,7 @@ export interface Database {
   api_tokens: ApiTokensTable;
   audit_log: AuditLogTable;
   signing_keys: SigningKeysTable;
+  proxy_cache_configs: ProxyCacheConfigsTable;
 }
 
 export type ManifestRow = Selectable<ManifestsTable>;

@@ -2,6 +2,8 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { ACCOUNT_COMMANDS, runAccountCommand, UsageError } from './account-commands.js';
+import { PROXYCACHE_COMMANDS, PROXYCACHE_OPTIONS, runProxyCacheCommand } from './proxycache-commands.js';
+import { SecretKeyError } from '../registry/proxy/secret-box.js';
 import { serve } from './serve.js';
 
 const USAGE = `Usage: wharf <command> [options]
@@ -18,6 +20,16 @@ Commands:
   robot create NAMESPACE+NAME [--description D] [--repo NAMESPACE/REPO ...] [--role read|write|admin]
                         create a robot account and print its token (shown once); with --repo, give it
                         ROLE (default write) on each repository, creating missing ones
+  proxycache set ORG [--upstream U] [--username X (--password P | --password-stdin) | --no-credentials]
+                 [--expiration SECONDS] [--[no-]insecure] [--[no-]anonymous-pull]
+                 [--revalidate-interval SECONDS] [--[no-]prefetch-layers] [--answers-for HOST ... | --no-answers-for]
+                        make ORG a proxy cache of registry U (host[:port][/namespace]), or change the
+                        settings given of an existing one (--upstream is needed only to create)
+  proxycache show ORG   print ORG's proxy-cache configuration as JSON (never the credentials)
+  proxycache delete ORG delete ORG's proxy-cache configuration (cached repositories stay)
+  proxycache validate (ORG | --upstream U) [settings as for set]
+                        check access to the upstream: prints Valid or Anonymous
+  proxycache list       list the proxy-cache organizations
 
 Options:
   -c, --config FILE     YAML configuration file (WHARF_* environment variables override it)
@@ -42,10 +54,12 @@ async function main(argv: string[]): Promise<number> {
       description: { type: 'string' },
       repo: { type: 'string', multiple: true },
       role: { type: 'string' },
+      ...PROXYCACHE_OPTIONS,
     },
   });
   const accountCommand = ACCOUNT_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
-  const command = accountCommand ?? positionals.join(' ');
+  const proxyCommand = PROXYCACHE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
+  const command = accountCommand ?? proxyCommand ?? positionals.join(' ');
   if (values.help || command === '') {
     process.stdout.write(USAGE);
     return values.help ? 0 : 2;
@@ -59,7 +73,13 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     case accountCommand: {
       const { password, superuser, email, owner, description, repo, role } = values;
+      const foreign = Object.keys(PROXYCACHE_OPTIONS).filter((k) => values[k as keyof typeof values] !== undefined);
+      if (foreign.length) throw new UsageError(`wharf ${command} does not take --${foreign.join(', --')}`);
       return runAccountCommand(command, positionals.slice(2), { password, 'password-stdin': values['password-stdin'], superuser, email, owner, description, repo, role }, config, readStdin);
+    }
+    case proxyCommand: {
+      const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
+      return runProxyCacheCommand(command, positionals.slice(2), opts, config, readStdin);
     }
     case 'config check':
       process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);
@@ -74,7 +94,7 @@ function redact(config: object): object {
   return JSON.parse(
     JSON.stringify(config, (k, v) => {
       if (k === 'url' && typeof v === 'string') return v.replace(/\/\/[^@/]*@/, '//***@');
-      if (k === 'admin_password' && typeof v === 'string') return '***';
+      if ((k === 'admin_password' || k === 'secret_key') && typeof v === 'string') return '***';
       return v;
     }),
   ) as object;
@@ -92,7 +112,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     const code = (err as { code?: string })?.code;
-    if (err instanceof ConfigError || err instanceof UsageError || code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    if (err instanceof ConfigError || err instanceof UsageError || err instanceof SecretKeyError || code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       process.stderr.write(`wharf: ${(err as Error).message}\n`);
       process.exitCode = 2;
     } else {

@@ -11,7 +11,7 @@ import { ManifestStore } from '../db/manifest-store.js';
 import { RepositoryStore } from '../db/repository-store.js';
 import { TagHistoryStore } from '../db/tag-history-store.js';
 import { UploadStore } from '../db/upload-store.js';
-import { OpenAccess, type AccessService } from '../registry/access.js';
+import { OpenAccess, type AccessService, type GrantingAccess } from '../registry/access.js';
 import { BlobService } from '../registry/blobs.js';
 import { ManifestService } from '../registry/manifests.js';
 import type { Registry } from '../registry/registry.js';
@@ -22,6 +22,13 @@ import { createAccounts, type Accounts } from '../registry/accounts/accounts.js'
 import { LoginThrottle } from '../registry/accounts/login-throttle.js';
 import { RegistryAuth } from '../registry/accounts/registry-auth.js';
 import { RegistryTokens } from '../registry/accounts/registry-tokens.js';
+import { createProxyConfigService, type ProxyConfigService } from '../registry/proxy/proxy-config-service.js';
+import { ProxyAccess } from '../registry/proxy/proxy-access.js';
+import { ProxyCache } from '../registry/proxy/proxy-cache.js';
+import { BlobFills } from '../registry/proxy/blob-fills.js';
+import { NamespaceStore } from '../db/namespace-store.js';
+import { CircuitBreakers } from '../upstream/circuit-breaker.js';
+import { SsrfGuard } from '../upstream/ssrf.js';
 import type { BlobDriver } from '../storage/blob-driver.js';
 import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
 import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
@@ -52,30 +59,50 @@ export function createAccountServices(db: DatabaseHandle, config: Config, reposi
   return createAccounts(db.db, db.dialect, repositories, { defaultVisibility: config.auth.default_visibility });
 }
 
-export function createRegistry(deps: { db: DatabaseHandle; storage: BlobDriver; config: Config; access?: AccessService }): Registry {
+export function createRegistry(deps: ServiceDeps): Registry {
   return createServices(deps).registry;
 }
 
-/** The registry, with accounts and token auth when `auth.enabled` (the default). */
-export function createServices(deps: { db: DatabaseHandle; storage: BlobDriver; config: Config; access?: AccessService }): Services {
+export interface ServiceDeps {
+  db: DatabaseHandle;
+  storage: BlobDriver;
+  config: Config;
+  /** Replaces the access policy (tests). */
+  access?: AccessService;
+  logger?: Logger;
+}
+
+/** The registry, with accounts and token auth when `auth.enabled` (the default) and the proxy cache when `proxy_cache.enabled`. */
+export function createServices(deps: ServiceDeps): Services {
   const { db, storage, config } = deps;
   const blobStore = new BlobStore(db.db);
   const manifestStore = new ManifestStore(db.db, db.dialect);
   const repositories = new RepositoryService(new RepositoryStore(db.db, db.dialect));
   const accounts = config.auth.enabled ? createAccountServices(db, config, repositories) : undefined;
+  const proxyConfig = config.proxy_cache.enabled ? createProxyConfigService(db.db, db.dialect, config, { audit: accounts?.audit }) : undefined;
+  const proxy = proxyConfig && createProxyCache({ db, storage, config, configs: proxyConfig, blobStore, manifestStore, repositories, logger: deps.logger });
+  const baseAccess: GrantingAccess = accounts?.access ?? new OpenAccess();
+  // Proxy organizations: members pull through, anonymous pulls when allowed, writes refused.
+  const access = proxy
+    ? new ProxyAccess(baseAccess, proxy, {
+        pullsThrough: (principal, namespaceId) => (accounts ? accounts.permissions.belongsTo(principal, namespaceId) : Promise.resolve(true)),
+      })
+    : baseAccess;
   const auth =
     accounts &&
     new RegistryAuth({
       authenticator: accounts.authenticator,
       tokens: new RegistryTokens(accounts.signingKeys, { ttlMs: config.auth.token_ttl }),
-      access: accounts.access,
+      access,
       audit: accounts.audit,
       throttle: new LoginThrottle(config.auth.login_failures_per_minute),
     });
   const registry: Registry = {
-    access: deps.access ?? accounts?.access ?? new OpenAccess(),
+    access: deps.access ?? access,
     auth,
     audit: accounts?.audit,
+    proxyConfig,
+    proxy,
     repositories,
     blobs: new BlobService(blobStore, storage),
     uploads: new UploadService(new UploadStore(db.db), blobStore, storage),
@@ -102,6 +129,41 @@ export function createServices(deps: { db: DatabaseHandle; storage: BlobDriver; 
     },
   };
   return { registry, accounts };
+}
+
+/** The pull-through cache over the proxy organizations' configurations; it hears of their changes at once. */
+function createProxyCache(deps: {
+  db: DatabaseHandle;
+  storage: BlobDriver;
+  config: Config;
+  configs: ProxyConfigService;
+  blobStore: BlobStore;
+  manifestStore: ManifestStore;
+  repositories: RepositoryService;
+  logger?: Logger;
+}): ProxyCache {
+  const { config } = deps;
+  const pc = config.proxy_cache;
+  const namespaces = new NamespaceStore(deps.db.db, deps.db.dialect);
+  const cache = new ProxyCache({
+    configs: deps.configs,
+    manifests: deps.manifestStore,
+    blobs: deps.blobStore,
+    repositories: deps.repositories,
+    storage: deps.storage,
+    fills: new BlobFills({ storage: deps.storage, spoolDir: join(config.data_dir, 'tmp', 'fills'), log: deps.logger }),
+    guard: new SsrfGuard({ allow: pc.allow_private_upstreams }),
+    breakers: new CircuitBreakers({ failureThreshold: pc.breaker_failures, baseCooldownMs: pc.breaker_cooldown }),
+    timeouts: { connectMs: pc.connect_timeout, headersMs: pc.first_byte_timeout, bodyIdleMs: pc.idle_timeout },
+    maxManifestBytes: config.registry.max_manifest_size,
+    tagsListTtlMs: pc.tags_list_ttl,
+    defaultOrganization: pc.default_organization,
+    defaultNamespace: config.registry.default_namespace,
+    namespaceExists: async (name) => (await namespaces.findByName(name)) !== undefined,
+    log: deps.logger,
+  });
+  deps.configs.subscribe((_id, organization) => cache.invalidate(organization));
+  return cache;
 }
 
 /** Fastify server options that come from the configuration (TLS material is added by the caller). */

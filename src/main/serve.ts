@@ -13,7 +13,9 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   const logger = createLogger(config.log_level);
   const db = await createDatabase(config, logger);
   const storage = createStorage(config);
-  const { registry, accounts } = createServices({ db, storage, config });
+  const { registry, accounts } = createServices({ db, storage, config, logger });
+  // Spool files of blob fills a crash interrupted.
+  await registry.proxy?.sweepSpool();
   // The signing key is generated and stored on the very first start; later starts (and replicas) load it.
   await registry.auth?.ready();
   const admin = accounts ? await bootstrapAdmin(accounts, config) : undefined;
@@ -56,6 +58,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     force.unref();
     try {
       await app.close();
+      await registry.proxy?.close();
       // Pull entries are written in the background; they go in before the database closes.
       await registry.audit?.flush();
       await db.close();

@@ -1,5 +1,5 @@
 /** Prometheus metrics, one registry per process (or per app in tests). */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -7,6 +7,14 @@ export class Metrics {
   readonly latency: Histogram<'method' | 'route'>;
   readonly bytesServed: Counter<'route'>;
   readonly bytesReceived: Counter<'route'>;
+  /** Proxy-cache pulls by organization, upstream, kind (manifest/blob) and result (hit/miss/stale). */
+  readonly proxyRequests: Counter<'organization' | 'upstream' | 'kind' | 'result'>;
+  readonly proxyUpstreamBytes: Counter<'organization' | 'upstream'>;
+  readonly proxyUpstreamErrors: Counter<'organization' | 'upstream' | 'kind'>;
+  readonly proxyJoinedWaiters: Counter<'organization' | 'upstream'>;
+  readonly proxyFillFirstByte: Histogram<'organization' | 'upstream'>;
+  readonly proxyRateLimitRemaining: Gauge<'upstream'>;
+  readonly proxyRateLimitLimit: Gauge<'upstream'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'wharf_' });
@@ -33,6 +41,50 @@ export class Metrics {
       name: 'wharf_http_request_bytes_total',
       help: 'Bytes of blob and manifest content received',
       labelNames: ['route'],
+      registers: [this.registry],
+    });
+    const proxyLabels = ['organization', 'upstream'] as const;
+    this.proxyRequests = new Counter({
+      name: 'wharf_proxy_requests_total',
+      help: 'Proxy-cache manifest and blob pulls by result: hit (local copy), miss (fetched upstream), stale (served while the upstream fails)',
+      labelNames: [...proxyLabels, 'kind', 'result'],
+      registers: [this.registry],
+    });
+    this.proxyUpstreamBytes = new Counter({
+      name: 'wharf_proxy_upstream_bytes_total',
+      help: 'Bytes of manifests and blobs fetched from upstream registries (compare with wharf_http_response_bytes_total)',
+      labelNames: [...proxyLabels],
+      registers: [this.registry],
+    });
+    this.proxyUpstreamErrors = new Counter({
+      name: 'wharf_proxy_upstream_errors_total',
+      help: 'Upstream failures by kind: unavailable, rate_limited, not_found, auth, protocol, blocked',
+      labelNames: [...proxyLabels, 'kind'],
+      registers: [this.registry],
+    });
+    this.proxyJoinedWaiters = new Counter({
+      name: 'wharf_proxy_joined_waiters_total',
+      help: 'Blob requests that joined a fill already in flight instead of going upstream',
+      labelNames: [...proxyLabels],
+      registers: [this.registry],
+    });
+    this.proxyFillFirstByte = new Histogram({
+      name: 'wharf_proxy_fill_first_byte_seconds',
+      help: 'Time from a blob cache miss until the upstream started answering',
+      labelNames: [...proxyLabels],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [this.registry],
+    });
+    this.proxyRateLimitRemaining = new Gauge({
+      name: 'wharf_proxy_ratelimit_remaining',
+      help: "Pulls left in the upstream's rate-limit window (Docker Hub's ratelimit-remaining)",
+      labelNames: ['upstream'],
+      registers: [this.registry],
+    });
+    this.proxyRateLimitLimit = new Gauge({
+      name: 'wharf_proxy_ratelimit_limit',
+      help: "Pulls allowed per rate-limit window (Docker Hub's ratelimit-limit)",
+      labelNames: ['upstream'],
       registers: [this.registry],
     });
   }

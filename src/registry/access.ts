@@ -32,9 +32,17 @@ export interface AccessService {
   listReadable?(principal: Principal, opts: { last?: string; limit: number }): Promise<string[]>;
 }
 
+/** An access service that also answers the token endpoint's question: which of the requested actions to grant. */
+export interface GrantingAccess extends AccessService {
+  grant(principal: Principal, repository: RepositoryName, requested: readonly RepositoryAction[]): Promise<RepositoryAction[]>;
+}
+
 /** Everyone may do everything: the registry runs open. */
-export class OpenAccess implements AccessService {
+export class OpenAccess implements GrantingAccess {
   async authorize(): Promise<void> {}
+  async grant(_principal: Principal, _repository: RepositoryName, requested: readonly RepositoryAction[]): Promise<RepositoryAction[]> {
+    return [...requested];
+  }
   async canSee(): Promise<boolean> {
     return true;
   }

@@ -10,6 +10,8 @@ import { parseManifest, requiredBlobs, type Descriptor } from '../oci/manifest.j
 import { MediaType, normalizeMediaType } from '../oci/media-types.js';
 import { splitRepositoryName, type Reference, type RepositoryName } from '../oci/reference.js';
 
+export type { StoredManifest };
+
 export interface ManifestPutResult {
   digest: Digest;
   subject?: Digest;
@@ -32,9 +34,7 @@ export class ManifestService {
       const what = ref.kind === 'tag' ? `tag ${ref.tag}` : `manifest ${ref.digest}`;
       throw new RegistryError('MANIFEST_UNKNOWN', `${what} not found in ${name}`);
     }
-    if (!acceptable(m.mediaType, accept)) {
-      throw new RegistryError('MANIFEST_UNKNOWN', `manifest is a ${m.mediaType}, which the client does not accept (Accept: ${accept.join(', ')})`);
-    }
+    assertAcceptable(m.mediaType, accept);
     return m;
   }
 
@@ -110,6 +110,12 @@ export class ManifestService {
  * Whether a manifest of `mediaType` may be served to a client that sent `accept` (as Distribution does,
  * a client that lists manifest types but not this one gets MANIFEST_UNKNOWN with the reason).
  */
+export function assertAcceptable(mediaType: string, accept: readonly string[]): void {
+  if (!acceptable(mediaType, accept)) {
+    throw new RegistryError('MANIFEST_UNKNOWN', `manifest is a ${mediaType}, which the client does not accept (Accept: ${accept.join(', ')})`);
+  }
+}
+
 function acceptable(mediaType: string, accept: readonly string[]): boolean {
   if (accept.length === 0) return true;
   for (const entry of accept) {

@@ -4,6 +4,8 @@ import type { AuditService } from './accounts/audit-service.js';
 import type { RegistryAuth } from './accounts/registry-auth.js';
 import type { BlobService } from './blobs.js';
 import type { ManifestService } from './manifests.js';
+import type { ProxyConfigService } from './proxy/proxy-config-service.js';
+import type { ProxyCache } from './proxy/proxy-cache.js';
 import type { RepositoryService } from './repositories.js';
 import type { TagService } from './tags.js';
 import type { UploadService } from './uploads.js';
@@ -26,6 +28,10 @@ export interface Registry {
   auth?: RegistryAuth;
   /** Where pushes, pulls, deletes and failed logins are recorded; absent when the registry runs open. */
   audit?: AuditService;
+  /** The pull-through cache of proxy organizations; absent when `proxy_cache.enabled` is false. */
+  proxy?: ProxyCache;
+  /** Proxy-cache organizations' configurations; absent when `proxy_cache.enabled` is false. */
+  proxyConfig?: ProxyConfigService;
   /** Parsing options the edge needs. */
   options: { defaultNamespace: string; maxPageSize: number; maxManifestSize: number; baseUrl?: string };
 }

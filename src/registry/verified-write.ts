@@ -1,11 +1,12 @@
 /**
  * The one verified write path for blob bytes. Pushes, proxy-cache fills and mirror syncs all store a
- * blob through `storeVerified`: bytes stream into a writer while being hashed, and the writer commits
- * under `blobKey(digest)` only if digest (and size, when known) match. Otherwise nothing is visible.
+ * blob through `storeVerified` (or, when they need to act between chunks, `VerifiedBlobWriter`): bytes
+ * stream into a writer while being hashed, and the writer commits under `blobKey(digest)` only if digest
+ * (and size, when known) match. Otherwise nothing is visible.
  */
 import { Digester, digestAlgorithm, type Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
-import type { BlobDriver } from '../storage/blob-driver.js';
+import type { BlobDriver, BlobWriter } from '../storage/blob-driver.js';
 import { blobKey } from '../storage/keys.js';
 
 export async function storeVerified(
@@ -13,32 +14,100 @@ export async function storeVerified(
   body: AsyncIterable<Uint8Array>,
   expected: { digest: Digest; size?: number },
 ): Promise<{ size: number }> {
-  const key = blobKey(expected.digest);
-  const writer = await storage.writer(key);
-  const digester = new Digester(digestAlgorithm(expected.digest));
-  let size = 0;
+  const writer = await VerifiedBlobWriter.open(storage, expected);
   try {
-    for await (const chunk of body) {
-      digester.update(chunk);
-      size += chunk.byteLength;
-      if (expected.size !== undefined && size > expected.size) {
-        throw new RegistryError('SIZE_INVALID', `content is longer than the expected ${expected.size} bytes`);
-      }
-      await writer.write(chunk);
-    }
+    for await (const chunk of body) await writer.write(chunk);
+    return await writer.commit();
   } catch (err) {
     await writer.cancel();
     throw err;
   }
-  if (expected.size !== undefined && size !== expected.size) {
-    await writer.cancel();
-    throw new RegistryError('SIZE_INVALID', `content is ${size} bytes, expected ${expected.size}`);
+}
+
+/**
+ * A storage writer for `blobKey(digest)` that hashes every chunk it accepts and commits only when the
+ * digest and size match. Chunks are hashed when `write` is called and written in call order, so a caller
+ * may hash the next chunk while the previous one is still being written.
+ */
+export class VerifiedBlobWriter {
+  private readonly digester: Digester;
+  private received = 0;
+  private tail: Promise<void> = Promise.resolve();
+  private verdict: { size: number } | Error | undefined;
+
+  private constructor(
+    private readonly writer: BlobWriter,
+    private readonly expected: { digest: Digest; size?: number },
+  ) {
+    this.digester = new Digester(digestAlgorithm(expected.digest));
   }
-  const actual = digester.digest();
-  if (actual !== expected.digest) {
-    await writer.cancel();
-    throw new RegistryError('DIGEST_INVALID', `content digest ${actual} does not match ${expected.digest}`);
+
+  static async open(storage: BlobDriver, expected: { digest: Digest; size?: number }): Promise<VerifiedBlobWriter> {
+    return new VerifiedBlobWriter(await storage.writer(blobKey(expected.digest)), expected);
   }
-  await writer.commit();
-  return { size };
+
+  /** Bytes accepted so far (hashed, possibly still being written). */
+  get size(): number {
+    return this.received;
+  }
+
+  /**
+   * Hashes `chunk` now and writes it after the chunks before it. Rejects when the content grows past the
+   * expected size or the storage write fails; every later write and `commit` then reject too.
+   */
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.verdict) return Promise.reject(new Error('write after verification'));
+    const size = this.received + chunk.byteLength;
+    if (this.expected.size !== undefined && size > this.expected.size) {
+      this.tail = this.tail.then(() => {
+        throw new RegistryError('SIZE_INVALID', `content is longer than the expected ${this.expected.size} bytes`);
+      });
+    } else {
+      this.received = size;
+      this.digester.update(chunk);
+      this.tail = this.tail.then(() => this.writer.write(chunk));
+    }
+    this.tail.catch(() => {}); // the caller may await this write later; a failure is reported then
+    return this.tail;
+  }
+
+  /**
+   * Checks size and digest of everything accepted so far, without waiting for the writes; throws
+   * `SIZE_INVALID` or `DIGEST_INVALID` on a mismatch. Ends the writing: only `commit` or `cancel` follow.
+   */
+  verify(): { size: number } {
+    this.verdict ??= this.check();
+    if (this.verdict instanceof Error) throw this.verdict;
+    return this.verdict;
+  }
+
+  private check(): { size: number } | Error {
+    if (this.expected.size !== undefined && this.received !== this.expected.size) {
+      return new RegistryError('SIZE_INVALID', `content is ${this.received} bytes, expected ${this.expected.size}`);
+    }
+    const actual = this.digester.digest();
+    if (actual !== this.expected.digest) {
+      return new RegistryError('DIGEST_INVALID', `content digest ${actual} does not match ${this.expected.digest}`);
+    }
+    return { size: this.received };
+  }
+
+  /** Waits for the writes, verifies, and makes the blob visible; on any failure cancels and rethrows. */
+  async commit(): Promise<{ size: number }> {
+    try {
+      await this.tail;
+      const result = this.verify();
+      await this.writer.commit();
+      return result;
+    } catch (err) {
+      await this.cancel();
+      throw err;
+    }
+  }
+
+  /** Discards everything written; a no-op after commit. */
+  async cancel(): Promise<void> {
+    await this.tail.catch(() => {});
+    await this.writer.cancel();
+  }
 }

@@ -1,4 +1,7 @@
 /** A whole registry app on a test database and in-memory storage, for `inject()` route tests. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -25,7 +28,9 @@ export interface TestApp {
 export async function buildTestApp(dialect: TestDialect, opts: { storage?: BlobDriver; config?: Record<string, unknown> } = {}): Promise<TestApp> {
   const db = await openTestDatabase(dialect);
   const storage = opts.storage ?? new MemoryBlobDriver();
-  const config = loadConfig({ env: {}, overrides: { log_level: 'silent', ...opts.config } });
+  // Files the app writes (proxy-cache spools, keys) go to a directory of its own.
+  const dataDir = await mkdtemp(join(tmpdir(), 'wharf-app-'));
+  const config = loadConfig({ env: {}, overrides: { log_level: 'silent', data_dir: dataDir, ...opts.config } });
   const { registry, accounts } = createServices({ db, storage, config });
   const app = await buildApp({ registry, accounts, metrics: new Metrics({ defaultMetrics: false }), logger: createLogger('silent'), server: serverOptions(config) });
   await app.ready();
@@ -39,6 +44,7 @@ export async function buildTestApp(dialect: TestDialect, opts: { storage?: BlobD
       await app.close();
       await registry.audit?.flush();
       await db.close();
+      await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

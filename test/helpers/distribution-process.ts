@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeHtpasswd } from './htpasswd.js';
 import { freePort, waitForHttp } from './ports.js';
 
 export const DISTRIBUTION_BIN = process.env.DISTRIBUTION_BIN ?? '/usr/bin/docker-registry';
@@ -30,6 +31,11 @@ export interface StartDistributionOptions {
   port?: number;
   /** Log level of the registry, default warn. */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * Basic auth from a bcrypt htpasswd file written for `users` (name → password): every request then
+   * needs credentials, and a 401 carries `WWW-Authenticate: Basic realm="<realm>"`. Default: no auth.
+   */
+  auth?: { htpasswd: { realm: string; users: Readonly<Record<string, string>> } };
 }
 
 /** Starts `docker-registry serve` on 127.0.0.1:<free port> and waits until /v2/ answers. */
@@ -39,6 +45,20 @@ export async function startDistribution(opts: StartDistributionOptions = {}): Pr
   await mkdir(storageDir);
   const port = opts.port ?? (await freePort());
   const configPath = join(dataDir, 'config.yml');
+  const authLines: string[] = [];
+  if (opts.auth) {
+    const htpasswdPath = join(dataDir, 'htpasswd');
+    await writeHtpasswd(htpasswdPath, opts.auth.htpasswd.users).catch(async (err: unknown) => {
+      await rm(dataDir, { recursive: true, force: true });
+      throw err;
+    });
+    authLines.push(
+      'auth:',
+      '  htpasswd:',
+      `    realm: ${JSON.stringify(opts.auth.htpasswd.realm)}`,
+      `    path: ${JSON.stringify(htpasswdPath)}`,
+    );
+  }
   await writeFile(
     configPath,
     [
@@ -57,6 +77,7 @@ export async function startDistribution(opts: StartDistributionOptions = {}): Pr
       '      enabled: false',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...authLines,
       '',
     ].join('\n'),
   );

@@ -9,7 +9,7 @@ import type { Metrics } from '../../observability/metrics.js';
 import type { Registry } from '../../registry/registry.js';
 import { challenge, identify, tokenEndpoint } from './auth.js';
 import { deleteBlob, getBlob } from './blobs.js';
-import type { V2Context } from './context.js';
+import { query, type V2Context } from './context.js';
 import { renderV2Error } from './errors.js';
 import { catalog, listTags, referrers } from './lists.js';
 import { deleteManifest, getManifest, putManifest } from './manifests.js';
@@ -27,6 +27,17 @@ const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 
 export async function v2Plugin(app: FastifyInstance, opts: { registry: Registry; metrics: Metrics }): Promise<void> {
   const { registry, metrics } = opts;
+  registry.proxy?.observe({
+    result: (e) => metrics.proxyRequests.labels(e.organization, e.upstream, e.kind, e.result).inc(),
+    upstreamBytes: (e) => metrics.proxyUpstreamBytes.labels(e.organization, e.upstream).inc(e.bytes),
+    upstreamError: (e) => metrics.proxyUpstreamErrors.labels(e.organization, e.upstream, e.kind).inc(),
+    joined: (e) => metrics.proxyJoinedWaiters.labels(e.organization, e.upstream).inc(),
+    fillFirstByte: (e) => metrics.proxyFillFirstByte.labels(e.organization, e.upstream).observe(e.seconds),
+    rateLimit: (e) => {
+      metrics.proxyRateLimitRemaining.labels(e.upstream).set(e.remaining);
+      metrics.proxyRateLimitLimit.labels(e.upstream).set(e.limit);
+    },
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
   app.setErrorHandler((err, req, reply) => {
@@ -64,6 +75,12 @@ export async function v2Plugin(app: FastifyInstance, opts: { registry: Registry;
       const rest = (req.params as { '*': string })['*'];
       const path = matchV2Path(rest);
       if (!path) throw new RegistryError('UNSUPPORTED', `no such endpoint: ${req.method} /v2/${rest.slice(0, 200)}`, undefined, 404);
+      if (registry.proxy && path.kind !== 'catalog' && (req.method === 'GET' || req.method === 'HEAD')) {
+        // A mirror request (containerd's `?ns=<registry>`, or Docker's registry-mirrors without it) is
+        // served by the proxy organization answering for that registry.
+        const routed = await registry.proxy.route(path.name, query(req).ns);
+        if (routed) path.name = routed;
+      }
       const caller = await identify(registry, req);
       const ctx: V2Context = { registry: { ...registry, access: caller.access }, metrics, principal: caller.principal, req, reply };
       return dispatch(ctx, path, req, reply);

@@ -139,7 +139,7 @@ function check(principal: Principal, repo: RepositoryDetails, role: RepositoryRo
 const STATE_REFUSALS = new WeakSet<RegistryError>();
 
 /** Marks a refusal that comes from the repository's state, not from the caller's rights. */
-function stateRefusal(err: RegistryError): RegistryError {
+export function stateRefusal(err: RegistryError): RegistryError {
   STATE_REFUSALS.add(err);
   return err;
 }

@@ -91,6 +91,23 @@ export class PermissionService {
     return maxTeamRole(await this.stores.teams.rolesIn(ns.id, user.id));
   }
 
+  /**
+   * Whether the principal belongs to the namespace: an enabled superuser, a member of one of its teams,
+   * or one of its robots (who may pull through a proxy organization and fill its cache, as in Quay).
+   */
+  async belongsTo(principal: Principal, namespaceId: number): Promise<boolean> {
+    if (principal.kind === 'robot') {
+      const robot = await this.stores.robots.findById(principal.id);
+      return robot !== undefined && robot.namespaceEnabled && robot.namespaceId === namespaceId;
+    }
+    if (principal.kind !== 'user') return false;
+    const user = await this.activeUser(principal);
+    if (!user) return false;
+    if (user.superuser && hasScope(principal, 'super:user')) return true;
+    if (principal.tokenScopes && !hasScope(principal, 'repo:read')) return false;
+    return (await this.stores.teams.rolesIn(namespaceId, user.id)).length > 0;
+  }
+
   /** Whether the principal is an enabled superuser whose credentials allow superuser powers. */
   async isSuperuser(principal: Principal): Promise<boolean> {
     const user = await this.activeUser(principal);

@@ -11,12 +11,11 @@
  */
 import { RegistryError } from '../../oci/errors.js';
 import type { RepositoryName } from '../../oci/reference.js';
-import { ANONYMOUS, type AccessService, type Principal } from '../access.js';
+import { ANONYMOUS, type AccessService, type GrantingAccess, type Principal } from '../access.js';
 import type { AuditService } from './audit-service.js';
 import type { Authenticator } from './authenticator.js';
 import type { LoginThrottle } from './login-throttle.js';
 import { sha256 } from './passwords.js';
-import type { PermissionAccess } from './permission-access.js';
 import type { IssuedToken, RegistryTokens, TokenAccess } from './registry-tokens.js';
 import { expand, ScopedAccess } from './scoped-access.js';
 
@@ -45,7 +44,7 @@ export class RegistryAuth {
   private readonly now: () => number;
 
   constructor(
-    private readonly deps: { authenticator: Authenticator; tokens: RegistryTokens; access: PermissionAccess; audit: AuditService; throttle: LoginThrottle },
+    private readonly deps: { authenticator: Authenticator; tokens: RegistryTokens; access: GrantingAccess; audit: AuditService; throttle: LoginThrottle },
     opts: { now?: () => number } = {},
   ) {
     this.now = opts.now ?? Date.now;

@@ -1,0 +1,181 @@
+/**
+ * Single-flight blob fills for the proxy cache. A cache miss starts one upstream fetch per digest; the
+ * body is written to storage through the verified write path and, at the same time, to a spool file
+ * that every request for that digest streams from while it grows. The fill outlives clients that hang
+ * up, commits only verified bytes, and a reader never ends on bytes that failed verification.
+ *
+ *   join(d) ──► start() once ──► BlobFillPump ──► VerifiedBlobWriter ──► storage blobKey(d) (on match)
+ *   join(d) ─┐                        └──────────► spool file ──► BlobFillReader (one per request)
+ *   join(d) ─┘ (joined: same pump)
+ *
+ * Callers check storage first: a blob committed by an earlier fill is read from storage, not joined.
+ */
+import { Readable } from 'node:stream';
+import type { Digest } from '../../oci/digest.js';
+import { RegistryError } from '../../oci/errors.js';
+import type { BlobDriver } from '../../storage/blob-driver.js';
+import { blobKey } from '../../storage/keys.js';
+import { BlobFillPump, destroySource, type FillSource } from './blob-fill-pump.js';
+import { BlobFillReader } from './blob-fill-reader.js';
+import { BlobFillSpool } from './blob-fill-spool.js';
+
+export type { FillSource } from './blob-fill-pump.js';
+
+export interface BlobFillsOptions {
+  storage: BlobDriver;
+  /** Directory for the growing local copies (one file per fill, removed when it ends); created if missing. */
+  spoolDir: string;
+  /** A fill whose announced or received size exceeds this fails with `DENIED`. */
+  maxBlobSize?: number;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+/** Byte range, `end` inclusive, as in an HTTP `Range` header. */
+export interface FillRange {
+  start: number;
+  end: number;
+}
+
+export interface FillHandle {
+  /** The size the upstream announced, when it did. */
+  readonly size: number | undefined;
+  /** True when this request joined a fill another request started. */
+  readonly joined: boolean;
+  /**
+   * The blob's bytes (or `range` of them) as they arrive. Ends only after digest and size are verified;
+   * errors when the fill fails before that. Consume or destroy it: it holds the spool file open.
+   * Throws `RANGE_INVALID` for a range outside the announced size.
+   */
+  open(range?: FillRange): Readable;
+  /** Resolves after the blob is committed in storage; rejects when the fill failed. */
+  readonly done: Promise<{ size: number }>;
+}
+
+export interface BlobFillStats {
+  /** Upstream fetches started (calls of `start`). */
+  started: number;
+  /** Requests that joined a fill instead of starting one. */
+  joined: number;
+  /** Fills that failed, including failed starts. */
+  failed: number;
+  committed: number;
+  bytesFromUpstream: number;
+  inFlight: number;
+}
+
+export class BlobFills {
+  private readonly fills = new Map<Digest, Promise<BlobFillPump>>();
+  private readonly spools = new Set<string>();
+  private readonly counts = { started: 0, joined: 0, failed: 0, committed: 0, bytesFromUpstream: 0 };
+  private readonly opts: BlobFillsOptions;
+
+  constructor(opts: BlobFillsOptions) {
+    this.opts = opts;
+  }
+
+  /**
+   * Joins the fill of `digest` in flight, or calls `start` and begins one. Every caller waiting on one
+   * `start` gets its rejection; the next `join` after that calls `start` again.
+   */
+  async join(digest: Digest, start: () => Promise<FillSource>): Promise<FillHandle> {
+    let entry = this.fills.get(digest);
+    const joined = entry !== undefined;
+    if (entry) {
+      this.counts.joined++;
+    } else {
+      const begun = this.begin(digest, start);
+      entry = begun;
+      this.fills.set(digest, begun);
+      const forget = () => {
+        if (this.fills.get(digest) === begun) this.fills.delete(digest);
+      };
+      begun.then((pump) => pump.done.then(forget, forget), forget);
+    }
+    const pump = await entry;
+    if (joined && pump.error !== undefined && pump.verifiedSize === undefined) {
+      // The fill failed and is on its way out of the map: start a new one instead of joining a failure.
+      if (this.fills.get(digest) === entry) this.fills.delete(digest);
+      return this.join(digest, start);
+    }
+    return { size: pump.size, joined, done: pump.done, open: (range) => this.open(digest, pump, range) };
+  }
+
+  /** Whether a fill of `digest` is starting or running. */
+  inFlight(digest: Digest): boolean {
+    return this.fills.has(digest);
+  }
+
+  stats(): BlobFillStats {
+    return { ...this.counts, inFlight: this.fills.size };
+  }
+
+  /** Removes spool files a crashed process left behind; call before serving. Returns how many. */
+  sweepSpool(): Promise<number> {
+    return BlobFillSpool.sweep(this.opts.spoolDir, this.spools);
+  }
+
+  private async begin(digest: Digest, start: () => Promise<FillSource>): Promise<BlobFillPump> {
+    this.counts.started++;
+    let source: FillSource;
+    try {
+      source = await start();
+    } catch (err) {
+      this.counts.failed++; // the caller's upstream error: the caller reports it
+      throw err;
+    }
+    // Until the pump iterates it, an error on the body must not go unheard (it would crash the process);
+    // the iteration still sees it.
+    (source.stream as Partial<Readable>).on?.('error', () => {});
+    let pump: BlobFillPump;
+    try {
+      const max = this.opts.maxBlobSize;
+      if (max !== undefined && source.size !== undefined && source.size > max) {
+        throw new RegistryError('DENIED', `blob ${digest} has ${source.size} bytes, more than the ${max} the proxy cache accepts`);
+      }
+      pump = await BlobFillPump.start({
+        digest,
+        source,
+        storage: this.opts.storage,
+        spoolDir: this.opts.spoolDir,
+        maxBlobSize: max,
+        onBytes: (n) => (this.counts.bytesFromUpstream += n),
+      });
+    } catch (err) {
+      destroySource(source.stream);
+      this.counts.failed++;
+      this.opts.log?.warn({ digest, err }, 'blob fill could not start');
+      throw err;
+    }
+    const spoolPath = pump.spool.path;
+    this.spools.add(spoolPath);
+    pump.done.then(
+      () => this.counts.committed++,
+      (err) => {
+        this.counts.failed++;
+        this.opts.log?.warn({ digest, err }, 'blob fill failed; nothing was cached');
+      },
+    ).finally(() => this.spools.delete(spoolPath));
+    return pump;
+  }
+
+  private open(digest: Digest, pump: BlobFillPump, range?: FillRange): Readable {
+    if (range && (range.start < 0 || range.end < range.start || (pump.size !== undefined && range.end >= pump.size))) {
+      throw new RegistryError('RANGE_INVALID', `range ${range.start}-${range.end} is outside the blob's ${pump.size ?? 'unknown'} bytes`);
+    }
+    if (pump.spool.acquire()) return new BlobFillReader(pump, range);
+    // The fill ended and its last reader let go of the spool: a committed blob is read from storage.
+    if (pump.committed) return fromStorage(this.opts.storage, blobKey(digest), range);
+    const err = pump.error instanceof Error ? pump.error : new Error('blob fill failed');
+    return new Readable({ read() { this.destroy(err); } });
+  }
+}
+
+function fromStorage(storage: BlobDriver, key: string, range?: FillRange): Readable {
+  const window = range && { offset: range.start, length: range.end - range.start + 1 };
+  return Readable.from(
+    (async function* () {
+      yield* await storage.reader(key, window);
+    })(),
+    { objectMode: false },
+  );
+}

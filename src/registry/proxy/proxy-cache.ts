@@ -1,0 +1,493 @@
+/**
+ * The pull-through cache: pulls from a proxy organization (`<org>/<path>`) are answered from the local
+ * copy when it is current and from the upstream `<org>`'s configuration names otherwise, storing what
+ * passes through.
+ *
+ *   by tag     cached → one upstream HEAD (shared by concurrent pulls; reused for `revalidate_interval_s`):
+ *              same digest → serve the copy, push the expiry to now + expiration_s; new digest → fetch,
+ *              store, retarget the tag (the old target stays in the history). Not cached → fetch, store.
+ *   by digest  served locally when present (content-addressed: it cannot be stale), else fetched and kept
+ *              alive by a hidden tag that expires like a cached tag.
+ *   failure    upstream down, timing out, 5xx, 429, or 404 for a cached tag → the copy is served while
+ *              its tag has not expired, without extending it; afterwards a clear 404/429/503
+ *              (upstream-failure.ts). Upstream 401/403 (after one re-authentication) are never answered
+ *              from the copy: access was revoked.
+ *   blobs      a local copy (any repository: the store is content-addressed) is linked and served; a miss
+ *              joins the one in-flight fill of that digest (blob-fills.ts), streamed to every client
+ *              while it is written and verified.
+ *
+ * Organizations' configurations are looked up per request through a short-lived cache that the config
+ * service invalidates on every change.
+ */
+import type { Readable } from 'node:stream';
+import type { BlobStore } from '../../db/blob-store.js';
+import type { ManifestStore, StoredManifest } from '../../db/manifest-store.js';
+import type { RepositoryRef } from '../../db/repository-store.js';
+import { digestHex, digestAlgorithm, type Digest } from '../../oci/digest.js';
+import { RegistryError } from '../../oci/errors.js';
+import { parseManifest, requiredBlobs } from '../../oci/manifest.js';
+import type { Reference, RepositoryName } from '../../oci/reference.js';
+import type { BlobDriver } from '../../storage/blob-driver.js';
+import { blobKey } from '../../storage/keys.js';
+import type { CircuitBreakers } from '../../upstream/circuit-breaker.js';
+import { isUpstreamError, type UpstreamError, type UpstreamErrorKind } from '../../upstream/errors.js';
+import { parseUpstreamSpec, upstreamRepository, type SsrfGuard, type UpstreamSpec } from '../../upstream/ssrf.js';
+import type { Timeouts } from '../../upstream/transport.js';
+import { UpstreamClient, type TagPage } from '../../upstream/upstream-client.js';
+import type { RepositoryService } from '../repositories.js';
+import type { ProxyCacheConfig } from './proxy-config.js';
+import { upstreamFailure } from './upstream-failure.js';
+
+export type CacheResult = 'hit' | 'miss' | 'stale';
+
+/** Where the proxy reads organizations' configurations (decrypted). */
+export interface ProxyConfigSource {
+  findByOrganization(name: string): Promise<ProxyCacheConfig | undefined>;
+  list(): Promise<ProxyCacheConfig[]>;
+}
+
+/** A blob fill in flight (blob-fills.ts). */
+export interface FillHandle {
+  readonly size: number | undefined;
+  readonly joined: boolean;
+  open(range?: { start: number; end: number }): Readable;
+  readonly done: Promise<{ size: number }>;
+}
+
+export interface FillPool {
+  /** Removes what fills interrupted by a crash left behind; returns how many. */
+  sweepSpool?(): Promise<number>;
+  join(digest: Digest, start: () => Promise<{ stream: Readable; size?: number }>): Promise<FillHandle>;
+}
+
+/** Events for metrics and logs; every method optional. */
+export interface ProxyObserver {
+  result?(e: { organization: string; upstream: string; kind: 'manifest' | 'blob'; result: CacheResult }): void;
+  upstreamError?(e: { organization: string; upstream: string; kind: UpstreamErrorKind }): void;
+  upstreamBytes?(e: { organization: string; upstream: string; bytes: number }): void;
+  fillFirstByte?(e: { organization: string; upstream: string; seconds: number }): void;
+  joined?(e: { organization: string; upstream: string }): void;
+  rateLimit?(e: { upstream: string; limit: number; remaining: number }): void;
+}
+
+/** A repository of a proxy organization, resolved. */
+export interface ProxyTarget {
+  upstream: ProxyUpstream;
+  /** The full local name, `<org>/<path>`. */
+  name: RepositoryName;
+  /** The repository path on the upstream. */
+  upstreamRepository: string;
+}
+
+export interface ProxyUpstream {
+  config: ProxyCacheConfig;
+  spec: UpstreamSpec;
+  client: UpstreamClient;
+}
+
+export interface ProxiedManifest extends StoredManifest {
+  cache: CacheResult;
+}
+
+/** A blob of a proxy repository: a local copy or a fill in flight. */
+export type ProxiedBlob =
+  | { kind: 'local'; repository: RepositoryRef; digest: Digest; size: number; cache: 'hit' }
+  | { kind: 'fill'; digest: Digest; handle: FillHandle; cache: 'miss' };
+
+export interface ProxyCacheOptions {
+  configs: ProxyConfigSource;
+  manifests: ManifestStore;
+  blobs: BlobStore;
+  repositories: RepositoryService;
+  storage: BlobDriver;
+  fills: FillPool;
+  guard: SsrfGuard;
+  breakers: CircuitBreakers;
+  timeouts: Timeouts;
+  maxManifestBytes: number;
+  tagsListTtlMs: number;
+  /** Organization serving names of no local namespace without `ns=` (Docker's registry-mirrors). */
+  defaultOrganization?: string;
+  /** Namespace of one-component names (`registry.default_namespace`). */
+  defaultNamespace: string;
+  /** Whether a local namespace of this name exists (for the default organization). */
+  namespaceExists: (name: string) => Promise<boolean>;
+  /** How long a looked-up configuration is reused (other processes' changes show after this). */
+  configTtlMs?: number;
+  now?: () => number;
+  log?: { warn(obj: object, msg: string): void };
+  observer?: ProxyObserver;
+}
+
+interface Revalidation {
+  digest: Digest;
+  at: number;
+}
+
+const HIDDEN_TAG_PREFIX = '$proxy-';
+const MEMO_LIMIT = 10_000;
+
+/** The hidden tag that keeps a manifest pulled by digest cached (not a valid OCI tag: no collisions). */
+export function hiddenTagFor(digest: Digest): string {
+  return `${HIDDEN_TAG_PREFIX}${digestAlgorithm(digest)}-${digestHex(digest)}`;
+}
+
+export class ProxyCache {
+  private readonly configCache = new Map<string, { value: ProxyUpstream | undefined; at: number }>();
+  private readonly upstreams = new Map<number, ProxyUpstream>();
+  private hostsCache: { at: number; byHost: Map<string, string> } | undefined;
+  private readonly namespaceCache = new Map<string, { exists: boolean; at: number }>();
+  private readonly revalidating = new Map<string, Promise<ProxiedManifest>>();
+  private readonly revalidated = new Map<string, Revalidation>();
+  private readonly tagLists = new Map<string, { at: number; page: TagPage }>();
+  private readonly now: () => number;
+  private readonly configTtlMs: number;
+
+  constructor(private readonly opts: ProxyCacheOptions) {
+    this.now = opts.now ?? Date.now;
+    this.configTtlMs = opts.configTtlMs ?? 5_000;
+  }
+
+  /** Sends events (metrics) to `observer` from now on. */
+  observe(observer: ProxyObserver): void {
+    this.opts.observer = observer;
+  }
+
+  /** Forgets cached configurations (after a change); all of them when no organization is named. */
+  invalidate(organization?: string): void {
+    if (organization === undefined) this.configCache.clear();
+    else this.configCache.delete(organization);
+    this.hostsCache = undefined;
+  }
+
+  /** Removes spool files of fills a crash interrupted (call before serving). */
+  async sweepSpool(): Promise<number> {
+    return (await this.opts.fills.sweepSpool?.()) ?? 0;
+  }
+
+  /** Closes upstream connections. */
+  async close(): Promise<void> {
+    await Promise.all([...this.upstreams.values()].map((u) => u.client.close().catch(() => undefined)));
+    this.upstreams.clear();
+  }
+
+  /** The proxy organization's view of a repository name, or undefined when its namespace is no proxy cache. */
+  async target(name: RepositoryName): Promise<ProxyTarget | undefined> {
+    const slash = name.indexOf('/');
+    if (slash < 0) return undefined;
+    const upstream = await this.upstream(name.slice(0, slash));
+    if (!upstream) return undefined;
+    const path = name.slice(slash + 1);
+    try {
+      return { upstream, name, upstreamRepository: upstreamRepository(upstream.spec, path) };
+    } catch (err) {
+      throw new RegistryError('NAME_INVALID', (err as Error).message);
+    }
+  }
+
+  /**
+   * The local name a mirror request is served under: with `ns=<host>` (containerd), the proxy
+   * organization answering for that host; without, the default organization for names of no local
+   * namespace. Undefined: serve the name as it is. `ns` is only compared, never dialled.
+   */
+  async route(name: string, ns: string | undefined): Promise<string | undefined> {
+    let org: string | undefined;
+    if (ns) {
+      org = (await this.hosts()).get(ns.trim().toLowerCase());
+      if (!org) return undefined;
+    } else {
+      org = this.opts.defaultOrganization;
+      if (!org) return undefined;
+      const first = name.includes('/') ? name.split('/', 1)[0]! : this.opts.defaultNamespace;
+      if (first === org || (await this.namespaceExists(first))) return undefined;
+    }
+    const upstream = await this.upstream(org);
+    if (!upstream) return undefined;
+    // Docker Hub's one-component names live under library/ locally too, so `nginx` and `library/nginx` share a cache.
+    const path = upstream.spec.dockerHub && !upstream.spec.namespacePrefix && !name.includes('/') ? `library/${name}` : name;
+    return `${org}/${path}`;
+  }
+
+  /** Serves a manifest of a proxy repository (see the file comment). */
+  async manifest(target: ProxyTarget, ref: Reference): Promise<ProxiedManifest> {
+    if (ref.kind === 'digest') return this.manifestByDigest(target, ref.digest);
+    const key = `${target.name}:${ref.tag}`;
+    const running = this.revalidating.get(key);
+    if (running) return running;
+    const p = this.manifestByTag(target, ref.tag).finally(() => this.revalidating.delete(key));
+    this.revalidating.set(key, p);
+    return p;
+  }
+
+  private async manifestByTag(target: ProxyTarget, tag: string): Promise<ProxiedManifest> {
+    const { upstream } = target;
+    const repo = await this.opts.repositories.find(target.name);
+    const cached = repo ? await this.opts.manifests.cachedTag(repo.id, tag) : undefined;
+    const now = this.now();
+    const key = `${target.name}:${tag}`;
+    const alive = cached !== undefined && (cached.expiresAt === null || cached.expiresAt > now);
+    if (cached && alive && upstream.config.revalidateIntervalS > 0) {
+      const seen = this.revalidated.get(key);
+      if (seen && seen.digest === cached.manifest.digest && now - seen.at < upstream.config.revalidateIntervalS * 1000) {
+        return this.served(target, 'manifest', { ...cached.manifest, cache: 'hit' });
+      }
+    }
+    let head;
+    try {
+      head = await upstream.client.headManifest(target.upstreamRepository, tag);
+    } catch (err) {
+      this.upstreamError(upstream, err);
+      if (cached && alive && isUpstreamError(err) && err.kind !== 'auth') {
+        this.opts.log?.warn({ repository: target.name, tag, err: err.message }, 'upstream failed; serving the cached tag');
+        return this.served(target, 'manifest', { ...cached.manifest, cache: 'stale' });
+      }
+      throw upstreamFailure(err, 'manifest', upstream.spec.registry);
+    } finally {
+      this.noteRateLimit(upstream);
+    }
+    if (cached && repo && cached.manifest.digest === head.digest) {
+      await this.opts.manifests.setTagExpiry(repo.id, tag, this.expiry(upstream));
+      this.remember(key, head.digest);
+      return this.served(target, 'manifest', { ...cached.manifest, cache: 'hit' });
+    }
+    const stored = await this.fetchManifest(target, tag, { tag });
+    this.remember(key, stored.digest);
+    return this.served(target, 'manifest', { ...stored, cache: 'miss' });
+  }
+
+  private async manifestByDigest(target: ProxyTarget, digest: Digest): Promise<ProxiedManifest> {
+    const repo = await this.opts.repositories.find(target.name);
+    const local = repo ? await this.opts.manifests.findByDigest(repo.id, digest) : undefined;
+    if (local && repo) {
+      this.keepAlive(target, repo, digest);
+      return this.served(target, 'manifest', { ...local, cache: 'hit' });
+    }
+    const key = `${target.name}@${digest}`;
+    const running = this.revalidating.get(key);
+    if (running) return running;
+    const p = this.fetchManifest(target, digest, { hiddenFor: digest })
+      .then((m) => this.served(target, 'manifest', { ...m, cache: 'miss' as const }))
+      .finally(() => this.revalidating.delete(key));
+    this.revalidating.set(key, p);
+    return p;
+  }
+
+  /** Fetches a manifest from the upstream and stores it under a tag (or a hidden tag for a digest pull). */
+  private async fetchManifest(target: ProxyTarget, ref: string, how: { tag: string } | { hiddenFor: Digest }): Promise<StoredManifest> {
+    const { upstream } = target;
+    let m;
+    try {
+      m = await upstream.client.getManifest(target.upstreamRepository, ref);
+    } catch (err) {
+      this.upstreamError(upstream, err);
+      throw upstreamFailure(err, 'manifest', upstream.spec.registry);
+    } finally {
+      this.noteRateLimit(upstream);
+    }
+    if (m.bytes.byteLength > this.opts.maxManifestBytes) {
+      throw new RegistryError('MANIFEST_UNKNOWN', `the upstream manifest is ${m.bytes.byteLength} bytes, more than the ${this.opts.maxManifestBytes} allowed`, undefined, 404);
+    }
+    let parsed;
+    try {
+      parsed = parseManifest(m.bytes, m.mediaType);
+    } catch (err) {
+      throw new RegistryError('MANIFEST_UNKNOWN', `the upstream manifest cannot be served: ${(err as Error).message}`, undefined, 404);
+    }
+    this.opts.observer?.upstreamBytes?.({ organization: upstream.config.organization, upstream: upstream.spec.registry, bytes: m.bytes.byteLength });
+    const repo = await this.opts.repositories.ensure(target.name);
+    const result = await this.opts.manifests.put({
+      repositoryId: repo.id,
+      digest: m.digest,
+      mediaType: parsed.mediaType,
+      artifactType: parsed.artifactType,
+      subjectDigest: parsed.subject?.digest,
+      annotations: parsed.annotations,
+      content: m.bytes,
+      blobDigests: requiredBlobs(parsed).map((d) => d.digest),
+      childDigests: parsed.manifests.map((d) => d.digest),
+      tag: 'tag' in how ? how.tag : hiddenTagFor(how.hiddenFor),
+      hiddenTag: !('tag' in how),
+      tagExpiresAt: this.expiry(upstream),
+      lazy: true,
+    });
+    if (!result.ok) throw new Error('a lazy manifest write reported missing content');
+    return { id: result.manifestId, digest: m.digest, mediaType: parsed.mediaType, size: m.bytes.byteLength, content: m.bytes };
+  }
+
+  /** Pushes the hidden tag of a manifest pulled by digest forward, at most once per tenth of its lifetime. */
+  private keepAlive(target: ProxyTarget, repo: RepositoryRef, digest: Digest): void {
+    const expiresAt = this.expiry(target.upstream);
+    const key = `${target.name}@${digest}`;
+    const seen = this.revalidated.get(key);
+    const step = Math.max(1000, target.upstream.config.expirationS * 100);
+    if (seen && this.now() - seen.at < step) return;
+    this.remember(key, digest);
+    void this.opts.manifests.setTagExpiry(repo.id, hiddenTagFor(digest), expiresAt).catch((err: unknown) => {
+      this.opts.log?.warn({ err: (err as Error).message, repository: target.name, digest }, 'could not extend a cached manifest');
+    });
+  }
+
+  /**
+   * A blob of a proxy repository: the local copy (linked into the repository if another one holds it),
+   * or the one fill of that digest in flight, started here when there is none.
+   */
+  async blob(target: ProxyTarget, digest: Digest): Promise<ProxiedBlob> {
+    const { upstream } = target;
+    const repo = await this.opts.repositories.find(target.name);
+    const linked = repo ? await this.opts.blobs.findInRepository(repo.id, digest) : undefined;
+    if (linked && repo && (await this.opts.storage.stat(blobKey(digest)))) {
+      return this.served(target, 'blob', { kind: 'local' as const, repository: repo, digest, size: linked.size, cache: 'hit' });
+    }
+    const stored = await this.opts.storage.stat(blobKey(digest));
+    if (stored) {
+      const r = repo ?? (await this.opts.repositories.ensure(target.name));
+      await this.opts.blobs.link(r.id, digest, stored.size);
+      return this.served(target, 'blob', { kind: 'local' as const, repository: r, digest, size: stored.size, cache: 'hit' });
+    }
+    const started = this.now();
+    let handle: FillHandle;
+    try {
+      handle = await this.opts.fills.join(digest, async () => {
+        try {
+          const res = await upstream.client.getBlob(target.upstreamRepository, digest);
+          this.opts.observer?.fillFirstByte?.({ organization: upstream.config.organization, upstream: upstream.spec.registry, seconds: (this.now() - started) / 1000 });
+          return { stream: res.stream, size: res.size };
+        } finally {
+          this.noteRateLimit(upstream);
+        }
+      });
+    } catch (err) {
+      this.upstreamError(upstream, err);
+      throw upstreamFailure(err, 'blob', upstream.spec.registry);
+    }
+    if (handle.joined) this.opts.observer?.joined?.({ organization: upstream.config.organization, upstream: upstream.spec.registry });
+    else {
+      handle.done.then(
+        async ({ size }) => {
+          this.opts.observer?.upstreamBytes?.({ organization: upstream.config.organization, upstream: upstream.spec.registry, bytes: size });
+          const r = await this.opts.repositories.ensure(target.name);
+          await this.opts.blobs.link(r.id, digest, size);
+        },
+        (err: unknown) => {
+          this.upstreamError(upstream, err);
+          this.opts.log?.warn({ repository: target.name, digest, err: (err as Error).message }, 'blob fill failed; nothing was cached');
+        },
+      ).catch((err: unknown) => this.opts.log?.warn({ repository: target.name, digest, err: (err as Error).message }, 'could not record a cached blob'));
+    }
+    return this.served(target, 'blob', { kind: 'fill' as const, digest, handle, cache: 'miss' as const });
+  }
+
+  /**
+   * One page of the upstream's tag list (reused for `tags_list_ttl`); the cached tags when the upstream
+   * cannot answer. Undefined when neither knows the repository.
+   */
+  async tags(target: ProxyTarget, page: { last?: string; n?: number }): Promise<{ tags: string[]; next?: string } | undefined> {
+    const key = `${target.name}?n=${page.n ?? ''}&last=${page.last ?? ''}`;
+    const hit = this.tagLists.get(key);
+    if (hit && this.now() - hit.at < this.opts.tagsListTtlMs) return { tags: hit.page.tags, next: hit.page.next?.last };
+    try {
+      const p = await target.upstream.client.listTags(target.upstreamRepository, page);
+      if (this.tagLists.size >= MEMO_LIMIT) this.tagLists.clear();
+      this.tagLists.set(key, { at: this.now(), page: p });
+      return { tags: p.tags, next: p.next?.last };
+    } catch (err) {
+      this.upstreamError(target.upstream, err);
+      if (!isUpstreamError(err)) throw err;
+      const repo = await this.opts.repositories.find(target.name);
+      if (!repo) throw upstreamFailure(err, 'tags', target.upstream.spec.registry);
+      const limit = page.n ?? 10_000;
+      const rows = await this.opts.manifests.listTags(repo.id, { last: page.last, limit: limit + 1 });
+      const tags = rows.slice(0, limit);
+      return { tags, next: rows.length > limit ? tags[tags.length - 1] : undefined };
+    }
+  }
+
+  /** The upstream's referrers of `digest`; the cached ones when the upstream cannot answer. */
+  async referrers(target: ProxyTarget, digest: Digest, artifactType?: string): Promise<Array<{ mediaType: string; digest: Digest; size: number; artifactType?: string; annotations?: Record<string, string> }> | undefined> {
+    try {
+      const r = await target.upstream.client.referrers(target.upstreamRepository, digest, { artifactType });
+      return r.manifests;
+    } catch (err) {
+      this.upstreamError(target.upstream, err);
+      if (!isUpstreamError(err)) throw err;
+      return undefined;
+    }
+  }
+
+  private served<T extends { cache: CacheResult }>(target: ProxyTarget, kind: 'manifest' | 'blob', value: T): T {
+    this.opts.observer?.result?.({ organization: target.upstream.config.organization, upstream: target.upstream.spec.registry, kind, result: value.cache });
+    return value;
+  }
+
+  private upstreamError(upstream: ProxyUpstream, err: unknown): void {
+    if (isUpstreamError(err)) {
+      this.opts.observer?.upstreamError?.({ organization: upstream.config.organization, upstream: upstream.spec.registry, kind: (err as UpstreamError).kind });
+    }
+  }
+
+  private noteRateLimit(upstream: ProxyUpstream): void {
+    const rl = upstream.client.rateLimit;
+    if (rl) this.opts.observer?.rateLimit?.({ upstream: upstream.spec.registry, limit: rl.limit, remaining: rl.remaining });
+  }
+
+  private expiry(upstream: ProxyUpstream): number | null {
+    return upstream.config.expirationS > 0 ? this.now() + upstream.config.expirationS * 1000 : null;
+  }
+
+  private remember(key: string, digest: Digest): void {
+    if (this.revalidated.size >= MEMO_LIMIT) this.revalidated.clear();
+    this.revalidated.set(key, { digest, at: this.now() });
+  }
+
+  /** The organization's upstream, or undefined when it is no proxy cache. */
+  private async upstream(organization: string): Promise<ProxyUpstream | undefined> {
+    const hit = this.configCache.get(organization);
+    if (hit && this.now() - hit.at < this.configTtlMs) return hit.value;
+    const config = await this.opts.configs.findByOrganization(organization);
+    const value = config ? this.upstreamFor(config) : undefined;
+    if (this.configCache.size >= MEMO_LIMIT) this.configCache.clear();
+    this.configCache.set(organization, { value, at: this.now() });
+    return value;
+  }
+
+  /** One client per configuration version: a changed configuration gets a new client (new credentials, new tokens). */
+  private upstreamFor(config: ProxyCacheConfig): ProxyUpstream {
+    const existing = this.upstreams.get(config.namespaceId);
+    if (existing && existing.config.updatedAt === config.updatedAt && existing.config.organization === config.organization) {
+      existing.config = config;
+      return existing;
+    }
+    if (existing) void existing.client.close().catch(() => undefined);
+    const spec = parseUpstreamSpec(config.upstreamRegistry, { insecure: config.insecure });
+    const client = new UpstreamClient({
+      spec,
+      guard: this.opts.guard,
+      credentials: config.credentials,
+      breaker: this.opts.breakers.forHost(`${spec.host}:${spec.port}`),
+      timeouts: this.opts.timeouts,
+      maxManifestBytes: this.opts.maxManifestBytes,
+    });
+    const upstream = { config, spec, client };
+    this.upstreams.set(config.namespaceId, upstream);
+    return upstream;
+  }
+
+  private async hosts(): Promise<Map<string, string>> {
+    if (this.hostsCache && this.now() - this.hostsCache.at < this.configTtlMs) return this.hostsCache.byHost;
+    const byHost = new Map<string, string>();
+    for (const c of await this.opts.configs.list()) {
+      for (const h of c.answersFor) if (!byHost.has(h.toLowerCase())) byHost.set(h.toLowerCase(), c.organization);
+    }
+    this.hostsCache = { at: this.now(), byHost };
+    return byHost;
+  }
+
+  private async namespaceExists(name: string): Promise<boolean> {
+    const hit = this.namespaceCache.get(name);
+    if (hit && this.now() - hit.at < this.configTtlMs) return hit.exists;
+    const exists = await this.opts.namespaceExists(name);
+    if (this.namespaceCache.size >= MEMO_LIMIT) this.namespaceCache.clear();
+    this.namespaceCache.set(name, { exists, at: this.now() });
+    return exists;
+  }
+}
