@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import { ACCOUNT_COMMANDS, runAccountCommand, UsageError } from './account-commands.js';
 import { PROXYCACHE_COMMANDS, PROXYCACHE_OPTIONS, runProxyCacheCommand } from './proxycache-commands.js';
 import { SecretKeyError } from '../registry/proxy/secret-box.js';
+import { runNodesConfig } from './nodes-config.js';
 import { serve } from './serve.js';
 
 const USAGE = `Usage: wharf <command> [options]
@@ -30,6 +31,9 @@ Commands:
   proxycache validate (ORG | --upstream U) [settings as for set]
                         check access to the upstream: prints Valid or Anonymous
   proxycache list       list the proxy-cache organizations
+  nodes-config [--format containerd|k3s|rke2|crio|docker] [--url URL] [--ca-file PATH]
+                        print node configuration that pulls every registry a proxy organization
+                        answers for through Wharf (URL: Wharf as the nodes reach it)
 
 Options:
   -c, --config FILE     YAML configuration file (WHARF_* environment variables override it)
@@ -55,6 +59,9 @@ async function main(argv: string[]): Promise<number> {
       repo: { type: 'string', multiple: true },
       role: { type: 'string' },
       ...PROXYCACHE_OPTIONS,
+      format: { type: 'string' },
+      url: { type: 'string' },
+      'ca-file': { type: 'string' },
     },
   });
   const accountCommand = ACCOUNT_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
@@ -81,6 +88,8 @@ async function main(argv: string[]): Promise<number> {
       const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
       return runProxyCacheCommand(command, positionals.slice(2), opts, config, readStdin);
     }
+    case 'nodes-config':
+      return runNodesConfig({ format: values.format, url: values.url, 'ca-file': values['ca-file'] }, config);
     case 'config check':
       process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);
       return 0;

@@ -362,6 +362,36 @@ describe('circuit breaking and rate limits', () => {
   });
 });
 
+describe('rate-limit exhaustion', () => {
+  it('a success reporting no pulls left pauses GETs for a minute; a 429 without Retry-After too', async () => {
+    const c = clock();
+    let mode: 'last' | 'limited' | 'ok' = 'last';
+    const { server, client } = await setup(
+      (_req, res) => {
+        if (mode === 'limited') return sendError(res, 429, 'TOOMANYREQUESTS', 'pull rate limit');
+        res.setHeader('ratelimit-limit', '100;w=21600');
+        res.setHeader('ratelimit-remaining', mode === 'last' ? '0;w=21600' : '50;w=21600');
+        sendManifest(res);
+      },
+      { now: c.now },
+    );
+    await client.getManifest('a/b', 'v1');
+    assert.equal(client.rateLimit?.remaining, 0);
+    await assert.rejects(client.getManifest('a/b', 'v1'), (e: unknown) => e instanceof UpstreamRateLimitedError && e.retryAfterSeconds === 60);
+    assert.equal(server.requests.length, 1);
+    c.advance(60_000);
+    mode = 'limited';
+    await assert.rejects(client.getManifest('a/b', 'v1'), UpstreamRateLimitedError);
+    assert.equal(server.requests.length, 2);
+    await assert.rejects(client.getManifest('a/b', 'v1'), (e: unknown) => e instanceof UpstreamRateLimitedError && e.retryAfterSeconds === 60);
+    assert.equal(server.requests.length, 2);
+    c.advance(60_000);
+    mode = 'ok';
+    await client.getManifest('a/b', 'v1');
+    assert.equal(client.rateLimit?.remaining, 50);
+  });
+});
+
 describe('blob redirects', () => {
   it('follows a redirect to another host without forwarding Authorization', async () => {
     const cdn = await startFaultServer((req, res) => {

@@ -30,6 +30,9 @@ import { parseLinkNext, parseRateLimit, parseReferrers, type RateLimitState, typ
 export type { Credentials } from './authenticator.js';
 export type { RateLimitState, ReferrersResult } from './responses.js';
 
+/** How long GETs pause after a 429 without Retry-After, or when the rate-limit headers say nothing is left. */
+const RATE_LIMIT_BACKOFF_S = 60;
+
 export const DEFAULT_MANIFEST_ACCEPT: readonly string[] = [MediaType.OciManifest, MediaType.OciIndex, MediaType.DockerManifest, MediaType.DockerManifestList];
 
 export interface UpstreamClientOptions {
@@ -298,9 +301,7 @@ export class UpstreamClient {
     this.observeRateLimit(res);
     if (res.status >= 200 && res.status < 300) return res;
     const err = await statusError(res, what);
-    if (err instanceof UpstreamRateLimitedError && err.retryAfterSeconds !== undefined) {
-      this.rateLimitedUntil = Math.max(this.rateLimitedUntil, this.now() + err.retryAfterSeconds * 1000);
-    }
+    if (err instanceof UpstreamRateLimitedError) this.backOff(err.retryAfterSeconds ?? RATE_LIMIT_BACKOFF_S);
     throw err;
   }
 
@@ -339,7 +340,16 @@ export class UpstreamClient {
 
   private observeRateLimit(res: UpstreamResponse): void {
     const state = parseRateLimit(res.headers, this.now());
-    if (state) this.rateLimit = state;
+    if (!state) return;
+    this.rateLimit = state;
+    // The window is spent: GETs would only earn 429s (HEADs are free on Docker Hub and still go out).
+    // A 429 says itself how long to wait (Retry-After).
+    if (state.remaining <= 0 && res.status < 300) this.backOff(Math.min(state.windowSeconds ?? RATE_LIMIT_BACKOFF_S, RATE_LIMIT_BACKOFF_S));
+  }
+
+  /** No GETs for `seconds`: they fail at once with UpstreamRateLimitedError (the proxy serves its copy). */
+  private backOff(seconds: number): void {
+    this.rateLimitedUntil = Math.max(this.rateLimitedUntil, this.now() + seconds * 1000);
   }
 }
 

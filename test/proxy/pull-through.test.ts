@@ -48,7 +48,7 @@ for (const dialect of DIALECTS) {
     before(async () => {
       dist = await startDistribution();
       up = await startFaultProxy(dist.url);
-      t = await buildTestApp(dialect, { config: { proxy_cache: { allow_private_upstreams: ['127.0.0.1'] } } });
+      t = await buildTestApp(dialect, { config: { proxy_cache: { allow_private_upstreams: ['127.0.0.1'], default_organization: 'hub' } } });
       await t.app.listen({ host: '127.0.0.1', port: 0 });
       const addr = t.app.server.address() as { port: number };
       base = `http://127.0.0.1:${addr.port}`;
@@ -219,6 +219,37 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(Buffer.from(await blob.arrayBuffer()), img.layers[0]!.bytes);
       // An unknown ns is never dialled: the name is served (or not) locally.
       assert.equal((await get('/v2/app/mirror/manifests/v1?ns=registry.example.org')).status, 401);
+    });
+
+    it('serves names of no local namespace through the default organization (Docker registry-mirrors)', async () => {
+      const img = await pushRandomImage(dist.url, 'app/default', 'v1');
+      const res = await get('/v2/app/default/manifests/v1');
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('docker-content-digest'), img.digest);
+    });
+
+    it('prefetch_layers caches every layer of a pulled manifest in the background', async () => {
+      await makeProxyOrg('prefetch', up, { prefetch_layers: true });
+      const img = await pushRandomImage(dist.url, 'app/pre', 'v1', { layerSizes: [100_000, 200_000] });
+      assert.equal((await get('/v2/prefetch/app/pre/manifests/v1')).status, 200);
+      for (const d of [img.config.digest, ...img.layers.map((l) => l.digest)]) {
+        await waitFor(`prefetch of ${d}`, async () => (await get(`/v2/prefetch/app/pre/blobs/${d}`, member, { method: 'HEAD' })).headers.get('x-wharf-cache') === 'hit');
+      }
+    });
+
+    it('an organization caching one upstream namespace maps names without it, also for ns= requests', async () => {
+      await t.accounts!.accounts.createOrganization({ name: 'teamcache', creator: 'root' });
+      await t.accounts!.teams.createTeam('teamcache', 'pullers', { role: 'member' });
+      await t.accounts!.teams.addMember('teamcache', 'pullers', 'member');
+      const created = await api('POST', '/organization/teamcache/proxycache', { upstream_registry: `${up.host}/team`, insecure: true, answers_for: ['registry.team.example'] });
+      assert.equal(created.status, 201, created.text);
+      const img = await pushRandomImage(dist.url, 'team/tool', 'v2');
+      const direct = await get('/v2/teamcache/tool/manifests/v2');
+      assert.equal(direct.status, 200);
+      assert.equal(direct.headers.get('docker-content-digest'), img.digest);
+      const mirrored = await get('/v2/team/tool/manifests/v2?ns=registry.team.example');
+      assert.equal(mirrored.status, 200);
+      assert.equal(mirrored.headers.get('docker-content-digest'), img.digest);
     });
 
     it('revalidate_interval_s lets a burst of pulls share one upstream answer', async () => {

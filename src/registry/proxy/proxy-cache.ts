@@ -34,6 +34,7 @@ import { isUpstreamError, type UpstreamError, type UpstreamErrorKind } from '../
 import { parseUpstreamSpec, upstreamRepository, type SsrfGuard, type UpstreamSpec } from '../../upstream/ssrf.js';
 import type { Timeouts } from '../../upstream/transport.js';
 import { UpstreamClient, type TagPage } from '../../upstream/upstream-client.js';
+import type { ReferrerDescriptor } from '../../upstream/responses.js';
 import type { RepositoryService } from '../repositories.js';
 import type { ProxyCacheConfig } from './proxy-config.js';
 import { upstreamFailure } from './upstream-failure.js';
@@ -140,6 +141,7 @@ export class ProxyCache {
   private readonly revalidating = new Map<string, Promise<ProxiedManifest>>();
   private readonly revalidated = new Map<string, Revalidation>();
   private readonly tagLists = new Map<string, { at: number; page: TagPage }>();
+  private readonly referrerLists = new Map<string, { at: number; manifests: ReferrerDescriptor[] }>();
   private readonly now: () => number;
   private readonly configTtlMs: number;
 
@@ -203,8 +205,14 @@ export class ProxyCache {
     }
     const upstream = await this.upstream(org);
     if (!upstream) return undefined;
+    const prefix = upstream.spec.namespacePrefix;
+    if (prefix) {
+      // The organization caches one upstream namespace: `<ns>/app` of that registry is `<org>/app` here.
+      if (!name.startsWith(`${prefix}/`)) return undefined;
+      return `${org}/${name.slice(prefix.length + 1)}`;
+    }
     // Docker Hub's one-component names live under library/ locally too, so `nginx` and `library/nginx` share a cache.
-    const path = upstream.spec.dockerHub && !upstream.spec.namespacePrefix && !name.includes('/') ? `library/${name}` : name;
+    const path = upstream.spec.dockerHub && !name.includes('/') ? `library/${name}` : name;
     return `${org}/${path}`;
   }
 
@@ -311,6 +319,7 @@ export class ProxyCache {
       lazy: true,
     });
     if (!result.ok) throw new Error('a lazy manifest write reported missing content');
+    if (upstream.config.prefetchLayers && parsed.manifests.length === 0) this.prefetch(target, requiredBlobs(parsed).map((d) => d.digest));
     return { id: result.manifestId, digest: m.digest, mediaType: parsed.mediaType, size: m.bytes.byteLength, content: m.bytes };
   }
 
@@ -378,6 +387,23 @@ export class ProxyCache {
   }
 
   /**
+   * Fetches the blobs of a pulled manifest in the background, one at a time (`prefetch_layers`), so the
+   * layers a client skips are cached too. Failures are logged; a client's own pull retries them.
+   */
+  private prefetch(target: ProxyTarget, digests: Digest[]): void {
+    void (async () => {
+      for (const digest of new Set(digests)) {
+        try {
+          const found = await this.blob(target, digest);
+          if (found.kind === 'fill') await found.handle.done;
+        } catch (err) {
+          this.opts.log?.warn({ repository: target.name, digest, err: (err as Error).message }, 'prefetching a layer failed');
+        }
+      }
+    })();
+  }
+
+  /**
    * One page of the upstream's tag list (reused for `tags_list_ttl`); the cached tags when the upstream
    * cannot answer. Undefined when neither knows the repository.
    */
@@ -403,14 +429,20 @@ export class ProxyCache {
   }
 
   /** The upstream's referrers of `digest`; the cached ones when the upstream cannot answer. */
-  async referrers(target: ProxyTarget, digest: Digest, artifactType?: string): Promise<Array<{ mediaType: string; digest: Digest; size: number; artifactType?: string; annotations?: Record<string, string> }> | undefined> {
+  async referrers(target: ProxyTarget, digest: Digest, artifactType?: string): Promise<ReferrerDescriptor[] | undefined> {
+    const key = `${target.name}@${digest}?${artifactType ?? ''}`;
+    const hit = this.referrerLists.get(key);
+    if (hit && this.now() - hit.at < this.opts.tagsListTtlMs) return hit.manifests;
     try {
       const r = await target.upstream.client.referrers(target.upstreamRepository, digest, { artifactType });
+      if (this.referrerLists.size >= MEMO_LIMIT) this.referrerLists.clear();
+      this.referrerLists.set(key, { at: this.now(), manifests: r.manifests });
       return r.manifests;
     } catch (err) {
       this.upstreamError(target.upstream, err);
       if (!isUpstreamError(err)) throw err;
-      return undefined;
+      // The last answer while the upstream fails; the cached referrer manifests when there is none.
+      return hit?.manifests;
     }
   }
 
