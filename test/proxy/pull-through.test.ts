@@ -293,6 +293,23 @@ for (const dialect of DIALECTS) {
         }
       });
 
+      it('a successful upstream check pushes the expiry forward', async () => {
+        await pushRandomImage(dist.url, 'lib/renewed', 'v1');
+        assert.equal((await get('/v2/flaky/lib/renewed/manifests/v1')).status, 200);
+        await new Promise((r) => setTimeout(r, 1_300));
+        assert.equal((await get('/v2/flaky/lib/renewed/manifests/v1')).headers.get('x-wharf-cache'), 'hit');
+        await new Promise((r) => setTimeout(r, 1_300));
+        down.setUpstreamDown(true);
+        try {
+          // 2.6 s after the first pull, but only 1.3 s after the renewal: still servable.
+          const res = await get('/v2/flaky/lib/renewed/manifests/v1');
+          assert.equal(res.status, 200);
+          assert.equal(res.headers.get('x-wharf-cache'), 'stale');
+        } finally {
+          down.setUpstreamDown(false);
+        }
+      });
+
       it('an upstream 403 is not answered from the cache', async () => {
         await pushRandomImage(dist.url, 'lib/revoked', 'v1');
         assert.equal((await get('/v2/flaky/lib/revoked/manifests/v1')).status, 200);

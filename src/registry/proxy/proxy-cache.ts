@@ -254,7 +254,10 @@ export class ProxyCache {
       this.noteRateLimit(upstream);
     }
     if (cached && repo && cached.manifest.digest === head.digest) {
-      await this.opts.manifests.setTagExpiry(repo.id, tag, this.expiry(upstream));
+      // Extending by less than a hundredth of the lifetime is not worth a write per pull.
+      const expiresAt = this.expiry(upstream);
+      const gain = expiresAt === null ? (cached.expiresAt === null ? 0 : Infinity) : expiresAt - (cached.expiresAt ?? 0);
+      if (gain > Math.max(1000, upstream.config.expirationS * 10)) await this.opts.manifests.setTagExpiry(repo.id, tag, expiresAt);
       this.remember(key, head.digest);
       return this.served(target, 'manifest', { ...cached.manifest, cache: 'hit' });
     }
