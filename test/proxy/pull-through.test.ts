@@ -87,6 +87,31 @@ for (const dialect of DIALECTS) {
       assert.equal(blobGets('app/one', layer.digest), 1);
     });
 
+    it('concurrent pulls of a cached tag share one upstream HEAD', async () => {
+      await pushRandomImage(dist.url, 'app/shared', 'v1');
+      assert.equal((await get('/v2/hub/app/shared/manifests/v1')).status, 200);
+      up.clearRequests();
+      const slow = up.inject({ method: 'HEAD', path: '/v2/app/shared/manifests/v1', fault: { kind: 'stall', ms: 300 }, times: 1 });
+      const results = await Promise.all(Array.from({ length: 10 }, () => get('/v2/hub/app/shared/manifests/v1')));
+      for (const r of results) assert.equal(r.status, 200);
+      assert.equal(slow.hits, 1);
+      assert.equal(up.count({ method: 'HEAD', path: '/v2/app/shared/manifests/v1' }), 1);
+    });
+
+    it('records every cache pull in the audit log with its result', async () => {
+      await pushRandomImage(dist.url, 'app/audited', 'v1');
+      await get('/v2/hub/app/audited/manifests/v1');
+      await get('/v2/hub/app/audited/manifests/v1');
+      await t.registry.audit!.flush();
+      const logs = await api('GET', '/repository/hub/app%2Faudited/logs');
+      assert.equal(logs.status, 200, logs.text);
+      const pulls = (JSON.parse(logs.text) as { logs: Array<{ kind: string; metadata: Record<string, unknown> }> }).logs.filter((l) => l.kind === 'pull_repo');
+      assert.deepEqual(pulls.map((l) => l.metadata.cache).sort(), ['hit', 'miss']);
+      const miss = pulls.find((l) => l.metadata.cache === 'miss')!;
+      assert.ok(Number(miss.metadata.upstream_bytes) > 0);
+      assert.equal(miss.metadata.tag, 'v1');
+    });
+
     it('serves the new target when the tag moved upstream and keeps the old one in the tag history', async () => {
       const old = await pushRandomImage(dist.url, 'app/moving', 'latest');
       assert.equal((await get('/v2/hub/app/moving/manifests/latest')).headers.get('docker-content-digest'), old.digest);
