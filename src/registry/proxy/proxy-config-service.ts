@@ -26,27 +26,12 @@ import { UpstreamClient } from '../../upstream/upstream-client.js';
 import { AccountError } from '../accounts/account-error.js';
 import type { AuditContext } from '../accounts/audit-service.js';
 import { isLookupName } from '../accounts/names.js';
-import { DEFAULT_EXPIRATION_S, MAX_EXPIRATION_S, MAX_REVALIDATE_INTERVAL_S, type ProxyCacheConfig, type ProxyCacheSummary } from './proxy-config.js';
+import { DEFAULT_EXPIRATION_S, type ProxyCacheConfig, type ProxyCacheSummary } from './proxy-config.js';
 import { lazySecretBox, parseSecretKey, SecretBoxError, type SecretBox } from './secret-box.js';
+import { ALREADY_EXISTS, ChangesSchema, FAILED_LOGIN, FAILED_VALIDATION, InputSchema, NOT_ALLOWED, type ProxyConfigChanges, type ProxyConfigInput, type ValidationResult } from './proxy-config-input.js';
 
-export interface ProxyConfigInput {
-  /** `host[:port][/namespace]`, optionally with `http://` (then `insecure`) or `https://`. */
-  upstreamRegistry: string;
-  insecure?: boolean;
-  expirationS?: number;
-  anonymousPull?: boolean;
-  revalidateIntervalS?: number;
-  prefetchLayers?: boolean;
-  answersFor?: string[];
-  /** Upstream credentials: both or neither. */
-  username?: string;
-  password?: string;
-}
-
-/** What `update` changes: absent = unchanged; `username`/`password` both null = drop the credentials. */
-export type ProxyConfigChanges = Partial<Omit<ProxyConfigInput, 'username' | 'password'>> & { username?: string | null; password?: string | null };
-
-export type ValidationResult = 'Valid' | 'Anonymous';
+export { ALREADY_EXISTS, FAILED_LOGIN, FAILED_VALIDATION, NOT_ALLOWED };
+export type { ProxyConfigChanges, ProxyConfigInput, ValidationResult };
 
 /** Who asks, for the audit log. */
 export type AuditWho = Pick<AuditContext, 'actor' | 'ip' | 'userAgent'>;
@@ -61,38 +46,6 @@ export class ProxyCredentialsError extends AccountError {
     this.name = 'ProxyCredentialsError';
   }
 }
-
-export const ALREADY_EXISTS = 'Proxy Cache Configuration already exists';
-export const FAILED_LOGIN = 'Failed login to remote registry. Please verify entered details and try again.';
-export const NOT_ALLOWED = 'The provided registry URL is not allowed';
-export const FAILED_VALIDATION = 'Failed to validate Proxy cache configuration';
-
-const MAX_HOSTS = 32;
-const seconds = (name: string, max: number, what: string) => {
-  const error = `${name} must be a whole number of seconds from 0${what} to ${max}`;
-  return z.number({ error }).int({ error }).min(0, { error }).max(max, { error });
-};
-const flag = (name: string) => z.boolean({ error: `${name} must be true or false` });
-const username = z
-  .string({ error: 'upstream_registry_username must be text' })
-  .min(1, { error: 'upstream_registry_username must not be empty' })
-  .max(1024, { error: 'upstream_registry_username is at most 1024 characters' })
-  .refine((u) => !/[:\u0000-\u001f\u007f]/.test(u), { error: 'upstream_registry_username must not contain ":" or control characters' });
-const password = z
-  .string({ error: 'upstream_registry_password must be text' })
-  .min(1, { error: 'upstream_registry_password must not be empty' })
-  .max(4096, { error: 'upstream_registry_password is at most 4096 characters' });
-const FIELDS = {
-  upstreamRegistry: z.string({ error: 'upstream_registry is required' }).trim().min(1, { error: 'upstream_registry is required' }).max(1024, { error: 'upstream_registry is too long' }),
-  insecure: flag('insecure'),
-  expirationS: seconds('expiration_s', MAX_EXPIRATION_S, ' (never expires)'),
-  anonymousPull: flag('anonymous_pull'),
-  revalidateIntervalS: seconds('revalidate_interval_s', MAX_REVALIDATE_INTERVAL_S, ' (ask upstream on every pull)'),
-  prefetchLayers: flag('prefetch_layers'),
-  answersFor: z.array(z.string({ error: 'answers_for holds host names' }), { error: 'answers_for must be a list of host[:port]' }).max(MAX_HOSTS, { error: `answers_for holds at most ${MAX_HOSTS} hosts` }),
-};
-const InputSchema = z.object({ ...FIELDS, username: username.optional(), password: password.optional() }).partial({ insecure: true, expirationS: true, anonymousPull: true, revalidateIntervalS: true, prefetchLayers: true, answersFor: true });
-const ChangesSchema = z.object({ ...FIELDS, username: username.nullable(), password: password.nullable() }).partial();
 
 export interface ProxyConfigServiceDeps {
   store: ProxyCacheStore;
