@@ -7,6 +7,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../oci/errors.js';
+import { parseRepositoryName } from '../../oci/reference.js';
 import { ANONYMOUS, OpenAccess, type Principal } from '../../registry/access.js';
 import type { Caller, ClientInfo, ScopeRequest } from '../../registry/accounts/registry-auth.js';
 import type { Registry } from '../../registry/registry.js';
@@ -39,7 +40,7 @@ export async function tokenEndpoint(registry: Registry, req: FastifyRequest, rep
     if (!basic) throw new RegistryError('UNAUTHORIZED', 'the token endpoint accepts Basic credentials or none');
     login = await auth.loginForToken(basic.username, basic.password, client(req));
   }
-  const issued = await auth.issue(login.principal, service(registry, req), scopes(registry, req), login.apiTokenId);
+  const issued = await auth.issue(login.principal, service(registry, req), await scopes(registry, req), login.apiTokenId);
   reply.header('Cache-Control', 'no-store').header('Content-Type', 'application/json');
   return reply.send({ token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt });
 }
@@ -64,7 +65,7 @@ export function challenge(registry: Registry, req: FastifyRequest, err: Registry
   return value;
 }
 
-function scopes(registry: Registry, req: FastifyRequest): ScopeRequest[] {
+async function scopes(registry: Registry, req: FastifyRequest): Promise<ScopeRequest[]> {
   const raw = (req.query as Record<string, string | string[] | undefined>).scope;
   const list = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).flatMap((s) => s.split(' ')).filter((s) => s !== '');
   const out: ScopeRequest[] = [];
@@ -83,6 +84,12 @@ function scopes(registry: Registry, req: FastifyRequest): ScopeRequest[] {
       } catch {
         continue;
       }
+      // A pull through a mirror without `ns=` (Docker's registry-mirrors, a podman mirror) asks for the
+      // name as the client knows it; /v2 serves it under the default proxy organization, so the token
+      // must also carry that name (granted only if the caller may pull there).
+      const routed = registry.proxy && (actions.includes('pull') || actions.includes('*')) ? await registry.proxy.route(name, undefined) : undefined;
+      const parsed = routed === undefined ? undefined : parseRepositoryName(routed, registry.options.defaultNamespace);
+      if (parsed?.ok) out.push({ type, name: parsed.name, actions: ['pull'] });
     }
   }
   return out;
