@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import { isAccountError } from '../registry/accounts/account-error.js';
 import { randomSecret } from '../registry/accounts/passwords.js';
 import { RepositoryStore } from '../db/repository-store.js';
+import type { DatabaseHandle } from '../db/connect.js';
 import { parseRepositoryName } from '../oci/reference.js';
 import type { RepositoryRole } from '../registry/accounts/roles.js';
 import { RepositoryService } from '../registry/repositories.js';
@@ -47,8 +48,7 @@ export async function runAccountCommand(command: string, args: string[], opts: C
   const name = args[0]!;
   const password = opts['password-stdin'] ? (await stdin()).replace(/\r?\n$/, '') : opts.password;
 
-  const db = await createDatabase(config);
-  try {
+  return withDatabase(config, async (db) => {
     const repositories = new RepositoryService(new RepositoryStore(db.db, db.dialect));
     const accounts = createAccountServices(db, config, repositories);
     const actor = { kind: 'system' as const, name: 'cli' };
@@ -104,6 +104,17 @@ export async function runAccountCommand(command: string, args: string[], opts: C
       default:
         throw new UsageError(`unknown command ${command}`);
     }
+  });
+}
+
+/**
+ * Runs a command on the database and closes it: an account error (bad input, missing account) is
+ * printed and becomes exit status 2 (invalid input) or 1; anything else propagates.
+ */
+export async function withDatabase(config: Readonly<Config>, run: (db: DatabaseHandle) => Promise<number>): Promise<number> {
+  const db = await createDatabase(config);
+  try {
+    return await run(db);
   } catch (err) {
     if (isAccountError(err)) {
       process.stderr.write(`wharf: ${err.message}\n`);

@@ -9,11 +9,11 @@
  */
 import type { Config } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';
-import { isAccountError } from '../registry/accounts/account-error.js';
 import type { ProxyCacheSummary } from '../registry/proxy/proxy-config.js';
 import { createProxyConfigService, type ProxyConfigChanges } from '../registry/proxy/proxy-config-service.js';
-import { UsageError } from './account-commands.js';
-import { createAccountServices, createDatabase } from './compose.js';
+import { proxyCacheView } from '../http/api/proxycache.js';
+import { UsageError, withDatabase } from './account-commands.js';
+import { createAccountServices } from './compose.js';
 
 export interface ProxyCacheOptions {
   upstream?: string;
@@ -85,8 +85,7 @@ export async function runProxyCacheCommand(
   const org = args[0];
   const changes = await changesOf(opts, stdin);
 
-  const db = await createDatabase(config);
-  try {
+  return withDatabase(config, async (db) => {
     const { audit } = createAccountServices(db, config);
     const service = createProxyConfigService(db.db, db.dialect, config, { audit });
     const who = { actor: { kind: 'system' as const, name: 'cli' } };
@@ -138,15 +137,7 @@ export async function runProxyCacheCommand(
       default:
         throw new UsageError(`unknown command ${command}`);
     }
-  } catch (err) {
-    if (isAccountError(err)) {
-      process.stderr.write(`wharf: ${err.message}\n`);
-      return err.type === 'invalid_request' ? 2 : 1;
-    }
-    throw err;
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 /** The service's changes from the flags given (absent flags change nothing). */
@@ -186,19 +177,7 @@ function seconds(text: string | undefined, flag: string): number | undefined {
 }
 
 function view(c: ProxyCacheSummary) {
-  return {
-    organization: c.organization,
-    upstream_registry: c.upstreamRegistry,
-    expiration_s: c.expirationS,
-    insecure: c.insecure,
-    anonymous_pull: c.anonymousPull,
-    revalidate_interval_s: c.revalidateIntervalS,
-    prefetch_layers: c.prefetchLayers,
-    answers_for: c.answersFor,
-    has_credentials: c.hasCredentials,
-    created: new Date(c.createdAt).toISOString(),
-    updated: new Date(c.updatedAt).toISOString(),
-  };
+  return { organization: c.organization, ...proxyCacheView(c), created: new Date(c.createdAt).toISOString(), updated: new Date(c.updatedAt).toISOString() };
 }
 
 function describe(c: ProxyCacheSummary): string {

@@ -49,7 +49,8 @@ const ProxyCacheSchema = z.strictObject({
   has_credentials: z.boolean().nullable(),
 });
 
-function view(c: ProxyCacheSummary | undefined): z.infer<typeof ProxyCacheSchema> {
+/** A configuration as the API (and `wharf proxycache show`) shows it; Quay's empty values when there is none. */
+export function proxyCacheView(c: ProxyCacheSummary | undefined): z.infer<typeof ProxyCacheSchema> {
   if (!c) {
     return { upstream_registry: '', expiration_s: '', insecure: '', anonymous_pull: null, revalidate_interval_s: null, prefetch_layers: null, answers_for: null, has_credentials: null };
   }
@@ -119,7 +120,7 @@ export const proxyCacheRoutes = [
     async handler(ctx, { params }) {
       const proxy = service(ctx);
       const { org } = await visibleOrganization(ctx, params.orgname);
-      return view(await proxy.get(org.name));
+      return proxyCacheView(await proxy.get(org.name));
     },
   }),
   defineRoute({
@@ -149,7 +150,7 @@ export const proxyCacheRoutes = [
     async handler(ctx, { params, body }) {
       const proxy = service(ctx);
       const { org } = await administeredOrganization(ctx, params.orgname);
-      return view(await proxy.update(org.name, changesOf(body), who(ctx)));
+      return proxyCacheView(await proxy.update(org.name, changesOf(body), who(ctx)));
     },
   }),
   defineRoute({
