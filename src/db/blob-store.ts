@@ -35,7 +35,8 @@ export class BlobStore {
     await this.db
       .insertInto('blobs')
       .values({ digest, size, created_at: now })
-      .onConflict((oc) => oc.column('digest').doNothing())
+      // A placeholder row (a proxy-cache manifest's blob not fetched yet) takes the verified size.
+      .onConflict((oc) => oc.column('digest').doUpdateSet({ size }).where('blobs.size', '!=', size))
       .execute();
     const blob = (await this.find(digest))!;
     await this.db

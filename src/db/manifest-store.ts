@@ -29,6 +29,12 @@ export interface ManifestWrite {
    * repository (they are fetched when a client asks for them); links are made to those that are.
    */
   lazy?: boolean;
+  /**
+   * With `lazy`: the sizes the manifest gives its blobs. A blob not yet known gets a row of that size
+   * (no bytes yet: a placeholder, as in Quay) so that the manifest's links, and its size, are complete
+   * from the start; the bytes are linked into the repository when they arrive.
+   */
+  blobSizes?: ReadonlyMap<Digest, number>;
   /** Expiry of the tag (epoch ms), for cached tags; null or absent: none. */
   tagExpiresAt?: number | null;
   /** The tag is hidden (never listed): it only keeps a manifest cached by digest alive. */
@@ -139,15 +145,25 @@ export class ManifestStore {
       }
       const blobDigests = [...new Set(w.blobDigests)];
       const childDigests = [...new Set(w.childDigests)];
-      const blobs = blobDigests.length
-        ? await tx
-            .selectFrom('blobs as b')
-            .innerJoin('repository_blobs as rb', 'rb.blob_id', 'b.id')
-            .select(['b.id', 'b.digest'])
-            .where('rb.repository_id', '=', w.repositoryId)
-            .where('b.digest', 'in', blobDigests)
-            .execute()
-        : [];
+      if (w.lazy && w.blobSizes && blobDigests.length) {
+        const now = Date.now();
+        await tx
+          .insertInto('blobs')
+          .values(blobDigests.filter((d) => w.blobSizes!.has(d)).map((d) => ({ digest: d, size: w.blobSizes!.get(d)!, created_at: now })))
+          .onConflict((oc) => oc.column('digest').doNothing())
+          .execute();
+      }
+      const blobs = !blobDigests.length
+        ? []
+        : w.lazy
+          ? await tx.selectFrom('blobs as b').select(['b.id', 'b.digest']).where('b.digest', 'in', blobDigests).execute()
+          : await tx
+              .selectFrom('blobs as b')
+              .innerJoin('repository_blobs as rb', 'rb.blob_id', 'b.id')
+              .select(['b.id', 'b.digest'])
+              .where('rb.repository_id', '=', w.repositoryId)
+              .where('b.digest', 'in', blobDigests)
+              .execute();
       const children = childDigests.length
         ? await tx
             .selectFrom('manifests')

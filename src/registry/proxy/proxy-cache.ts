@@ -315,6 +315,7 @@ export class ProxyCache {
       annotations: parsed.annotations,
       content: m.bytes,
       blobDigests: requiredBlobs(parsed).map((d) => d.digest),
+      blobSizes: new Map(requiredBlobs(parsed).map((d) => [d.digest, d.size])),
       childDigests: parsed.manifests.map((d) => d.digest),
       tag: 'tag' in how ? how.tag : hiddenTagFor(how.hiddenFor),
       hiddenTag: !('tag' in how),
