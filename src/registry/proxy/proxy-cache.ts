@@ -29,23 +29,16 @@ import { parseManifest, requiredBlobs } from '../../oci/manifest.js';
 import type { Reference, RepositoryName } from '../../oci/reference.js';
 import type { BlobDriver } from '../../storage/blob-driver.js';
 import { blobKey } from '../../storage/keys.js';
-import type { CircuitBreakers } from '../../upstream/circuit-breaker.js';
 import { isUpstreamError, type UpstreamError, type UpstreamErrorKind } from '../../upstream/errors.js';
-import { parseUpstreamSpec, upstreamRepository, type SsrfGuard, type UpstreamSpec } from '../../upstream/ssrf.js';
-import type { Timeouts } from '../../upstream/transport.js';
-import { UpstreamClient, type TagPage } from '../../upstream/upstream-client.js';
+import type { TagPage } from '../../upstream/upstream-client.js';
 import type { ReferrerDescriptor } from '../../upstream/responses.js';
 import type { RepositoryService } from '../repositories.js';
-import type { ProxyCacheConfig } from './proxy-config.js';
+import { ProxyDirectory, type ProxyDirectoryOptions, type ProxyTarget, type ProxyUpstream } from './proxy-directory.js';
+
+export type { ProxyConfigSource, ProxyTarget, ProxyUpstream } from './proxy-directory.js';
 import { upstreamFailure } from './upstream-failure.js';
 
 export type CacheResult = 'hit' | 'miss' | 'stale';
-
-/** Where the proxy reads organizations' configurations (decrypted). */
-export interface ProxyConfigSource {
-  findByOrganization(name: string): Promise<ProxyCacheConfig | undefined>;
-  list(): Promise<ProxyCacheConfig[]>;
-}
 
 /** A blob fill in flight (blob-fills.ts). */
 export interface FillHandle {
@@ -71,21 +64,6 @@ export interface ProxyObserver {
   rateLimit?(e: { upstream: string; limit: number; remaining: number }): void;
 }
 
-/** A repository of a proxy organization, resolved. */
-export interface ProxyTarget {
-  upstream: ProxyUpstream;
-  /** The full local name, `<org>/<path>`. */
-  name: RepositoryName;
-  /** The repository path on the upstream. */
-  upstreamRepository: string;
-}
-
-export interface ProxyUpstream {
-  config: ProxyCacheConfig;
-  spec: UpstreamSpec;
-  client: UpstreamClient;
-}
-
 export interface ProxiedManifest extends StoredManifest {
   cache: CacheResult;
 }
@@ -95,27 +73,13 @@ export type ProxiedBlob =
   | { kind: 'local'; repository: RepositoryRef; digest: Digest; size: number; cache: 'hit' }
   | { kind: 'fill'; digest: Digest; handle: FillHandle; cache: 'miss' };
 
-export interface ProxyCacheOptions {
-  configs: ProxyConfigSource;
+export interface ProxyCacheOptions extends ProxyDirectoryOptions {
   manifests: ManifestStore;
   blobs: BlobStore;
   repositories: RepositoryService;
   storage: BlobDriver;
   fills: FillPool;
-  guard: SsrfGuard;
-  breakers: CircuitBreakers;
-  timeouts: Timeouts;
-  maxManifestBytes: number;
   tagsListTtlMs: number;
-  /** Organization serving names of no local namespace without `ns=` (Docker's registry-mirrors). */
-  defaultOrganization?: string;
-  /** Namespace of one-component names (`registry.default_namespace`). */
-  defaultNamespace: string;
-  /** Whether a local namespace of this name exists (for the default organization). */
-  namespaceExists: (name: string) => Promise<boolean>;
-  /** How long a looked-up configuration is reused (other processes' changes show after this). */
-  configTtlMs?: number;
-  now?: () => number;
   log?: { warn(obj: object, msg: string): void };
   observer?: ProxyObserver;
 }
@@ -134,20 +98,16 @@ export function hiddenTagFor(digest: Digest): string {
 }
 
 export class ProxyCache {
-  private readonly configCache = new Map<string, { value: ProxyUpstream | undefined; at: number }>();
-  private readonly upstreams = new Map<number, ProxyUpstream>();
-  private hostsCache: { at: number; byHost: Map<string, string> } | undefined;
-  private readonly namespaceCache = new Map<string, { exists: boolean; at: number }>();
+  private readonly directory: ProxyDirectory;
   private readonly revalidating = new Map<string, Promise<ProxiedManifest>>();
   private readonly revalidated = new Map<string, Revalidation>();
   private readonly tagLists = new Map<string, { at: number; page: TagPage }>();
   private readonly referrerLists = new Map<string, { at: number; manifests: ReferrerDescriptor[] }>();
   private readonly now: () => number;
-  private readonly configTtlMs: number;
 
   constructor(private readonly opts: ProxyCacheOptions) {
     this.now = opts.now ?? Date.now;
-    this.configTtlMs = opts.configTtlMs ?? 5_000;
+    this.directory = new ProxyDirectory(opts);
   }
 
   /** Sends events (metrics) to `observer` from now on. */
@@ -157,9 +117,7 @@ export class ProxyCache {
 
   /** Forgets cached configurations (after a change); all of them when no organization is named. */
   invalidate(organization?: string): void {
-    if (organization === undefined) this.configCache.clear();
-    else this.configCache.delete(organization);
-    this.hostsCache = undefined;
+    this.directory.invalidate(organization);
   }
 
   /** Removes spool files of fills a crash interrupted (call before serving). */
@@ -168,52 +126,18 @@ export class ProxyCache {
   }
 
   /** Closes upstream connections. */
-  async close(): Promise<void> {
-    await Promise.all([...this.upstreams.values()].map((u) => u.client.close().catch(() => undefined)));
-    this.upstreams.clear();
+  close(): Promise<void> {
+    return this.directory.close();
   }
 
   /** The proxy organization's view of a repository name, or undefined when its namespace is no proxy cache. */
-  async target(name: RepositoryName): Promise<ProxyTarget | undefined> {
-    const slash = name.indexOf('/');
-    if (slash < 0) return undefined;
-    const upstream = await this.upstream(name.slice(0, slash));
-    if (!upstream) return undefined;
-    const path = name.slice(slash + 1);
-    try {
-      return { upstream, name, upstreamRepository: upstreamRepository(upstream.spec, path) };
-    } catch (err) {
-      throw new RegistryError('NAME_INVALID', (err as Error).message);
-    }
+  target(name: RepositoryName): Promise<ProxyTarget | undefined> {
+    return this.directory.target(name);
   }
 
-  /**
-   * The local name a mirror request is served under: with `ns=<host>` (containerd), the proxy
-   * organization answering for that host; without, the default organization for names of no local
-   * namespace. Undefined: serve the name as it is. `ns` is only compared, never dialled.
-   */
-  async route(name: string, ns: string | undefined): Promise<string | undefined> {
-    let org: string | undefined;
-    if (ns) {
-      org = (await this.hosts()).get(ns.trim().toLowerCase());
-      if (!org) return undefined;
-    } else {
-      org = this.opts.defaultOrganization;
-      if (!org) return undefined;
-      const first = name.includes('/') ? name.split('/', 1)[0]! : this.opts.defaultNamespace;
-      if (first === org || (await this.namespaceExists(first))) return undefined;
-    }
-    const upstream = await this.upstream(org);
-    if (!upstream) return undefined;
-    const prefix = upstream.spec.namespacePrefix;
-    if (prefix) {
-      // The organization caches one upstream namespace: `<ns>/app` of that registry is `<org>/app` here.
-      if (!name.startsWith(`${prefix}/`)) return undefined;
-      return `${org}/${name.slice(prefix.length + 1)}`;
-    }
-    // Docker Hub's one-component names live under library/ locally too, so `nginx` and `library/nginx` share a cache.
-    const path = upstream.spec.dockerHub && !name.includes('/') ? `library/${name}` : name;
-    return `${org}/${path}`;
+  /** The local name a mirror request is served under (see ProxyDirectory.route). */
+  route(name: string, ns: string | undefined): Promise<string | undefined> {
+    return this.directory.route(name, ns);
   }
 
   /** Serves a manifest of a proxy repository (see the file comment). */
@@ -473,57 +397,5 @@ export class ProxyCache {
   private remember(key: string, digest: Digest): void {
     if (this.revalidated.size >= MEMO_LIMIT) this.revalidated.clear();
     this.revalidated.set(key, { digest, at: this.now() });
-  }
-
-  /** The organization's upstream, or undefined when it is no proxy cache. */
-  private async upstream(organization: string): Promise<ProxyUpstream | undefined> {
-    const hit = this.configCache.get(organization);
-    if (hit && this.now() - hit.at < this.configTtlMs) return hit.value;
-    const config = await this.opts.configs.findByOrganization(organization);
-    const value = config ? this.upstreamFor(config) : undefined;
-    if (this.configCache.size >= MEMO_LIMIT) this.configCache.clear();
-    this.configCache.set(organization, { value, at: this.now() });
-    return value;
-  }
-
-  /** One client per configuration version: a changed configuration gets a new client (new credentials, new tokens). */
-  private upstreamFor(config: ProxyCacheConfig): ProxyUpstream {
-    const existing = this.upstreams.get(config.namespaceId);
-    if (existing && existing.config.updatedAt === config.updatedAt && existing.config.organization === config.organization) {
-      existing.config = config;
-      return existing;
-    }
-    if (existing) void existing.client.close().catch(() => undefined);
-    const spec = parseUpstreamSpec(config.upstreamRegistry, { insecure: config.insecure });
-    const client = new UpstreamClient({
-      spec,
-      guard: this.opts.guard,
-      credentials: config.credentials,
-      breaker: this.opts.breakers.forHost(`${spec.host}:${spec.port}`),
-      timeouts: this.opts.timeouts,
-      maxManifestBytes: this.opts.maxManifestBytes,
-    });
-    const upstream = { config, spec, client };
-    this.upstreams.set(config.namespaceId, upstream);
-    return upstream;
-  }
-
-  private async hosts(): Promise<Map<string, string>> {
-    if (this.hostsCache && this.now() - this.hostsCache.at < this.configTtlMs) return this.hostsCache.byHost;
-    const byHost = new Map<string, string>();
-    for (const c of await this.opts.configs.list()) {
-      for (const h of c.answersFor) if (!byHost.has(h.toLowerCase())) byHost.set(h.toLowerCase(), c.organization);
-    }
-    this.hostsCache = { at: this.now(), byHost };
-    return byHost;
-  }
-
-  private async namespaceExists(name: string): Promise<boolean> {
-    const hit = this.namespaceCache.get(name);
-    if (hit && this.now() - hit.at < this.configTtlMs) return hit.exists;
-    const exists = await this.opts.namespaceExists(name);
-    if (this.namespaceCache.size >= MEMO_LIMIT) this.namespaceCache.clear();
-    this.namespaceCache.set(name, { exists, at: this.now() });
-    return exists;
   }
 }
