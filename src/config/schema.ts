@@ -128,6 +128,59 @@ export const configSchema = z.strictObject({
       default_organization: z.string().optional(),
     })
     .prefault({}),
+  autoprune: z
+    .strictObject({
+      /** Run the auto-prune worker in this process (policies can be managed either way). */
+      enabled: z.boolean().default(true),
+      /** How often each namespace's policies are applied; new or changed policies apply within 30 seconds. */
+      interval: duration.prefault('5m').refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
+      /**
+       * Registry-wide policies for every namespace without namespace policies of its own (repository
+       * policies still apply on top). A YAML list, or JSON text in the environment variable.
+       */
+      default_policies: z
+        .preprocess(
+          (v, ctx) => {
+            if (typeof v !== 'string') return v;
+            try {
+              return v.trim() === '' ? [] : JSON.parse(v);
+            } catch {
+              ctx.addIssue({ code: 'custom', message: 'give a JSON list of policies, e.g. [{"method":"creation_date","value":"4w"}]' });
+              return z.NEVER;
+            }
+          },
+          z.array(
+            z.strictObject({
+              method: z.enum(['number_of_tags', 'creation_date']),
+              value: z.union([z.number(), z.string()]),
+              tag_pattern: z.string().optional(),
+              tag_pattern_matches: z.boolean().default(true),
+            }),
+          ),
+        )
+        .default([]),
+    })
+    .prefault({}),
+  gc: z
+    .strictObject({
+      /** Run garbage collection in this process on a schedule (`wharf gc` runs a pass either way). */
+      enabled: z.boolean().default(true),
+      /** How often a pass runs (replicas share one schedule through the database). */
+      interval: duration.prefault('1h').refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
+      /** Manifests pushed and blobs uploaded or linked this recently are never collected (in-flight pushes). */
+      grace_period: duration.prefault('1h'),
+      /** How long deleted, moved and expired tags stay restorable in namespaces that chose no window. */
+      time_machine_default: duration.prefault('2w'),
+      /** The windows a namespace may choose (`tag_expiration_s`). A YAML list, or comma-separated text. */
+      time_machine_options: z
+        .preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(duration).min(1))
+        .prefault(['0s', '1d', '1w', '2w', '4w']),
+      /** Rows per batch (each batch is one short transaction). */
+      batch_size: z.number().int().min(1).max(10_000).default(500),
+    })
+    .prefault({})
+    .refine((g) => g.time_machine_options.includes(g.time_machine_default), { message: 'gc.time_machine_default must be one of gc.time_machine_options' })
+    .refine((g) => [g.time_machine_default, ...g.time_machine_options].every((ms) => ms % 1000 === 0), { message: 'time-machine windows are whole seconds' }),
   /** How long to let requests in flight finish on SIGTERM before closing connections. */
   shutdown_timeout: duration.prefault('30s'),
 });

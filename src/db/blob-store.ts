@@ -29,22 +29,29 @@ export class BlobStore {
     return row as BlobRecord | undefined;
   }
 
-  /** Records a verified blob (if new) and links it into the repository (if not yet linked). */
+  /**
+   * Records a verified blob (if new) and links it into the repository, in one transaction. A link
+   * that exists is renewed (`created_at` = now), so GC's grace period starts again for it. The blob
+   * row is upserted (and so row-locked on PostgreSQL): a GC deletion of the same row either finished
+   * before (the row is created anew) or waits for this link and then sees it.
+   */
   async link(repositoryId: number, digest: Digest, size: number): Promise<BlobRecord> {
     const now = Date.now();
-    await this.db
-      .insertInto('blobs')
-      .values({ digest, size, created_at: now })
-      // A placeholder row (a proxy-cache manifest's blob not fetched yet) takes the verified size.
-      .onConflict((oc) => oc.column('digest').doUpdateSet({ size }).where('blobs.size', '!=', size))
-      .execute();
-    const blob = (await this.find(digest))!;
-    await this.db
-      .insertInto('repository_blobs')
-      .values({ repository_id: repositoryId, blob_id: blob.id, created_at: now })
-      .onConflict((oc) => oc.columns(['repository_id', 'blob_id']).doNothing())
-      .execute();
-    return blob;
+    return this.db.transaction().execute(async (tx) => {
+      const blob = await tx
+        .insertInto('blobs')
+        .values({ digest, size, created_at: now })
+        // A placeholder row (a proxy-cache manifest's blob not fetched yet) takes the verified size.
+        .onConflict((oc) => oc.column('digest').doUpdateSet({ size }))
+        .returning(['id', 'digest', 'size'])
+        .executeTakeFirstOrThrow();
+      await tx
+        .insertInto('repository_blobs')
+        .values({ repository_id: repositoryId, blob_id: blob.id, created_at: now })
+        .onConflict((oc) => oc.columns(['repository_id', 'blob_id']).doUpdateSet({ created_at: now }))
+        .execute();
+      return { id: Number(blob.id), digest: blob.digest as Digest, size: Number(blob.size) };
+    });
   }
 
   /** Removes the blob's link from the repository; true if there was one. */

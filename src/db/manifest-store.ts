@@ -5,6 +5,9 @@ import type { DialectAdapter } from './dialect.js';
 import { PreparedQuery } from './prepared-query.js';
 import type { Database } from './tables.js';
 
+/** A write that lost a race with garbage collection (a row it relied on went); `put` tries again. */
+class LostToGc extends Error {}
+
 export interface StoredManifest {
   id: number;
   digest: Digest;
@@ -63,14 +66,14 @@ export interface ReferrerRow {
 type Db = Kysely<Database> | Transaction<Database>;
 
 export class ManifestStore {
-  private readonly byTag: PreparedQuery<StoredManifest, { namespace: string; name: string; tag: string }>;
+  private readonly byTag: PreparedQuery<StoredManifest, { namespace: string; name: string; tag: string; now: number }>;
   private readonly byDigest: PreparedQuery<StoredManifest, { namespace: string; name: string; digest: string }>;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
   ) {
-    this.byTag = new PreparedQuery<StoredManifest, { namespace: string; name: string; tag: string }>(
+    this.byTag = new PreparedQuery<StoredManifest, { namespace: string; name: string; tag: string; now: number }>(
       (p) =>
         this.db
           .selectFrom('namespaces as n')
@@ -84,8 +87,10 @@ export class ManifestStore {
           .where('r.name', '=', p.name)
           .where('t.name', '=', p.tag)
           .where('t.lifetime_end', 'is', null)
+          // An expired tag is not live (tag-lifetime.ts).
+          .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', p.now)]))
           .where('t.hidden', '=', 0) as never,
-      ['namespace', 'name', 'tag'],
+      ['namespace', 'name', 'tag', 'now'],
     );
     this.byDigest = new PreparedQuery<StoredManifest, { namespace: string; name: string; digest: string }>(
       (p) =>
@@ -101,11 +106,11 @@ export class ManifestStore {
     );
   }
 
-  /** The manifest a live tag or a digest names in `namespace/name`, with its bytes, in one query. */
-  async findByName(namespace: string, name: string, ref: { tag: string } | { digest: Digest }): Promise<StoredManifest | undefined> {
+  /** The manifest a live (unexpired) tag or a digest names in `namespace/name`, with its bytes, in one query. */
+  async findByName(namespace: string, name: string, ref: { tag: string } | { digest: Digest }, now = Date.now()): Promise<StoredManifest | undefined> {
     const rows =
       'tag' in ref
-        ? await this.byTag.execute(this.db, { namespace, name, tag: ref.tag })
+        ? await this.byTag.execute(this.db, { namespace, name, tag: ref.tag, now })
         : await this.byDigest.execute(this.db, { namespace, name, digest: ref.digest });
     return rows[0];
   }
@@ -123,6 +128,11 @@ export class ManifestStore {
   /**
    * Stores a manifest and (optionally) points a tag at it, in one transaction. Refuses, changing
    * nothing, when a referenced blob is not linked into the repository or a child manifest is missing.
+   *
+   * On PostgreSQL the rows the manifest comes to rely on (the blob links, the children, an existing
+   * manifest of that digest) are share-locked: garbage collection takes candidates `FOR UPDATE SKIP
+   * LOCKED` and re-checks them, so it either skips them or has deleted them before this write reads
+   * them (which then sees them missing, or creates the manifest anew).
    */
   async put(w: ManifestWrite): Promise<ManifestWriteResult> {
     // Racing pushes of the same manifest or tag can collide on a unique index (PostgreSQL); the
@@ -131,7 +141,7 @@ export class ManifestStore {
       try {
         return await this.putOnce(w);
       } catch (err) {
-        if (attempt >= 5 || !this.dialect.isUniqueViolation(err)) throw err;
+        if (attempt >= 5 || !(err instanceof LostToGc || this.dialect.isUniqueViolation(err))) throw err;
       }
     }
   }
@@ -143,35 +153,39 @@ export class ManifestStore {
       if (w.tag !== undefined && this.dialect.supportsRowLocks) {
         await tx.selectFrom('repositories').select('id').where('id', '=', w.repositoryId).forUpdate().execute();
       }
+      const locks = this.dialect.supportsRowLocks;
       const blobDigests = [...new Set(w.blobDigests)];
       const childDigests = [...new Set(w.childDigests)];
-      if (w.lazy && w.blobSizes && blobDigests.length) {
+      const placeholders = w.lazy && w.blobSizes ? blobDigests.filter((d) => w.blobSizes!.has(d)) : [];
+      if (placeholders.length) {
         const now = Date.now();
         await tx
           .insertInto('blobs')
-          .values(blobDigests.filter((d) => w.blobSizes!.has(d)).map((d) => ({ digest: d, size: w.blobSizes!.get(d)!, created_at: now })))
+          .values(placeholders.map((d) => ({ digest: d, size: w.blobSizes!.get(d)!, created_at: now })))
           .onConflict((oc) => oc.column('digest').doNothing())
           .execute();
       }
-      const blobs = !blobDigests.length
-        ? []
-        : w.lazy
-          ? await tx.selectFrom('blobs as b').select(['b.id', 'b.digest']).where('b.digest', 'in', blobDigests).execute()
-          : await tx
-              .selectFrom('blobs as b')
-              .innerJoin('repository_blobs as rb', 'rb.blob_id', 'b.id')
-              .select(['b.id', 'b.digest'])
-              .where('rb.repository_id', '=', w.repositoryId)
-              .where('b.digest', 'in', blobDigests)
-              .execute();
-      const children = childDigests.length
-        ? await tx
-            .selectFrom('manifests')
-            .select(['id', 'digest'])
-            .where('repository_id', '=', w.repositoryId)
-            .where('digest', 'in', childDigests)
-            .execute()
-        : [];
+      let blobs: Array<{ id: number; digest: string }> = [];
+      if (blobDigests.length && w.lazy) {
+        const q = tx.selectFrom('blobs as b').select(['b.id', 'b.digest']).where('b.digest', 'in', blobDigests);
+        blobs = await (locks ? q.forShare() : q).execute();
+        // GC deleted a placeholder between the insert and the lock: insert it again.
+        const found = new Set(blobs.map((b) => b.digest));
+        if (placeholders.some((d) => !found.has(d))) throw new LostToGc();
+      } else if (blobDigests.length) {
+        const q = tx
+          .selectFrom('blobs as b')
+          .innerJoin('repository_blobs as rb', 'rb.blob_id', 'b.id')
+          .select(['b.id', 'b.digest'])
+          .where('rb.repository_id', '=', w.repositoryId)
+          .where('b.digest', 'in', blobDigests);
+        blobs = await (locks ? q.forShare('rb') : q).execute();
+      }
+      let children: Array<{ id: number; digest: string }> = [];
+      if (childDigests.length) {
+        const q = tx.selectFrom('manifests').select(['id', 'digest']).where('repository_id', '=', w.repositoryId).where('digest', 'in', childDigests);
+        children = await (locks ? q.forShare() : q).execute();
+      }
       const haveBlobs = new Set(blobs.map((b) => b.digest));
       const haveChildren = new Set(children.map((c) => c.digest));
       const missingBlobs = blobDigests.filter((d) => !haveBlobs.has(d));
@@ -179,7 +193,11 @@ export class ManifestStore {
       if (!w.lazy && (missingBlobs.length || missingChildren.length)) return { ok: false, missingBlobs, missingChildren };
 
       let created = false;
-      let manifest = await this.findByDigest(w.repositoryId, w.digest, tx);
+      const existing = tx.selectFrom('manifests').select('id').where('repository_id', '=', w.repositoryId).where('digest', '=', w.digest);
+      let manifest = (await (locks ? existing.forShare() : existing).executeTakeFirst()) as StoredManifest | undefined;
+      // A push of a manifest that exists: GC spares it for its grace period again (an index's children
+      // are pushed by digest before the index that references them).
+      if (manifest && w.tag === undefined) await tx.updateTable('manifests').set({ pushed_at: Date.now() }).where('id', '=', manifest.id).execute();
       if (!manifest) {
         const inserted = await tx
           .insertInto('manifests')
@@ -225,12 +243,14 @@ export class ManifestStore {
       .where('name', '=', tag)
       .where('lifetime_end', 'is', null)
       .executeTakeFirst();
-    if (live?.manifest_id === manifestId) {
+    const now = Date.now();
+    // An expired row is history already: it ends at its expiry and a new row starts.
+    const expired = live?.expires_at !== null && live?.expires_at !== undefined && live.expires_at <= now;
+    if (live && !expired && live.manifest_id === manifestId) {
       if (live.expires_at !== opts.expiresAt) await tx.updateTable('tags').set({ expires_at: opts.expiresAt }).where('id', '=', live.id).execute();
       return;
     }
-    const now = Date.now();
-    if (live) await tx.updateTable('tags').set({ lifetime_end: now }).where('id', '=', live.id).execute();
+    if (live) await tx.updateTable('tags').set({ lifetime_end: expired ? live.expires_at : now }).where('id', '=', live.id).execute();
     await tx
       .insertInto('tags')
       .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, lifetime_start: now, lifetime_end: null, hidden: opts.hidden ? 1 : 0, expires_at: opts.expiresAt })
@@ -264,14 +284,16 @@ export class ManifestStore {
     return Number(res.numUpdatedRows) > 0;
   }
 
-  /** Ends a live tag's lifetime (it stays in the history). */
+  /** Ends a live (unexpired) tag's lifetime (it stays in the history). */
   async deleteTag(repositoryId: number, tag: string): Promise<boolean> {
+    const now = Date.now();
     const res = await this.db
       .updateTable('tags')
-      .set({ lifetime_end: Date.now() })
+      .set({ lifetime_end: now })
       .where('repository_id', '=', repositoryId)
       .where('name', '=', tag)
       .where('lifetime_end', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
       .executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
   }
@@ -298,13 +320,15 @@ export class ManifestStore {
     });
   }
 
-  /** Live, visible tag names in byte order after `last`. */
-  async listTags(repositoryId: number, opts: { last?: string; limit: number }): Promise<string[]> {
+  /** Live (unexpired), visible tag names in byte order after `last`. */
+  async listTags(repositoryId: number, opts: { last?: string; limit: number; now?: number }): Promise<string[]> {
+    const now = opts.now ?? Date.now();
     let q = this.db
       .selectFrom('tags')
       .select('name')
       .where('repository_id', '=', repositoryId)
       .where('lifetime_end', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
       .where('hidden', '=', 0)
       .orderBy('name')
       .limit(opts.limit);

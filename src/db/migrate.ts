@@ -4,12 +4,16 @@ import type { DialectAdapter } from './dialect.js';
 import { registryCore } from './migrations/0001-registry-core.js';
 import { accounts } from './migrations/0002-accounts.js';
 import { proxyCache } from './migrations/0003-proxy-cache.js';
+import { gc } from './migrations/0004-gc.js';
+import { autoprune } from './migrations/0005-autoprune.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
     '0001-registry-core': registryCore(d),
     '0002-accounts': accounts(d),
     '0003-proxy-cache': proxyCache(d),
+    '0004-gc': gc(d),
+    '0005-autoprune': autoprune(d),
   };
 }
 

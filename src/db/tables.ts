@@ -8,6 +8,8 @@
  *                        ├─* repository_blobs ──> blobs         (a blob is readable in a repo only if linked)
  *                        └─* uploads
  *   namespaces 1─0..1 proxy_cache_configs                      (an organization that caches an upstream)
+ *   blob_guards (per digest: writer committing / GC deleting), worker_leases (scheduled jobs)
+ *   namespaces 1─* autoprune_policies ─> repositories (0..1)   (auto-prune; autoprune_tasks: the worker's queue)
  */
 import type { Generated, Insertable, Selectable } from 'kysely';
 
@@ -19,6 +21,8 @@ export interface NamespacesTable {
   email: string | null;
   enabled: Generated<number>;
   created_at: number;
+  /** How long ended tags stay restorable (seconds); null = the registry's `gc.time_machine_default`. */
+  time_machine_s: Generated<number | null>;
 }
 
 export interface RepositoriesTable {
@@ -59,6 +63,8 @@ export interface ManifestsTable {
   size: number;
   content: Buffer;
   created_at: number;
+  /** The latest push of an existing manifest (epoch ms); null = `created_at`. GC spares recent pushes. */
+  pushed_at: Generated<number | null>;
 }
 
 export interface ManifestBlobsTable {
@@ -199,6 +205,50 @@ export interface ProxyCacheConfigsTable {
   updated_at: number;
 }
 
+/** An auto-prune policy of a namespace (`repository_id` null) or of one of its repositories. */
+export interface AutoprunePoliciesTable {
+  uuid: string;
+  namespace_id: number;
+  repository_id: number | null;
+  /** 'number_of_tags' | 'creation_date' */
+  method: string;
+  /** A number of tags, or an age in seconds. */
+  value: number;
+  /** A creation_date duration as given ("2w"); null for number_of_tags. */
+  value_text: string | null;
+  /** A regular expression (unanchored search); null = every tag. */
+  tag_pattern: string | null;
+  /** 1 = prune among the tags the pattern matches; 0 = among those it does not match. */
+  tag_pattern_matches: number;
+  created_at: number;
+}
+
+/** The auto-prune worker's queue: one row per namespace it visits, leased by `last_ran_ms`. */
+export interface AutopruneTasksTable {
+  namespace_id: number;
+  last_ran_ms: number | null;
+  /** 'queued' | 'running' | 'success' | 'failure: <message>' */
+  status: string | null;
+}
+
+/** Per-digest guards between blob writers and garbage collection (db/blob-guard-store.ts). */
+export interface BlobGuardsTable {
+  id: Generated<number>;
+  digest: string;
+  /** 'write': a writer is committing the bytes; 'delete': GC is deleting them. */
+  kind: string;
+  /** Epoch ms; an expired guard (its holder died) is ignored. */
+  expires_at: number;
+}
+
+/** One row per scheduled job (e.g. 'gc'): who holds it until when, and when it last finished. */
+export interface WorkerLeasesTable {
+  name: string;
+  holder: string | null;
+  expires_at: Generated<number>;
+  finished_at: number | null;
+}
+
 export interface Database {
   namespaces: NamespacesTable;
   repositories: RepositoriesTable;
@@ -219,6 +269,10 @@ export interface Database {
   audit_log: AuditLogTable;
   signing_keys: SigningKeysTable;
   proxy_cache_configs: ProxyCacheConfigsTable;
+  blob_guards: BlobGuardsTable;
+  worker_leases: WorkerLeasesTable;
+  autoprune_policies: AutoprunePoliciesTable;
+  autoprune_tasks: AutopruneTasksTable;
 }
 
 export type ManifestRow = Selectable<ManifestsTable>;

@@ -3,11 +3,16 @@
  * (`lifetime_end` null); every earlier target stays as a row with its lifetime closed, newest last.
  * Hidden tags are never listed. Pushes move tags through ManifestStore; the API moves them here, with
  * the same rule: one transaction, serialised per repository.
+ *
+ * A tag with an expiry (`expires_at`) that has passed is not live: it is history from its expiry on,
+ * and its row is closed at that time when the tag is next moved (tag-lifetime.ts). A history row can be
+ * restored while it is within its namespace's time-machine window.
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Digest } from '../oci/digest.js';
 import type { DialectAdapter } from './dialect.js';
 import type { Database } from './tables.js';
+import { liveTag, tagEnd, windowMs } from './tag-lifetime.js';
 
 export interface TagRow {
   name: string;
@@ -18,8 +23,21 @@ export interface TagRow {
   /** The sum of the sizes of the blobs the manifest references (config and layers); 0 for an index. */
   blobSize: number;
   lifetimeStart: number;
-  /** Undefined while the tag is live. */
+  /** Undefined while the tag is live; an expired tag's expiry. */
   lifetimeEnd?: number;
+  /** A live tag's future expiry (epoch ms), if it has one. */
+  expiresAt?: number;
+}
+
+/** What the history holds of a tag's past target (see `historicalTarget`). */
+export interface HistoricalTarget {
+  manifestId: number;
+  /** Some row is live or ended within the namespace's time-machine window. */
+  restorable: boolean;
+  /** The latest end of those rows (epoch ms), when none is live. */
+  lastEnd?: number;
+  /** The namespace's window in ms. */
+  windowMs: number;
 }
 
 export interface TagListQuery {
@@ -31,6 +49,8 @@ export interface TagListQuery {
   filter?: { op: 'like' | 'eq'; value: string };
   offset: number;
   limit: number;
+  /** The clock for expiry (default: now). */
+  now?: number;
 }
 
 export class TagHistoryStore {
@@ -41,10 +61,12 @@ export class TagHistoryStore {
 
   /** Matching rows, newest lifetime first (ties: newest row first), at most `limit` from `offset`. */
   async list(repositoryId: number, q: TagListQuery): Promise<TagRow[]> {
+    const now = q.now ?? Date.now();
     let query = this.db
       .selectFrom('tags as t')
       .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-      .select(['t.name', 'm.digest', 'm.media_type', 'm.size', 't.lifetime_start', 't.lifetime_end'])
+      .select(['t.name', 'm.digest', 'm.media_type', 'm.size', 't.lifetime_start', 't.expires_at'])
+      .select(tagEnd('t', now).as('lifetime_end'))
       .select((eb) =>
         eb
           .selectFrom('manifest_blobs as mb')
@@ -59,7 +81,7 @@ export class TagHistoryStore {
       .orderBy('t.id', 'desc')
       .limit(q.limit)
       .offset(q.offset);
-    if (q.onlyActive) query = query.where('t.lifetime_end', 'is', null);
+    if (q.onlyActive) query = query.where(liveTag('t', now));
     if (q.name !== undefined) query = query.where('t.name', '=', q.name);
     if (q.filter?.op === 'eq') query = query.where('t.name', '=', q.filter.value);
     if (q.filter?.op === 'like') {
@@ -75,90 +97,135 @@ export class TagHistoryStore {
       blobSize: Number(r.blob_size ?? 0),
       lifetimeStart: Number(r.lifetime_start),
       ...(r.lifetime_end === null ? {} : { lifetimeEnd: Number(r.lifetime_end) }),
+      ...(r.lifetime_end === null && r.expires_at !== null ? { expiresAt: Number(r.expires_at) } : {}),
     }));
   }
 
   /** The number of live, visible tags. */
-  async countLive(repositoryId: number): Promise<number> {
+  async countLive(repositoryId: number, now = Date.now()): Promise<number> {
     const row = await this.db
-      .selectFrom('tags')
+      .selectFrom('tags as t')
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('repository_id', '=', repositoryId)
-      .where('lifetime_end', 'is', null)
-      .where('hidden', '=', 0)
+      .where('t.repository_id', '=', repositoryId)
+      .where(liveTag('t', now))
+      .where('t.hidden', '=', 0)
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
   /** The digest a live tag points at, or undefined. */
-  async liveDigest(repositoryId: number, tag: string): Promise<Digest | undefined> {
+  async liveDigest(repositoryId: number, tag: string, now = Date.now()): Promise<Digest | undefined> {
     const row = await this.db
       .selectFrom('tags as t')
       .innerJoin('manifests as m', 'm.id', 't.manifest_id')
       .select('m.digest')
       .where('t.repository_id', '=', repositoryId)
       .where('t.name', '=', tag)
-      .where('t.lifetime_end', 'is', null)
+      .where(liveTag('t', now))
       .executeTakeFirst();
     return row?.digest as Digest | undefined;
   }
 
-  /** The id of the manifest `digest` if it still exists in the repository and some row of `tag` (live or history) ever pointed at it. */
-  async historicalTarget(repositoryId: number, tag: string, digest: Digest): Promise<number | undefined> {
-    const row = await this.db
+  /**
+   * The manifest `digest` if it still exists in the repository and some visible row of `tag` (live or
+   * history) pointed at it, with whether that history is still within the namespace's time-machine
+   * window (`defaultWindowMs` when the namespace has none of its own).
+   */
+  async historicalTarget(repositoryId: number, tag: string, digest: Digest, now: number, defaultWindowMs: number): Promise<HistoricalTarget | undefined> {
+    const rows = await this.db
       .selectFrom('tags as t')
       .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-      .select('m.id')
+      .innerJoin('repositories as r', 'r.id', 't.repository_id')
+      .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
+      .select(['m.id'])
+      .select([tagEnd('t', now).as('end'), windowMs('n', defaultWindowMs).as('window')])
       .where('t.repository_id', '=', repositoryId)
       .where('t.name', '=', tag)
+      .where('t.hidden', '=', 0)
       .where('m.digest', '=', digest)
-      .limit(1)
-      .executeTakeFirst();
-    return row?.id;
+      .execute();
+    if (!rows.length) return undefined;
+    const window = Number(rows[0]!.window);
+    const ends = rows.map((r) => (r.end === null ? null : Number(r.end)));
+    const live = ends.includes(null);
+    const lastEnd = live ? undefined : Math.max(...(ends as number[]));
+    return { manifestId: Number(rows[0]!.id), restorable: live || lastEnd! >= now - window, windowMs: window, ...(lastEnd === undefined ? {} : { lastEnd }) };
   }
 
   /**
    * Points the tag at the manifest (the previous target, if any, becomes history) and returns the
    * previous target's digest; nothing changes when it points there already.
    */
-  async retarget(repositoryId: number, tag: string, manifestId: number): Promise<{ previous?: Digest; changed: boolean }> {
+  async retarget(repositoryId: number, tag: string, manifestId: number): Promise<{ previous?: Digest; changed: boolean } | undefined> {
     return this.db.transaction().execute(async (tx) => {
       await this.lockRepository(tx, repositoryId);
+      // The target must still exist; share-locked so that garbage collection cannot delete it under us.
+      const target = tx.selectFrom('manifests').select('id').where('id', '=', manifestId);
+      if (!(await (this.dialect.supportsRowLocks ? target.forShare() : target).executeTakeFirst())) return undefined;
       const live = await tx
         .selectFrom('tags as t')
         .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-        .select(['t.id', 't.manifest_id', 'm.digest'])
+        .select(['t.id', 't.manifest_id', 't.expires_at', 'm.digest'])
         .where('t.repository_id', '=', repositoryId)
         .where('t.name', '=', tag)
         .where('t.lifetime_end', 'is', null)
         .executeTakeFirst();
-      if (live?.manifest_id === manifestId) return { previous: live.digest as Digest, changed: false };
       const now = Date.now();
-      if (live) await tx.updateTable('tags').set({ lifetime_end: now }).where('id', '=', live.id).execute();
+      // An expired row is history already: it ends at its expiry.
+      const expired = live?.expires_at !== null && live?.expires_at !== undefined && live.expires_at <= now;
+      if (live && !expired && live.manifest_id === manifestId) return { previous: live.digest as Digest, changed: false };
+      if (live) await tx.updateTable('tags').set({ lifetime_end: expired ? live.expires_at : now }).where('id', '=', live.id).execute();
       await tx
         .insertInto('tags')
         .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, lifetime_start: now, lifetime_end: null, hidden: 0 })
         .execute();
-      return { previous: live?.digest as Digest | undefined, changed: true };
+      return { previous: expired ? undefined : (live?.digest as Digest | undefined), changed: true };
     });
   }
 
-  /** Ends the live tag's lifetime (it stays as history); the digest it pointed at, or undefined if it was not live. */
-  async end(repositoryId: number, tag: string): Promise<Digest | undefined> {
+  /**
+   * Ends the live tag's lifetime (it stays as history); the digest it pointed at, or undefined if it was
+   * not live — or, with `onlyRow`, if its live row is no longer that one (the tag moved meanwhile).
+   */
+  async end(repositoryId: number, tag: string, opts: { onlyRow?: number } = {}): Promise<Digest | undefined> {
     return this.db.transaction().execute(async (tx) => {
       await this.lockRepository(tx, repositoryId);
-      const live = await tx
+      const now = Date.now();
+      let q = tx
         .selectFrom('tags as t')
         .innerJoin('manifests as m', 'm.id', 't.manifest_id')
         .select(['t.id', 'm.digest'])
         .where('t.repository_id', '=', repositoryId)
         .where('t.name', '=', tag)
-        .where('t.lifetime_end', 'is', null)
+        .where(liveTag('t', now))
+        .where('t.hidden', '=', 0);
+      if (opts.onlyRow !== undefined) q = q.where('t.id', '=', opts.onlyRow);
+      const live = await q.executeTakeFirst();
+      if (!live) return undefined;
+      await tx.updateTable('tags').set({ lifetime_end: now }).where('id', '=', live.id).execute();
+      return live.digest as Digest;
+    });
+  }
+
+  /**
+   * Sets (or, with null, clears) the expiry of a live, visible tag; undefined when the tag is not live.
+   * Returns its target and its previous expiry.
+   */
+  async setExpiry(repositoryId: number, tag: string, expiresAt: number | null): Promise<{ digest: Digest; previous: number | null } | undefined> {
+    return this.db.transaction().execute(async (tx) => {
+      await this.lockRepository(tx, repositoryId);
+      const live = await tx
+        .selectFrom('tags as t')
+        .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+        .select(['t.id', 't.expires_at', 'm.digest'])
+        .where('t.repository_id', '=', repositoryId)
+        .where('t.name', '=', tag)
+        .where(liveTag('t', Date.now()))
         .where('t.hidden', '=', 0)
         .executeTakeFirst();
       if (!live) return undefined;
-      await tx.updateTable('tags').set({ lifetime_end: Date.now() }).where('id', '=', live.id).execute();
-      return live.digest as Digest;
+      await tx.updateTable('tags').set({ expires_at: expiresAt }).where('id', '=', live.id).execute();
+      return { digest: live.digest as Digest, previous: live.expires_at === null ? null : Number(live.expires_at) };
     });
   }
 

@@ -3,8 +3,10 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { ACCOUNT_COMMANDS, runAccountCommand, UsageError } from './account-commands.js';
 import { PROXYCACHE_COMMANDS, PROXYCACHE_OPTIONS, runProxyCacheCommand } from './proxycache-commands.js';
+import { AUTOPRUNE_COMMANDS, AUTOPRUNE_OPTIONS, runAutopruneCommand } from './autoprune-commands.js';
 import { SecretKeyError } from '../registry/proxy/secret-box.js';
 import { runNodesConfig } from './nodes-config.js';
+import { GC_OPTIONS, runGcCommand } from './gc-command.js';
 import { serve } from './serve.js';
 
 const USAGE = `Usage: wharf <command> [options]
@@ -31,6 +33,13 @@ Commands:
   proxycache validate (ORG | --upstream U) [settings as for set]
                         check access to the upstream: prints Valid or Anonymous
   proxycache list       list the proxy-cache organizations
+  autoprune run [--dry-run]
+                        apply the auto-prune policies of every namespace now (pruned tags stay
+                        restorable); --dry-run only lists what would be pruned
+  gc [--dry-run] [--json]
+                        run one garbage-collection pass now (tag history past the time-machine
+                        window, then unreferenced manifests and blobs); --dry-run only reports
+                        what would go (counts and digests)
   nodes-config [--format containerd|k3s|rke2|crio|docker] [--url URL] [--ca-file PATH]
                         print node configuration that pulls every registry a proxy organization
                         answers for through Wharf (URL: Wharf as the nodes reach it)
@@ -59,6 +68,8 @@ async function main(argv: string[]): Promise<number> {
       repo: { type: 'string', multiple: true },
       role: { type: 'string' },
       ...PROXYCACHE_OPTIONS,
+      ...AUTOPRUNE_OPTIONS,
+      ...GC_OPTIONS,
       format: { type: 'string' },
       url: { type: 'string' },
       'ca-file': { type: 'string' },
@@ -66,7 +77,8 @@ async function main(argv: string[]): Promise<number> {
   });
   const accountCommand = ACCOUNT_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const proxyCommand = PROXYCACHE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
-  const command = accountCommand ?? proxyCommand ?? positionals.join(' ');
+  const autopruneCommand = AUTOPRUNE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
+  const command = accountCommand ?? proxyCommand ?? autopruneCommand ?? positionals.join(' ');
   if (values.help || command === '') {
     process.stdout.write(USAGE);
     return values.help ? 0 : 2;
@@ -87,6 +99,14 @@ async function main(argv: string[]): Promise<number> {
     case proxyCommand: {
       const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
       return runProxyCacheCommand(command, positionals.slice(2), opts, config, readStdin);
+    }
+    case autopruneCommand: {
+      const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
+      return runAutopruneCommand(command, positionals.slice(2), opts, config);
+    }
+    case 'gc': {
+      const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
+      return runGcCommand([], opts, config);
     }
     case 'nodes-config':
       return runNodesConfig({ format: values.format, url: values.url, 'ca-file': values['ca-file'] }, config);

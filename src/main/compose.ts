@@ -11,6 +11,13 @@ import { ManifestStore } from '../db/manifest-store.js';
 import { RepositoryStore } from '../db/repository-store.js';
 import { TagHistoryStore } from '../db/tag-history-store.js';
 import { UploadStore } from '../db/upload-store.js';
+import { BlobGuardStore } from '../db/blob-guard-store.js';
+import { GcPreviewStore } from '../db/gc-preview-store.js';
+import { GcStore } from '../db/gc-store.js';
+import { TimeMachineStore } from '../db/time-machine-store.js';
+import { BlobWriteGuard } from '../registry/blob-write-guard.js';
+import { GarbageCollector } from '../registry/gc.js';
+import { TimeMachineService } from '../registry/time-machine.js';
 import { OpenAccess, type AccessService, type GrantingAccess } from '../registry/access.js';
 import { BlobService } from '../registry/blobs.js';
 import { ManifestService } from '../registry/manifests.js';
@@ -22,6 +29,7 @@ import { createAccounts, type Accounts } from '../registry/accounts/accounts.js'
 import { LoginThrottle } from '../registry/accounts/login-throttle.js';
 import { RegistryAuth } from '../registry/accounts/registry-auth.js';
 import { RegistryTokens } from '../registry/accounts/registry-tokens.js';
+import { createAutoprune } from '../registry/autoprune/autoprune.js';
 import { createProxyConfigService, type ProxyConfigService } from '../registry/proxy/proxy-config-service.js';
 import { ProxyAccess } from '../registry/proxy/proxy-access.js';
 import { ProxyCache } from '../registry/proxy/proxy-cache.js';
@@ -97,6 +105,9 @@ export function createServices(deps: ServiceDeps): Services {
       audit: accounts.audit,
       throttle: new LoginThrottle(config.auth.login_failures_per_minute),
     });
+  const tags = new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore, { timeMachineDefaultMs: config.gc.time_machine_default });
+  const blobGuards = new BlobGuardStore(db.db, db.dialect);
+  const blobWriteGuard = new BlobWriteGuard(blobGuards);
   const registry: Registry = {
     access: deps.access ?? access,
     auth,
@@ -104,10 +115,23 @@ export function createServices(deps: ServiceDeps): Services {
     proxyConfig,
     proxy,
     repositories,
-    blobs: new BlobService(blobStore, storage),
-    uploads: new UploadService(new UploadStore(db.db), blobStore, storage),
+    blobs: new BlobService(blobStore, storage, blobWriteGuard),
+    uploads: new UploadService(new UploadStore(db.db), blobStore, storage, blobWriteGuard),
     manifests: new ManifestService(manifestStore, { maxManifestSize: config.registry.max_manifest_size }),
-    tags: new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore),
+    tags,
+    timeMachine: new TimeMachineService(new TimeMachineStore(db.db), {
+      defaultS: config.gc.time_machine_default / 1000,
+      optionsS: config.gc.time_machine_options.map((ms) => ms / 1000),
+    }),
+    gc: new GarbageCollector(
+      { store: new GcStore(db.db, db.dialect), preview: new GcPreviewStore(db.db), guards: blobGuards, storage },
+      { gracePeriodMs: config.gc.grace_period, timeMachineDefaultMs: config.gc.time_machine_default, batchSize: config.gc.batch_size, log: deps.logger, audit: accounts?.audit },
+    ),
+    autoprune: createAutoprune(db.db, db.dialect, config, {
+      tags,
+      audit: accounts?.audit,
+      onAuditError: (err) => deps.logger?.error({ err }, 'could not record an auto-prune audit entry'),
+    }),
     health: {
       async check() {
         const database = await sql`select 1`.execute(db.db).then(

@@ -6,6 +6,8 @@ import { Metrics } from '../observability/metrics.js';
 import { adminBanner, bootstrapAdmin } from './bootstrap.js';
 import { createDatabase, createServices, createStorage, serverOptions } from './compose.js';
 import { tlsOptions } from './tls.js';
+import { AutopruneWorker } from '../workers/autoprune/autoprune-worker.js';
+import { GcWorker } from '../workers/gc/gc-worker.js';
 
 const UPLOAD_SWEEP_MS = 10 * 60 * 1000;
 
@@ -44,6 +46,12 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   runSweep();
   const sweep = setInterval(runSweep, UPLOAD_SWEEP_MS);
   sweep.unref();
+  // Auto-prune policies; any number of processes may run the worker (namespaces are leased).
+  const autoprune = config.autoprune.enabled ? AutopruneWorker.over(db, registry.autoprune.pruner, { intervalMs: config.autoprune.interval, log: logger, metrics }) : undefined;
+  autoprune?.start();
+  // Garbage collection: one pass per gc.interval across all processes (leased through the database).
+  const gc = config.gc.enabled ? GcWorker.over(db, registry.gc, { intervalMs: config.gc.interval, log: logger, metrics }) : undefined;
+  gc?.start();
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -51,6 +59,8 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing requests in flight');
     clearInterval(sweep);
+    const autopruneStopped = autoprune?.stop();
+    const gcStopped = gc?.stop();
     const force = setTimeout(() => {
       logger.warn('shutdown timeout reached; closing remaining connections');
       app.server.closeAllConnections?.();
@@ -59,6 +69,8 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     try {
       await app.close();
       await registry.proxy?.close();
+      await autopruneStopped;
+      await gcStopped;
       // Pull entries are written in the background; they go in before the database closes.
       await registry.audit?.flush();
       await db.close();

@@ -15,6 +15,14 @@ export class Metrics {
   readonly proxyFillFirstByte: Histogram<'organization' | 'upstream'>;
   readonly proxyRateLimitRemaining: Gauge<'upstream'>;
   readonly proxyRateLimitLimit: Gauge<'upstream'>;
+  /** What garbage collection removed, by kind: tag (history rows), manifest, link (blob in a repository), blob. */
+  readonly gcRemoved: Counter<'kind'>;
+  readonly gcFreedBytes: Counter;
+  /** Garbage-collection passes by result: ok, aborted, failed. */
+  readonly gcPasses: Counter<'result'>;
+  readonly gcPassDuration: Histogram;
+  /** Tags the auto-prune worker removed from the live view (into tag history), by policy method. */
+  readonly autopruneTags: Counter<'method'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'wharf_' });
@@ -81,10 +89,39 @@ export class Metrics {
       labelNames: ['upstream'],
       registers: [this.registry],
     });
+    this.gcRemoved = new Counter({
+      name: 'wharf_gc_removed_total',
+      help: 'Rows garbage collection removed, by kind: tag (history past the time-machine window), manifest, link (a blob in a repository), blob',
+      labelNames: ['kind'],
+      registers: [this.registry],
+    });
+    this.gcFreedBytes = new Counter({
+      name: 'wharf_gc_freed_bytes_total',
+      help: 'Bytes of the blobs garbage collection removed (rows and storage)',
+      registers: [this.registry],
+    });
+    this.gcPasses = new Counter({
+      name: 'wharf_gc_passes_total',
+      help: 'Garbage-collection passes by result: ok, aborted (shutdown), failed',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.gcPassDuration = new Histogram({
+      name: 'wharf_gc_pass_duration_seconds',
+      help: 'Duration of garbage-collection passes',
+      buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600],
+      registers: [this.registry],
+    });
     this.proxyRateLimitLimit = new Gauge({
       name: 'wharf_proxy_ratelimit_limit',
       help: "Pulls allowed per rate-limit window (Docker Hub's ratelimit-limit)",
       labelNames: ['upstream'],
+      registers: [this.registry],
+    });
+    this.autopruneTags = new Counter({
+      name: 'wharf_autoprune_pruned_tags_total',
+      help: 'Tags pruned by auto-prune policies (they stay restorable from tag history), by method: number_of_tags or creation_date',
+      labelNames: ['method'],
       registers: [this.registry],
     });
   }

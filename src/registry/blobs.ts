@@ -9,6 +9,7 @@ import type { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { BlobNotFoundError, type BlobDriver, type PositionalReader } from '../storage/blob-driver.js';
 import { blobKey } from '../storage/keys.js';
+import type { BlobWriteGuard } from './blob-write-guard.js';
 
 /** Where a blob's bytes come from when it is served. */
 export type BlobBody =
@@ -25,6 +26,7 @@ export class BlobService {
   constructor(
     private readonly store: BlobStore,
     private readonly storage: BlobDriver,
+    private readonly guard?: BlobWriteGuard,
   ) {}
 
   /** The blob as linked into the repository, or BLOB_UNKNOWN. */
@@ -53,12 +55,18 @@ export class BlobService {
     }
   }
 
-  /** Links a blob that another repository already holds. True if the mount happened. */
+  /**
+   * Links a blob that another repository already holds. True if the mount happened. Under the blob's
+   * write guard: GC cannot be deleting its bytes between the lookup and the link.
+   */
   async mount(target: RepositoryRef, digest: Digest, source: RepositoryRef): Promise<boolean> {
-    const blob = await this.store.findInRepository(source.id, digest);
-    if (!blob) return false;
-    await this.store.link(target.id, digest, blob.size);
-    return true;
+    const mount = async () => {
+      const blob = await this.store.findInRepository(source.id, digest);
+      if (!blob) return false;
+      await this.store.link(target.id, digest, blob.size);
+      return true;
+    };
+    return this.guard ? this.guard.run(digest, mount) : mount();
   }
 
   /** Repositories that hold the blob, for a mount without `from`. */

@@ -1,13 +1,16 @@
 /** The services of one registry, as the HTTP layer and workers see them. */
 import type { AccessService } from './access.js';
 import type { AuditService } from './accounts/audit-service.js';
+import type { Autoprune } from './autoprune/autoprune.js';
 import type { RegistryAuth } from './accounts/registry-auth.js';
 import type { BlobService } from './blobs.js';
+import type { GarbageCollector } from './gc.js';
 import type { ManifestService } from './manifests.js';
 import type { ProxyConfigService } from './proxy/proxy-config-service.js';
 import type { ProxyCache } from './proxy/proxy-cache.js';
 import type { RepositoryService } from './repositories.js';
 import type { TagService } from './tags.js';
+import type { TimeMachineService } from './time-machine.js';
 import type { UploadService } from './uploads.js';
 
 export interface HealthCheck {
@@ -23,6 +26,12 @@ export interface Registry {
   manifests: ManifestService;
   /** Tags with history, for the management API. */
   tags: TagService;
+  /** Namespaces' time-machine windows. */
+  timeMachine: TimeMachineService;
+  /** Garbage collection: one pass on demand (`wharf gc`) or from the worker. */
+  gc: GarbageCollector;
+  /** Auto-prune policies (API, CLI) and the pruner the worker runs. */
+  autoprune: Autoprune;
   health: HealthCheck;
   /** Authentication for `/v2`; absent when the registry runs open (`auth.enabled: false`). */
   auth?: RegistryAuth;

@@ -1,12 +1,15 @@
 /**
  * Tags as the management API sees them: live tags and their history (the "time machine"), moving a
  * tag to a manifest of its repository, deleting (the tag moves to history), restoring an earlier target
- * and permanently expiring a tag.
+ * and permanently expiring a tag, and giving a live tag an expiry.
  *
- * Restore window: for now a history row can be restored for as long as it exists and its manifest
- * does. The namespace's time-machine window (default two weeks) and the garbage collection that deletes
- * history past it come with the GC work of issue 5; until then nothing removes history rows except
- * `expire`, manifest deletion by digest, and repository deletion.
+ * Expiry: a tag whose expiry has passed leaves the live view at once (API lists, `/v2` tags/list and
+ * pulls by tag) and is history from that moment, restorable like a deleted or moved tag.
+ *
+ * Restore window: a history row can be restored while its end lies within the namespace's time-machine
+ * window (`namespaces.time_machine_s`, else `gc.time_machine_default`, two weeks by default) and its
+ * manifest exists. Garbage collection (gc.ts) deletes history rows past the window, then the manifests
+ * and blobs nothing references any more; `expire` removes rows at once.
  */
 import type { ManifestStore } from '../db/manifest-store.js';
 import type { RepositoryRef } from '../db/repository-store.js';
@@ -14,6 +17,7 @@ import type { TagHistoryStore, TagRow } from '../db/tag-history-store.js';
 import type { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import type { Tag } from '../oci/reference.js';
+import { formatDuration } from './time-machine.js';
 
 export type { TagRow };
 
@@ -25,10 +29,15 @@ export interface TagPage {
 export const MAX_TAG_PAGE = 100;
 
 export class TagService {
+  private readonly defaultWindowMs: number;
+
   constructor(
     private readonly history: TagHistoryStore,
     private readonly manifests: ManifestStore,
-  ) {}
+    opts: { timeMachineDefaultMs?: number } = {},
+  ) {
+    this.defaultWindowMs = opts.timeMachineDefaultMs ?? 14 * 86_400_000;
+  }
 
   /** One page (1-based) of tags, newest first; with `onlyActive: false` history rows too. */
   async list(repo: RepositoryRef, q: { onlyActive: boolean; name?: Tag; filter?: { op: 'like' | 'eq'; value: string }; page: number; limit: number }): Promise<TagPage> {
@@ -43,25 +52,50 @@ export class TagService {
   /** Points the tag at a manifest of the repository (MANIFEST_UNKNOWN if there is none with that digest); returns the previous target. */
   async set(repo: RepositoryRef, tag: Tag, digest: Digest): Promise<{ previous?: Digest; changed: boolean }> {
     const manifest = await this.manifests.findByDigest(repo.id, digest);
-    if (!manifest) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} not found in ${repo.namespace}/${repo.name}`);
-    return this.history.retarget(repo.id, tag, manifest.id);
+    const res = manifest && (await this.history.retarget(repo.id, tag, manifest.id));
+    if (!res) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} not found in ${repo.namespace}/${repo.name}`);
+    return res;
   }
 
-  /** Ends the live tag's lifetime (it stays restorable from history); returns the digest it pointed at, MANIFEST_UNKNOWN if it is not live. */
-  async delete(repo: RepositoryRef, tag: Tag): Promise<Digest> {
-    const digest = await this.history.end(repo.id, tag);
+  /**
+   * Sets the expiry (epoch ms) of a live tag, or clears it with null; an expiry must lie in the future
+   * (TAG_INVALID otherwise). MANIFEST_UNKNOWN if the tag is not live. Returns the previous expiry.
+   */
+  async setExpiration(repo: RepositoryRef, tag: Tag, expiresAt: number | null, now = Date.now()): Promise<{ digest: Digest; previous: number | null }> {
+    if (expiresAt !== null && !(expiresAt > now)) throw new RegistryError('TAG_INVALID', `the expiration ${new Date(expiresAt).toISOString()} is not in the future`);
+    const res = await this.history.setExpiry(repo.id, tag, expiresAt);
+    if (!res) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} not found in ${repo.namespace}/${repo.name}`);
+    return res;
+  }
+
+  /**
+   * Ends the live tag's lifetime (it stays restorable from history); returns the digest it pointed at,
+   * MANIFEST_UNKNOWN if it is not live (with `onlyRow`: if its live row is not that one any more).
+   */
+  async delete(repo: RepositoryRef, tag: Tag, opts: { onlyRow?: number } = {}): Promise<Digest> {
+    const digest = await this.history.end(repo.id, tag, opts);
     if (!digest) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} not found in ${repo.namespace}/${repo.name}`);
     return digest;
   }
 
   /**
-   * Points the tag at `digest` again. Allowed only when the tag pointed at it before (live or history)
-   * and the manifest still exists; MANIFEST_UNKNOWN otherwise. Returns the target it replaced.
+   * Points the tag at `digest` again. Allowed only when the tag pointed at it (live, or history ended
+   * within the namespace's time-machine window) and the manifest still exists; MANIFEST_UNKNOWN
+   * otherwise, saying which. Returns the target it replaced.
    */
-  async restore(repo: RepositoryRef, tag: Tag, digest: Digest): Promise<{ previous?: Digest; changed: boolean }> {
-    const manifestId = await this.history.historicalTarget(repo.id, tag, digest);
-    if (manifestId === undefined) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} of ${repo.namespace}/${repo.name} has no restorable history pointing at ${digest}`);
-    return this.history.retarget(repo.id, tag, manifestId);
+  async restore(repo: RepositoryRef, tag: Tag, digest: Digest, now = Date.now()): Promise<{ previous?: Digest; changed: boolean }> {
+    const target = await this.history.historicalTarget(repo.id, tag, digest, now, this.defaultWindowMs);
+    if (!target) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} of ${repo.namespace}/${repo.name} has no restorable history pointing at ${digest}`);
+    if (!target.restorable) {
+      throw new RegistryError(
+        'MANIFEST_UNKNOWN',
+        `tag ${tag} of ${repo.namespace}/${repo.name} last pointed at ${digest} until ${new Date(target.lastEnd!).toISOString()}, ` +
+          `outside the time-machine window of namespace ${repo.namespace} (${formatDuration(target.windowMs)}); it can no longer be restored`,
+      );
+    }
+    const res = await this.history.retarget(repo.id, tag, target.manifestId);
+    if (!res) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} no longer exists in ${repo.namespace}/${repo.name}`);
+    return res;
   }
 
   /**

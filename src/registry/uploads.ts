@@ -7,6 +7,11 @@
  * storage are kept and reported by the status endpoint, so a client resumes from there; nothing
  * committed is ever lost. The running sha256 of each upload is kept in memory so completing a large
  * upload does not re-read it; after a restart it is rebuilt from storage.
+ *
+ * Committing a verified blob (the move out of `uploads/`, or a monolithic writer's commit) and linking
+ * it run under the per-digest guard (blob-write-guard.ts), so garbage collection never deletes the
+ * bytes of a blob a push is completing. Bytes of uploads in progress are never GC's: they live under
+ * `uploads/`, which only cancellation and the upload sweep remove.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { BlobStore } from '../db/blob-store.js';
@@ -16,8 +21,9 @@ import { digestAlgorithm, type Digest, type DigestAlgorithm } from '../oci/diges
 import { RegistryError } from '../oci/errors.js';
 import type { BlobDriver, BlobWriter } from '../storage/blob-driver.js';
 import { blobKey, uploadKey } from '../storage/keys.js';
+import type { BlobWriteGuard } from './blob-write-guard.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import { storeVerified } from './verified-write.js';
+import { VerifiedBlobWriter } from './verified-write.js';
 
 export interface UploadState {
   id: string;
@@ -41,6 +47,7 @@ export class UploadService {
     private readonly uploads: UploadStore,
     private readonly blobs: BlobStore,
     private readonly storage: BlobDriver,
+    private readonly guard?: BlobWriteGuard,
   ) {}
 
   async start(repo: RepositoryRef): Promise<UploadState> {
@@ -69,13 +76,15 @@ export class UploadService {
       if (actual !== digest) {
         throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`);
       }
-      if (size === 0) {
-        const w = await this.storage.writer(blobKey(digest));
-        await w.commit();
-      } else {
-        await this.storage.move(uploadKey(id), blobKey(digest));
-      }
-      await this.blobs.link(repo.id, digest, size);
+      await this.guarded(digest, async () => {
+        if (size === 0) {
+          const w = await this.storage.writer(blobKey(digest));
+          await w.commit();
+        } else {
+          await this.storage.move(uploadKey(id), blobKey(digest));
+        }
+        await this.blobs.link(repo.id, digest, size);
+      });
       await this.uploads.delete(id);
       this.hashes.delete(id);
       return { size };
@@ -84,9 +93,27 @@ export class UploadService {
 
   /** Stores a whole blob sent in one request (`POST ?digest=`). */
   async monolithic(repo: RepositoryRef, digest: Digest, body: AsyncIterable<Uint8Array>, expectedSize?: number): Promise<{ size: number }> {
-    const { size } = await storeVerified(this.storage, body, { digest, size: expectedSize });
-    await this.blobs.link(repo.id, digest, size);
-    return { size };
+    const writer = await VerifiedBlobWriter.open(this.storage, { digest, size: expectedSize });
+    try {
+      for await (const chunk of body) await writer.write(chunk);
+      writer.verify();
+    } catch (err) {
+      await writer.cancel();
+      throw err;
+    }
+    return this.guarded(digest, async () => {
+      const { size } = await writer.commit();
+      await this.blobs.link(repo.id, digest, size);
+      return { size };
+    }).catch(async (err: unknown) => {
+      await writer.cancel();
+      throw err;
+    });
+  }
+
+  /** Runs `fn` under the blob's write guard (when the registry has one). */
+  private guarded<T>(digest: Digest, fn: () => Promise<T>): Promise<T> {
+    return this.guard ? this.guard.run(digest, fn) : fn();
   }
 
   async cancel(repo: RepositoryRef, id: string): Promise<void> {

@@ -13,6 +13,7 @@ import { Metrics } from '../../src/observability/metrics.js';
 import type { Registry } from '../../src/registry/registry.js';
 import type { BlobDriver } from '../../src/storage/blob-driver.js';
 import { MemoryBlobDriver } from '../../src/storage/memory/memory-blob-driver.js';
+import type { DatabaseHandle } from '../../src/db/connect.js';
 import { openTestDatabase, type TestDialect } from './databases.js';
 
 export interface TestApp {
@@ -21,6 +22,8 @@ export interface TestApp {
   /** The account services, when auth is enabled (the default; route tests of registry semantics turn it off). */
   accounts?: Accounts;
   storage: BlobDriver;
+  /** The test database (for workers, which lease through it). */
+  db: DatabaseHandle;
   config: Readonly<Config>;
   close(): Promise<void>;
 }
@@ -39,6 +42,7 @@ export async function buildTestApp(dialect: TestDialect, opts: { storage?: BlobD
     registry,
     accounts,
     storage,
+    db,
     config,
     close: async () => {
       await app.close();

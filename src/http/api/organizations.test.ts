@@ -57,6 +57,7 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(own.body, {
         name: 'acme',
         email: 'ops@acme.test',
+        tag_expiration_s: 1_209_600,
         is_admin: true,
         is_member: true,
         teams: { owners: { name: 'owners', description: 'Administrators of the organization', role: 'admin', member_count: 1 } },

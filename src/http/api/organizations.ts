@@ -3,7 +3,7 @@
  *
  *   POST   /organization/                   any user (org:admin scope); the caller joins the owners team
  *   GET    /organization/{orgname}          members and superusers; the email only for admins
- *   PUT    /organization/{orgname}          admins
+ *   PUT    /organization/{orgname}          admins: email, time-machine window (`tag_expiration_s`)
  *   DELETE /organization/{orgname}          admins; takes repositories, teams, robots and grants with it
  *   GET    /organization/{orgname}/members  admins
  */
@@ -17,10 +17,14 @@ import { TeamSchema } from './schemas.js';
 const OrgParams = z.object({ orgname: z.string().max(255) });
 const Email = z.string().max(254).nullable();
 
-/** `email` only for admins; `teams` and `ordered_teams` only for members and admins. */
+/**
+ * `email` and `tag_expiration_s` (the time-machine window in seconds) only for admins; `teams` and
+ * `ordered_teams` only for members and admins.
+ */
 const OrganizationSchema = z.strictObject({
   name: z.string(),
   email: z.string().optional(),
+  tag_expiration_s: z.int().optional(),
   is_admin: z.boolean(),
   is_member: z.boolean(),
   teams: z.record(z.string(), TeamSchema).optional(),
@@ -35,7 +39,7 @@ async function organizationJson(ctx: ApiContext, view: OrganizationView) {
   const teams = member ? await ctx.accounts.teams.listTeams(view.org.name) : undefined;
   return {
     name: view.org.name,
-    ...(view.admin ? { email: view.org.email ?? '' } : {}),
+    ...(view.admin ? { email: view.org.email ?? '', tag_expiration_s: await ctx.registry.timeMachine.windowOf(view.org.name) } : {}),
     is_admin: view.admin,
     is_member: view.role !== undefined,
     ...(teams ? { teams: Object.fromEntries(teams.map((t) => [t.name, teamView(t, t.memberCount)])), ordered_teams: teams.map((t) => t.name) } : {}),
@@ -72,19 +76,26 @@ export const organizationRoutes = [
   defineRoute({
     method: 'PUT',
     path: '/organization/:orgname',
-    summary: "Change an organization's email",
+    summary: "Change an organization's email or time-machine window (`tag_expiration_s`, one of the configured `gc.time_machine_options`)",
     tag: 'organization',
     params: OrgParams,
-    body: z.object({ email: Email.optional() }),
+    body: z.object({ email: Email.optional(), tag_expiration_s: z.int().min(0).optional() }),
     response: OrganizationSchema,
     async handler(ctx, { params, body }) {
       const view = await administeredOrganization(ctx, params.orgname);
+      if (body.tag_expiration_s !== undefined) ctx.registry.timeMachine.assertOption(body.tag_expiration_s);
+      let org = view.org;
       if (body.email !== undefined && body.email !== view.org.email) {
-        const org = await ctx.accounts.accounts.updateOrganization(view.org.name, { email: body.email });
+        org = await ctx.accounts.accounts.updateOrganization(view.org.name, { email: body.email });
         await ctx.audit('org_change_email', { namespace: org.name, metadata: { email: org.email, old_email: view.org.email } });
-        return organizationJson(ctx, { ...view, org });
       }
-      return organizationJson(ctx, view);
+      if (body.tag_expiration_s !== undefined) {
+        const { previous } = await ctx.registry.timeMachine.setWindow(org.name, body.tag_expiration_s);
+        if (previous !== body.tag_expiration_s) {
+          await ctx.audit('org_change_tag_expiration', { namespace: org.name, metadata: { tag_expiration_s: body.tag_expiration_s, old_tag_expiration_s: previous } });
+        }
+      }
+      return organizationJson(ctx, { ...view, org });
     },
   }),
   defineRoute({

@@ -1,9 +1,9 @@
 /**
  * Tags and their history (the time machine): list (live, or with `onlyActiveTags=false` history too,
- * newest first), create or move, delete (the tag moves to history), restore an earlier target, expire
- * for good. Reading needs read on the repository; everything else write, and a repository state that
- * accepts writes (as on /v2). Restoring is not limited by a time-machine window yet: history lives until
- * `expire`, manifest deletion or repository deletion; the window and its GC come with issue 5.
+ * newest first), create or move, give an expiration (Quay's `expiration`, epoch seconds; an expired tag
+ * leaves the live view and becomes history), delete (the tag moves to history), restore an earlier
+ * target while it is within the namespace's time-machine window, expire for good. Reading needs read on
+ * the repository; everything else write, and a repository state that accepts writes (as on /v2).
  */
 import { z } from 'zod';
 import { MediaType } from '../../oci/media-types.js';
@@ -22,7 +22,11 @@ const filterTagName = z
   .regex(/^(like|eq):[A-Za-z0-9_.-]{1,128}$/, 'must be like:<text> or eq:<tag>')
   .transform((v) => ({ op: v.slice(0, v.indexOf(':')) as 'like' | 'eq', value: v.slice(v.indexOf(':') + 1) }));
 
-/** `end_ts` and `expiration` only on history rows; `size` (compressed bytes) is null for a list. */
+/**
+ * `end_ts` and `expiration`: when a history row ended, or when a live tag will expire (as Quay, which
+ * keeps both in `lifetime_end`); absent on live tags without expiry. `size` (compressed bytes) is null
+ * for a list.
+ */
 const TagSchema = z.strictObject({
   name: z.string(),
   reversion: z.literal(false),
@@ -46,8 +50,12 @@ function tagView(t: TagRow) {
     size: list ? null : t.blobSize,
     start_ts: seconds(t.lifetimeStart),
     last_modified: httpDate(t.lifetimeStart),
-    ...(t.lifetimeEnd === undefined ? {} : { end_ts: seconds(t.lifetimeEnd), expiration: httpDate(t.lifetimeEnd) }),
+    ...endView(t.lifetimeEnd ?? t.expiresAt),
   };
+}
+
+function endView(end: number | undefined) {
+  return end === undefined ? {} : { end_ts: seconds(end), expiration: httpDate(end) };
 }
 
 export const tagRoutes = [
@@ -74,20 +82,36 @@ export const tagRoutes = [
   defineRoute({
     method: 'PUT',
     path: '/repository/:namespace/:repository/tag/:tag',
-    summary: 'Create the tag, or move it, to a manifest of the repository (the previous target stays in history)',
+    summary:
+      'Create the tag, or move it, to a manifest of the repository (the previous target stays in history); and/or set its `expiration` (epoch seconds in the future; null: none)',
     tag: 'tag',
     status: 201,
     params: tagParams,
-    body: z.object({ manifest_digest: digest }),
+    body: z
+      .object({ manifest_digest: digest.optional(), expiration: z.number().finite().nullable().optional() })
+      .refine((b) => b.manifest_digest !== undefined || b.expiration !== undefined, 'give manifest_digest, expiration, or both'),
     response: z.strictObject({ name: z.string(), manifest_digest: z.string() }),
     async handler(ctx, { params, body }) {
       const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
-      const res = await ctx.registry.tags.set(repo, params.tag, body.manifest_digest);
-      if (res.changed) {
-        const metadata = { tag: params.tag, manifest_digest: body.manifest_digest, ...(res.previous ? { original_manifest_digest: res.previous } : {}) };
-        await ctx.audit(res.previous ? 'move_tag' : 'create_tag', { namespace: repo.namespace, repository: repo.name, metadata });
+      let current = body.manifest_digest;
+      if (body.manifest_digest !== undefined) {
+        const res = await ctx.registry.tags.set(repo, params.tag, body.manifest_digest);
+        if (res.changed) {
+          const metadata = { tag: params.tag, manifest_digest: body.manifest_digest, ...(res.previous ? { original_manifest_digest: res.previous } : {}) };
+          await ctx.audit(res.previous ? 'move_tag' : 'create_tag', { namespace: repo.namespace, repository: repo.name, metadata });
+        }
       }
-      return { name: params.tag, manifest_digest: body.manifest_digest };
+      if (body.expiration !== undefined) {
+        const expiresAt = body.expiration === null ? null : Math.round(body.expiration * 1000);
+        const res = await ctx.registry.tags.setExpiration(repo, params.tag, expiresAt);
+        current = res.digest;
+        if (res.previous !== expiresAt) {
+          const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+          const metadata = { tag: params.tag, manifest_digest: res.digest, expiration_date: iso(expiresAt), old_expiration_date: iso(res.previous) };
+          await ctx.audit('change_tag_expiration', { namespace: repo.namespace, repository: repo.name, metadata });
+        }
+      }
+      return { name: params.tag, manifest_digest: current! };
     },
   }),
   defineRoute({
@@ -106,7 +130,8 @@ export const tagRoutes = [
   defineRoute({
     method: 'POST',
     path: '/repository/:namespace/:repository/tag/:tag/restore',
-    summary: 'Point the tag at a digest it pointed at before (its history must still hold it and the manifest must exist)',
+    summary:
+      "Point the tag at a digest it pointed at before: its history must still hold it, ended within the namespace's time-machine window (`tag_expiration_s`), and the manifest must exist",
     tag: 'tag',
     params: tagParams,
     body: z.object({ manifest_digest: digest }),

@@ -1,4 +1,7 @@
-/** The calling user: GET /api/v1/user/, and PUT /api/v1/user/ to change one's own password or email. */
+/**
+ * The calling user: GET /api/v1/user/, and PUT /api/v1/user/ to change one's own password, email or
+ * the time-machine window of one's namespace (`tag_expiration_s`).
+ */
 import { z } from 'zod';
 import { isRegistryError } from '../../oci/errors.js';
 import type { ApiContext } from './context.js';
@@ -10,6 +13,8 @@ const MeSchema = z.strictObject({
   username: z.string(),
   email: z.string().nullable(),
   super_user: z.boolean(),
+  /** How long deleted and expired tags of the user's namespace stay restorable, in seconds. */
+  tag_expiration_s: z.int(),
   organizations: z.array(z.strictObject({ name: z.string() })),
 });
 
@@ -22,6 +27,7 @@ async function describeMe(ctx: ApiContext) {
     username: me.name,
     email: user?.email ?? null,
     super_user: me.superuser,
+    tag_expiration_s: await ctx.registry.timeMachine.windowOf(me.name),
     organizations: organizations.map((o) => ({ name: o.name })),
   };
 }
@@ -38,17 +44,19 @@ export const userRoutes = [
   defineRoute({
     method: 'PUT',
     path: '/user/',
-    summary: "Changes the caller's own password (the current one is required) or email",
+    summary: "Changes the caller's own password (the current one is required), email, or time-machine window (`tag_expiration_s`, one of `gc.time_machine_options`)",
     tag: 'user',
     body: z.strictObject({
       password: z.string().max(1024).optional(),
       old_password: z.string().max(1024).optional(),
       email: z.string().max(255).nullable().optional(),
+      tag_expiration_s: z.int().min(0).optional(),
     }),
     response: MeSchema,
     async handler(ctx, { body }) {
       const me = ctx.user('user:admin');
-      if (body.password === undefined && body.email === undefined) throw invalid('give password (with old_password) or email');
+      if (body.password === undefined && body.email === undefined && body.tag_expiration_s === undefined) throw invalid('give password (with old_password), email or tag_expiration_s');
+      if (body.tag_expiration_s !== undefined) ctx.registry.timeMachine.assertOption(body.tag_expiration_s);
       if (body.password !== undefined) {
         // A stolen API token alone must not be enough to take the account over.
         if (body.old_password === undefined) throw forbidden('old_password is required to change the password');
@@ -66,6 +74,12 @@ export const userRoutes = [
       if (body.email !== undefined) {
         await ctx.accounts.accounts.setEmail(me.name, body.email);
         await ctx.audit('user_change_email', { namespace: me.name });
+      }
+      if (body.tag_expiration_s !== undefined) {
+        const { previous } = await ctx.registry.timeMachine.setWindow(me.name, body.tag_expiration_s);
+        if (previous !== body.tag_expiration_s) {
+          await ctx.audit('user_change_tag_expiration', { namespace: me.name, metadata: { tag_expiration_s: body.tag_expiration_s, old_tag_expiration_s: previous } });
+        }
       }
       return describeMe(ctx);
     },

@@ -1,0 +1,48 @@
+/**
+ * Wires auto-prune over one database: the policy service the API and CLI use, and the pruner the
+ * worker and `wharf autoprune run` use. The configuration's default policies are checked here, at
+ * start, with the same rules as policies sent to the API.
+ */
+import type { Kysely } from 'kysely';
+import { ConfigError } from '../../config/load.js';
+import type { Config } from '../../config/schema.js';
+import { AutopruneStore } from '../../db/autoprune-store.js';
+import type { DialectAdapter } from '../../db/dialect.js';
+import { NamespaceStore } from '../../db/namespace-store.js';
+import type { Database } from '../../db/tables.js';
+import { isAccountError } from '../accounts/account-error.js';
+import type { TagService } from '../tags.js';
+import { NamespacePruner, type NamespacePrunerDeps } from './namespace-pruner.js';
+import { parsePolicy } from './policy.js';
+import { AutoprunePolicyService, type PolicyServiceDeps } from './policy-service.js';
+import type { AppliedPolicy } from './tag-selection.js';
+
+export interface Autoprune {
+  policies: AutoprunePolicyService;
+  pruner: NamespacePruner;
+}
+
+export function createAutoprune(
+  db: Kysely<Database>,
+  dialect: DialectAdapter,
+  config: Pick<Config, 'autoprune'>,
+  deps: { tags: TagService; audit?: PolicyServiceDeps['audit'] & NamespacePrunerDeps['audit'] } & Pick<NamespacePrunerDeps, 'onAuditError'> & Pick<PolicyServiceDeps, 'now'>,
+): Autoprune {
+  const store = new AutopruneStore(db, dialect);
+  return {
+    policies: new AutoprunePolicyService({ store, namespaces: new NamespaceStore(db, dialect), audit: deps.audit, now: deps.now }),
+    pruner: new NamespacePruner({ store, tags: deps.tags, audit: deps.audit, defaults: defaultPolicies(config), onAuditError: deps.onAuditError }),
+  };
+}
+
+/** `autoprune.default_policies`, validated like API input; ConfigError naming the entry otherwise. */
+export function defaultPolicies(config: Pick<Config, 'autoprune'>): AppliedPolicy[] {
+  return config.autoprune.default_policies.map((p, i) => {
+    try {
+      return parsePolicy({ method: p.method, value: p.value, tagPattern: p.tag_pattern, tagPatternMatches: p.tag_pattern_matches });
+    } catch (err) {
+      if (isAccountError(err)) throw new ConfigError(`autoprune.default_policies[${i}]: ${err.message}`);
+      throw err;
+    }
+  });
+}

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Metrics } from '../../observability/metrics.js';
+import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
+import { DIALECTS } from '../../../test/helpers/databases.js';
+import { GcWorker } from './gc-worker.js';
+
+for (const dialect of DIALECTS) {
+  describe(`garbage-collection worker (${dialect})`, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await buildTestApp(dialect, { config: { 'auth.enabled': false } });
+    });
+    after(async () => t.close());
+
+    it('runs one pass per interval across workers, and records it in the metrics', async () => {
+      let clock = Date.now();
+      const metrics = new Metrics({ defaultMetrics: false });
+      const worker = () => GcWorker.over(t.db, t.registry.gc, { intervalMs: 3_600_000, now: () => clock, metrics });
+      const [a, b, c] = [worker(), worker(), worker()];
+      const first = await Promise.all([a.runOnce(), b.runOnce(), c.runOnce()]);
+      assert.equal(first.filter((r) => r !== undefined).length, 1, 'exactly one worker ran the pass');
+      assert.equal(await b.runOnce(), undefined, 'not due again before the interval');
+      clock += 3_600_001;
+      assert.notEqual(await c.runOnce(), undefined);
+      const text = await metrics.registry.metrics();
+      assert.match(text, /wharf_gc_passes_total\{result="ok"\} 2/);
+      assert.match(text, /wharf_gc_removed_total\{kind="manifest"\} 0/);
+    });
+
+    it('lets another worker take over a lease whose holder died', async () => {
+      let clock = Date.now() + 10 * 3_600_000;
+      const dead = GcWorker.over(t.db, { run: () => new Promise(() => {}) } as never, { intervalMs: 1000, now: () => clock });
+      void dead.runOnce();
+      await new Promise((r) => setTimeout(r, 50));
+      const other = GcWorker.over(t.db, t.registry.gc, { intervalMs: 1000, now: () => clock });
+      assert.equal(await other.runOnce(), undefined, 'the lease is held');
+      clock += 11 * 60_000;
+      assert.notEqual(await other.runOnce(), undefined, 'the lease expired');
+    });
+  });
+}

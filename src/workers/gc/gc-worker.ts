@@ -1,0 +1,112 @@
+/**
+ * The garbage-collection worker: every poll (at most every minute) it tries to take the `gc` lease
+ * (db/worker-lease-store.ts), which is free once the last pass finished `gc.interval` ago; the process
+ * that gets it runs one pass (registry/gc.ts) and records it in the metrics. Any number of Wharf
+ * processes may run the worker: one of them runs each scheduled pass, and passes started by hand
+ * (`wharf gc`) are safe alongside, since every batch is leased row by row. The lease is renewed while
+ * the pass runs and expires if its holder dies.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { DatabaseHandle } from '../../db/connect.js';
+import { WorkerLeaseStore } from '../../db/worker-lease-store.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { GarbageCollector, GcReport } from '../../registry/gc.js';
+
+export const LEASE = 'gc';
+const LEASE_MS = 10 * 60_000;
+const MAX_POLL_MS = 60_000;
+
+export interface GcWorkerDeps {
+  leases: WorkerLeaseStore;
+  gc: GarbageCollector;
+  /** Time between the end of one pass and the start of the next. */
+  intervalMs: number;
+  /** How often to look whether a pass is due; default min(interval, 1 min). */
+  pollMs?: number;
+  now?: () => number;
+  log?: Logger;
+  metrics?: Pick<Metrics, 'gcRemoved' | 'gcFreedBytes' | 'gcPasses' | 'gcPassDuration'>;
+}
+
+export class GcWorker {
+  private readonly now: () => number;
+  private readonly holder = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly abort = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private current: Promise<unknown> | undefined;
+  private stopping = false;
+
+  constructor(private readonly deps: GcWorkerDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** The worker over the database (the composition root's way to build it). */
+  static over(db: DatabaseHandle, gc: GarbageCollector, opts: Omit<GcWorkerDeps, 'leases' | 'gc'>): GcWorker {
+    return new GcWorker({ leases: new WorkerLeaseStore(db.db), gc, ...opts });
+  }
+
+  /** Polls until `stop()`; the first poll comes after one poll period. */
+  start(): void {
+    this.stopping = false;
+    this.schedule();
+  }
+
+  /** Stops polling, asks a pass in progress to stop after its current batch, and waits for it. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    this.abort.abort();
+    await this.current?.catch(() => {});
+  }
+
+  /** Runs a pass if one is due and no other process runs it; its report, or undefined when not due. */
+  async runOnce(): Promise<GcReport | undefined> {
+    const { leases, log, metrics } = this.deps;
+    if (!(await leases.tryAcquire(LEASE, this.holder, this.now(), LEASE_MS, this.deps.intervalMs))) return undefined;
+    const renew = setInterval(() => {
+      void leases.renew(LEASE, this.holder, this.now(), LEASE_MS).catch((err: unknown) => log?.warn({ err }, 'could not renew the garbage-collection lease'));
+    }, LEASE_MS / 4);
+    renew.unref();
+    let report: GcReport | undefined;
+    try {
+      report = await this.deps.gc.run({ signal: this.abort.signal });
+      return report;
+    } catch (err) {
+      metrics?.gcPasses.labels('failed').inc();
+      throw err;
+    } finally {
+      clearInterval(renew);
+      // An aborted or failed pass is not a finished one: the next process to poll takes it up.
+      await leases.release(LEASE, this.holder, this.now(), report !== undefined && !report.aborted).catch(() => {});
+      if (report) this.observe(report);
+    }
+  }
+
+  private observe(r: GcReport): void {
+    const m = this.deps.metrics;
+    if (!m) return;
+    m.gcPasses.labels(r.aborted ? 'aborted' : 'ok').inc();
+    m.gcPassDuration.observe(r.durationMs / 1000);
+    m.gcRemoved.labels('tag').inc(r.tags);
+    m.gcRemoved.labels('manifest').inc(r.manifests.count);
+    m.gcRemoved.labels('link').inc(r.links);
+    m.gcRemoved.labels('blob').inc(r.blobs.count);
+    m.gcFreedBytes.inc(r.blobs.bytes);
+  }
+
+  private schedule(): void {
+    if (this.stopping) return;
+    const poll = this.deps.pollMs ?? Math.min(this.deps.intervalMs, MAX_POLL_MS);
+    this.timer = setTimeout(() => {
+      this.current = this.runOnce()
+        .catch((err: unknown) => this.deps.log?.error({ err }, 'garbage-collection pass failed'))
+        .finally(() => {
+          this.current = undefined;
+          this.schedule();
+        });
+    }, poll);
+    this.timer.unref();
+  }
+}
