@@ -1,0 +1,140 @@
+/**
+ * What the benchmarks push and pull: large random (incompressible) blobs on disk, an OCI image manifest
+ * listing one as a layer, pushes through the OCI API (POST, then PUT ?digest=, the monolithic upload
+ * every registry implements; curl streams big blobs from disk), and a verified full pull.
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { MiB, run } from './measure.js';
+
+export const MANIFEST_ACCEPT = [
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+].join(', ');
+
+export const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+export interface BlobFile {
+  path: string;
+  digest: string;
+  size: number;
+}
+
+/** Writes `mib` MiB of random bytes to `path`; returns their digest. */
+export function makeRandomBlob(path: string, mib: number): BlobFile {
+  const fd = openSync(path, 'w');
+  const hash = createHash('sha256');
+  const chunk = Buffer.allocUnsafe(4 * MiB);
+  let left = mib * MiB;
+  while (left > 0) {
+    const part = chunk.subarray(0, Math.min(left, chunk.byteLength));
+    randomFillSync(part);
+    hash.update(part);
+    let off = 0;
+    while (off < part.byteLength) off += writeSync(fd, part, off, part.byteLength - off);
+    left -= part.byteLength;
+  }
+  closeSync(fd);
+  return { path, digest: `sha256:${hash.digest('hex')}`, size: mib * MiB };
+}
+
+export interface Content {
+  blobPath: string;
+  blobDigest: string;
+  blobSize: number;
+  config: Buffer;
+  configDigest: string;
+  manifest: Buffer;
+  manifestDigest: string;
+}
+
+/** A random blob of `mib` MiB at `blobPath`, and an OCI image manifest that lists it as a layer. */
+export function makeContent(blobPath: string, mib: number): Content {
+  const blob = makeRandomBlob(blobPath, mib);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [blob.digest] } }));
+  const configDigest = sha256(config);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.byteLength },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: blob.digest, size: blob.size }],
+      annotations: { 'org.opencontainers.image.title': 'wharf benchmark' },
+    }),
+  );
+  return { blobPath, blobDigest: blob.digest, blobSize: blob.size, config, configDigest, manifest, manifestDigest: sha256(manifest) };
+}
+
+export const authHeader = (auth: string | undefined): Record<string, string> => (auth ? { Authorization: auth } : {});
+
+async function startUploadLocation(base: string, repo: string, auth: string | undefined): Promise<URL> {
+  const res = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: { 'Content-Length': '0', ...authHeader(auth) } });
+  await res.arrayBuffer();
+  const location = res.headers.get('location');
+  if (res.status !== 202 || !location) throw new Error(`POST upload on ${base}: status ${res.status}, Location ${location}`);
+  return new URL(location, base);
+}
+
+function withDigest(u: URL, digest: string): string {
+  const copy = new URL(u);
+  copy.searchParams.set('digest', digest);
+  return copy.toString();
+}
+
+export async function pushBlobBytes(base: string, repo: string, auth: string | undefined, bytes: Buffer, digest: string): Promise<void> {
+  const loc = await startUploadLocation(base, repo, auth);
+  const res = await fetch(withDigest(loc, digest), { method: 'PUT', body: new Uint8Array(bytes), headers: { 'Content-Type': 'application/octet-stream', ...authHeader(auth) } });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`PUT blob ${digest} on ${base}: status ${res.status}: ${text.slice(0, 500)}`);
+}
+
+/** Streams a blob file with curl (`-T` sends Content-Length and never buffers the file). */
+export async function pushBlobFile(base: string, repo: string, auth: string | undefined, blob: BlobFile): Promise<void> {
+  const loc = await startUploadLocation(base, repo, auth);
+  const authArgs = auth ? ['-H', `Authorization: ${auth}`] : [];
+  const r = await run('curl', ['-sS', '-X', 'PUT', '-T', blob.path, '-H', 'Content-Type: application/octet-stream', ...authArgs, '-o', '/dev/null', '-w', '%{http_code}', withDigest(loc, blob.digest)]);
+  if (r.code !== 0 || r.stdout.trim() !== '201') throw new Error(`PUT big blob on ${base}: curl exit ${r.code}, status ${r.stdout.trim()}: ${r.stderr}`);
+}
+
+/** Pushes config, blob and manifest as `repo:tag`; checks the Docker-Content-Digest of the manifest. */
+export async function pushImage(base: string, repo: string, tag: string, auth: string | undefined, c: Content): Promise<void> {
+  await pushBlobBytes(base, repo, auth, c.config, c.configDigest);
+  await pushBlobFile(base, repo, auth, { path: c.blobPath, digest: c.blobDigest, size: c.blobSize });
+  const res = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    body: new Uint8Array(c.manifest),
+    headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', ...authHeader(auth) },
+  });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`PUT manifest on ${base}: status ${res.status}: ${text.slice(0, 500)}`);
+  const got = res.headers.get('docker-content-digest');
+  if (got !== c.manifestDigest) throw new Error(`PUT manifest on ${base}: Docker-Content-Digest ${got}, expected ${c.manifestDigest}`);
+}
+
+/** Pulls the manifest `<base>/v2/<repo>/manifests/<ref>` and checks its digest. */
+export async function verifyManifest(base: string, repo: string, ref: string, auth: string | undefined, digest: string): Promise<void> {
+  const res = await fetch(`${base}/v2/${repo}/manifests/${ref}`, { headers: { Accept: MANIFEST_ACCEPT, ...authHeader(auth) } });
+  const body = Buffer.from(await res.arrayBuffer());
+  if (res.status !== 200 || sha256(body) !== digest) throw new Error(`GET manifest ${base}/v2/${repo}/manifests/${ref}: status ${res.status}, digest ${sha256(body)}, expected ${digest}`);
+}
+
+/** Pulls a whole blob with curl and checks size and sha256 (curl's output hashed here). */
+export async function verifyBlob(url: string, auth: string | undefined, digest: string, size: number): Promise<void> {
+  const hash = createHash('sha256');
+  let got = 0;
+  const child = spawn('curl', ['-sS', '--fail', ...(auth ? ['-H', `Authorization: ${auth}`] : []), url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    hash.update(d);
+    got += d.byteLength;
+  });
+  const code = await new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+  const actual = `sha256:${hash.digest('hex')}`;
+  if (code !== 0 || got !== size || actual !== digest) {
+    throw new Error(`full pull of ${url}: curl exit ${code}, ${got} bytes, digest ${actual}; expected ${size} bytes, ${digest}. ${stderr}`);
+  }
+}
