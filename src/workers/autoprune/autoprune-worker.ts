@@ -10,6 +10,7 @@ import { AutopruneStore, type TaskLease } from '../../db/autoprune-store.js';
 import type { DatabaseHandle } from '../../db/connect.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
+import { Poller } from '../poller.js';
 import type { NamespacePruner, NamespaceRun } from '../../registry/autoprune/namespace-pruner.js';
 
 export const MAX_POLL_MS = 30_000;
@@ -37,13 +38,16 @@ export interface AutopruneWorkerDeps {
 
 export class AutopruneWorker {
   private readonly now: () => number;
-  private timer: NodeJS.Timeout | undefined;
-  private current: Promise<unknown> | undefined;
-  private stopping = false;
+  private readonly poller: Poller;
   private lastQueued = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly deps: AutopruneWorkerDeps) {
     this.now = deps.now ?? Date.now;
+    this.poller = new Poller(() => this.runOnce(), deps.pollMs ?? Math.min(deps.intervalMs, MAX_POLL_MS), (err) => deps.log?.error({ err }, 'auto-prune pass failed'));
+  }
+
+  private get stopping(): boolean {
+    return this.poller.stopped;
   }
 
   /** The worker over the database (the composition root's way to build it). */
@@ -53,15 +57,12 @@ export class AutopruneWorker {
 
   /** Polls until `stop()`; the first poll comes after one poll period. */
   start(): void {
-    this.stopping = false;
-    this.schedule();
+    this.poller.start();
   }
 
   /** Stops polling and waits for the namespace in progress (if any) to finish. */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    clearTimeout(this.timer);
-    await this.current?.catch(() => {});
+  stop(): Promise<void> {
+    return this.poller.stop();
   }
 
   /**
@@ -124,19 +125,5 @@ export class AutopruneWorker {
     if (run.errors.length) log?.warn({ namespace: lease.namespace, errors: run.errors, pruned: run.pruned.length }, 'auto-prune failed in part');
     else if (run.pruned.length) log?.info({ namespace: lease.namespace, pruned: run.pruned.length, repositories: run.repositories }, 'auto-pruned tags');
     return run;
-  }
-
-  private schedule(): void {
-    if (this.stopping) return;
-    const poll = this.deps.pollMs ?? Math.min(this.deps.intervalMs, MAX_POLL_MS);
-    this.timer = setTimeout(() => {
-      this.current = this.runOnce()
-        .catch((err: unknown) => this.deps.log?.error({ err }, 'auto-prune pass failed'))
-        .finally(() => {
-          this.current = undefined;
-          this.schedule();
-        });
-    }, poll);
-    this.timer.unref();
   }
 }

@@ -12,6 +12,7 @@ import type { DatabaseHandle } from '../../db/connect.js';
 import { WorkerLeaseStore } from '../../db/worker-lease-store.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
+import { Poller } from '../poller.js';
 import type { GarbageCollector, GcReport } from '../../registry/gc.js';
 
 export const LEASE = 'gc';
@@ -34,13 +35,13 @@ export class GcWorker {
   private readonly now: () => number;
   private readonly holder = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   private readonly abort = new AbortController();
-  private timer: NodeJS.Timeout | undefined;
-  private current: Promise<unknown> | undefined;
-  private stopping = false;
+  private readonly poller: Poller;
 
   constructor(private readonly deps: GcWorkerDeps) {
     this.now = deps.now ?? Date.now;
+    this.poller = new Poller(() => this.runOnce(), deps.pollMs ?? Math.min(deps.intervalMs, MAX_POLL_MS), (err) => deps.log?.error({ err }, 'garbage-collection pass failed'));
   }
+
 
   /** The worker over the database (the composition root's way to build it). */
   static over(db: DatabaseHandle, gc: GarbageCollector, opts: Omit<GcWorkerDeps, 'leases' | 'gc'>): GcWorker {
@@ -49,16 +50,13 @@ export class GcWorker {
 
   /** Polls until `stop()`; the first poll comes after one poll period. */
   start(): void {
-    this.stopping = false;
-    this.schedule();
+    this.poller.start();
   }
 
   /** Stops polling, asks a pass in progress to stop after its current batch, and waits for it. */
   async stop(): Promise<void> {
-    this.stopping = true;
-    clearTimeout(this.timer);
     this.abort.abort();
-    await this.current?.catch(() => {});
+    await this.poller.stop();
   }
 
   /** Runs a pass if one is due and no other process runs it; its report, or undefined when not due. */
@@ -94,19 +92,5 @@ export class GcWorker {
     m.gcRemoved.labels('link').inc(r.links);
     m.gcRemoved.labels('blob').inc(r.blobs.count);
     m.gcFreedBytes.inc(r.blobs.bytes);
-  }
-
-  private schedule(): void {
-    if (this.stopping) return;
-    const poll = this.deps.pollMs ?? Math.min(this.deps.intervalMs, MAX_POLL_MS);
-    this.timer = setTimeout(() => {
-      this.current = this.runOnce()
-        .catch((err: unknown) => this.deps.log?.error({ err }, 'garbage-collection pass failed'))
-        .finally(() => {
-          this.current = undefined;
-          this.schedule();
-        });
-    }, poll);
-    this.timer.unref();
   }
 }
