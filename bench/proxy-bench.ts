@@ -31,6 +31,7 @@ import { MANIFEST_ACCEPT, makeContent, pushBlobBytes, pushImage, verifyBlob, ver
 import { blobRun, timedGet, wrkRun, type BlobRun, type LoadOptions, type LoadTarget, type TimedGet, type WrkRun } from './lib/load.js';
 import { DISTURBED_CORES, MiB, Probe, envInt, fmt, initClock, log, machineInfo, median, pad, range, requireTools, run, undisturbed, waitForQuiet, type PhaseCpu } from './lib/measure.js';
 import { renderTable, type Row } from './lib/report.js';
+import { runBench, type LiveResources } from './lib/run.js';
 import { distributionBlobPath, distributionVersion, startDistribution, startWharf, type Server } from './lib/servers.js';
 
 const settings = {
@@ -270,7 +271,7 @@ async function concurrentMissRun(s: Setup, which: CacheLabel, blob: MissBlob): P
 // ---------------------------------------------------------------------------------------------------
 // Main
 
-async function main(): Promise<void> {
+async function main(live: LiveResources): Promise<void> {
   const started = Date.now();
   await requireTools(['curl', 'wrk', 'getconf'], 'scripts/bench.sh installs curl and wrk when run as root');
   if (!['', 'hit', 'manifest', 'miss'].includes(settings.only)) throw new Error(`BENCH_PROXY_ONLY must be hit, manifest or miss (got "${settings.only}")`);
@@ -514,23 +515,4 @@ async function main(): Promise<void> {
   }
 }
 
-// Interrupted: stop the servers (they are not in our process group's foreground when run under npm) and leave.
-const live = { servers: [] as Server[], workDir: '' };
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: stopping the servers`);
-    for (const srv of live.servers) srv.child.kill('SIGKILL');
-    if (live.workDir) rmSync(live.workDir, { recursive: true, force: true });
-    process.exit(1);
-  });
-}
-
-main().then(
-  () => {
-    process.exitCode = 0;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}${(err as Error)?.cause ? `\ncause: ${String((err as Error).cause)}` : ''}\n`);
-    process.exitCode = 1;
-  },
-);
+runBench(main, log);

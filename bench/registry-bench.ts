@@ -22,7 +22,6 @@
  * test), 1 when something broke (a server did not start, a push failed, a pull returned the wrong
  * bytes or status, a tool is missing).
  */
-import { rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +44,7 @@ import {
   type PhaseCpu,
 } from './lib/measure.js';
 import { renderTable, type Row } from './lib/report.js';
+import { runBench, type LiveResources } from './lib/run.js';
 import { distributionVersion, startDistribution, startWharf, type Server } from './lib/servers.js';
 
 const settings = {
@@ -130,7 +130,7 @@ const blobTarget = (s: Server, c: Content) => ({ label: s.label, url: `${s.url}/
 const manifestTarget = (s: Server) => ({ label: s.label, url: `${s.url}/v2/${REPO}/manifests/${TAG}`, pid: s.pid, auth: s.pullAuth });
 const wrkOptions = (seconds: number) => ({ threads: settings.wrkThreads, connections: settings.wrkConnections, seconds, headers: { Accept: MANIFEST_ACCEPT } });
 
-async function main(): Promise<void> {
+async function main(live: LiveResources): Promise<void> {
   const started = Date.now();
   await requireTools(['curl', 'wrk', 'getconf'], 'scripts/bench.sh installs curl and wrk when run as root');
   const only = process.env.BENCH_ONLY ?? '';
@@ -340,23 +340,4 @@ async function main(): Promise<void> {
   }
 }
 
-// Interrupted: stop the servers (they are not in our process group's foreground when run under npm) and leave.
-const live = { servers: [] as Server[], workDir: '' };
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: stopping the servers`);
-    for (const s of live.servers) s.child.kill('SIGKILL');
-    if (live.workDir) rmSync(live.workDir, { recursive: true, force: true });
-    process.exit(1);
-  });
-}
-
-main().then(
-  () => {
-    process.exitCode = 0;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runBench(main, log);

@@ -59,7 +59,7 @@ async function getProxiedBlob(ctx: V2Context, target: ProxyTarget, digest: Diges
   const found = await registry.proxy!.blob(target, digest);
   blobHeaders(ctx, digest);
   reply.header(CACHE_HEADER, found.cache);
-  if (found.kind === 'local') return sendLocal(ctx, await registry.blobs.stat(found.repository, digest), head);
+  if (found.kind === 'local') return sendLocal(ctx, found.blob, head);
   const { handle } = found;
   const size = handle.size;
   if (size === undefined) reply.removeHeader('Accept-Ranges');

@@ -20,7 +20,7 @@
  * service invalidates on every change.
  */
 import type { Readable } from 'node:stream';
-import type { BlobStore } from '../../db/blob-store.js';
+import type { BlobRecord, BlobStore } from '../../db/blob-store.js';
 import type { ManifestStore, StoredManifest } from '../../db/manifest-store.js';
 import type { RepositoryRef } from '../../db/repository-store.js';
 import { digestHex, digestAlgorithm, type Digest } from '../../oci/digest.js';
@@ -70,7 +70,7 @@ export interface ProxiedManifest extends StoredManifest {
 
 /** A blob of a proxy repository: a local copy or a fill in flight. */
 export type ProxiedBlob =
-  | { kind: 'local'; repository: RepositoryRef; digest: Digest; size: number; cache: 'hit' }
+  | { kind: 'local'; blob: BlobRecord; cache: 'hit' }
   | { kind: 'fill'; digest: Digest; handle: FillHandle; cache: 'miss' };
 
 export interface ProxyCacheOptions extends ProxyDirectoryOptions {
@@ -272,14 +272,12 @@ export class ProxyCache {
     const { upstream } = target;
     const repo = await this.opts.repositories.find(target.name);
     const linked = repo ? await this.opts.blobs.findInRepository(repo.id, digest) : undefined;
-    if (linked && repo && (await this.opts.storage.stat(blobKey(digest)))) {
-      return this.served(target, 'blob', { kind: 'local' as const, repository: repo, digest, size: linked.size, cache: 'hit' });
-    }
+    // The bytes are checked, not just the row: a copy GC removed is fetched again.
     const stored = await this.opts.storage.stat(blobKey(digest));
     if (stored) {
       const r = repo ?? (await this.opts.repositories.ensure(target.name));
-      await this.opts.blobs.link(r.id, digest, stored.size);
-      return this.served(target, 'blob', { kind: 'local' as const, repository: r, digest, size: stored.size, cache: 'hit' });
+      const blob = linked && repo ? linked : await this.opts.blobs.link(r.id, digest, stored.size);
+      return this.served(target, 'blob', { kind: 'local' as const, blob, cache: 'hit' });
     }
     const started = this.now();
     let handle: FillHandle;
