@@ -46,6 +46,7 @@ export interface ManifestWrite {
 
 /** A live tag of a proxy-cache repository with its expiry and target. */
 export interface CachedTag {
+  repositoryId: number;
   manifest: StoredManifest;
   /** Epoch ms; null: never expires. */
   expiresAt: number | null;
@@ -258,18 +259,21 @@ export class ManifestStore {
   }
 
   /** The live tag (hidden ones included) with its target and expiry, expired or not. */
-  async cachedTag(repositoryId: number, tag: string): Promise<CachedTag | undefined> {
+  async cachedTag(namespace: string, name: string, tag: string): Promise<CachedTag | undefined> {
     const row = await this.db
-      .selectFrom('tags as t')
+      .selectFrom('namespaces as n')
+      .innerJoin('repositories as r', 'r.namespace_id', 'n.id')
+      .innerJoin('tags as t', 't.repository_id', 'r.id')
       .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-      .select(['m.id', 'm.digest', 'm.media_type as mediaType', 'm.size', 'm.content', 't.expires_at as expiresAt'])
-      .where('t.repository_id', '=', repositoryId)
+      .select(['r.id as repositoryId', 'm.id', 'm.digest', 'm.media_type as mediaType', 'm.size', 'm.content', 't.expires_at as expiresAt'])
+      .where('n.name', '=', namespace)
+      .where('r.name', '=', name)
       .where('t.name', '=', tag)
       .where('t.lifetime_end', 'is', null)
       .executeTakeFirst();
     if (!row) return undefined;
-    const { expiresAt, ...manifest } = row;
-    return { manifest: manifest as StoredManifest, expiresAt: expiresAt ?? null };
+    const { expiresAt, repositoryId, ...manifest } = row;
+    return { repositoryId: Number(repositoryId), manifest: manifest as StoredManifest, expiresAt: expiresAt ?? null };
   }
 
   /** Sets the expiry of a live tag; false when there is none. */

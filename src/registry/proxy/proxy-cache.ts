@@ -26,7 +26,7 @@ import type { RepositoryRef } from '../../db/repository-store.js';
 import { digestHex, digestAlgorithm, type Digest } from '../../oci/digest.js';
 import { RegistryError } from '../../oci/errors.js';
 import { parseManifest, requiredBlobs } from '../../oci/manifest.js';
-import type { Reference, RepositoryName } from '../../oci/reference.js';
+import { splitRepositoryName, type Reference, type RepositoryName } from '../../oci/reference.js';
 import type { BlobDriver } from '../../storage/blob-driver.js';
 import { blobKey } from '../../storage/keys.js';
 import { isUpstreamError, type UpstreamError, type UpstreamErrorKind } from '../../upstream/errors.js';
@@ -153,8 +153,9 @@ export class ProxyCache {
 
   private async manifestByTag(target: ProxyTarget, tag: string): Promise<ProxiedManifest> {
     const { upstream } = target;
-    const repo = await this.opts.repositories.find(target.name);
-    const cached = repo ? await this.opts.manifests.cachedTag(repo.id, tag) : undefined;
+    const { namespace, repository } = splitRepositoryName(target.name);
+    // One query for repository, live tag (expired or not) and manifest: this is the hot path of cached tags.
+    const cached = await this.opts.manifests.cachedTag(namespace, repository, tag);
     const now = this.now();
     const key = `${target.name}:${tag}`;
     const alive = cached !== undefined && (cached.expiresAt === null || cached.expiresAt > now);
@@ -177,11 +178,11 @@ export class ProxyCache {
     } finally {
       this.noteRateLimit(upstream);
     }
-    if (cached && repo && cached.manifest.digest === head.digest) {
+    if (cached && cached.manifest.digest === head.digest) {
       // Extending by less than a hundredth of the lifetime is not worth a write per pull.
       const expiresAt = this.expiry(upstream);
       const gain = expiresAt === null ? (cached.expiresAt === null ? 0 : Infinity) : expiresAt - (cached.expiresAt ?? 0);
-      if (gain > Math.max(1000, upstream.config.expirationS * 10)) await this.opts.manifests.setTagExpiry(repo.id, tag, expiresAt);
+      if (gain > Math.max(1000, upstream.config.expirationS * 10)) await this.opts.manifests.setTagExpiry(cached.repositoryId, tag, expiresAt);
       this.remember(key, head.digest);
       return this.served(target, 'manifest', { ...cached.manifest, cache: 'hit' });
     }
