@@ -177,6 +177,11 @@ export const configSchema = z.strictObject({
         .prefault(['0s', '1d', '1w', '2w', '4w']),
       /** Rows per batch (each batch is one short transaction). */
       batch_size: z.number().int().min(1).max(10_000).default(500),
+      /**
+       * Blob keys in storage each scheduled pass checks for bytes no blob row records (a crash left them),
+       * continuing where the previous pass stopped; 0 turns the sweep off (`wharf gc` checks all of them).
+       */
+      sweep_batch: z.number().int().min(0).max(10_000_000).default(10_000),
     })
     .prefault({})
     .refine((g) => g.time_machine_options.includes(g.time_machine_default), { message: 'gc.time_machine_default must be one of gc.time_machine_options' })

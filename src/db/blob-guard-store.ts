@@ -8,13 +8,18 @@
  * finds a live 'delete' guard waits and tries again, so it never commits bytes that GC is about to
  * delete; GC never deletes bytes a registered writer is committing.
  *
+ * GC's storage sweep deletes bytes that no blob row records (a crash left them behind) the same way:
+ * `beginSweep` leaves the 'delete' guard only while the digest still has no row and no live guard of
+ * either kind; the sweep deletes the bytes, then releases it.
+ *
  * The two sides are serialised per digest: on PostgreSQL the writer share-locks the digest's blob row
- * (if there is one) while GC holds it `FOR UPDATE SKIP LOCKED`, and each side checks the other's guard
- * in a statement that runs after that lock, so whichever commits first is seen by the other; a blob
- * without a row cannot be in the middle of a GC deletion. SQLite runs one write transaction at a time.
- * Guards expire (their holder died): an expired guard is ignored and purged by GC.
+ * (if there is one) while GC holds it `FOR UPDATE SKIP LOCKED`, and the writer and the sweep both take
+ * the digest's key lock (dialect.ts `keyLock`), which a digest without a row still has; each side checks
+ * the other's guard in a statement that runs after those locks, so whichever commits first is seen by
+ * the other. SQLite runs one write transaction at a time. Guards expire (their holder died): an expired
+ * guard is ignored and purged by GC.
  */
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import type { Database } from './tables.js';
 
@@ -30,6 +35,7 @@ export class BlobGuardStore {
    */
   async beginWrite(digest: string, now: number, expiresAt: number): Promise<number | undefined> {
     return this.db.transaction().execute(async (tx) => {
+      await this.lockDigest(tx, digest);
       if (this.dialect.supportsRowLocks) await tx.selectFrom('blobs').select('id').where('digest', '=', digest).forShare().execute();
       const deleting = await tx
         .selectFrom('blob_guards')
@@ -45,6 +51,36 @@ export class BlobGuardStore {
     });
   }
 
+  /**
+   * Of `digests`, those with no blob row and no live guard: bytes nothing records and nobody is writing
+   * or deleting, as far as a plain read tells (the storage sweep's candidates; `beginSweep` decides).
+   */
+  async unrecorded<D extends string>(digests: readonly D[], now: number): Promise<D[]> {
+    if (!digests.length) return [];
+    const list: string[] = [...digests];
+    const rows = await this.db.selectFrom('blobs').select('digest').where('digest', 'in', list).execute();
+    const guarded = await this.db.selectFrom('blob_guards').select('digest').where('digest', 'in', list).where('expires_at', '>', now).execute();
+    const known = new Set([...rows, ...guarded].map((r) => r.digest));
+    return digests.filter((d) => !known.has(d));
+  }
+
+  /**
+   * Claims `digest`, whose bytes no blob row records, for GC's storage sweep: leaves a 'delete' guard
+   * until `expiresAt` and returns its id, or undefined when the digest has a row or a live guard of
+   * either kind (leave its bytes alone). Writers of the digest wait until the guard is released.
+   */
+  async beginSweep(digest: string, now: number, expiresAt: number): Promise<number | undefined> {
+    return this.db.transaction().execute(async (tx) => {
+      await this.lockDigest(tx, digest);
+      const row = await tx.selectFrom('blobs').select('id').where('digest', '=', digest).executeTakeFirst();
+      if (row) return undefined;
+      const guarded = await tx.selectFrom('blob_guards').select('id').where('digest', '=', digest).where('expires_at', '>', now).limit(1).executeTakeFirst();
+      if (guarded) return undefined;
+      const guard = await tx.insertInto('blob_guards').values({ digest, kind: 'delete', expires_at: expiresAt }).returning('id').executeTakeFirstOrThrow();
+      return Number(guard.id);
+    });
+  }
+
   /** Drops guards (a writer's when it is done, GC's once the bytes are deleted). */
   async release(ids: readonly number[]): Promise<void> {
     if (ids.length) await this.db.deleteFrom('blob_guards').where('id', 'in', [...ids]).execute();
@@ -54,5 +90,11 @@ export class BlobGuardStore {
   async purgeExpired(now: number): Promise<number> {
     const res = await this.db.deleteFrom('blob_guards').where('expires_at', '<=', now).executeTakeFirst();
     return Number(res.numDeletedRows);
+  }
+
+  /** Holds the digest's key lock until `tx` ends (PostgreSQL; SQLite serialises write transactions). */
+  private async lockDigest(tx: Transaction<Database>, digest: string): Promise<void> {
+    const lock = this.dialect.keyLock(`blob:${digest}`);
+    if (lock) await lock.execute(tx);
   }
 }

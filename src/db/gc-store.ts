@@ -14,12 +14,14 @@
  * candidates are re-checked in a statement that runs after their locks are held (a later snapshot than
  * the scan): a reference committed in between is seen, and writers that would add one (tag, child,
  * manifest_blobs and link inserts, which lock the row by foreign key or `FOR SHARE`) wait and then find
- * the row gone. Size accounting hooks in through ContentReleaseHook: the one place told, inside the
- * deleting transaction and before the rows go, what GC releases.
+ * the row gone. Repository and namespace sizes (quota-accounting.ts) drop in the transaction that
+ * deletes the manifests; ContentReleaseHook tells anything else, inside the deleting transaction and
+ * before the rows go, what GC releases.
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Digest } from '../oci/digest.js';
 import type { DialectAdapter } from './dialect.js';
+import { QuotaAccounting } from './quota-accounting.js';
 import type { Database } from './tables.js';
 import { windowMs } from './tag-lifetime.js';
 
@@ -65,11 +67,15 @@ export type TagCursor = readonly [at: number, id: number];
 export type LinkCursor = readonly [repositoryId: number, blobId: number];
 
 export class GcStore {
+  private readonly accounting: QuotaAccounting;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
     private readonly hook: ContentReleaseHook = {},
-  ) {}
+  ) {
+    this.accounting = new QuotaAccounting(db, dialect);
+  }
 
   /**
    * Deletes (or, with `dryRun`, only finds) up to `limit` tag rows past retention: `ended` rows by
@@ -131,6 +137,7 @@ export class GcStore {
       const deleted = rows.map((r) => ({ id: Number(r.id), repositoryId: Number(r.repository_id), digest: r.digest as Digest, size: Number(r.size) }));
       const gone = deleted.map((m) => m.id);
       const children = await tx.selectFrom('manifest_children').select('child_id').where('manifest_id', 'in', gone).execute();
+      await this.accounting.release(tx, gone);
       await this.hook.manifests?.(tx, deleted);
       await tx.deleteFrom('manifests').where('id', 'in', gone).execute();
       const byRepository = new Map<number, string[]>();

@@ -3,10 +3,26 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Digest } from '../oci/digest.js';
 import type { DialectAdapter } from './dialect.js';
 import { PreparedQuery } from './prepared-query.js';
+import { QuotaAccounting, type Charge } from './quota-accounting.js';
+import { QuotaStore, rejectThreshold } from './quota-store.js';
 import type { Database } from './tables.js';
 
 /** A write that lost a race with garbage collection (a row it relied on went); `put` tries again. */
 class LostToGc extends Error {}
+
+/**
+ * A manifest write refused because it would take its namespace over a Reject limit of its quota;
+ * nothing of it was stored.
+ */
+export class QuotaExceeded extends Error {
+  constructor(
+    readonly namespaceId: number,
+    readonly limitBytes: number,
+    readonly wouldUse: number,
+  ) {
+    super(`namespace ${namespaceId} would use ${wouldUse} bytes; its Reject limit allows ${limitBytes}`);
+  }
+}
 
 export interface StoredManifest {
   id: number;
@@ -53,7 +69,8 @@ export interface CachedTag {
 }
 
 export type ManifestWriteResult =
-  | { ok: true; manifestId: number; created: boolean }
+  /** `charge`: what a created manifest added to its namespace's size. */
+  | { ok: true; manifestId: number; created: boolean; charge?: Charge }
   | { ok: false; missingBlobs: Digest[]; missingChildren: Digest[] };
 
 export interface ReferrerRow {
@@ -70,10 +87,15 @@ export class ManifestStore {
   private readonly byTag: PreparedQuery<StoredManifest, { namespace: string; name: string; tag: string; now: number }>;
   private readonly byDigest: PreparedQuery<StoredManifest, { namespace: string; name: string; digest: string }>;
 
+  private readonly accounting: QuotaAccounting;
+  private readonly quotas: QuotaStore;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
   ) {
+    this.accounting = new QuotaAccounting(db, dialect);
+    this.quotas = new QuotaStore(db, dialect);
     this.byTag = new PreparedQuery<StoredManifest, { namespace: string; name: string; tag: string; now: number }>(
       (p) =>
         this.db
@@ -134,6 +156,10 @@ export class ManifestStore {
    * manifest of that digest) are share-locked: garbage collection takes candidates `FOR UPDATE SKIP
    * LOCKED` and re-checks them, so it either skips them or has deleted them before this write reads
    * them (which then sees them missing, or creates the manifest anew).
+   *
+   * A created manifest's blobs are counted in its repository's and namespace's sizes in the same
+   * transaction; when that takes the namespace over a Reject limit of its quota the write is rolled
+   * back and QuotaExceeded thrown (a write that adds no new bytes to the namespace always passes).
    */
   async put(w: ManifestWrite): Promise<ManifestWriteResult> {
     // Racing pushes of the same manifest or tag can collide on a unique index (PostgreSQL); the
@@ -166,9 +192,9 @@ export class ManifestStore {
           .onConflict((oc) => oc.column('digest').doNothing())
           .execute();
       }
-      let blobs: Array<{ id: number; digest: string }> = [];
+      let blobs: Array<{ id: number; digest: string; size: number }> = [];
       if (blobDigests.length && w.lazy) {
-        const q = tx.selectFrom('blobs as b').select(['b.id', 'b.digest']).where('b.digest', 'in', blobDigests);
+        const q = tx.selectFrom('blobs as b').select(['b.id', 'b.digest', 'b.size']).where('b.digest', 'in', blobDigests);
         blobs = await (locks ? q.forShare() : q).execute();
         // GC deleted a placeholder between the insert and the lock: insert it again.
         const found = new Set(blobs.map((b) => b.digest));
@@ -177,7 +203,7 @@ export class ManifestStore {
         const q = tx
           .selectFrom('blobs as b')
           .innerJoin('repository_blobs as rb', 'rb.blob_id', 'b.id')
-          .select(['b.id', 'b.digest'])
+          .select(['b.id', 'b.digest', 'b.size'])
           .where('rb.repository_id', '=', w.repositoryId)
           .where('b.digest', 'in', blobDigests);
         blobs = await (locks ? q.forShare('rb') : q).execute();
@@ -194,6 +220,7 @@ export class ManifestStore {
       if (!w.lazy && (missingBlobs.length || missingChildren.length)) return { ok: false, missingBlobs, missingChildren };
 
       let created = false;
+      let charge: Charge | undefined;
       const existing = tx.selectFrom('manifests').select('id').where('repository_id', '=', w.repositoryId).where('digest', '=', w.digest);
       let manifest = (await (locks ? existing.forShare() : existing).executeTakeFirst()) as StoredManifest | undefined;
       // A push of a manifest that exists: GC spares it for its grace period again (an index's children
@@ -223,9 +250,15 @@ export class ManifestStore {
           await tx.insertInto('manifest_children').values(children.map((c) => ({ manifest_id: inserted.id, child_id: c.id }))).execute();
         }
         manifest = { id: inserted.id } as StoredManifest;
+        charge = await this.accounting.charge(tx, w.repositoryId, blobs);
+        if (charge.added > 0 && charge.after !== undefined) {
+          const quota = await this.quotas.checkById(charge.namespaceId, tx);
+          const limit = quota && rejectThreshold(quota);
+          if (limit !== undefined && charge.after > limit) throw new QuotaExceeded(charge.namespaceId, limit, charge.after);
+        }
       }
       if (w.tag !== undefined) await this.moveTag(tx, w.repositoryId, w.tag, manifest.id, { expiresAt: w.tagExpiresAt ?? null, hidden: w.hiddenTag === true });
-      return { ok: true, manifestId: manifest.id, created };
+      return { ok: true, manifestId: manifest.id, created, ...(charge ? { charge } : {}) };
     });
   }
 
@@ -318,6 +351,7 @@ export class ManifestStore {
         .limit(5)
         .execute();
       if (parents.length) return { deleted: false, referencedBy: parents.map((p) => p.digest as Digest) };
+      await this.accounting.release(tx, [m.id]);
       await tx.deleteFrom('tags').where('manifest_id', '=', m.id).execute();
       await tx.deleteFrom('manifests').where('id', '=', m.id).execute();
       return { deleted: true, referencedBy: [] };

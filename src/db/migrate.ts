@@ -6,6 +6,7 @@ import { accounts } from './migrations/0002-accounts.js';
 import { proxyCache } from './migrations/0003-proxy-cache.js';
 import { gc } from './migrations/0004-gc.js';
 import { autoprune } from './migrations/0005-autoprune.js';
+import { quotas } from './migrations/0006-quotas.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
@@ -14,6 +15,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0003-proxy-cache': proxyCache(d),
     '0004-gc': gc(d),
     '0005-autoprune': autoprune(d),
+    '0006-quotas': quotas(d),
   };
 }
 

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import { fullRepositoryName } from './full-name.js';
 import { PreparedQuery } from './prepared-query.js';
+import { QuotaAccounting } from './quota-accounting.js';
 import type { Database } from './tables.js';
 
 export interface RepositoryRef {
@@ -170,12 +171,16 @@ export class RepositoryStore {
 
   /**
    * Deletes the repository with (by foreign-key cascade) its manifests, tags and their history, blob
-   * links, uploads and permissions; the blobs themselves stay for garbage collection. False if it did
-   * not exist.
+   * links, uploads, permissions and sizes; the blobs themselves stay for garbage collection. False if
+   * it did not exist.
    */
   async delete(id: number): Promise<boolean> {
-    const res = await this.db.deleteFrom('repositories').where('id', '=', id).executeTakeFirst();
-    return Number(res.numDeletedRows) > 0;
+    return this.db.transaction().execute(async (tx) => {
+      // Its blobs leave its namespace's size with it (quota-accounting.ts).
+      await new QuotaAccounting(this.db, this.dialect).releaseRepository(tx, id);
+      const res = await tx.deleteFrom('repositories').where('id', '=', id).executeTakeFirst();
+      return Number(res.numDeletedRows) > 0;
+    });
   }
 
   /** Full repository names in byte order, after `last`, at most `limit`. */

@@ -10,6 +10,8 @@
  *   namespaces 1─0..1 proxy_cache_configs                      (an organization that caches an upstream)
  *   blob_guards (per digest: writer committing / GC deleting), worker_leases (scheduled jobs)
  *   namespaces 1─* autoprune_policies ─> repositories (0..1)   (auto-prune; autoprune_tasks: the worker's queue)
+ *   namespaces 1─0..1 namespace_quotas 1─* quota_limits         (storage quotas; totals in *_sizes, counted
+ *                                                                through quota_*_blobs: migrations/0006-quotas.ts)
  */
 import type { Generated, Insertable, Selectable } from 'kysely';
 
@@ -249,6 +251,47 @@ export interface WorkerLeasesTable {
   finished_at: number | null;
 }
 
+/** A namespace's storage quota (one per namespace). */
+export interface NamespaceQuotasTable {
+  id: Generated<number>;
+  namespace_id: number;
+  limit_bytes: number;
+  created_at: number;
+}
+
+/** A threshold of a quota: 'Warning' or 'Reject' at `percent` of its limit. */
+export interface QuotaLimitsTable {
+  id: Generated<number>;
+  quota_id: number;
+  /** 'Warning' | 'Reject' */
+  kind: string;
+  percent: number;
+}
+
+/** How many manifests of a repository use a blob (the blob counts once towards the repository's size). */
+export interface QuotaRepositoryBlobsTable {
+  repository_id: number;
+  blob_id: number;
+  refs: number;
+}
+
+/** How many repositories of a namespace use a blob (the blob counts once towards the namespace's size). */
+export interface QuotaNamespaceBlobsTable {
+  namespace_id: number;
+  blob_id: number;
+  refs: number;
+}
+
+export interface RepositorySizesTable {
+  repository_id: number;
+  size_bytes: number;
+}
+
+export interface NamespaceSizesTable {
+  namespace_id: number;
+  size_bytes: number;
+}
+
 export interface Database {
   namespaces: NamespacesTable;
   repositories: RepositoriesTable;
@@ -273,6 +316,12 @@ export interface Database {
   worker_leases: WorkerLeasesTable;
   autoprune_policies: AutoprunePoliciesTable;
   autoprune_tasks: AutopruneTasksTable;
+  namespace_quotas: NamespaceQuotasTable;
+  quota_limits: QuotaLimitsTable;
+  quota_repository_blobs: QuotaRepositoryBlobsTable;
+  quota_namespace_blobs: QuotaNamespaceBlobsTable;
+  repository_sizes: RepositorySizesTable;
+  namespace_sizes: NamespaceSizesTable;
 }
 
 export type ManifestRow = Selectable<ManifestsTable>;

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import { ACCOUNT_COMMANDS, runAccountCommand, UsageError } from './account-commands.js';
 import { PROXYCACHE_COMMANDS, PROXYCACHE_OPTIONS, runProxyCacheCommand } from './proxycache-commands.js';
 import { AUTOPRUNE_COMMANDS, AUTOPRUNE_OPTIONS, runAutopruneCommand } from './autoprune-commands.js';
+import { QUOTA_COMMANDS, QUOTA_OPTIONS, runQuotaCommand } from './quota-commands.js';
 import { SecretKeyError } from '../registry/proxy/secret-box.js';
 import { runNodesConfig } from './nodes-config.js';
 import { GC_OPTIONS, runGcCommand } from './gc-command.js';
@@ -36,6 +37,20 @@ Commands:
   autoprune run [--dry-run]
                         apply the auto-prune policies of every namespace now (pruned tags stay
                         restorable); --dry-run only lists what would be pruned
+  quota set NAMESPACE LIMIT
+                        give NAMESPACE (an organization or user) a storage quota of LIMIT (bytes, or
+                        a size such as "10 GiB", "500 MiB", "1.5 GB"), or change its limit
+  quota show NAMESPACE [--json]
+                        print the quota, its limits and the storage NAMESPACE uses
+  quota delete NAMESPACE
+                        delete NAMESPACE's quota and its limits
+  quota limit add NAMESPACE Warning|Reject PERCENT
+                        warn (log and audit) or refuse pushes at PERCENT (1-100) of the quota
+  quota limit delete NAMESPACE LIMIT_ID
+                        delete a limit (LIMIT_ID as quota show prints it)
+  quota recount [--dry-run] [--json]
+                        recompute every repository and namespace size from the manifests, print
+                        the totals that had drifted and correct them (--dry-run: only print)
   gc [--dry-run] [--json]
                         run one garbage-collection pass now (tag history past the time-machine
                         window, then unreferenced manifests and blobs); --dry-run only reports
@@ -70,6 +85,7 @@ async function main(argv: string[]): Promise<number> {
       ...PROXYCACHE_OPTIONS,
       ...AUTOPRUNE_OPTIONS,
       ...GC_OPTIONS,
+      ...QUOTA_OPTIONS,
       format: { type: 'string' },
       url: { type: 'string' },
       'ca-file': { type: 'string' },
@@ -78,7 +94,8 @@ async function main(argv: string[]): Promise<number> {
   const accountCommand = ACCOUNT_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const proxyCommand = PROXYCACHE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const autopruneCommand = AUTOPRUNE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
-  const command = accountCommand ?? proxyCommand ?? autopruneCommand ?? positionals.join(' ');
+  const quotaCommand = QUOTA_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
+  const command = accountCommand ?? proxyCommand ?? autopruneCommand ?? quotaCommand ?? positionals.join(' ');
   if (values.help || command === '') {
     process.stdout.write(USAGE);
     return values.help ? 0 : 2;
@@ -103,6 +120,10 @@ async function main(argv: string[]): Promise<number> {
     case autopruneCommand: {
       const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
       return runAutopruneCommand(command, positionals.slice(2), opts, config);
+    }
+    case quotaCommand: {
+      const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
+      return runQuotaCommand(command, positionals.slice(2), opts, config);
     }
     case 'gc': {
       const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;

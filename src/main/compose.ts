@@ -30,9 +30,14 @@ import { LoginThrottle } from '../registry/accounts/login-throttle.js';
 import { RegistryAuth } from '../registry/accounts/registry-auth.js';
 import { RegistryTokens } from '../registry/accounts/registry-tokens.js';
 import { createAutoprune } from '../registry/autoprune/autoprune.js';
+import { createQuotaService } from '../registry/quota/quota-service.js';
+import { QuotaGate } from '../registry/quota/quota-gate.js';
+import { QuotaStore } from '../db/quota-store.js';
 import { createProxyConfigService, type ProxyConfigService } from '../registry/proxy/proxy-config-service.js';
 import { ProxyAccess } from '../registry/proxy/proxy-access.js';
-import { ProxyCache } from '../registry/proxy/proxy-cache.js';
+import { ProxyCache, type ProxyQuota } from '../registry/proxy/proxy-cache.js';
+import { ProxyEviction } from '../registry/proxy/quota-eviction.js';
+import { EvictionStore } from '../db/eviction-store.js';
 import { BlobFills } from '../registry/proxy/blob-fills.js';
 import { NamespaceStore } from '../db/namespace-store.js';
 import { CircuitBreakers } from '../upstream/circuit-breaker.js';
@@ -88,7 +93,21 @@ export function createServices(deps: ServiceDeps): Services {
   const repositories = new RepositoryService(new RepositoryStore(db.db, db.dialect));
   const accounts = config.auth.enabled ? createAccountServices(db, config, repositories) : undefined;
   const proxyConfig = config.proxy_cache.enabled ? createProxyConfigService(db.db, db.dialect, config, { audit: accounts?.audit }) : undefined;
-  const proxy = proxyConfig && createProxyCache({ db, storage, config, configs: proxyConfig, blobStore, manifestStore, repositories, logger: deps.logger });
+  const quotaStore = new QuotaStore(db.db, db.dialect);
+  const quotaGate = new QuotaGate(quotaStore, { audit: accounts?.audit, log: deps.logger });
+  const proxy =
+    proxyConfig &&
+    createProxyCache({
+      db,
+      storage,
+      config,
+      configs: proxyConfig,
+      blobStore,
+      manifestStore,
+      repositories,
+      logger: deps.logger,
+      quota: new ProxyEviction({ store: new EvictionStore(db.db), quotas: quotaStore, gc: new GcStore(db.db, db.dialect), gate: quotaGate, log: deps.logger }),
+    });
   const baseAccess: GrantingAccess = accounts?.access ?? new OpenAccess();
   // Proxy organizations: members pull through, anonymous pulls when allowed, writes refused.
   const access = proxy
@@ -116,8 +135,9 @@ export function createServices(deps: ServiceDeps): Services {
     proxy,
     repositories,
     blobs: new BlobService(blobStore, storage, blobWriteGuard),
-    uploads: new UploadService(new UploadStore(db.db), blobStore, storage, blobWriteGuard),
-    manifests: new ManifestService(manifestStore, { maxManifestSize: config.registry.max_manifest_size }),
+    uploads: new UploadService(new UploadStore(db.db), blobStore, storage, blobWriteGuard, quotaGate),
+    manifests: new ManifestService(manifestStore, { maxManifestSize: config.registry.max_manifest_size, quota: quotaGate }),
+    quotaGate,
     tags,
     timeMachine: new TimeMachineService(new TimeMachineStore(db.db), {
       defaultS: config.gc.time_machine_default / 1000,
@@ -125,13 +145,14 @@ export function createServices(deps: ServiceDeps): Services {
     }),
     gc: new GarbageCollector(
       { store: new GcStore(db.db, db.dialect), preview: new GcPreviewStore(db.db), guards: blobGuards, storage },
-      { gracePeriodMs: config.gc.grace_period, timeMachineDefaultMs: config.gc.time_machine_default, batchSize: config.gc.batch_size, log: deps.logger, audit: accounts?.audit },
+      { gracePeriodMs: config.gc.grace_period, timeMachineDefaultMs: config.gc.time_machine_default, batchSize: config.gc.batch_size, sweepBatch: config.gc.sweep_batch, log: deps.logger, audit: accounts?.audit },
     ),
     autoprune: createAutoprune(db.db, db.dialect, config, {
       tags,
       audit: accounts?.audit,
       onAuditError: (err) => deps.logger?.error({ err }, 'could not record an auto-prune audit entry'),
     }),
+    quota: createQuotaService(db.db, db.dialect, { audit: accounts?.audit }),
     health: {
       async check() {
         const database = await sql`select 1`.execute(db.db).then(
@@ -165,6 +186,7 @@ function createProxyCache(deps: {
   manifestStore: ManifestStore;
   repositories: RepositoryService;
   logger?: Logger;
+  quota: ProxyQuota;
 }): ProxyCache {
   const { config } = deps;
   const pc = config.proxy_cache;
@@ -185,6 +207,7 @@ function createProxyCache(deps: {
     defaultNamespace: config.registry.default_namespace,
     namespaceExists: async (name) => (await namespaces.findByName(name)) !== undefined,
     log: deps.logger,
+    quota: deps.quota,
   });
   deps.configs.subscribe((_id, organization) => cache.invalidate(organization));
   return cache;

@@ -2,7 +2,8 @@
  * `wharf gc [--dry-run] [--json]`: one garbage-collection pass now, against the configured database and
  * storage (the same `--config` and `WHARF_*` variables as `wharf serve`), whether or not a server runs
  * its own passes (both are safe at once). With `--dry-run` it only reports what a pass would remove.
- * The report goes to stdout (text, or JSON with `--json`).
+ * Its storage sweep checks every blob key in storage, not `gc.sweep_batch` of them (unless that is 0,
+ * which turns the sweep off). The report goes to stdout (text, or JSON with `--json`).
  *
  * Exit codes: 0 done, 2 usage.
  */
@@ -20,7 +21,7 @@ export async function runGcCommand(args: string[], opts: { 'dry-run'?: boolean; 
   if (extra.length) throw new UsageError(`wharf gc does not take --${extra.join(', --')}`);
   return withDatabase(config, async (db) => {
     const { registry } = createServices({ db, storage: createStorage(config), config });
-    const report = await registry.gc.run({ dryRun: opts['dry-run'] === true });
+    const report = await registry.gc.run({ dryRun: opts['dry-run'] === true, sweepAll: true });
     await registry.audit?.flush();
     process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : describe(report, config));
     return 0;
@@ -37,6 +38,9 @@ function describe(r: GcReport, config: Readonly<Config>): string {
     ...part('blobs', r.blobs),
   ];
   if (r.bytesLeft) lines.push(`  blobs whose bytes could not be deleted from storage (left behind): ${r.bytesLeft}`);
+  if (config.gc.sweep_batch > 0) {
+    lines.push(...part(`blob bytes in storage that no blob row records (of ${r.sweptKeys} blob keys checked)`, r.swept));
+  } else lines.push('  storage sweep: off (gc.sweep_batch is 0)');
   lines.push(`  took ${r.durationMs} ms`);
   return `${lines.join('\n')}\n`;
 }

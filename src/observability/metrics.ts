@@ -18,11 +18,20 @@ export class Metrics {
   /** What garbage collection removed, by kind: tag (history rows), manifest, link (blob in a repository), blob. */
   readonly gcRemoved: Counter<'kind'>;
   readonly gcFreedBytes: Counter;
+  /** Blobs whose bytes the storage sweep deleted (no blob row recorded them), and their bytes. */
+  readonly gcSweptBlobs: Counter;
+  readonly gcSweptBytes: Counter;
   /** Garbage-collection passes by result: ok, aborted, failed. */
   readonly gcPasses: Counter<'result'>;
   readonly gcPassDuration: Histogram;
   /** Tags the auto-prune worker removed from the live view (into tag history), by policy method. */
   readonly autopruneTags: Counter<'method'>;
+  /** Writes refused by a quota's Reject limit, by stage: upload_start, upload_chunk, manifest, proxy. */
+  readonly quotaRejections: Counter<'stage'>;
+  /** Manifest pushes that took a namespace across a quota's Warning limit. */
+  readonly quotaWarnings: Counter;
+  /** Cached tags a proxy-cache organization evicted to stay within its quota. */
+  readonly proxyEvictions: Counter<'organization'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'wharf_' });
@@ -100,6 +109,16 @@ export class Metrics {
       help: 'Bytes of the blobs garbage collection removed (rows and storage)',
       registers: [this.registry],
     });
+    this.gcSweptBlobs = new Counter({
+      name: 'wharf_gc_swept_blobs_total',
+      help: 'Blobs in storage that no blob row recorded (left by a crash) whose bytes the storage sweep of garbage collection deleted',
+      registers: [this.registry],
+    });
+    this.gcSweptBytes = new Counter({
+      name: 'wharf_gc_swept_bytes_total',
+      help: 'Bytes the storage sweep of garbage collection deleted',
+      registers: [this.registry],
+    });
     this.gcPasses = new Counter({
       name: 'wharf_gc_passes_total',
       help: 'Garbage-collection passes by result: ok, aborted (shutdown), failed',
@@ -122,6 +141,23 @@ export class Metrics {
       name: 'wharf_autoprune_pruned_tags_total',
       help: 'Tags pruned by auto-prune policies (they stay restorable from tag history), by method: number_of_tags or creation_date',
       labelNames: ['method'],
+      registers: [this.registry],
+    });
+    this.quotaRejections = new Counter({
+      name: 'wharf_quota_rejections_total',
+      help: 'Writes refused because they would take a namespace over a Reject limit of its quota, by stage',
+      labelNames: ['stage'],
+      registers: [this.registry],
+    });
+    this.quotaWarnings = new Counter({
+      name: 'wharf_quota_warnings_total',
+      help: 'Manifest pushes that took a namespace across a Warning limit of its quota',
+      registers: [this.registry],
+    });
+    this.proxyEvictions = new Counter({
+      name: 'wharf_proxy_evicted_tags_total',
+      help: 'Cached tags of proxy-cache organizations evicted (least recently pulled first) to make room within the quota',
+      labelNames: ['organization'],
       registers: [this.registry],
     });
   }

@@ -11,7 +11,10 @@
  *      by its referrers;
  *   3. links of blobs into repositories that no manifest of the repository uses, made before the grace
  *      period (a pushed layer waits that long for its manifest);
- *   4. blob rows nothing links or uses, then their bytes in storage.
+ *   4. blob rows nothing links or uses, then their bytes in storage;
+ *   5. the storage sweep (gc-sweep.ts): bytes under blob keys that no blob row records, left by a crash,
+ *      once written before the grace period; `sweepBatch` keys per scheduled pass, continuing where the
+ *      last pass stopped (all of them with `sweepAll` and in a dry run).
  *
  * Every step works in batches of `gc.batch_size` rows, each in its own short transaction; no
  * transaction is open during storage I/O. On PostgreSQL batches are taken `FOR UPDATE SKIP LOCKED`, so
@@ -20,7 +23,8 @@
  * transaction that also leaves a 'delete' guard, unless a writer's 'write' guard exists; the bytes are
  * deleted after that commit and before the guard expires; then the guard goes. A writer that meets the
  * guard waits for it before committing its bytes, so a re-upload during the deletion still ends with its
- * bytes present. A crash or storage error between the row and the bytes leaks bytes, never loses them.
+ * bytes present. A crash or storage error between the row and the bytes leaks bytes, never loses them;
+ * the sweep finds them later, under the same guard.
  * Pushes (upload completion, monolithic uploads, mounts) take the guard; proxy-cache fills do not: a
  * cached blob whose bytes a concurrent deletion removed is fetched again on its next pull, since the
  * proxy checks storage before it serves a local copy.
@@ -36,6 +40,7 @@ import type { Logger } from '../observability/logger.js';
 import type { BlobDriver } from '../storage/blob-driver.js';
 import { blobKey } from '../storage/keys.js';
 import type { AuditService } from './accounts/audit-service.js';
+import { StorageSweep } from './gc-sweep.js';
 
 /** How long GC's 'delete' guard holds writers of a digest off while its bytes are deleted. */
 export const DELETE_GUARD_MS = 5 * 60_000;
@@ -51,6 +56,8 @@ export interface GcOptions {
   timeMachineDefaultMs: number;
   /** Rows per batch. */
   batchSize: number;
+  /** Blob keys in storage the sweep examines per pass (gc-sweep.ts); 0 or unset: no sweep. */
+  sweepBatch?: number;
   now?: () => number;
   log?: Logger;
   audit?: AuditService;
@@ -73,6 +80,10 @@ export interface GcReport {
   blobs: GcPart;
   /** Blobs whose rows went but whose bytes could not be deleted (a storage error or a late pass). */
   bytesLeft: number;
+  /** Bytes under blob keys that no blob row recorded (a crash left them), deleted by the storage sweep. */
+  swept: GcPart;
+  /** Blob keys in storage the sweep looked at. */
+  sweptKeys: number;
   /** The pass stopped early (`signal`). */
   aborted: boolean;
   durationMs: number;
@@ -87,19 +98,43 @@ export interface GcStores {
 
 export class GarbageCollector {
   private readonly now: () => number;
+  private readonly sweep: StorageSweep;
 
   constructor(
     private readonly deps: GcStores,
     private readonly opts: GcOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.sweep = new StorageSweep(deps, {
+      keysPerPass: opts.sweepBatch ?? 0,
+      batchSize: opts.batchSize,
+      guardMs: DELETE_GUARD_MS,
+      guardMarginMs: GUARD_MARGIN_MS,
+      concurrency: STORAGE_CONCURRENCY,
+      now: this.now,
+      ...(opts.log ? { log: opts.log } : {}),
+    });
   }
 
-  /** One pass (see the file comment); with `dryRun`, what it would remove, removing nothing. */
-  async run(o: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<GcReport> {
+  /**
+   * One pass (see the file comment); with `dryRun`, what it would remove, removing nothing. `sweepAll`
+   * sweeps the whole storage listing instead of `sweepBatch` keys (when the sweep is on).
+   */
+  async run(o: { dryRun?: boolean; signal?: AbortSignal; sweepAll?: boolean } = {}): Promise<GcReport> {
     const started = this.now();
     const clock: GcClock = { now: started, graceCutoff: started - this.opts.gracePeriodMs, defaultWindowMs: this.opts.timeMachineDefaultMs };
-    const report: GcReport = { dryRun: o.dryRun === true, tags: 0, manifests: part(), links: 0, blobs: part(), bytesLeft: 0, aborted: false, durationMs: 0 };
+    const report: GcReport = {
+      dryRun: o.dryRun === true,
+      tags: 0,
+      manifests: part(),
+      links: 0,
+      blobs: part(),
+      bytesLeft: 0,
+      swept: part(),
+      sweptKeys: 0,
+      aborted: false,
+      durationMs: 0,
+    };
     const stop = () => (o.signal?.aborted ? (report.aborted = true) : false);
     report.tags = await this.collectTags(clock, report.dryRun, stop);
     if (report.dryRun) {
@@ -110,6 +145,15 @@ export class GarbageCollector {
       if (!stop()) await this.collectLinks(clock, report, stop);
       if (!stop()) await this.collectBlobs(clock, report, stop);
       await this.deps.guards.purgeExpired(this.now());
+    }
+    if (!stop()) {
+      report.sweptKeys = await this.sweep.run({
+        graceCutoff: clock.graceCutoff,
+        dryRun: report.dryRun,
+        all: o.sweepAll === true,
+        stop,
+        swept: (digest, size) => add(report.swept, digest, size),
+      });
     }
     report.durationMs = this.now() - started;
     if (!report.dryRun) await this.record(report);
@@ -200,9 +244,19 @@ export class GarbageCollector {
   }
 
   private async record(r: GcReport): Promise<void> {
-    if (!r.tags && !r.manifests.count && !r.links && !r.blobs.count) return;
+    if (!r.tags && !r.manifests.count && !r.links && !r.blobs.count && !r.swept.count) return;
     this.opts.log?.info(
-      { tags: r.tags, manifests: r.manifests.count, links: r.links, blobs: r.blobs.count, bytes: r.blobs.bytes, bytes_left: r.bytesLeft, ms: r.durationMs },
+      {
+        tags: r.tags,
+        manifests: r.manifests.count,
+        links: r.links,
+        blobs: r.blobs.count,
+        bytes: r.blobs.bytes,
+        bytes_left: r.bytesLeft,
+        swept_blobs: r.swept.count,
+        swept_bytes: r.swept.bytes,
+        ms: r.durationMs,
+      },
       'garbage collection removed unreferenced content',
     );
     await this.opts.audit
@@ -218,6 +272,9 @@ export class GarbageCollector {
           blob_bytes: r.blobs.bytes,
           blob_digests: r.blobs.sample,
           bytes_left_in_storage: r.bytesLeft,
+          swept_blobs: r.swept.count,
+          swept_bytes: r.swept.bytes,
+          swept_digests: r.swept.sample,
           duration_ms: r.durationMs,
         },
       })

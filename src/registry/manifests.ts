@@ -2,10 +2,12 @@
  * Manifest push, pull and delete. Bytes are stored and served exactly as pushed; a manifest is accepted
  * only when every blob and child it references is already in the repository.
  */
-import type { ManifestStore, StoredManifest } from '../db/manifest-store.js';
+import { QuotaExceeded, type ManifestStore, type StoredManifest } from '../db/manifest-store.js';
+import type { Charge } from '../db/quota-accounting.js';
 import type { RepositoryRef } from '../db/repository-store.js';
 import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
+import { quotaExceeded } from './quota/quota-gate.js';
 import { parseManifest, requiredBlobs, type Descriptor } from '../oci/manifest.js';
 import { MediaType, normalizeMediaType } from '../oci/media-types.js';
 import { splitRepositoryName, type Reference, type RepositoryName } from '../oci/reference.js';
@@ -17,10 +19,16 @@ export interface ManifestPutResult {
   subject?: Digest;
 }
 
+/** Quota refusals and warnings of manifest pushes (quota/quota-gate.ts). */
+export interface ManifestQuota {
+  refused(namespace: string, stage: 'manifest'): Error;
+  charged(namespace: string, charge: Charge): Promise<void>;
+}
+
 export class ManifestService {
   constructor(
     private readonly store: ManifestStore,
-    private readonly opts: { maxManifestSize: number },
+    private readonly opts: { maxManifestSize: number; quota?: ManifestQuota },
   ) {}
 
   /**
@@ -48,18 +56,25 @@ export class ManifestService {
       throw new RegistryError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${ref.digest}`);
     }
     const manifest = parseManifest(bytes, contentType);
-    const result = await this.store.put({
-      repositoryId: repo.id,
-      digest,
-      mediaType: manifest.mediaType,
-      artifactType: manifest.artifactType,
-      subjectDigest: manifest.subject?.digest,
-      annotations: manifest.annotations,
-      content: bytes,
-      blobDigests: requiredBlobs(manifest).map((d) => d.digest),
-      childDigests: manifest.manifests.map((d) => d.digest),
-      tag: ref.kind === 'tag' ? ref.tag : undefined,
-    });
+    let result;
+    try {
+      result = await this.store.put({
+        repositoryId: repo.id,
+        digest,
+        mediaType: manifest.mediaType,
+        artifactType: manifest.artifactType,
+        subjectDigest: manifest.subject?.digest,
+        annotations: manifest.annotations,
+        content: bytes,
+        blobDigests: requiredBlobs(manifest).map((d) => d.digest),
+        childDigests: manifest.manifests.map((d) => d.digest),
+        tag: ref.kind === 'tag' ? ref.tag : undefined,
+      });
+    } catch (err) {
+      if (err instanceof QuotaExceeded) throw this.opts.quota?.refused(repo.namespace, 'manifest') ?? quotaExceeded(repo.namespace);
+      throw err;
+    }
+    if (result.ok && result.charge) await this.opts.quota?.charged(repo.namespace, result.charge);
     if (!result.ok) {
       if (result.missingBlobs.length) {
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references blobs not in ${repo.namespace}/${repo.name}: ${result.missingBlobs.join(', ')}`, {

@@ -8,6 +8,8 @@ import type { GarbageCollector } from './gc.js';
 import type { ManifestService } from './manifests.js';
 import type { ProxyConfigService } from './proxy/proxy-config-service.js';
 import type { ProxyCache } from './proxy/proxy-cache.js';
+import type { QuotaService } from './quota/quota-service.js';
+import type { QuotaGate } from './quota/quota-gate.js';
 import type { RepositoryService } from './repositories.js';
 import type { TagService } from './tags.js';
 import type { TimeMachineService } from './time-machine.js';
@@ -32,6 +34,10 @@ export interface Registry {
   gc: GarbageCollector;
   /** Auto-prune policies (API, CLI) and the pruner the worker runs. */
   autoprune: Autoprune;
+  /** Storage quotas of namespaces and the usage they are checked against (API, CLI). */
+  quota: QuotaService;
+  /** Quota enforcement on pushes and cache fills (refusals, warnings, evictions; metrics observe it). */
+  quotaGate: QuotaGate;
   health: HealthCheck;
   /** Authentication for `/v2`; absent when the registry runs open (`auth.enabled: false`). */
   auth?: RegistryAuth;

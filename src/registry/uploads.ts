@@ -12,6 +12,9 @@
  * it run under the per-digest guard (blob-write-guard.ts), so garbage collection never deletes the
  * bytes of a blob a push is completing. Bytes of uploads in progress are never GC's: they live under
  * `uploads/`, which only cancellation and the upload sweep remove.
+ *
+ * With a quota gate, an upload into a namespace at its Reject limit is refused at start, and one whose
+ * chunk (or monolithic body) takes it over the limit is cancelled, so its bytes never count.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { BlobStore } from '../db/blob-store.js';
@@ -37,6 +40,11 @@ export interface ChunkRange {
   end: number;
 }
 
+/** Refuses uploads over a namespace's quota (quota/quota-gate.ts). */
+export interface UploadQuota {
+  admitUpload(repo: RepositoryRef, stage: 'upload_start' | 'upload_chunk', incoming?: number): Promise<void>;
+}
+
 export class UploadService {
   private readonly hashes = new Map<string, { size: number; hash: Hash }>();
   /** Offset at which a chunk is being written, per upload: status reports it, not uncommitted bytes. */
@@ -48,9 +56,11 @@ export class UploadService {
     private readonly blobs: BlobStore,
     private readonly storage: BlobDriver,
     private readonly guard?: BlobWriteGuard,
+    private readonly quota?: UploadQuota,
   ) {}
 
   async start(repo: RepositoryRef): Promise<UploadState> {
+    await this.quota?.admitUpload(repo, 'upload_start');
     const up = await this.uploads.create(randomUUID(), repo.id);
     return { id: up.id, size: 0 };
   }
@@ -63,14 +73,45 @@ export class UploadService {
   /** Appends one chunk. With a range, it must start at the current offset (416 otherwise). */
   async append(repo: RepositoryRef, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<UploadState> {
     await this.find(repo, id);
-    return this.locks.run(id, () => this.appendLocked(id, body, range));
+    await this.admitChunk(repo, id, range);
+    return this.locks.run(id, async () => {
+      const state = await this.appendLocked(id, body, range);
+      await this.admitReceived(repo, id);
+      return state;
+    });
+  }
+
+  /** Refuses a chunk of announced size that would take the namespace over its quota. */
+  private async admitChunk(repo: RepositoryRef, id: string, range: ChunkRange | undefined): Promise<void> {
+    if (!this.quota) return;
+    try {
+      await this.quota.admitUpload(repo, 'upload_chunk', range ? range.end - range.start + 1 : 0);
+    } catch (err) {
+      await this.locks.run(id, () => this.drop(id));
+      throw err;
+    }
+  }
+
+  /** After a chunk of unannounced size: cancels the upload if what it received took the namespace over its quota. */
+  private async admitReceived(repo: RepositoryRef, id: string): Promise<void> {
+    if (!this.quota) return;
+    try {
+      await this.quota.admitUpload(repo, 'upload_chunk');
+    } catch (err) {
+      await this.drop(id);
+      throw err;
+    }
   }
 
   /** Completes the upload: appends a final chunk if given, verifies the digest, links the blob. */
   async complete(repo: RepositoryRef, id: string, digest: Digest, body?: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<{ size: number }> {
     await this.find(repo, id);
+    if (body) await this.admitChunk(repo, id, range);
     return this.locks.run(id, async () => {
-      if (body) await this.appendLocked(id, body, range);
+      if (body) {
+        await this.appendLocked(id, body, range);
+        await this.admitReceived(repo, id);
+      }
       const size = await this.offset(id);
       const actual = await this.digestOf(id, size, digestAlgorithm(digest));
       if (actual !== digest) {
@@ -93,10 +134,13 @@ export class UploadService {
 
   /** Stores a whole blob sent in one request (`POST ?digest=`). */
   async monolithic(repo: RepositoryRef, digest: Digest, body: AsyncIterable<Uint8Array>, expectedSize?: number): Promise<{ size: number }> {
+    await this.quota?.admitUpload(repo, 'upload_start');
+    if (expectedSize !== undefined) await this.quota?.admitUpload(repo, 'upload_chunk', expectedSize);
     const writer = await VerifiedBlobWriter.open(this.storage, { digest, size: expectedSize });
     try {
       for await (const chunk of body) await writer.write(chunk);
       writer.verify();
+      if (expectedSize === undefined) await this.quota?.admitUpload(repo, 'upload_chunk', writer.size);
     } catch (err) {
       await writer.cancel();
       throw err;

@@ -14,6 +14,11 @@ import type { Readable } from 'node:stream';
 
 export interface BlobStat {
   size: number;
+  /**
+   * When the object's bytes were last written, in ms since the epoch (a commit or an append sets it;
+   * a move keeps the source's time, as a rename does, or sets the time of the move, as a copy does).
+   */
+  modifiedAt: number;
 }
 
 export interface BlobWriter {
@@ -37,7 +42,7 @@ export interface PositionalReader {
 
 export interface BlobDriver {
   readonly name: string;
-  /** Size of the object, or undefined when there is none. */
+  /** Size and modification time of the object, or undefined when there is none. */
   stat(key: string): Promise<BlobStat | undefined>;
   /** A stream of `length` bytes (default: to the end) from `offset`; throws BlobNotFoundError. */
   reader(key: string, range?: { offset: number; length?: number }): Promise<Readable>;

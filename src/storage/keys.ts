@@ -11,11 +11,21 @@
  * committed after verification (drivers stage uncommitted writes outside the key space, e.g. the
  * filesystem driver's `.tmp/`).
  */
-import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js';
+import { digestAlgorithm, digestHex, parseDigest, type Digest } from '../oci/digest.js';
+
+/** The prefix of every blob key (a `list` of it yields them all). */
+export const BLOBS_PREFIX = 'blobs/';
 
 export function blobKey(digest: Digest): string {
   const hex = digestHex(digest);
   return `blobs/${digestAlgorithm(digest)}/${hex.slice(0, 2)}/${hex}`;
+}
+
+/** The digest whose blob key `key` is; undefined for any other key. */
+export function blobKeyDigest(key: string): Digest | undefined {
+  const m = /^blobs\/([a-z0-9]+)\/[0-9a-f]{2}\/([0-9a-f]+)$/.exec(key);
+  const parsed = m ? parseDigest(`${m[1]}:${m[2]}`) : undefined;
+  return parsed?.ok && blobKey(parsed.digest) === key ? parsed.digest : undefined;
 }
 
 export function uploadKey(uploadId: string): string {

@@ -1,7 +1,7 @@
 /**
  * `wharf gc` of the real CLI against a temporary SQLite data directory with the filesystem driver:
  * `--dry-run` reports what would go and changes nothing; a pass then removes exactly that, bytes
- * included; a dry run afterwards finds nothing.
+ * included, and sweeps bytes that no blob row records; a dry run afterwards finds nothing.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -40,12 +40,18 @@ describe('wharf gc', () => {
   let dir: string;
   let kept: { manifest: Digest; layer: Digest };
   let gone: { manifest: Digest; config: Digest; layer: Digest };
+  /** Bytes a writer committed before it died, with no blob row. */
+  const stray = Buffer.from('left by a crash');
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'wharf-gc-cli-'));
     const config = loadConfig({ env: {}, overrides: { data_dir: dir, log_level: 'silent' } });
     const db = await createDatabase(config);
     try {
-      const { registry } = createServices({ db, storage: createStorage(config), config });
+      const storage = createStorage(config);
+      const w = await storage.writer(blobKey(digestOf(stray)));
+      await w.write(stray);
+      await w.commit();
+      const { registry } = createServices({ db, storage, config });
       const repo = await registry.repositories.ensure('acme/app' as RepositoryName);
       const push = async (seed: string, tag: string) => {
         const config = Buffer.from(JSON.stringify({ os: 'linux', seed }));
@@ -78,13 +84,24 @@ describe('wharf gc', () => {
   it('--dry-run reports what a pass would remove and changes nothing', async () => {
     const json = await wharf(dir, ['gc', '--dry-run', '--json']);
     assert.equal(json.code, 0, json.stderr);
-    const report = JSON.parse(json.stdout) as { dryRun: boolean; tags: number; manifests: { count: number; sample: string[] }; links: number; blobs: { count: number; bytes: number; sample: string[] } };
+    const report = JSON.parse(json.stdout) as {
+      dryRun: boolean;
+      tags: number;
+      manifests: { count: number; sample: string[] };
+      links: number;
+      blobs: { count: number; bytes: number; sample: string[] };
+      swept: { count: number; bytes: number; sample: string[] };
+      sweptKeys: number;
+    };
     assert.equal(report.dryRun, true);
     assert.equal(report.tags, 1);
     assert.deepEqual(report.manifests.sample, [gone.manifest]);
     assert.equal(report.links, 2);
     assert.deepEqual([...report.blobs.sample].sort(), [gone.config, gone.layer].sort());
     assert.equal(report.blobs.bytes, JSON.stringify({ os: 'linux', seed: 'gone' }).length + 'layer gone'.length);
+    // The sweep looks at every blob file: four of the pushed blobs and the stray one.
+    assert.deepEqual(report.swept, { count: 1, bytes: stray.length, sample: [digestOf(stray)] });
+    assert.equal(report.sweptKeys, 5);
 
     const text = await wharf(dir, ['gc', '--dry-run']);
     assert.equal(text.code, 0, text.stderr);
@@ -92,7 +109,8 @@ describe('wharf gc', () => {
     assert.match(text.stdout, /tag history rows past the time-machine window: 1/);
     assert.match(text.stdout, new RegExp(`manifests: 1 \\(\\d+ bytes\\)\\n    ${gone.manifest}`));
     assert.match(text.stdout, /blobs: 2 /);
-    for (const d of [gone.config, gone.layer, kept.layer]) assert.equal(await onDisk(d), true);
+    assert.match(text.stdout, new RegExp(`blob bytes in storage that no blob row records \\(of 5 blob keys checked\\): 1 \\(${stray.length} bytes\\)\\n    ${digestOf(stray)}`));
+    for (const d of [gone.config, gone.layer, kept.layer, digestOf(stray)]) assert.equal(await onDisk(d), true);
   });
 
   it('removes exactly that, bytes included; a second dry run finds nothing', async () => {
@@ -103,8 +121,10 @@ describe('wharf gc', () => {
     assert.equal(await onDisk(gone.layer), false);
     assert.equal(await onDisk(gone.config), false);
     assert.equal(await onDisk(kept.layer), true);
-    const again = JSON.parse((await wharf(dir, ['gc', '--dry-run', '--json'])).stdout) as { tags: number; manifests: { count: number }; links: number; blobs: { count: number } };
-    assert.deepEqual([again.tags, again.manifests.count, again.links, again.blobs.count], [0, 0, 0, 0]);
+    assert.match(run.stdout, /blob bytes in storage that no blob row records \(of 3 blob keys checked\): 1 /);
+    assert.equal(await onDisk(digestOf(stray)), false);
+    const again = JSON.parse((await wharf(dir, ['gc', '--dry-run', '--json'])).stdout) as { tags: number; manifests: { count: number }; links: number; blobs: { count: number }; swept: { count: number } };
+    assert.deepEqual([again.tags, again.manifests.count, again.links, again.blobs.count, again.swept.count], [0, 0, 0, 0, 0]);
   });
 
   it('refuses arguments and foreign options', async () => {

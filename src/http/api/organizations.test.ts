@@ -62,6 +62,8 @@ for (const dialect of DIALECTS) {
         is_member: true,
         teams: { owners: { name: 'owners', description: 'Administrators of the organization', role: 'admin', member_count: 1 } },
         ordered_teams: ['owners'],
+        quotas: [],
+        quota_report: { quota_bytes: 0, configured_quota: null, running_backfill: 'complete', backfill_status: 'complete' },
       });
       await expectError(call('GET', '/organization/acme'), 401);
       await expectError(call('GET', '/organization/acme', 'carol'), 404);

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { teamView } from './account-views.js';
 import type { ApiContext } from './context.js';
 import { administeredOrganization, visibleOrganization, type OrganizationView } from './organization-access.js';
+import { namespaceQuotaFields, NamespaceQuotaReportSchema, QuotaSummarySchema } from './quota-views.js';
 import { defineRoute } from './route.js';
 import { TeamSchema } from './schemas.js';
 
@@ -18,8 +19,8 @@ const OrgParams = z.object({ orgname: z.string().max(255) });
 const Email = z.string().max(254).nullable();
 
 /**
- * `email` and `tag_expiration_s` (the time-machine window in seconds) only for admins; `teams` and
- * `ordered_teams` only for members and admins.
+ * `email` and `tag_expiration_s` (the time-machine window in seconds) only for admins; `teams`,
+ * `ordered_teams`, `quotas` and `quota_report` (storage used and the quota's limit) only for members and admins.
  */
 const OrganizationSchema = z.strictObject({
   name: z.string(),
@@ -29,6 +30,8 @@ const OrganizationSchema = z.strictObject({
   is_member: z.boolean(),
   teams: z.record(z.string(), TeamSchema).optional(),
   ordered_teams: z.array(z.string()).optional(),
+  quotas: z.array(QuotaSummarySchema).optional(),
+  quota_report: NamespaceQuotaReportSchema.optional(),
 });
 const MembersSchema = z.strictObject({
   members: z.array(z.strictObject({ name: z.string(), kind: z.literal('user'), is_robot: z.boolean(), teams: z.array(z.strictObject({ name: z.string() })) })),
@@ -36,13 +39,14 @@ const MembersSchema = z.strictObject({
 
 async function organizationJson(ctx: ApiContext, view: OrganizationView) {
   const member = view.role !== undefined || view.admin;
-  const teams = member ? await ctx.accounts.teams.listTeams(view.org.name) : undefined;
+  const [teams, usage] = member ? await Promise.all([ctx.accounts.teams.listTeams(view.org.name), ctx.registry.quota.usage(view.org.name)]) : [];
   return {
     name: view.org.name,
     ...(view.admin ? { email: view.org.email ?? '', tag_expiration_s: await ctx.registry.timeMachine.windowOf(view.org.name) } : {}),
     is_admin: view.admin,
     is_member: view.role !== undefined,
     ...(teams ? { teams: Object.fromEntries(teams.map((t) => [t.name, teamView(t, t.memberCount)])), ordered_teams: teams.map((t) => t.name) } : {}),
+    ...(usage ? namespaceQuotaFields(usage) : {}),
   };
 }
 

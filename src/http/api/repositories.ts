@@ -9,6 +9,7 @@ import { REPOSITORY_STATES } from '../../registry/repositories.js';
 import { roleAtLeast } from '../../registry/accounts/roles.js';
 import { ApiError, conflict, forbidden, invalid, notFound } from './errors.js';
 import { decodeCursor, encodeCursor, queryBool, queryInt, seconds } from './params.js';
+import { repositoryQuotaReport, RepositoryQuotaReportSchema } from './quota-views.js';
 import { repositoryName, requireRepository } from './repository-access.js';
 import { defineRoute } from './route.js';
 import { RepositoryStateSchema, SuccessSchema } from './schemas.js';
@@ -31,6 +32,8 @@ const ListSchema = z.strictObject({
       kind: z.literal('image'),
       state: RepositoryStateSchema,
       last_modified: z.int().nullable().optional(),
+      /** Storage the repository uses, and its namespace's quota limit (null without a quota). */
+      quota_report: RepositoryQuotaReportSchema,
     }),
   ),
   next_page: z.string().optional(),
@@ -46,6 +49,7 @@ const RepositorySchema = z.strictObject({
   can_write: z.boolean(),
   can_admin: z.boolean(),
   tag_count: z.int(),
+  quota_report: RepositoryQuotaReportSchema,
 });
 
 export const repositoryRoutes = [
@@ -97,6 +101,7 @@ export const repositoryRoutes = [
       const includePublic = query.public || query.namespace !== undefined || ctx.principal.kind === 'anonymous';
       const rows = await ctx.accounts.permissions.listReadableRepositories(ctx.principal, { namespace: query.namespace, includePublic, last, limit: query.limit + 1 });
       const page = rows.slice(0, query.limit);
+      const usage = await ctx.registry.quota.repositoryUsage(page);
       return {
         repositories: page.map((r) => ({
           namespace: r.namespace,
@@ -106,6 +111,7 @@ export const repositoryRoutes = [
           kind: 'image',
           state: r.state,
           ...(query.last_modified ? { last_modified: r.lastModified === null ? null : seconds(r.lastModified) } : {}),
+          quota_report: repositoryQuotaReport(usage.get(`${r.namespace}/${r.name}`)),
         })),
         ...(rows.length > query.limit ? { next_page: encodeCursor(page[page.length - 1]!.fullName) } : {}),
       };
@@ -132,6 +138,7 @@ export const repositoryRoutes = [
         can_write: roleAtLeast(role, 'write'),
         can_admin: roleAtLeast(role, 'admin'),
         tag_count: await ctx.registry.tags.countLive(repo),
+        quota_report: repositoryQuotaReport((await ctx.registry.quota.repositoryUsage([repo])).get(`${repo.namespace}/${repo.name}`)),
       };
     },
   }),

@@ -13,5 +13,6 @@ import { tagRoutes } from './tags.js';
 import { logRoutes } from './logs.js';
 import { proxyCacheRoutes } from './proxycache.js';
 import { autopruneRoutes } from './autoprune.js';
+import { quotaRoutes } from './quota.js';
 
-export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes];
+export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes];

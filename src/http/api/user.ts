@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { isRegistryError } from '../../oci/errors.js';
 import type { ApiContext } from './context.js';
 import { forbidden, invalid } from './errors.js';
+import { namespaceQuotaFields, NamespaceQuotaReportSchema, QuotaSummarySchema } from './quota-views.js';
 import { defineRoute } from './route.js';
 
 const MeSchema = z.strictObject({
@@ -16,12 +17,16 @@ const MeSchema = z.strictObject({
   /** How long deleted and expired tags of the user's namespace stay restorable, in seconds. */
   tag_expiration_s: z.int(),
   organizations: z.array(z.strictObject({ name: z.string() })),
+  /** The quota of the user's namespace (none or one) and its usage. */
+  quotas: z.array(QuotaSummarySchema),
+  quota_report: NamespaceQuotaReportSchema,
 });
 
 async function describeMe(ctx: ApiContext) {
   const me = ctx.user('user:read');
   const user = await ctx.accounts.accounts.getUser(me.name);
   const organizations = await ctx.accounts.accounts.organizationsOf(me.name);
+  const usage = await ctx.registry.quota.usage(me.name);
   return {
     anonymous: false,
     username: me.name,
@@ -29,6 +34,7 @@ async function describeMe(ctx: ApiContext) {
     super_user: me.superuser,
     tag_expiration_s: await ctx.registry.timeMachine.windowOf(me.name),
     organizations: organizations.map((o) => ({ name: o.name })),
+    ...namespaceQuotaFields(usage),
   };
 }
 

@@ -38,6 +38,11 @@ export async function v2Plugin(app: FastifyInstance, opts: { registry: Registry;
       metrics.proxyRateLimitLimit.labels(e.upstream).set(e.limit);
     },
   });
+  registry.quotaGate.observe({
+    rejected: (e) => metrics.quotaRejections.labels(e.stage).inc(),
+    warning: () => metrics.quotaWarnings.inc(),
+    evicted: (e) => metrics.proxyEvictions.labels(e.namespace).inc(e.tags),
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
   app.setErrorHandler((err, req, reply) => {

@@ -183,7 +183,7 @@ for (const dialect of DIALECTS) {
       const loc = await start('up/stale');
       await patch(loc, 'stale bytes', '0-10');
       const id = loc.split('/').pop()!;
-      assert.deepEqual(await t.storage.stat(`uploads/${id}`), { size: 11 });
+      assert.equal((await t.storage.stat(`uploads/${id}`))?.size, 11);
       assert.ok((await t.registry.uploads.expire(Date.now() + 1000)) >= 1);
       assert.equal(await t.storage.stat(`uploads/${id}`), undefined);
       assertError(await t.app.inject({ method: 'GET', url: loc }), 404, 'BLOB_UPLOAD_UNKNOWN');

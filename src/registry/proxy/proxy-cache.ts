@@ -21,7 +21,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { BlobRecord, BlobStore } from '../../db/blob-store.js';
-import type { ManifestStore, StoredManifest } from '../../db/manifest-store.js';
+import { QuotaExceeded, type ManifestStore, type ManifestWrite, type StoredManifest } from '../../db/manifest-store.js';
 import type { RepositoryRef } from '../../db/repository-store.js';
 import { digestHex, digestAlgorithm, type Digest } from '../../oci/digest.js';
 import { RegistryError } from '../../oci/errors.js';
@@ -37,6 +37,7 @@ import { ProxyDirectory, type ProxyDirectoryOptions, type ProxyTarget, type Prox
 
 export type { ProxyConfigSource, ProxyTarget, ProxyUpstream } from './proxy-directory.js';
 import { upstreamFailure } from './upstream-failure.js';
+import { quotaExceeded } from '../quota/quota-gate.js';
 
 export type CacheResult = 'hit' | 'miss' | 'stale';
 
@@ -73,6 +74,11 @@ export type ProxiedBlob =
   | { kind: 'local'; blob: BlobRecord; cache: 'hit' }
   | { kind: 'fill'; digest: Digest; handle: FillHandle; cache: 'miss' };
 
+export interface ProxyQuota {
+  makeRoom(namespace: string, blobs: ReadonlyArray<{ digest: Digest; size: number }>): Promise<void>;
+  refused(namespace: string): Error;
+}
+
 export interface ProxyCacheOptions extends ProxyDirectoryOptions {
   manifests: ManifestStore;
   blobs: BlobStore;
@@ -82,6 +88,8 @@ export interface ProxyCacheOptions extends ProxyDirectoryOptions {
   tagsListTtlMs: number;
   log?: { warn(obj: object, msg: string): void };
   observer?: ProxyObserver;
+  /** Quota enforcement: eviction before an image is cached, and the error when it cannot fit (quota-eviction.ts). */
+  quota?: ProxyQuota;
 }
 
 interface Revalidation {
@@ -103,6 +111,8 @@ export class ProxyCache {
   private readonly revalidated = new Map<string, Revalidation>();
   private readonly tagLists = new Map<string, { at: number; page: TagPage }>();
   private readonly referrerLists = new Map<string, { at: number; manifests: ReferrerDescriptor[] }>();
+  /** When each cached tag's recency was last written (organizations with a quota evict by it). */
+  private readonly touched = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(private readonly opts: ProxyCacheOptions) {
@@ -162,6 +172,7 @@ export class ProxyCache {
     if (cached && alive && upstream.config.revalidateIntervalS > 0) {
       const seen = this.revalidated.get(key);
       if (seen && seen.digest === cached.manifest.digest && now - seen.at < upstream.config.revalidateIntervalS * 1000) {
+        this.touch(target, cached.repositoryId, tag, cached.expiresAt);
         return this.served(target, 'manifest', { ...cached.manifest, cache: 'hit' });
       }
     }
@@ -183,6 +194,7 @@ export class ProxyCache {
       const expiresAt = this.expiry(upstream);
       const gain = expiresAt === null ? (cached.expiresAt === null ? 0 : Infinity) : expiresAt - (cached.expiresAt ?? 0);
       if (gain > Math.max(1000, upstream.config.expirationS * 10)) await this.opts.manifests.setTagExpiry(cached.repositoryId, tag, expiresAt);
+      else this.touch(target, cached.repositoryId, tag, cached.expiresAt);
       this.remember(key, head.digest);
       return this.served(target, 'manifest', { ...cached.manifest, cache: 'hit' });
     }
@@ -231,7 +243,8 @@ export class ProxyCache {
     }
     this.opts.observer?.upstreamBytes?.({ organization: upstream.config.organization, upstream: upstream.spec.registry, bytes: m.bytes.byteLength });
     const repo = await this.opts.repositories.ensure(target.name);
-    const result = await this.opts.manifests.put({
+    const blobs = requiredBlobs(parsed);
+    const result = await this.store(target, parsed.manifests.length === 0 ? blobs : [], {
       repositoryId: repo.id,
       digest: m.digest,
       mediaType: parsed.mediaType,
@@ -239,8 +252,8 @@ export class ProxyCache {
       subjectDigest: parsed.subject?.digest,
       annotations: parsed.annotations,
       content: m.bytes,
-      blobDigests: requiredBlobs(parsed).map((d) => d.digest),
-      blobSizes: new Map(requiredBlobs(parsed).map((d) => [d.digest, d.size])),
+      blobDigests: blobs.map((d) => d.digest),
+      blobSizes: new Map(blobs.map((d) => [d.digest, d.size])),
       childDigests: parsed.manifests.map((d) => d.digest),
       tag: 'tag' in how ? how.tag : hiddenTagFor(how.hiddenFor),
       hiddenTag: !('tag' in how),
@@ -250,6 +263,42 @@ export class ProxyCache {
     if (!result.ok) throw new Error('a lazy manifest write reported missing content');
     if (upstream.config.prefetchLayers && parsed.manifests.length === 0) this.prefetch(target, requiredBlobs(parsed).map((d) => d.digest));
     return { id: result.manifestId, digest: m.digest, mediaType: parsed.mediaType, size: m.bytes.byteLength, content: m.bytes };
+  }
+
+  /**
+   * Stores a fetched manifest. In an organization with a quota, least recently pulled content is
+   * evicted first to make room for `blobs` (an index counts through its children, each made room for
+   * when it is fetched); a concurrent fill that took the room gets one more try.
+   */
+  private async store(target: ProxyTarget, blobs: ReadonlyArray<{ digest: Digest; size: number }>, write: ManifestWrite) {
+    const { quota } = this.opts;
+    const namespace = splitRepositoryName(target.name).namespace;
+    for (let attempt = 1; ; attempt++) {
+      if (quota && blobs.length) await quota.makeRoom(namespace, blobs);
+      try {
+        return await this.opts.manifests.put(write);
+      } catch (err) {
+        if (!(err instanceof QuotaExceeded)) throw err;
+        if (!quota || attempt >= 2) throw quota?.refused(namespace) ?? quotaExceeded(namespace);
+      }
+    }
+  }
+
+  /**
+   * Every pull of a cached tag refreshes its recency (its expiry) when the cache evicts by it — with a
+   * quota — to within a second, without waiting: one write per tag per second at most.
+   */
+  private touch(target: ProxyTarget, repositoryId: number, tag: string, expiresAt: number | null): void {
+    if (!this.opts.quota) return;
+    const next = this.expiry(target.upstream);
+    const now = this.now();
+    const key = `${target.name}:${tag}`;
+    if (next === null || next - (expiresAt ?? 0) < 1000 || now - (this.touched.get(key) ?? 0) < 1000) return;
+    if (this.touched.size > 10_000) this.touched.clear();
+    this.touched.set(key, now);
+    void this.opts.manifests.setTagExpiry(repositoryId, tag, next).catch((err: unknown) => {
+      this.opts.log?.warn({ err: (err as Error).message, repository: target.name, tag }, 'could not refresh a cached tag');
+    });
   }
 
   /** Pushes the hidden tag of a manifest pulled by digest forward, at most once per tenth of its lifetime. */

@@ -28,7 +28,7 @@ export class FsBlobDriver implements BlobDriver {
   async stat(key: string): Promise<BlobStat | undefined> {
     try {
       const s = await stat(this.path(key));
-      return s.isFile() ? { size: s.size } : undefined;
+      return s.isFile() ? { size: s.size, modifiedAt: s.mtimeMs } : undefined;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

@@ -6,17 +6,17 @@ const CHUNK = 64 * 1024;
 
 export class MemoryBlobDriver implements BlobDriver {
   readonly name = 'memory';
-  private readonly objects = new Map<string, Buffer>();
+  private readonly objects = new Map<string, { bytes: Buffer; modifiedAt: number }>();
 
   async stat(key: string): Promise<BlobStat | undefined> {
     assertValidKey(key);
-    const b = this.objects.get(key);
-    return b ? { size: b.byteLength } : undefined;
+    const o = this.objects.get(key);
+    return o ? { size: o.bytes.byteLength, modifiedAt: o.modifiedAt } : undefined;
   }
 
   async reader(key: string, range?: { offset: number; length?: number }): Promise<Readable> {
     assertValidKey(key);
-    const b = this.objects.get(key);
+    const b = this.objects.get(key)?.bytes;
     if (!b) throw new BlobNotFoundError(key);
     const start = Math.min(range?.offset ?? 0, b.byteLength);
     const end = range?.length === undefined ? b.byteLength : Math.min(b.byteLength, start + range.length);
@@ -31,7 +31,7 @@ export class MemoryBlobDriver implements BlobDriver {
   async writer(key: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
     assertValidKey(key);
     const objects = this.objects;
-    const base = opts.append ? (objects.get(key) ?? Buffer.alloc(0)) : Buffer.alloc(0);
+    const base = opts.append ? (objects.get(key)?.bytes ?? Buffer.alloc(0)) : Buffer.alloc(0);
     const chunks: Buffer[] = [];
     let done = false;
     let size = base.byteLength;
@@ -47,7 +47,7 @@ export class MemoryBlobDriver implements BlobDriver {
       async commit() {
         if (done) throw new Error('commit after commit or cancel');
         done = true;
-        objects.set(key, Buffer.concat([base, ...chunks]));
+        objects.set(key, { bytes: Buffer.concat([base, ...chunks]), modifiedAt: Date.now() });
       },
       async cancel() {
         done = true;
@@ -68,9 +68,9 @@ export class MemoryBlobDriver implements BlobDriver {
   async move(from: string, to: string): Promise<void> {
     assertValidKey(from);
     assertValidKey(to);
-    const b = this.objects.get(from);
-    if (!b) throw new BlobNotFoundError(from);
-    this.objects.set(to, b);
+    const o = this.objects.get(from);
+    if (!o) throw new BlobNotFoundError(from);
+    this.objects.set(to, o);
     this.objects.delete(from);
   }
 }

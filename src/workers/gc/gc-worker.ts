@@ -28,7 +28,7 @@ export interface GcWorkerDeps {
   pollMs?: number;
   now?: () => number;
   log?: Logger;
-  metrics?: Pick<Metrics, 'gcRemoved' | 'gcFreedBytes' | 'gcPasses' | 'gcPassDuration'>;
+  metrics?: Pick<Metrics, 'gcRemoved' | 'gcFreedBytes' | 'gcSweptBlobs' | 'gcSweptBytes' | 'gcPasses' | 'gcPassDuration'>;
 }
 
 export class GcWorker {
@@ -92,5 +92,7 @@ export class GcWorker {
     m.gcRemoved.labels('link').inc(r.links);
     m.gcRemoved.labels('blob').inc(r.blobs.count);
     m.gcFreedBytes.inc(r.blobs.bytes);
+    m.gcSweptBlobs.inc(r.swept.count);
+    m.gcSweptBytes.inc(r.swept.bytes);
   }
 }
