@@ -3,10 +3,9 @@
  * against a temporary SQLite data directory, and the first-start bootstrap of `wharf serve`.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createAccountServices } from '../../src/main/compose.js';
 import { openDatabase } from '../../src/db/connect.js';
@@ -15,22 +14,11 @@ import { RepositoryStore } from '../../src/db/repository-store.js';
 import type { RepositoryName } from '../../src/oci/reference.js';
 import { RepositoryService } from '../../src/registry/repositories.js';
 import { startWharf } from '../helpers/wharf-process.js';
+import { runWharf, type CliResult } from '../helpers/wharf-cli.js';
 
-const repoRoot = resolve(import.meta.dirname, '..', '..');
 
-function wharf(dataDir: string, args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const env: Record<string, string | undefined> = { ...process.env, WHARF_DATA_DIR: dataDir, WHARF_LOG_LEVEL: 'warn' };
-    delete env.WHARF_DB_URL;
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main/cli.ts'), ...args], { cwd: repoRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
+function wharf(dataDir: string, args: string[], input?: string): Promise<CliResult> {
+  return runWharf(dataDir, args, { input });
 }
 
 /** Checks credentials the way the registry does, on the same database. */

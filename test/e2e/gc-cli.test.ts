@@ -4,31 +4,20 @@
  * included, and sweeps bytes that no blob row records; a dry run afterwards finds nothing.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
 import { createDatabase, createServices, createStorage } from '../../src/main/compose.js';
 import { digestOf, type Digest } from '../../src/oci/digest.js';
 import type { RepositoryName, Tag } from '../../src/oci/reference.js';
 import { blobKey } from '../../src/storage/keys.js';
+import { runWharf, type CliResult } from '../helpers/wharf-cli.js';
 
-const repoRoot = resolve(import.meta.dirname, '..', '..');
 
-function wharf(dataDir: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const env: Record<string, string | undefined> = { ...process.env, WHARF_DATA_DIR: dataDir, WHARF_LOG_LEVEL: 'warn', WHARF_GC_GRACE_PERIOD: '0' };
-    delete env.WHARF_DB_URL;
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main/cli.ts'), ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
-  });
+function wharf(dataDir: string, args: string[]): Promise<CliResult> {
+  return runWharf(dataDir, args, { env: { WHARF_GC_GRACE_PERIOD: '0' } });
 }
 
 const exists = (path: string) => access(path).then(

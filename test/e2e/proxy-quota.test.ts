@@ -8,30 +8,19 @@
  *   wharf gc (the CLI, on the same data directory)
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDistribution, type DistributionProcess } from '../helpers/distribution-process.js';
 import { buildImage, largeLayer, MiB, type BuiltImage } from '../helpers/oci-layout.js';
 import { dockerRef, ociRef, skopeoCopy, SkopeoError } from '../helpers/skopeo.js';
 import { basicAuth, startWharf, type WharfProcess } from '../helpers/wharf-process.js';
+import { runWharf, type CliResult } from '../helpers/wharf-cli.js';
 
-const repoRoot = resolve(import.meta.dirname, '..', '..');
 
-function wharfCli(dataDir: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, reject) => {
-    const env: Record<string, string | undefined> = { ...process.env, WHARF_DATA_DIR: dataDir, WHARF_LOG_LEVEL: 'warn', WHARF_GC_GRACE_PERIOD: '0' };
-    delete env.WHARF_DB_URL;
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main/cli.ts'), ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
+function wharfCli(dataDir: string, args: string[]): Promise<CliResult> {
+  return runWharf(dataDir, args, { env: { WHARF_GC_GRACE_PERIOD: '0' } });
 }
 
 /** Total bytes of the committed blobs of the filesystem driver. */
