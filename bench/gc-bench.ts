@@ -1,12 +1,19 @@
 /**
- * Garbage collection over a large registry, on SQLite and (when a URL is given) PostgreSQL: seeds the
- * tables directly with SQL, then times a dry run and one real pass and reports rows per second.
+ * Garbage collection and the quota recount over a large registry, on SQLite and (when a URL is given)
+ * PostgreSQL: seeds the tables directly with SQL, then times
+ *   1. `QuotaAccounting.recount()` twice: the first fills the quota tables (the seeder leaves them
+ *      empty, so every total has drifted), the second finds nothing to correct ("no drift"),
+ *   2. a GC dry run and one real pass (which keeps the quota totals as it deletes), with rows per second,
+ *   3. a dry-run recount after the pass, which must find no drift (GC kept the totals exact),
+ * and reports each recount against the GC pass of the same run (there is no peer for either).
  *
- *   node --import tsx bench/gc-bench.ts
+ *   node --import tsx bench/gc-bench.ts      (scripts/bench.sh runs it with BENCH_SUITE=gc or all)
  *
  * Knobs (environment): BENCH_GC_BLOBS (100000), BENCH_GC_TAGS (1000000), BENCH_GC_BATCH (500),
  * BENCH_GC_PG_URL (an admin URL such as postgres://postgres@127.0.0.1:5432/postgres; default
- * WHARF_TEST_PG_URL; unset: SQLite only). A throw-away database is created and dropped.
+ * WHARF_TEST_PG_URL; unset: SQLite only). A throw-away database is created and dropped. Exit status 1
+ * when something broke, including a GC pass that removed other counts than the seed implies or a
+ * recount that found drift where there must be none.
  *
  * The shape: 10% of the blobs are orphans (linked two days ago, used by no manifest); the others belong
  * to manifests of two blobs each, spread over 100 repositories. Every manifest has BENCH_GC_TAGS /
@@ -25,6 +32,7 @@ import { BlobGuardStore } from '../src/db/blob-guard-store.js';
 import { openDatabase, type DatabaseHandle } from '../src/db/connect.js';
 import { GcPreviewStore } from '../src/db/gc-preview-store.js';
 import { GcStore } from '../src/db/gc-store.js';
+import { QuotaAccounting, type RecountReport } from '../src/db/quota-accounting.js';
 import type { Database } from '../src/db/tables.js';
 import { GarbageCollector } from '../src/registry/gc.js';
 import { MemoryBlobDriver } from '../src/storage/memory/memory-blob-driver.js';
@@ -71,6 +79,25 @@ export async function seed(h: DatabaseHandle): Promise<{ manifests: number; tags
   return { manifests, tagsPerManifest };
 }
 
+/** Times `f` in seconds. */
+async function timed<T>(f: () => Promise<T>): Promise<{ value: T; seconds: number }> {
+  const t = performance.now();
+  const value = await f();
+  return { value, seconds: (performance.now() - t) / 1000 };
+}
+
+/** "no drift", or how many totals and per-blob counts differed from a count from scratch. */
+function driftText(r: RecountReport): string {
+  const d = r.drift;
+  if (!d.repositories.length && !d.namespaces.length && !d.blobCounts) return 'no drift';
+  return `drift in ${d.repositories.length} repository totals, ${d.namespaces.length} namespace totals, ${d.blobCounts} per-blob counts`;
+}
+
+const hasDrift = (r: RecountReport) => r.drift.repositories.length > 0 || r.drift.namespaces.length > 0 || r.drift.blobCounts > 0;
+
+/** Set when a check of a run failed; the run goes on (the other dialect still runs) and exits 1. */
+let failed = false;
+
 async function bench(label: string, open: () => Promise<DatabaseHandle & { drop(): Promise<void> }>): Promise<void> {
   const h = await open();
   try {
@@ -82,6 +109,11 @@ async function bench(label: string, open: () => Promise<DatabaseHandle & { drop(
       return { tags: await one('tags'), manifests: await one('manifests'), blobs: await one('blobs'), links: await one('repository_blobs') };
     };
     const before = await counts();
+    // The seeder wrote manifests and manifest_blobs without their quota counts: the first recount
+    // fills them (and must find drift), the second finds them exact.
+    const accounting = new QuotaAccounting(h.db, h.dialect);
+    const fill = await timed(() => accounting.recount());
+    const steady = await timed(() => accounting.recount());
     const gc = new GarbageCollector(
       { store: new GcStore(h.db, h.dialect), preview: new GcPreviewStore(h.db), guards: new BlobGuardStore(h.db, h.dialect), storage: new MemoryBlobDriver() },
       { gracePeriodMs: 3_600_000, timeMachineDefaultMs: 14 * DAY, batchSize: BATCH },
@@ -93,17 +125,30 @@ async function bench(label: string, open: () => Promise<DatabaseHandle & { drop(
     const pass = await gc.run();
     const seconds = (performance.now() - t) / 1000;
     const after = await counts();
+    const check = await timed(() => accounting.recount({ dryRun: true }));
     const examined = before.tags + before.manifests + before.blobs + before.links;
     const removed = pass.tags + pass.manifests.count + pass.blobs.count + pass.links;
     const expected = { tags: Math.floor(manifests / 4) * tagsPerManifest, manifests: Math.floor(manifests / 4) };
+    const gcOk = pass.tags === expected.tags && pass.manifests.count === expected.manifests;
+    const problems = [
+      ...(gcOk ? [] : [`GC removed ${pass.tags} tags, ${pass.manifests.count} manifests; expected ${expected.tags}, ${expected.manifests}`]),
+      ...(hasDrift(fill.value) ? [] : ['the first recount found no drift, but the seeder left the quota tables empty']),
+      ...(hasDrift(steady.value) ? [`the second recount found ${driftText(steady.value)}`] : []),
+      ...(hasDrift(check.value) ? [`after the GC pass, a recount found ${driftText(check.value)}: GC did not keep the totals exact`] : []),
+    ];
+    if (problems.length) failed = true;
+    const vsGc = (s: number) => `${(s / seconds).toFixed(2)}× the GC pass`;
     process.stdout.write(
       [
         `${label}: ${before.tags} tag rows, ${before.manifests} manifests, ${before.blobs} blobs, ${before.links} links (seeded in ${seeded.toFixed(1)} s)`,
-        `  dry run   ${drySeconds.toFixed(2)} s: would remove ${dry.tags} tags, ${dry.manifests.count} manifests, ${dry.links} links, ${dry.blobs.count} blobs`,
-        `  one pass  ${seconds.toFixed(2)} s: removed ${pass.tags} tags, ${pass.manifests.count} manifests, ${pass.links} links, ${pass.blobs.count} blobs`,
-        `            ${Math.round(examined / seconds)} rows examined/s, ${Math.round(removed / seconds)} rows removed/s (batch ${BATCH})`,
-        `  left      ${after.tags} tags, ${after.manifests} manifests, ${after.blobs} blobs, ${after.links} links` +
-          (pass.tags === expected.tags && pass.manifests.count === expected.manifests ? '' : `  (expected ${expected.tags} tags, ${expected.manifests} manifests removed)`),
+        `  recount, first (fills)  ${fill.seconds.toFixed(2)} s (${vsGc(fill.seconds)}): ${fill.value.repositories} repositories, ${fill.value.namespaces} namespace; ${driftText(fill.value)}; ${fill.value.fixed ? 'rewritten' : 'not rewritten'}`,
+        `  recount, no drift       ${steady.seconds.toFixed(2)} s (${vsGc(steady.seconds)}): ${driftText(steady.value)}`,
+        `  GC dry run              ${drySeconds.toFixed(2)} s: would remove ${dry.tags} tags, ${dry.manifests.count} manifests, ${dry.links} links, ${dry.blobs.count} blobs`,
+        `  GC pass                 ${seconds.toFixed(2)} s: removed ${pass.tags} tags, ${pass.manifests.count} manifests, ${pass.links} links, ${pass.blobs.count} blobs`,
+        `                          ${Math.round(examined / seconds)} rows examined/s, ${Math.round(removed / seconds)} rows removed/s (batch ${BATCH})`,
+        `  left                    ${after.tags} tags, ${after.manifests} manifests, ${after.blobs} blobs, ${after.links} links`,
+        `  recount dry run after   ${check.seconds.toFixed(2)} s (${vsGc(check.seconds)}): ${driftText(check.value)}`,
+        ...problems.map((p) => `  FAILED: ${p}`),
         '',
       ].join('\n'),
     );
@@ -113,7 +158,7 @@ async function bench(label: string, open: () => Promise<DatabaseHandle & { drop(
 }
 
 async function main(): Promise<void> {
-  process.stdout.write(`GC benchmark: ${BLOBS} blobs, about ${TAGS} tag rows, batches of ${BATCH}\n\n`);
+  process.stdout.write(`GC and quota recount benchmark: ${BLOBS} blobs, about ${TAGS} tag rows, GC batches of ${BATCH}\n\n`);
   await bench('SQLite', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wharf-gc-bench-'));
     const h = await openDatabase({ url: `sqlite:${join(dir, 'bench.db')}`, dataDir: dir });
@@ -146,8 +191,13 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`gc-bench: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exitCode = 1;
-  });
+  main().then(
+    () => {
+      if (failed) process.exitCode = 1;
+    },
+    (err: unknown) => {
+      process.stderr.write(`gc-bench: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

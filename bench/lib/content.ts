@@ -1,7 +1,8 @@
 /**
  * What the benchmarks push and pull: large random (incompressible) blobs on disk, an OCI image manifest
  * listing one as a layer, pushes through the OCI API (POST, then PUT ?digest=, the monolithic upload
- * every registry implements; curl streams big blobs from disk), and a verified full pull.
+ * every registry implements; curl streams big blobs from disk; or POST, PATCH per chunk with
+ * Content-Range, PUT ?digest=), manifest PUTs, and a verified full pull.
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -68,6 +69,9 @@ export function makeContent(blobPath: string, mib: number): Content {
   return { blobPath, blobDigest: blob.digest, blobSize: blob.size, config, configDigest, manifest, manifestDigest: sha256(manifest) };
 }
 
+/** A Uint8Array view of a Buffer's bytes (no copy), as fetch wants a body. */
+export const bodyOf = (b: Buffer) => new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength);
+
 export const authHeader = (auth: string | undefined): Record<string, string> => (auth ? { Authorization: auth } : {});
 
 async function startUploadLocation(base: string, repo: string, auth: string | undefined): Promise<URL> {
@@ -86,9 +90,54 @@ function withDigest(u: URL, digest: string): string {
 
 export async function pushBlobBytes(base: string, repo: string, auth: string | undefined, bytes: Buffer, digest: string): Promise<void> {
   const loc = await startUploadLocation(base, repo, auth);
-  const res = await fetch(withDigest(loc, digest), { method: 'PUT', body: new Uint8Array(bytes), headers: { 'Content-Type': 'application/octet-stream', ...authHeader(auth) } });
+  const res = await fetch(withDigest(loc, digest), { method: 'PUT', body: bodyOf(bytes), headers: { 'Content-Type': 'application/octet-stream', ...authHeader(auth) } });
   const text = await res.text();
   if (res.status !== 201) throw new Error(`PUT blob ${digest} on ${base}: status ${res.status}: ${text.slice(0, 500)}`);
+}
+
+/**
+ * A chunked upload as the OCI spec describes it: POST, then one `PATCH` per `chunkBytes` with
+ * `Content-Range: <start>-<end>`, following the Location of every answer (Distribution puts its upload
+ * state there), then `PUT ?digest=` without a body.
+ */
+export async function pushBlobChunked(base: string, repo: string, auth: string | undefined, bytes: Buffer, digest: string, chunkBytes: number): Promise<void> {
+  let loc = await startUploadLocation(base, repo, auth);
+  for (let start = 0; start < bytes.byteLength; start += chunkBytes) {
+    const chunk = bytes.subarray(start, Math.min(bytes.byteLength, start + chunkBytes));
+    const res = await fetch(loc, {
+      method: 'PATCH',
+      body: bodyOf(chunk),
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${start}-${start + chunk.byteLength - 1}`, ...authHeader(auth) },
+    });
+    const text = await res.text();
+    const location = res.headers.get('location');
+    if (res.status !== 202 || !location) throw new Error(`PATCH blob ${digest} bytes ${start}- on ${base}: status ${res.status}, Location ${location}: ${text.slice(0, 500)}`);
+    loc = new URL(location, base);
+  }
+  const res = await fetch(withDigest(loc, digest), { method: 'PUT', headers: { 'Content-Length': '0', ...authHeader(auth) } });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`PUT blob ${digest} (chunked) on ${base}: status ${res.status}: ${text.slice(0, 500)}`);
+}
+
+/** `HEAD /v2/<repo>/blobs/<digest>`, as a client does before pushing a layer: true when the registry has it. */
+export async function blobExists(base: string, repo: string, auth: string | undefined, digest: string): Promise<boolean> {
+  const res = await fetch(`${base}/v2/${repo}/blobs/${digest}`, { method: 'HEAD', headers: authHeader(auth) });
+  await res.arrayBuffer();
+  if (res.status !== 200 && res.status !== 404) throw new Error(`HEAD blob ${digest} on ${base}: status ${res.status}`);
+  return res.status === 200;
+}
+
+/** `PUT /v2/<repo>/manifests/<tag>` of an OCI image manifest; checks the Docker-Content-Digest. */
+export async function putManifest(base: string, repo: string, tag: string, auth: string | undefined, manifest: Buffer, digest: string): Promise<void> {
+  const res = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    body: bodyOf(manifest),
+    headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', ...authHeader(auth) },
+  });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`PUT manifest ${repo}:${tag} on ${base}: status ${res.status}: ${text.slice(0, 500)}`);
+  const got = res.headers.get('docker-content-digest');
+  if (got !== digest) throw new Error(`PUT manifest ${repo}:${tag} on ${base}: Docker-Content-Digest ${got}, expected ${digest}`);
 }
 
 /** Streams a blob file with curl (`-T` sends Content-Length and never buffers the file). */
@@ -103,15 +152,7 @@ export async function pushBlobFile(base: string, repo: string, auth: string | un
 export async function pushImage(base: string, repo: string, tag: string, auth: string | undefined, c: Content): Promise<void> {
   await pushBlobBytes(base, repo, auth, c.config, c.configDigest);
   await pushBlobFile(base, repo, auth, { path: c.blobPath, digest: c.blobDigest, size: c.blobSize });
-  const res = await fetch(`${base}/v2/${repo}/manifests/${tag}`, {
-    method: 'PUT',
-    body: new Uint8Array(c.manifest),
-    headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', ...authHeader(auth) },
-  });
-  const text = await res.text();
-  if (res.status !== 201) throw new Error(`PUT manifest on ${base}: status ${res.status}: ${text.slice(0, 500)}`);
-  const got = res.headers.get('docker-content-digest');
-  if (got !== c.manifestDigest) throw new Error(`PUT manifest on ${base}: Docker-Content-Digest ${got}, expected ${c.manifestDigest}`);
+  await putManifest(base, repo, tag, auth, c.manifest, c.manifestDigest);
 }
 
 /** Pulls the manifest `<base>/v2/<repo>/manifests/<ref>` and checks its digest. */

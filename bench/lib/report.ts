@@ -1,4 +1,7 @@
-/** The benchmarks' summary table: Wharf against Distribution, their ratio, the target and PASS or MISS. */
+/**
+ * The benchmarks' summary table: Wharf against Distribution (or any two measurements: `columns`), their
+ * ratio, the target and PASS or MISS.
+ */
 import { DISTURBED_CORES, fmt, lpad, pad } from './measure.js';
 
 export interface Row {
@@ -23,14 +26,18 @@ export interface Row {
 
 const W = [50, 12, 14, 8, 24, 6];
 
-/** The table (heading lines first), then the spread of every row measured more than once. */
-export function renderTable(heading: string[], rows: Row[]): string[] {
+/**
+ * The table (heading lines first), then the spread of every row measured more than once. `columns`
+ * names the two measured columns (the ratio is first / second).
+ */
+export function renderTable(heading: string[], rows: Row[], columns: [string, string] = ['Wharf', 'Distribution']): string[] {
+  const [first, second] = columns;
   const cell = (v: number, r: Row) => `${r.signed && v >= 0 ? '+' : ''}${fmt(v, r.digits)} ${r.unit}`;
   const lines = [
     '',
     ...heading,
     '',
-    pad('metric', W[0]!) + lpad('Wharf', W[1]!) + lpad('Distribution', W[2]!) + lpad('ratio', W[3]!) + '  ' + pad('target', W[4]!) + 'result',
+    pad('metric', W[0]!) + lpad(first, W[1]!) + lpad(second, W[2]!) + lpad('ratio', W[3]!) + '  ' + pad('target', W[4]!) + 'result',
     '-'.repeat(W.reduce((a, b) => a + b, 2)),
   ];
   for (const r of rows) {
@@ -49,8 +56,8 @@ export function renderTable(heading: string[], rows: Row[]): string[] {
     lines.push('', `Spread over all runs (min–max), and how many undisturbed runs the medians use (other processes < ${DISTURBED_CORES} cores):`);
     for (const r of ranged) {
       lines.push(
-        `  ${pad(r.metric, W[0]! - 2)}Wharf ${fmt(r.wharfRange![0], r.digits)}–${fmt(r.wharfRange![1], r.digits)}, ` +
-          `Distribution ${fmt(r.distRange![0], r.digits)}–${fmt(r.distRange![1], r.digits)} ${r.unit}; medians of ${r.used![0]} and ${r.used![1]} of ${r.runs} runs`,
+        `  ${pad(r.metric, W[0]! - 2)}${first} ${fmt(r.wharfRange![0], r.digits)}–${fmt(r.wharfRange![1], r.digits)}, ` +
+          `${second} ${fmt(r.distRange![0], r.digits)}–${fmt(r.distRange![1], r.digits)} ${r.unit}; medians of ${r.used![0]} and ${r.used![1]} of ${r.runs} runs`,
       );
     }
   }
