@@ -187,11 +187,16 @@ export class QuotaAccounting {
     return zeroed;
   }
 
-  /** Recomputes every count and total from the manifests, reports what differed and (unless `dryRun`) corrects it. */
+  /**
+   * Recomputes every count and total from the manifests, reports what differed and (unless `dryRun`)
+   * corrects it. The check runs without locks; only when it finds drift are the totals counted again
+   * and rewritten in one transaction, during which (PostgreSQL) pushes and GC wait at their first
+   * count update.
+   */
   async recount(opts: { dryRun?: boolean } = {}): Promise<RecountReport> {
     const started = Date.now();
-    const run = async (db: Kysely<Database> | Tx): Promise<RecountReport> => {
-      if (!opts.dryRun && this.dialect.name === 'postgres') {
+    const run = async (db: Kysely<Database> | Tx, fix: boolean): Promise<RecountReport> => {
+      if (fix && this.dialect.name === 'postgres') {
         // Pushes and GC wait at their first count update until the new totals are in.
         await sql`lock table quota_repository_blobs, quota_namespace_blobs, repository_sizes, namespace_sizes in share row exclusive mode`.execute(db);
       }
@@ -226,7 +231,7 @@ export class QuotaAccounting {
         blobCounts: Number(mismatched.rows[0]?.c ?? 0),
       };
       const any = drift.repositories.length > 0 || drift.namespaces.length > 0 || drift.blobCounts > 0;
-      if (any && !opts.dryRun) {
+      if (any && fix) {
         await sql`delete from quota_repository_blobs`.execute(db);
         await sql`delete from quota_namespace_blobs`.execute(db);
         await sql`delete from repository_sizes`.execute(db);
@@ -238,9 +243,13 @@ export class QuotaAccounting {
         await sql`insert into namespace_sizes (namespace_id, size_bytes)
           select q.namespace_id, sum(b.size) from quota_namespace_blobs q inner join blobs b on b.id = q.blob_id group by q.namespace_id`.execute(db);
       }
-      return { repositories: repoActual.rows.length, namespaces: nsActual.rows.length, drift, fixed: any && !opts.dryRun, ms: Date.now() - started };
+      return { repositories: repoActual.rows.length, namespaces: nsActual.rows.length, drift, fixed: any && fix, ms: Date.now() - started };
     };
-    return opts.dryRun ? run(this.db) : this.db.transaction().execute(run);
+    // A first look takes no locks; only drift makes it count again under the lock and rewrite.
+    const seen = await run(this.db, false);
+    const clean = !seen.drift.repositories.length && !seen.drift.namespaces.length && !seen.drift.blobCounts;
+    if (opts.dryRun || clean) return seen;
+    return this.db.transaction().execute((tx) => run(tx, true));
   }
 }
 

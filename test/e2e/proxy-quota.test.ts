@@ -139,14 +139,26 @@ describe('proxy cache under a quota: least recently pulled images are evicted (e
     }
   });
 
+  it('a pull of a cached tag refreshes its recency: the tag pulled longest ago goes first', async () => {
+    // Now cached: 3 (pulled first), then 1. Pulling 3 again makes 1 the least recently pulled.
+    await new Promise((r) => setTimeout(r, 1100));
+    await pull(3);
+    await new Promise((r) => setTimeout(r, 300));
+    await pull(2);
+    assert.deepEqual((await tags(1)).all, [], 'image 1 was pulled longest ago');
+    assert.deepEqual((await tags(3)).live, ['latest']);
+    assert.deepEqual((await tags(2)).live, ['latest']);
+  });
+
   it('refuses an image larger than the whole quota with the quota error, evicting nothing', async () => {
     const before = await usage();
     const q = await api('GET', '/organization/cache/quota');
     const id = q.json[0].id;
-    const shrink = await api('PUT', `/organization/cache/quota/${id}`, { limit_bytes: Math.floor(imageBytes(images[1]!) / 2) });
+    const shrink = await api('PUT', `/organization/cache/quota/${id}`, { limit_bytes: Math.floor(imageBytes(images[0]!) / 2) });
     assert.equal(shrink.status, 200, shrink.text);
-    await assert.rejects(pull(2), (err: SkopeoError) => /Quota has been exceeded on namespace cache|denied/i.test(err.stderr));
+    await assert.rejects(pull(1), (err: SkopeoError) => /Quota has been exceeded on namespace cache|denied/i.test(err.stderr));
     assert.equal(await usage(), before, 'nothing was evicted for an image that can never fit');
-    assert.deepEqual((await tags(1)).live, ['latest']);
+    assert.deepEqual((await tags(2)).live, ['latest']);
+    assert.deepEqual((await tags(3)).live, ['latest']);
   });
 });

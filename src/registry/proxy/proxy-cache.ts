@@ -75,6 +75,8 @@ export type ProxiedBlob =
   | { kind: 'fill'; digest: Digest; handle: FillHandle; cache: 'miss' };
 
 export interface ProxyQuota {
+  /** Whether the organization has a quota (its cached tags are then evicted by recency). */
+  governs(namespace: string): Promise<boolean>;
   makeRoom(namespace: string, blobs: ReadonlyArray<{ digest: Digest; size: number }>): Promise<void>;
   refused(namespace: string): Error;
 }
@@ -285,8 +287,9 @@ export class ProxyCache {
   }
 
   /**
-   * Every pull of a cached tag refreshes its recency (its expiry) when the cache evicts by it — with a
-   * quota — to within a second, without waiting: one write per tag per second at most.
+   * In an organization with a quota, which evicts by recency, every pull of a cached tag refreshes
+   * its expiry to within a second, without waiting: one write per tag per second at most. Elsewhere
+   * the expiry moves only by the coarser steps above.
    */
   private touch(target: ProxyTarget, repositoryId: number, tag: string, expiresAt: number | null): void {
     if (!this.opts.quota) return;
@@ -296,9 +299,13 @@ export class ProxyCache {
     if (next === null || next - (expiresAt ?? 0) < 1000 || now - (this.touched.get(key) ?? 0) < 1000) return;
     if (this.touched.size > 10_000) this.touched.clear();
     this.touched.set(key, now);
-    void this.opts.manifests.setTagExpiry(repositoryId, tag, next).catch((err: unknown) => {
-      this.opts.log?.warn({ err: (err as Error).message, repository: target.name, tag }, 'could not refresh a cached tag');
-    });
+    const quota = this.opts.quota;
+    void quota
+      .governs(splitRepositoryName(target.name).namespace)
+      .then((governed) => (governed ? this.opts.manifests.setTagExpiry(repositoryId, tag, next) : false))
+      .catch((err: unknown) => {
+        this.opts.log?.warn({ err: (err as Error).message, repository: target.name, tag }, 'could not refresh a cached tag');
+      });
   }
 
   /** Pushes the hidden tag of a manifest pulled by digest forward, at most once per tenth of its lifetime. */

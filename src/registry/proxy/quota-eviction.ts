@@ -24,13 +24,28 @@ export interface EvictionGate {
   evicted?(namespace: string, tags: number): void;
 }
 
+/** How long whether an organization has a quota is remembered (ms). */
+const QUOTA_KNOWN_MS = 5000;
+
 export class ProxyEviction {
   private readonly now: () => number;
+  private readonly known = new Map<string, { at: number; has: boolean }>();
 
   constructor(
     private readonly deps: { store: EvictionStore; quotas: QuotaStore; gc: GcStore; gate: EvictionGate; log?: Log; now?: () => number },
   ) {
     this.now = deps.now ?? Date.now;
+  }
+
+  /** Whether the organization has a quota (so evicts by recency); remembered for a few seconds. */
+  async governs(namespace: string): Promise<boolean> {
+    const now = this.now();
+    const k = this.known.get(namespace);
+    if (k && now - k.at < QUOTA_KNOWN_MS) return k.has;
+    const has = (await this.deps.quotas.check(namespace)) !== undefined;
+    if (this.known.size > 10_000) this.known.clear();
+    this.known.set(namespace, { at: now, has });
+    return has;
   }
 
   /** The error for a cache fill the quota refuses. */
