@@ -7,13 +7,11 @@
  * second dry run finds nothing, and a pruned tag is restored through the API and pulls again.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
-import { DIALECTS, postgresAdminUrl } from '../helpers/databases.js';
+import { createPostgresDatabase, DIALECTS } from '../helpers/databases.js';
 import { runCommand } from '../helpers/e2e-utils.js';
 import { MEDIA_TYPE_OCI_MANIFEST } from '../helpers/oci-layout.js';
 import { pushRandomImage } from '../helpers/registry-push.js';
@@ -28,26 +26,6 @@ interface TagView {
   end_ts?: number;
 }
 
-/** A fresh PostgreSQL database on the dev server; `drop()` removes it. */
-async function createPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const admin = postgresAdminUrl();
-  const name = `wharf_e2e_${randomBytes(6).toString('hex')}`;
-  const client = new pg.Client({ connectionString: admin });
-  await client.connect();
-  await client.query(`create database ${name}`);
-  await client.end();
-  const u = new URL(admin);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: admin });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
-      await c.end();
-    },
-  };
-}
 
 for (const dialect of DIALECTS) {
   describe(`wharf autoprune run (${dialect})`, () => {

@@ -12,6 +12,7 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createPostgresDatabase, DIALECTS } from '../helpers/databases.js';
 import { startDistribution, type DistributionProcess } from '../helpers/distribution-process.js';
 import { buildImage, largeLayer, MiB, type BuiltImage } from '../helpers/oci-layout.js';
 import { dockerRef, ociRef, skopeoCopy, SkopeoError } from '../helpers/skopeo.js';
@@ -19,8 +20,8 @@ import { basicAuth, startWharf, type WharfProcess } from '../helpers/wharf-proce
 import { runWharf, type CliResult } from '../helpers/wharf-cli.js';
 
 
-function wharfCli(dataDir: string, args: string[]): Promise<CliResult> {
-  return runWharf(dataDir, args, { env: { WHARF_GC_GRACE_PERIOD: '0' } });
+function wharfCli(dataDir: string, args: string[], dbUrl?: string): Promise<CliResult> {
+  return runWharf(dataDir, args, { env: { WHARF_GC_GRACE_PERIOD: '0', ...(dbUrl ? { WHARF_DB_URL: dbUrl } : {}) } });
 }
 
 /** Total bytes of the committed blobs of the filesystem driver. */
@@ -37,8 +38,9 @@ async function storedBytes(dataDir: string): Promise<{ files: number; bytes: num
   return { files, bytes };
 }
 
-describe('proxy cache under a quota: least recently pulled images are evicted (end to end)', () => {
+for (const dialect of DIALECTS) describe(`proxy cache under a quota: least recently pulled images are evicted (end to end, ${dialect})`, () => {
   let work: string;
+  let database: { url: string; drop(): Promise<void> } | undefined;
   let dist: DistributionProcess | undefined;
   let wharf: WharfProcess | undefined;
   const images: BuiltImage[] = [];
@@ -82,9 +84,10 @@ describe('proxy cache under a quota: least recently pulled images are evicted (e
     work = await mkdtemp(join(tmpdir(), 'wharf-e2e-proxy-quota-'));
     const src = join(work, 'src');
     for (const n of [1, 2, 3]) images.push(await buildImage(src, { tag: `img${n}`, seed: `proxy-quota-${n}`, layers: [largeLayer(1 * MiB, `data/img${n}.bin`)] }));
+    if (dialect === 'postgres') database = await createPostgresDatabase();
     const started = await Promise.allSettled([
       startDistribution().then((d) => (dist = d)),
-      startWharf({ organizations: ['cache'], env: { WHARF_PROXY_CACHE_ALLOW_PRIVATE_UPSTREAMS: '127.0.0.1' } }).then((w) => (wharf = w)),
+      startWharf({ organizations: ['cache'], env: { WHARF_PROXY_CACHE_ALLOW_PRIVATE_UPSTREAMS: '127.0.0.1', WHARF_DB_URL: database?.url } }).then((w) => (wharf = w)),
     ]);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     for (const [i, img] of images.entries()) {
@@ -100,6 +103,7 @@ describe('proxy cache under a quota: least recently pulled images are evicted (e
 
   after(async () => {
     await Promise.allSettled([dist?.stop(), wharf?.stop()]);
+    await database?.drop();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
@@ -116,7 +120,7 @@ describe('proxy cache under a quota: least recently pulled images are evicted (e
       assert.deepEqual((await tags(3)).live, ['latest']);
       assert.ok((await usage()) <= limit, 'usage drops at eviction');
 
-      const gc = await wharfCli(W().dataDir, ['gc', '--json']);
+      const gc = await wharfCli(W().dataDir, ['gc', '--json'], database?.url);
       assert.equal(gc.code, 0, gc.stderr);
       const used = await usage();
       assert.equal(used, imageBytes(images[1]!) + imageBytes(images[2]!));

@@ -55,3 +55,24 @@ export async function openTestDatabase(dialect: TestDialect): Promise<DatabaseHa
     },
   };
 }
+
+/** A fresh, empty PostgreSQL database (for a process that migrates it itself); `drop()` removes it. */
+export async function createPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = postgresAdminUrl();
+  const name = `wharf_e2e_${randomBytes(6).toString('hex')}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  await client.query(`create database ${name}`);
+  await client.end();
+  const u = new URL(admin);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: admin });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+    },
+  };
+}
