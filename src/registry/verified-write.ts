@@ -6,7 +6,7 @@
  */
 import { Digester, digestAlgorithm, type Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
-import type { BlobDriver, BlobWriter } from '../storage/blob-driver.js';
+import type { BlobDriver, BlobWriter, PositionalReader } from '../storage/blob-driver.js';
 import { blobKey } from '../storage/keys.js';
 
 export async function storeVerified(
@@ -44,6 +44,14 @@ export class VerifiedBlobWriter {
 
   static async open(storage: BlobDriver, expected: { digest: Digest; size?: number }): Promise<VerifiedBlobWriter> {
     return new VerifiedBlobWriter(await storage.writer(blobKey(expected.digest)), expected);
+  }
+
+  /**
+   * A positional reader of the bytes written so far, when the driver's writer offers one
+   * (BlobWriter.openReader); undefined otherwise.
+   */
+  openReader(): Promise<PositionalReader> | undefined {
+    return this.writer.openReader?.();
   }
 
   /** Bytes accepted so far (hashed, possibly still being written). */

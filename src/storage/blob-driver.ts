@@ -30,6 +30,13 @@ export interface BlobWriter {
   commit(): Promise<void>;
   /** Discards what this writer wrote. Safe to call after a failed write; a no-op after commit. */
   cancel(): Promise<void>;
+  /**
+   * Positional reads of the bytes written so far (a write's bytes once it resolved), for readers that
+   * follow an object while it is being written. The reader stays usable after `commit` or `cancel`
+   * until it is closed; its `size` is the bytes written at the time of reading. Optional: drivers
+   * whose unfinished objects cannot be read locally leave it out.
+   */
+  openReader?(): Promise<PositionalReader>;
 }
 
 /** Reads at positions into buffers the caller owns, so a server can recycle a few buffers per transfer. */

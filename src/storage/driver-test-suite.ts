@@ -125,6 +125,32 @@ export function blobDriverSuite(name: string, make: () => Promise<{ driver: Blob
       await assert.rejects(driver.openPositional('pos/missing'), BlobNotFoundError);
     });
 
+    it('lets a reader follow an object while it is written, and after commit or cancel', async () => {
+      for (const end of ['commit', 'cancel'] as const) {
+        const w = await driver.writer(`follow/${end}`);
+        // Both drivers Wharf ships offer it; a driver without it makes proxy fills keep a spool file.
+        assert.ok(w.openReader, `${name} writers offer openReader`);
+        const r = await w.openReader();
+        try {
+          await w.write(Buffer.from('abcd'));
+          const buf = Buffer.alloc(8);
+          assert.equal(await r.read(buf, 0, 8), 4);
+          assert.equal(buf.subarray(0, 4).toString(), 'abcd');
+          await w.write(Buffer.from('efgh'));
+          await w.write(Buffer.from('ij'));
+          assert.equal(r.size, 10);
+          assert.equal(await r.read(buf, 3, 5), 5);
+          assert.equal(buf.subarray(0, 5).toString(), 'defgh');
+          await (end === 'commit' ? w.commit() : w.cancel());
+          assert.equal(await r.read(buf, 6, 8), 4, `still readable after ${end}`);
+          assert.equal(buf.subarray(0, 4).toString(), 'ghij');
+        } finally {
+          await r.close();
+        }
+        assert.equal((await driver.stat(`follow/${end}`))?.size, end === 'commit' ? 10 : undefined);
+      }
+    });
+
     it('moves atomically and replaces the target', async () => {
       await put('mv/src', Buffer.from('new'));
       await put('mv/dst', Buffer.from('old'));

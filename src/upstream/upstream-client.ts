@@ -168,9 +168,12 @@ export class UpstreamClient {
 
   /**
    * A blob body as a stream, following redirects (S3, CDNs) without sending Authorization to another
-   * origin. Without `range` the stream is verified against `digest` and Content-Length.
+   * origin. Without `range` the stream is verified against `digest` and Content-Length, unless
+   * `verify` is false: for a caller that verifies the bytes itself (a proxy fill stores them through
+   * the verified write path and holds back their end until it passes), hashing them here too would
+   * only cost a second pass over every byte.
    */
-  async getBlob(repo: string, digest: string, range?: ByteRange): Promise<BlobResult> {
+  async getBlob(repo: string, digest: string, range?: ByteRange, opts: { verify?: boolean } = {}): Promise<BlobResult> {
     checkRepository(repo);
     const d = parseDigest(digest);
     if (!d.ok) throw new UpstreamSpecError(d.reason);
@@ -192,7 +195,7 @@ export class UpstreamClient {
         res.body.destroy();
         throw new UpstreamProtocolError(`upstream answered ${res.status} for blob ${digest}`, { status: res.status });
       }
-      const out = res.status === 200 ? new VerifyingStream(d.digest, size) : new PassThrough();
+      const out = res.status === 200 && opts.verify !== false ? new VerifyingStream(d.digest, size) : new PassThrough();
       this.pipeBody(res, out);
       return { stream: out, size, status: res.status, ...(contentRange ? { contentRange } : {}) };
     });

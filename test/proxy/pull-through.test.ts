@@ -186,9 +186,16 @@ for (const dialect of DIALECTS) {
     it('a corrupted upstream body breaks the transfer off and caches nothing', async () => {
       const img = await pushRandomImage(dist.url, 'app/corrupt', 'v1', { layerSizes: [2 * 1024 * 1024] });
       const layer = img.layers[0]!;
+      const protocolErrors = async () => {
+        const text = await (await fetch(`${base}/metrics`)).text();
+        const line = text.split('\n').find((l) => l.startsWith('wharf_proxy_upstream_errors_total{') && l.includes('organization="hub"') && l.includes('kind="protocol"'));
+        return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+      };
+      const before = await protocolErrors();
       up.inject({ method: 'GET', path: `/v2/app/corrupt/blobs/${layer.digest}`, fault: { kind: 'corrupt' }, times: 1 });
       const res = await get(`/v2/hub/app/corrupt/blobs/${layer.digest}`);
       await assert.rejects(res.arrayBuffer());
+      await waitFor('the failed fill to be counted as an upstream protocol error', async () => (await protocolErrors()) === before + 1, 5_000);
       // Nothing was cached: the next pull goes upstream again and gets the right bytes.
       const again = await get(`/v2/hub/app/corrupt/blobs/${layer.digest}`);
       assert.equal(again.headers.get('x-wharf-cache'), 'miss');

@@ -1,18 +1,20 @@
 /**
- * One blob fill: pumps an upstream body into storage through the verified write path and, at the same
- * time, into a spool file that readers follow. Readers see a watermark (`releasable`) that never passes
- * bytes not yet in the spool, and never reaches the blob's last byte before the digest and size are
+ * One blob fill: pumps an upstream body into storage through the verified write path (the one place
+ * its digest and size are checked) while readers follow it. Readers follow the storage writer's
+ * unfinished object when the driver can read one (WriterSpool: every byte is written once), or else a
+ * spool file the fill writes as well (BlobFillSpool). Readers see a watermark (`releasable`) that never
+ * passes bytes not yet written, and never reaches the blob's last byte before the digest and size are
  * verified: a reader of a wrong or truncated body can never deliver the complete content.
  *
- * Memory stays bounded: the source is read only while fewer than `PENDING_LIMIT` bytes wait for the
- * spool, storage may lag at most one batch behind the spool, and the last `RECENT_LIMIT` spooled bytes
- * stay in memory so that readers keeping up with the fill take them without a file read or a copy.
+ * Memory stays bounded: the source is read only while fewer than `PENDING_LIMIT` bytes wait to be
+ * written, storage may lag at most one batch behind a spool file, and the last `RECENT_LIMIT` written
+ * bytes stay in memory so that readers keeping up with the fill take them without a file read or a copy.
  */
 import type { Digest } from '../../oci/digest.js';
 import { RegistryError } from '../../oci/errors.js';
 import type { BlobDriver } from '../../storage/blob-driver.js';
 import { VerifiedBlobWriter } from '../verified-write.js';
-import { BlobFillSpool } from './blob-fill-spool.js';
+import { BlobFillSpool, WriterSpool, type FillSpool } from './blob-fill-spool.js';
 
 /** Largest write to the spool and to storage; small chunks are coalesced up to it while a write runs. */
 const BATCH_BYTES = 1024 * 1024;
@@ -64,7 +66,7 @@ export class BlobFillPump {
 
   private constructor(
     private readonly opts: PumpOptions,
-    readonly spool: BlobFillSpool,
+    readonly spool: FillSpool,
     private readonly writer: VerifiedBlobWriter,
   ) {
     this.done = this.run();
@@ -73,6 +75,21 @@ export class BlobFillPump {
 
   /** Opens the spool and the storage writer and starts pumping; the source is the caller's on failure. */
   static async start(opts: PumpOptions): Promise<BlobFillPump> {
+    const expected = { digest: opts.digest, size: opts.source.size };
+    const writer = await VerifiedBlobWriter.open(opts.storage, expected);
+    let spool: FillSpool;
+    try {
+      const follow = writer.openReader();
+      spool = follow ? new WriterSpool(await follow) : await BlobFillSpool.create(opts.spoolDir);
+    } catch (err) {
+      await writer.cancel();
+      throw err;
+    }
+    return new BlobFillPump(opts, spool, writer);
+  }
+
+  /** As `start`, with a spool file of its own whatever the driver offers (the path for drivers without BlobWriter.openReader). */
+  static async startWithSpoolFile(opts: PumpOptions): Promise<BlobFillPump> {
     const expected = { digest: opts.digest, size: opts.source.size };
     const [spool, writer] = await Promise.allSettled([BlobFillSpool.create(opts.spoolDir), VerifiedBlobWriter.open(opts.storage, expected)]);
     if (spool.status === 'fulfilled' && writer.status === 'fulfilled') return new BlobFillPump(opts, spool.value, writer.value);
@@ -180,7 +197,7 @@ export class BlobFillPump {
     }
   }
 
-  /** Writes pending batches to the spool and, one batch behind at most, to storage. */
+  /** Writes pending batches to storage (and to a spool file of its own, storage one batch behind at most). */
   private async consume(): Promise<void> {
     let stored: Promise<void> = Promise.resolve();
     for (;;) {
@@ -192,6 +209,14 @@ export class BlobFillPump {
         continue;
       }
       const batch = this.takeBatch();
+      if (this.spool.followsStorage) {
+        // Readers follow storage: a batch is theirs once it is written there (hashed in `write`).
+        await this.writer.write(batch);
+        this.remember(this.spooled, batch);
+        this.spooled += batch.byteLength;
+        this.notify();
+        continue;
+      }
       const spooling = this.spool.write(batch, this.spooled);
       const storing = this.writer.write(batch); // hashes now, while the spool write runs
       await spooling;

@@ -1,15 +1,69 @@
 /**
- * The local copy of a blob while it is being filled: a file under the spool directory that the fill
- * writes at increasing positions and any number of readers read positionally as it grows. Its name is
- * removed when the fill ends; the open file stays readable until the last reader lets go of it.
+ * The local copy of a blob while it is being filled, which any number of readers read positionally as
+ * it grows, and which stays readable until the last reader lets go of it:
+ *
+ *   WriterSpool     the storage writer's own unfinished object (BlobWriter.openReader): every byte is
+ *                   written once, and readers follow it
+ *   BlobFillSpool   for drivers that cannot read an unfinished object: a file under the spool
+ *                   directory that the fill writes as well; its name is removed when the fill ends
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { PositionalReader } from '../../storage/blob-driver.js';
 
 const PREFIX = 'fill-';
 
-export class BlobFillSpool {
+export interface FillSpool {
+  /** The spool file, when the fill keeps one of its own (the crash sweep spares it). */
+  readonly path: string | undefined;
+  /** True when the spool is the storage writer's object: the fill writes each byte once, to storage. */
+  readonly followsStorage: boolean;
+  /** Writes all of `chunk` at `position` (only a spool of its own is written to). */
+  write(chunk: Uint8Array, position: number): Promise<void>;
+  /** Reads up to `length` bytes at `position` into `buffer`; resolves to the count. */
+  read(buffer: Uint8Array, position: number, length: number): Promise<number>;
+  /** Takes a reference for a reader; false when the spool is already closed. */
+  acquire(): boolean;
+  /** Drops a reference; the last one closes it. */
+  release(): void;
+  /** Removes the spool's name (readers holding a reference keep reading). */
+  unlink(): Promise<void>;
+}
+
+/** Readers follow the storage writer's unfinished object; the fill's reference is the first. */
+export class WriterSpool implements FillSpool {
+  readonly path = undefined;
+  readonly followsStorage = true;
+  private refs = 1;
+
+  constructor(private readonly reader: PositionalReader) {}
+
+  async write(): Promise<void> {
+    throw new Error('a spool that follows storage is not written to');
+  }
+
+  read(buffer: Uint8Array, position: number, length: number): Promise<number> {
+    return this.reader.read(buffer, position, length);
+  }
+
+  acquire(): boolean {
+    if (this.refs === 0) return false;
+    this.refs++;
+    return true;
+  }
+
+  release(): void {
+    if (this.refs === 0) return;
+    this.refs--;
+    if (this.refs === 0) void this.reader.close().catch(() => {});
+  }
+
+  async unlink(): Promise<void> {}
+}
+
+export class BlobFillSpool implements FillSpool {
+  readonly followsStorage = false;
   /** The fill's own reference plus one per reader; the file closes at zero. */
   private refs = 1;
 

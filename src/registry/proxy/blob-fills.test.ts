@@ -48,7 +48,23 @@ const drivers: Array<[string, () => Promise<World>]> = [
     const storage = new FsBlobDriver(storageRoot, { fsync: false });
     return { storage, spoolDir, storageRoot, fills: new BlobFills({ storage, spoolDir }) };
   }],
+  ['filesystem, spool file', async () => {
+    const storageRoot = await tempDir('fs-spool');
+    const spoolDir = join(await tempDir('spool'), 'spool');
+    const storage = withoutFollowing(new FsBlobDriver(storageRoot, { fsync: false }));
+    return { storage, spoolDir, storageRoot, fills: new BlobFills({ storage, spoolDir }) };
+  }],
 ];
+
+/** The driver as one whose unfinished objects cannot be read (like object storage): fills keep a spool file. */
+function withoutFollowing(driver: BlobDriver): BlobDriver {
+  const d = Object.create(driver) as BlobDriver;
+  d.writer = async (key, opts) => {
+    const w = await driver.writer(key, opts);
+    return { get size() { return w.size; }, write: (c) => w.write(c), commit: () => w.commit(), cancel: () => w.cancel() };
+  };
+  return d;
+}
 
 /** A source the test feeds by hand: `send` bytes (in CHUNK slices), `end`, or `fail`. */
 class Feed {
@@ -116,12 +132,13 @@ async function until(cond: () => boolean, what: string, ms = 10_000): Promise<vo
 }
 
 /** Spool files still present, and file descriptors of this process still pointing into the spool dir. */
-async function spoolLeftovers(spoolDir: string): Promise<{ files: string[]; fds: number }> {
+/** Spool files, and descriptors open on the spool directory or (readers follow storage) the storage root. */
+async function spoolLeftovers(spoolDir: string, storageRoot?: string): Promise<{ files: string[]; fds: number }> {
   const files = await readdir(spoolDir).catch(() => []);
   let fds = 0;
   for (const fd of await readdir('/proc/self/fd')) {
     const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
-    if (target.startsWith(spoolDir)) fds++;
+    if (target.startsWith(spoolDir) || (storageRoot !== undefined && target.startsWith(storageRoot))) fds++;
   }
   return { files, fds };
 }
@@ -129,10 +146,10 @@ async function spoolLeftovers(spoolDir: string): Promise<{ files: string[]; fds:
 async function assertNoLeftovers(w: World): Promise<void> {
   // Closing the last handle is asynchronous; give it a moment.
   const deadline = Date.now() + 2000;
-  let left = await spoolLeftovers(w.spoolDir);
+  let left = await spoolLeftovers(w.spoolDir, w.storageRoot);
   while ((left.files.length || left.fds) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 10));
-    left = await spoolLeftovers(w.spoolDir);
+    left = await spoolLeftovers(w.spoolDir, w.storageRoot);
   }
   assert.deepEqual(left, { files: [], fds: 0 }, 'spool files and descriptors are released');
   if (w.storageRoot) assert.deepEqual(await readdir(join(w.storageRoot, '.tmp')).catch(() => []), [], 'no staged storage writes left');
@@ -483,7 +500,7 @@ describe('BlobFills memory and spool housekeeping', () => {
 
   it('sweeps spool files left by a crash but not those in use', async () => {
     const spoolDir = join(await tempDir('spool-sweep'), 'spool');
-    const storage = new MemoryBlobDriver();
+    const storage = withoutFollowing(new MemoryBlobDriver());
     const fills = new BlobFills({ storage, spoolDir });
     assert.equal(await fills.sweepSpool(), 0, 'a missing spool dir is fine');
     const { data, digest } = blob(MiB);

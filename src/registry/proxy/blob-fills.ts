@@ -1,12 +1,13 @@
 /**
  * Single-flight blob fills for the proxy cache. A cache miss starts one upstream fetch per digest; the
- * body is written to storage through the verified write path and, at the same time, to a spool file
- * that every request for that digest streams from while it grows. The fill outlives clients that hang
- * up, commits only verified bytes, and a reader never ends on bytes that failed verification.
+ * body is written to storage through the verified write path, and every request for that digest
+ * streams it from there while it grows — or from a spool file the fill writes too, for drivers that
+ * cannot read an unfinished object (blob-fill-spool.ts). The fill outlives clients that hang up,
+ * commits only verified bytes, and a reader never ends on bytes that failed verification.
  *
  *   join(d) ──► start() once ──► BlobFillPump ──► VerifiedBlobWriter ──► storage blobKey(d) (on match)
- *   join(d) ─┐                        └──────────► spool file ──► BlobFillReader (one per request)
- *   join(d) ─┘ (joined: same pump)
+ *   join(d) ─┐                        └──► the writer's object (or a spool file) ──► BlobFillReader
+ *   join(d) ─┘ (joined: same pump)                                                   (one per request)
  *
  * Callers check storage first: a blob committed by an earlier fill is read from storage, not joined.
  */
@@ -147,14 +148,16 @@ export class BlobFills {
       throw err;
     }
     const spoolPath = pump.spool.path;
-    this.spools.add(spoolPath);
+    if (spoolPath !== undefined) this.spools.add(spoolPath);
     pump.done.then(
       () => this.counts.committed++,
       (err) => {
         this.counts.failed++;
         this.opts.log?.warn({ digest, err }, 'blob fill failed; nothing was cached');
       },
-    ).finally(() => this.spools.delete(spoolPath));
+    ).finally(() => {
+      if (spoolPath !== undefined) this.spools.delete(spoolPath);
+    });
     return pump;
   }
 

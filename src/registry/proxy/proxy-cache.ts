@@ -29,7 +29,7 @@ import { parseManifest, requiredBlobs } from '../../oci/manifest.js';
 import { splitRepositoryName, type Reference, type RepositoryName } from '../../oci/reference.js';
 import type { BlobDriver } from '../../storage/blob-driver.js';
 import { blobKey } from '../../storage/keys.js';
-import { isUpstreamError, type UpstreamError, type UpstreamErrorKind } from '../../upstream/errors.js';
+import { isUpstreamError, UpstreamProtocolError, type UpstreamError, type UpstreamErrorKind } from '../../upstream/errors.js';
 import type { TagPage } from '../../upstream/upstream-client.js';
 import type { ReferrerDescriptor } from '../../upstream/responses.js';
 import type { RepositoryService } from '../repositories.js';
@@ -341,7 +341,8 @@ export class ProxyCache {
     try {
       handle = await this.opts.fills.join(digest, async () => {
         try {
-          const res = await upstream.client.getBlob(target.upstreamRepository, digest);
+          // The fill verifies digest and size itself (BlobFillPump): the upstream client need not hash too.
+          const res = await upstream.client.getBlob(target.upstreamRepository, digest, undefined, { verify: false });
           this.opts.observer?.fillFirstByte?.({ organization: upstream.config.organization, upstream: upstream.spec.registry, seconds: (this.now() - started) / 1000 });
           return { stream: res.stream, size: res.size };
         } finally {
@@ -361,7 +362,9 @@ export class ProxyCache {
           await this.opts.blobs.link(r.id, digest, size);
         },
         (err: unknown) => {
-          this.upstreamError(upstream, err);
+          // Content that fails verification is the upstream's protocol error.
+          const verification = err instanceof RegistryError && (err.code === 'DIGEST_INVALID' || err.code === 'SIZE_INVALID');
+          this.upstreamError(upstream, verification ? new UpstreamProtocolError(`blob ${digest}: ${err.message}`) : err);
           this.opts.log?.warn({ repository: target.name, digest, err: (err as Error).message }, 'blob fill failed; nothing was cached');
         },
       ).catch((err: unknown) => this.opts.log?.warn({ repository: target.name, digest, err: (err as Error).message }, 'could not record a cached blob'));

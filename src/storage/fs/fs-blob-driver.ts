@@ -72,7 +72,7 @@ export class FsBlobDriver implements BlobDriver {
       await mkdir(dirname(finalPath), { recursive: true });
       const fh = await open(finalPath, 'a');
       const startSize = (await fh.stat()).size;
-      return new FileWriter(fh, startSize, fsync, async () => {}, async (w) => {
+      return new FileWriter(fh, finalPath, startSize, fsync, async () => {}, async (w) => {
         await w.fh.truncate(startSize);
       });
     }
@@ -82,6 +82,7 @@ export class FsBlobDriver implements BlobDriver {
     const fh = await open(tmpPath, 'wx');
     return new FileWriter(
       fh,
+      tmpPath,
       0,
       fsync,
       async () => {
@@ -145,6 +146,8 @@ class FileWriter implements BlobWriter {
 
   constructor(
     readonly fh: FileHandle,
+    /** Where the bytes are until commit (a rename keeps an open file readable). */
+    private readonly path: string,
     startSize: number,
     private readonly fsync: boolean,
     private readonly onCommit: () => Promise<void>,
@@ -161,6 +164,19 @@ class FileWriter implements BlobWriter {
       offset += bytesWritten;
     }
     this.size += chunk.byteLength;
+  }
+
+  async openReader(): Promise<PositionalReader> {
+    if (this.done) throw new Error('openReader after commit or cancel');
+    const fh = await open(this.path, 'r');
+    const writer = this;
+    return {
+      get size() {
+        return writer.size;
+      },
+      read: async (buffer, position, length) => (await fh.read(buffer, 0, length, position)).bytesRead,
+      close: () => fh.close(),
+    };
   }
 
   async commit(): Promise<void> {

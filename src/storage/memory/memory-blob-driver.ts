@@ -52,6 +52,32 @@ export class MemoryBlobDriver implements BlobDriver {
       async cancel() {
         done = true;
       },
+      async openReader() {
+        if (done) throw new Error('openReader after commit or cancel');
+        return {
+          get size() {
+            return size;
+          },
+          async read(buffer: Uint8Array, position: number, length: number) {
+            // `base` then `chunks`, as they were written.
+            let at = 0;
+            let copied = 0;
+            for (const part of [base, ...chunks]) {
+              const end = at + part.byteLength;
+              if (position + copied < end && copied < length) {
+                const from = position + copied - at;
+                const n = Math.min(part.byteLength - from, length - copied);
+                buffer.set(part.subarray(from, from + n), copied);
+                copied += n;
+              }
+              at = end;
+              if (copied >= length) break;
+            }
+            return copied;
+          },
+          async close() {},
+        };
+      },
     };
   }
 
