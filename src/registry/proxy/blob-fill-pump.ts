@@ -52,7 +52,10 @@ export class BlobFillPump {
   private received = 0;
   /** Offset of the last chunk read from the source: held back while the size is unknown. */
   private lastChunkAt = 0;
+  /** Bytes readers may take, from memory or the spool (short of the verified end, see `releasable`). */
   private spooled = 0;
+  /** Bytes readable from the spool (when it follows storage, the writes lag `spooled` by a batch or two). */
+  private written = 0;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private sourceEnded = false;
@@ -79,8 +82,9 @@ export class BlobFillPump {
     const writer = await VerifiedBlobWriter.open(opts.storage, expected);
     let spool: FillSpool;
     try {
+      // The reader opens while the first bytes arrive: it is only needed by readers that fall behind.
       const follow = writer.openReader();
-      spool = follow ? new WriterSpool(await follow) : await BlobFillSpool.create(opts.spoolDir);
+      spool = follow ? new WriterSpool(follow) : await BlobFillSpool.create(opts.spoolDir);
     } catch (err) {
       await writer.cancel();
       throw err;
@@ -111,6 +115,11 @@ export class BlobFillPump {
     if (this.verifiedSize !== undefined) return this.verifiedSize;
     const size = this.opts.source.size;
     return Math.min(this.spooled, size !== undefined ? size - 1 : this.lastChunkAt);
+  }
+
+  /** Bytes readers may read from the spool; bytes past it and short of `releasable` are in memory (`peek`). */
+  get readable(): number {
+    return this.written;
   }
 
   /**
@@ -146,6 +155,7 @@ export class BlobFillPump {
       const result = this.writer.verify();
       this.verifiedSize = result.size;
       this.notify();
+      await this.spool.opened();
       await this.writer.commit();
       this.committed = true;
       return result;
@@ -197,36 +207,69 @@ export class BlobFillPump {
     }
   }
 
-  /** Writes pending batches to storage (and to a spool file of its own, storage one batch behind at most). */
-  private async consume(): Promise<void> {
-    let stored: Promise<void> = Promise.resolve();
-    for (;;) {
-      if (this.sourceError !== undefined) throw this.sourceError;
-      if (this.pending.length === 0) {
-        if (this.sourceEnded) break;
-        await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
-        this.wakeConsumer = undefined;
-        continue;
+  /** Writes pending batches to storage (and to a spool file of its own, when it keeps one). */
+  private consume(): Promise<void> {
+    return this.spool.followsStorage ? this.consumeFollowed() : this.consumeSpooled();
+  }
+
+  /**
+   * Readers follow storage. A batch is theirs from memory as soon as it is hashed (in `write`), and
+   * from storage once written there; at most two writes are in flight, far less than the memory
+   * window, so every byte not yet written is still in memory. Every write settles before this returns.
+   */
+  private async consumeFollowed(): Promise<void> {
+    const inflight: Array<Promise<void>> = [];
+    try {
+      for (let batch = await this.nextBatch(); batch; batch = await this.nextBatch()) {
+        const at = this.spooled;
+        const bytes = batch;
+        const writing = this.writer.write(bytes).then(() => {
+          this.written = at + bytes.byteLength;
+          this.notify();
+        });
+        writing.catch(() => {}); // awaited below
+        this.remember(at, bytes);
+        this.spooled += bytes.byteLength;
+        this.notify();
+        inflight.push(writing);
+        while (inflight.length >= 2) await inflight.shift();
       }
-      const batch = this.takeBatch();
-      if (this.spool.followsStorage) {
-        // Readers follow storage: a batch is theirs once it is written there (hashed in `write`).
-        await this.writer.write(batch);
+    } finally {
+      await Promise.allSettled(inflight);
+    }
+    await Promise.all(inflight);
+  }
+
+  /** A spool file of its own: each batch goes to the spool and, one batch behind at most, to storage. */
+  private async consumeSpooled(): Promise<void> {
+    let stored: Promise<void> = Promise.resolve();
+    try {
+      for (let batch = await this.nextBatch(); batch; batch = await this.nextBatch()) {
+        const spooling = this.spool.write(batch, this.spooled);
+        const storing = this.writer.write(batch); // hashes now, while the spool write runs
+        await spooling;
         this.remember(this.spooled, batch);
         this.spooled += batch.byteLength;
+        this.written = this.spooled;
         this.notify();
-        continue;
+        await stored;
+        stored = storing;
       }
-      const spooling = this.spool.write(batch, this.spooled);
-      const storing = this.writer.write(batch); // hashes now, while the spool write runs
-      await spooling;
-      this.remember(this.spooled, batch);
-      this.spooled += batch.byteLength;
-      this.notify();
-      await stored;
-      stored = storing;
+    } finally {
+      await stored.catch(() => {});
     }
     await stored;
+  }
+
+  /** The next batch of pending source bytes; undefined once the source ended (throws its error). */
+  private async nextBatch(): Promise<Uint8Array | undefined> {
+    for (;;) {
+      if (this.sourceError !== undefined) throw this.sourceError;
+      if (this.pending.length) return this.takeBatch();
+      if (this.sourceEnded) return undefined;
+      await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
+      this.wakeConsumer = undefined;
+    }
   }
 
   private remember(at: number, bytes: Uint8Array): void {

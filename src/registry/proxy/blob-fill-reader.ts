@@ -65,12 +65,18 @@ export class BlobFillReader extends Readable {
           if (!this.push(recent)) return;
           continue;
         }
-        const buffer = Buffer.allocUnsafe(length);
-        const n = await fill.spool.read(buffer, this.position, length);
+        // Not in memory: from the spool, as far as it has been written.
+        const inSpool = Math.min(length, fill.readable - this.position);
+        if (inSpool <= 0) {
+          await fill.progress();
+          continue;
+        }
+        const buffer = Buffer.allocUnsafe(inSpool);
+        const n = await fill.spool.read(buffer, this.position, inSpool);
         if (this.destroyed) return;
         if (n === 0) throw new Error('blob fill spool is shorter than its watermark');
         this.position += n;
-        if (!this.push(n === length ? buffer : buffer.subarray(0, n))) return;
+        if (!this.push(n === inSpool ? buffer : buffer.subarray(0, n))) return;
       }
     } catch (err) {
       this.destroy(err as Error);

@@ -29,6 +29,8 @@ export interface FillSpool {
   release(): void;
   /** Removes the spool's name (readers holding a reference keep reading). */
   unlink(): Promise<void>;
+  /** Settles once the spool is open (the fill commits only then: a commit renames the object). */
+  opened(): Promise<unknown>;
 }
 
 /** Readers follow the storage writer's unfinished object; the fill's reference is the first. */
@@ -37,14 +39,17 @@ export class WriterSpool implements FillSpool {
   readonly followsStorage = true;
   private refs = 1;
 
-  constructor(private readonly reader: PositionalReader) {}
+  /** `reader` may still be opening: only readers that fall behind the fill's memory window read it. */
+  constructor(private readonly reader: Promise<PositionalReader>) {
+    reader.catch(() => {}); // reported to the reads that need it
+  }
 
   async write(): Promise<void> {
     throw new Error('a spool that follows storage is not written to');
   }
 
-  read(buffer: Uint8Array, position: number, length: number): Promise<number> {
-    return this.reader.read(buffer, position, length);
+  async read(buffer: Uint8Array, position: number, length: number): Promise<number> {
+    return (await this.reader).read(buffer, position, length);
   }
 
   acquire(): boolean {
@@ -56,10 +61,14 @@ export class WriterSpool implements FillSpool {
   release(): void {
     if (this.refs === 0) return;
     this.refs--;
-    if (this.refs === 0) void this.reader.close().catch(() => {});
+    if (this.refs === 0) void this.reader.then((r) => r.close()).catch(() => {});
   }
 
   async unlink(): Promise<void> {}
+
+  opened(): Promise<unknown> {
+    return this.reader.catch(() => undefined);
+  }
 }
 
 export class BlobFillSpool implements FillSpool {
@@ -124,6 +133,10 @@ export class BlobFillSpool implements FillSpool {
     if (this.refs === 0) return;
     this.refs--;
     if (this.refs === 0) void this.fh.close().catch(() => {});
+  }
+
+  async opened(): Promise<unknown> {
+    return undefined;
   }
 
   /** Removes the file's name; readers holding a reference keep reading. */
