@@ -99,7 +99,9 @@ export async function startWharf<L extends string>(o: WharfOptions<L>): Promise<
     const r = await runWithEnv(process.execPath, [...cliArgs, ...command], env);
     if (r.code !== 0) throw new Error(`wharf ${command.join(' ')} (${o.label}) failed with exit ${r.code}: ${r.stderr}${r.stdout}`);
   }
-  return startProcess(o.label, process.execPath, [...(o.nodeArgs ?? []), ...cliArgs, 'serve'], { env, port, workDir: o.workDir, dataDir });
+  // WHARF_BENCH_NODE_ARGS: extra Node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it.
+  const nodeArgs = o.nodeArgs ?? (process.env.WHARF_BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []);
+  return startProcess(o.label, process.execPath, [...nodeArgs, ...cliArgs, 'serve'], { env, port, workDir: o.workDir, dataDir });
 }
 
 function runWithEnv(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {

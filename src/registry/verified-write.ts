@@ -54,6 +54,11 @@ export class VerifiedBlobWriter {
     return this.writer.openReader?.();
   }
 
+  /** Whether the driver's writer can be followed (`openReader` gives a reader). */
+  get canFollow(): boolean {
+    return typeof this.writer.openReader === 'function';
+  }
+
   /** Bytes accepted so far (hashed, possibly still being written). */
   get size(): number {
     return this.received;

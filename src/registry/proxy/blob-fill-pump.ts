@@ -82,9 +82,8 @@ export class BlobFillPump {
     const writer = await VerifiedBlobWriter.open(opts.storage, expected);
     let spool: FillSpool;
     try {
-      // The reader opens while the first bytes arrive: it is only needed by readers that fall behind.
-      const follow = writer.openReader();
-      spool = follow ? new WriterSpool(follow) : await BlobFillSpool.create(opts.spoolDir);
+      const follows = writer.canFollow;
+      spool = follows ? new WriterSpool(() => writer.openReader()!) : await BlobFillSpool.create(opts.spoolDir);
     } catch (err) {
       await writer.cancel();
       throw err;
@@ -231,6 +230,8 @@ export class BlobFillPump {
         this.remember(at, bytes);
         this.spooled += bytes.byteLength;
         this.notify();
+        // Opened once the first bytes went out, before anyone can fall behind the memory window.
+        if (at === 0) void (this.spool as WriterSpool).open();
         inflight.push(writing);
         while (inflight.length >= 2) await inflight.shift();
       }

@@ -38,10 +38,25 @@ export class WriterSpool implements FillSpool {
   readonly path = undefined;
   readonly followsStorage = true;
   private refs = 1;
+  private opening: Promise<PositionalReader> | undefined;
 
-  /** `reader` may still be opening: only readers that fall behind the fill's memory window read it. */
-  constructor(private readonly reader: Promise<PositionalReader>) {
-    reader.catch(() => {}); // reported to the reads that need it
+  /**
+   * `openReader` is called at the first `open()` or read: only readers that fall behind the fill's
+   * memory window read the object, so the fill opens it after its first bytes went out.
+   */
+  constructor(private readonly openReader: () => Promise<PositionalReader>) {}
+
+  /** Starts opening the reader (once). */
+  open(): Promise<PositionalReader> {
+    if (!this.opening) {
+      this.opening = this.openReader();
+      this.opening.catch(() => {}); // reported to the reads that need it
+    }
+    return this.opening;
+  }
+
+  private get reader(): Promise<PositionalReader> {
+    return this.open();
   }
 
   async write(): Promise<void> {
@@ -61,7 +76,7 @@ export class WriterSpool implements FillSpool {
   release(): void {
     if (this.refs === 0) return;
     this.refs--;
-    if (this.refs === 0) void this.reader.then((r) => r.close()).catch(() => {});
+    if (this.refs === 0 && this.opening) void this.opening.then((r) => r.close()).catch(() => {});
   }
 
   async unlink(): Promise<void> {}
