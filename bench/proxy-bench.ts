@@ -22,17 +22,17 @@
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { existsSync, rmSync, statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AccessLog, type LoggedRequest } from './lib/access-log.js';
 import { MANIFEST_ACCEPT, makeContent, pushBlobBytes, pushImage, verifyBlob, verifyManifest, type Content } from './lib/content.js';
 import { blobRun, timedGet, wrkRun, type BlobRun, type LoadOptions, type LoadTarget, type TimedGet, type WrkRun } from './lib/load.js';
-import { DISTURBED_CORES, MiB, Probe, envInt, fmt, initClock, log, machineInfo, median, pad, range, requireTools, run, undisturbed, waitForQuiet, type PhaseCpu } from './lib/measure.js';
+import { DISTURBED_CORES, MiB, Probe, envInt, fmt, log, median, pad, range, requireTools, run, undisturbed, waitForQuiet, type PhaseCpu } from './lib/measure.js';
 import { renderTable, type Row } from './lib/report.js';
-import { runBench, type LiveResources } from './lib/run.js';
-import { distributionBlobPath, distributionVersion, startDistribution, startWharf, type Server } from './lib/servers.js';
+import { beginBench, runBench, type LiveResources } from './lib/run.js';
+import { distributionBlobPath, startDistribution, startWharf, type Server } from './lib/servers.js';
 
 const settings = {
   blobMiB: envInt('BENCH_BLOB_MIB', 256, 1, 4096),
@@ -278,17 +278,9 @@ async function main(live: LiveResources): Promise<void> {
   const doHit = settings.only === '' || settings.only === 'hit';
   const doManifest = settings.only === '' || settings.only === 'manifest';
   const doMiss = settings.only === '' || settings.only === 'miss';
-  await initClock();
-  const distVersion = await distributionVersion();
-  const machine = machineInfo();
-  log(`machine: ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}, kernel ${machine.kernel}`);
-  log(`wharf: ${settings.wharfCli ? `compiled (${settings.wharfCli})` : 'from src via tsx'}, log level ${settings.wharfLogLevel}; distribution: ${distVersion}`);
-  const loadBefore = loadavg()[0]!;
-
-  const workDir = await mkdtemp(join(tmpdir(), 'wharf-proxy-bench-'));
+  const { machine, distVersion, loadBefore, workDir } = await beginBench(live, { workDirPrefix: 'wharf-proxy-bench-', wharfCli: settings.wharfCli, wharfLogLevel: settings.wharfLogLevel });
   const servers: Array<Server<Label>> = [];
   live.servers = servers;
-  live.workDir = workDir;
   try {
     const s = await startServers(workDir, servers);
     log(`upstream ${s.upstream.url} (pid ${s.upstream.pid}), wharf ${s.wharf.url} (pid ${s.wharf.pid}), distribution proxy ${s.dist.url} (pid ${s.dist.pid})`);

@@ -25,16 +25,16 @@
  * set of images per run; runs during which other processes took ≥ 0.25 cores are left out of the medians
  * where at least half remain, as in registry-bench.ts. Run through `npm run bench` (BENCH_SUITE=quota).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { verifyBlob, verifyManifest } from './lib/content.js';
 import type { LoadOptions } from './lib/load.js';
-import { DISTURBED_CORES, envInt, fmt, initClock, log, machineInfo, median, range, requireTools, undisturbed } from './lib/measure.js';
+import { DISTURBED_CORES, envInt, fmt, log, median, range, requireTools, undisturbed } from './lib/measure.js';
 import { makePushSet, pushOne, pushRun, type PushImage, type PushRun, type PushShape } from './lib/push-load.js';
 import { renderTable, type Row } from './lib/report.js';
-import { runBench, type LiveResources } from './lib/run.js';
-import { distributionVersion, startDistribution, startWharf, type Server } from './lib/servers.js';
+import { beginBench, runBench, type LiveResources } from './lib/run.js';
+import { startDistribution, startWharf, type Server } from './lib/servers.js';
 
 const settings = {
   rounds: envInt('BENCH_QUOTA_ROUNDS', 12, 1, 60),
@@ -157,17 +157,9 @@ async function main(live: LiveResources): Promise<void> {
   const started = Date.now();
   await requireTools(['curl', 'getconf', 'sync'], 'scripts/bench.sh installs curl when run as root');
   if (settings.minMiB > settings.maxMiB) throw new Error('BENCH_QUOTA_LAYER_MIN_MIB is above BENCH_QUOTA_LAYER_MAX_MIB');
-  await initClock();
-  const distVersion = await distributionVersion();
-  const machine = machineInfo();
-  log(`machine: ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}, kernel ${machine.kernel}`);
-  log(`wharf: ${settings.wharfCli ? `compiled (${settings.wharfCli})` : 'from src via tsx'}, log level ${settings.wharfLogLevel}; distribution: ${distVersion}`);
-  const loadBefore = loadavg()[0]!;
-
-  const workDir = await mkdtemp(join(tmpdir(), 'wharf-quota-bench-'));
+  const { machine, distVersion, loadBefore, workDir } = await beginBench(live, { workDirPrefix: 'wharf-quota-bench-', wharfCli: settings.wharfCli, wharfLogLevel: settings.wharfLogLevel });
   const servers: Server[] = [];
   live.servers = servers;
-  live.workDir = workDir;
   try {
     const wharf = await startWharf({
       label: 'wharf',

@@ -22,8 +22,8 @@
  * test), 1 when something broke (a server did not start, a push failed, a pull returned the wrong
  * bytes or status, a tool is missing).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { MANIFEST_ACCEPT, authHeader, makeContent, pushImage, verifyBlob, verifyManifest, type Content } from './lib/content.js';
 import { blobRun, wrkRun, type BlobRun, type LoadOptions, type WrkRun } from './lib/load.js';
@@ -31,10 +31,8 @@ import {
   DISTURBED_CORES,
   envInt,
   fmt,
-  initClock,
   lpad,
   log,
-  machineInfo,
   median,
   pad,
   range,
@@ -44,8 +42,8 @@ import {
   type PhaseCpu,
 } from './lib/measure.js';
 import { renderTable, type Row } from './lib/report.js';
-import { runBench, type LiveResources } from './lib/run.js';
-import { distributionVersion, startDistribution, startWharf, type Server } from './lib/servers.js';
+import { beginBench, runBench, type LiveResources } from './lib/run.js';
+import { startDistribution, startWharf, type Server } from './lib/servers.js';
 
 const settings = {
   blobMiB: envInt('BENCH_BLOB_MIB', 256, 1, 4096),
@@ -135,17 +133,9 @@ async function main(live: LiveResources): Promise<void> {
   await requireTools(['curl', 'wrk', 'getconf'], 'scripts/bench.sh installs curl and wrk when run as root');
   const only = process.env.BENCH_ONLY ?? '';
   if (!['', 'blob', 'manifest'].includes(only)) throw new Error(`BENCH_ONLY must be blob or manifest (got "${only}")`);
-  await initClock();
-  const distVersion = await distributionVersion();
-  const machine = machineInfo();
-  log(`machine: ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}, kernel ${machine.kernel}`);
-  log(`wharf: ${settings.wharfCli ? `compiled (${settings.wharfCli})` : 'from src via tsx'}, log level ${settings.wharfLogLevel}; distribution: ${distVersion}`);
-  const loadBefore = loadavg()[0]!;
-
-  const workDir = await mkdtemp(join(tmpdir(), 'wharf-bench-'));
+  const { machine, distVersion, loadBefore, workDir } = await beginBench(live, { workDirPrefix: 'wharf-bench-', wharfCli: settings.wharfCli, wharfLogLevel: settings.wharfLogLevel });
   const servers: Array<Server<Label>> = [];
   live.servers = servers;
-  live.workDir = workDir;
   try {
     log(`writing a ${settings.blobMiB} MiB random blob`);
     const content = makeContent(join(workDir, 'blob.bin'), settings.blobMiB);

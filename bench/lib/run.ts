@@ -4,7 +4,11 @@
  * with its cause and sets exit code 1.
  */
 import { rmSync } from 'node:fs';
-import type { Server } from './servers.js';
+import { mkdtemp } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initClock, log, machineInfo, type MachineInfo } from './measure.js';
+import { distributionVersion, type Server } from './servers.js';
 
 export interface LiveResources {
   servers: Server[];
@@ -31,4 +35,26 @@ export function runBench(main: (live: LiveResources) => Promise<void>, log: (lin
       process.exitCode = 1;
     },
   );
+}
+
+/** What every benchmark notes before it starts: the machine, the peer's version, the load, a work directory. */
+export interface BenchStart {
+  machine: MachineInfo;
+  distVersion: string;
+  /** 1-minute load average before the run. */
+  loadBefore: number;
+  /** A new temporary directory, registered in `live` for removal on interrupt. */
+  workDir: string;
+}
+
+export async function beginBench(live: LiveResources, opts: { workDirPrefix: string; wharfCli?: string; wharfLogLevel: string }): Promise<BenchStart> {
+  await initClock();
+  const distVersion = await distributionVersion();
+  const machine = machineInfo();
+  log(`machine: ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}, kernel ${machine.kernel}`);
+  log(`wharf: ${opts.wharfCli ? `compiled (${opts.wharfCli})` : 'from src via tsx'}, log level ${opts.wharfLogLevel}; distribution: ${distVersion}`);
+  const loadBefore = loadavg()[0]!;
+  const workDir = await mkdtemp(join(tmpdir(), opts.workDirPrefix));
+  live.workDir = workDir;
+  return { machine, distVersion, loadBefore, workDir };
 }

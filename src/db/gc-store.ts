@@ -22,6 +22,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Digest } from '../oci/digest.js';
 import type { DialectAdapter } from './dialect.js';
 import { QuotaAccounting } from './quota-accounting.js';
+import { pairValues } from './row-values.js';
 import type { Database } from './tables.js';
 import { windowMs } from './tag-lifetime.js';
 
@@ -171,7 +172,7 @@ export class GcStore {
       const last = scanned[scanned.length - 1];
       const next = scanned.length === limit && last ? ([Number(last.repository_id), Number(last.blob_id)] as const) : undefined;
       if (!scanned.length) return { unlinked: [] };
-      const pairs = sql<boolean>`(rb.repository_id, rb.blob_id) in (${linkValues(scanned.map((r) => [Number(r.repository_id), Number(r.blob_id)]))})`;
+      const pairs = sql<boolean>`(rb.repository_id, rb.blob_id) in (${pairValues(scanned.map((r) => [Number(r.repository_id), Number(r.blob_id)]))})`;
       const rows = await tx
         .selectFrom('repository_blobs as rb')
         .innerJoin('blobs as b', 'b.id', 'rb.blob_id')
@@ -183,7 +184,7 @@ export class GcStore {
       const unlinked = rows.map((r) => ({ repositoryId: Number(r.repository_id), blobId: Number(r.blob_id), digest: r.digest as Digest, size: Number(r.size) }));
       if (unlinked.length) {
         await this.hook.links?.(tx, unlinked);
-        const gone = sql<boolean>`(repository_id, blob_id) in (${linkValues(unlinked.map((r) => [r.repositoryId, r.blobId]))})`;
+        const gone = sql<boolean>`(repository_id, blob_id) in (${pairValues(unlinked.map((r) => [r.repositoryId, r.blobId]))})`;
         await tx.deleteFrom('repository_blobs').where(gone).execute();
       }
       return { unlinked, ...(next ? { next } : {}) };
@@ -239,11 +240,6 @@ export class GcStore {
     const rows = await tx.selectFrom(table).select('id').where('id', 'in', ids).forUpdate().skipLocked().execute();
     return rows.map((r) => Number(r.id));
   }
-}
-
-/** `values (…), (…)` of (repository_id, blob_id) pairs, typed for PostgreSQL. */
-function linkValues(pairs: ReadonlyArray<readonly [number, number]>) {
-  return sql`values ${sql.join(pairs.map(([r, b]) => sql`(cast(${r} as bigint), cast(${b} as bigint))`))}`;
 }
 
 /** The manifest `m` is kept by nothing: see the file comment. */

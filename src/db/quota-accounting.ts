@@ -15,6 +15,8 @@
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
+import { fullRepositoryName } from './full-name.js';
+import { pairValues } from './row-values.js';
 import type { Database } from './tables.js';
 
 /** What adding a manifest did to its namespace's size. */
@@ -201,7 +203,7 @@ export class QuotaAccounting {
         await sql`lock table quota_repository_blobs, quota_namespace_blobs, repository_sizes, namespace_sizes in share row exclusive mode`.execute(db);
       }
       const repoActual = await sql<{ id: number; name: string; size: string | number }>`
-        select x.repository_id as id, ${fullName()} as name, sum(b.size) as size
+        select x.repository_id as id, ${fullRepositoryName(this.dialect)} as name, sum(b.size) as size
         from (select distinct m.repository_id, mb.blob_id from manifest_blobs mb inner join manifests m on m.id = mb.manifest_id) x
         inner join blobs b on b.id = x.blob_id
         inner join repositories r on r.id = x.repository_id inner join namespaces n on n.id = r.namespace_id
@@ -213,7 +215,7 @@ export class QuotaAccounting {
         inner join blobs b on b.id = x.blob_id inner join namespaces n on n.id = x.namespace_id
         group by x.namespace_id, n.name`.execute(db);
       const repoStored = await sql<{ id: number; name: string; size: string | number }>`
-        select s.repository_id as id, ${fullName()} as name, s.size_bytes as size from repository_sizes s
+        select s.repository_id as id, ${fullRepositoryName(this.dialect)} as name, s.size_bytes as size from repository_sizes s
         inner join repositories r on r.id = s.repository_id inner join namespaces n on n.id = r.namespace_id`.execute(db);
       const nsStored = await sql<{ id: number; name: string; size: string | number }>`
         select s.namespace_id as id, n.name as name, s.size_bytes as size from namespace_sizes s inner join namespaces n on n.id = s.namespace_id`.execute(db);
@@ -251,10 +253,6 @@ export class QuotaAccounting {
     if (opts.dryRun || clean) return seen;
     return this.db.transaction().execute((tx) => run(tx, true));
   }
-}
-
-function fullName() {
-  return sql`n.name || '/' || r.name`;
 }
 
 function sum(values: readonly number[]): number {
@@ -311,9 +309,4 @@ async function subtractFromSizes(
     sql` `,
   );
   await sql`update ${t} set size_bytes = size_bytes - (case ${k} ${cases} else 0 end) where ${k} in (${sql.join(ids)})`.execute(tx);
-}
-
-/** `values (…), (…)` of integer pairs, typed for PostgreSQL. */
-export function pairValues(pairs: ReadonlyArray<Pair>) {
-  return sql`values ${sql.join(pairs.map(([a, b]) => sql`(cast(${a} as bigint), cast(${b} as bigint))`))}`;
 }

@@ -21,7 +21,7 @@ import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
 import { blobKey } from '../storage/keys.js';
 import { buildTestApp, type TestApp } from '../../test/helpers/app.js';
 import { DIALECTS } from '../../test/helpers/databases.js';
-import { assertLiveContentReadable, unreferencedContent } from '../../test/helpers/gc-invariants.js';
+import { assertLiveContentReadable, random, slowDeletes, unreferencedContent } from '../../test/helpers/gc-invariants.js';
 import { errorCode, imageManifest } from '../../test/helpers/inject-client.js';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -30,30 +30,6 @@ const TAGS = ['t1', 't2', 't3'];
 const LAYERS = Array.from({ length: 12 }, (_, i) => Buffer.from(`swept layer ${i} `.repeat(40 + i)));
 const PUSHERS = 4;
 const PUSHES_EACH = 20;
-
-function random(seed: number) {
-  let s = seed;
-  return (n: number) => {
-    s = (Math.imul(s, 1103515245) + 12345) & 0x7fffffff;
-    return (s >>> 16) % n;
-  };
-}
-
-/** The driver with deletes of blobs that take a while, as on object storage. */
-function slowDeletes(driver: BlobDriver): BlobDriver {
-  return new Proxy(driver, {
-    get(target, prop, receiver) {
-      if (prop === 'delete') {
-        return async (key: string) => {
-          await new Promise((r) => setTimeout(r, key.startsWith('blobs/') ? 15 : 0));
-          return target.delete(key);
-        };
-      }
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
 
 for (const dialect of DIALECTS) {
   describe(`storage sweep under concurrent pushes of the same digests (${dialect})`, () => {

@@ -16,7 +16,7 @@ import type { BlobDriver } from '../storage/blob-driver.js';
 import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
 import { buildTestApp, type TestApp } from '../../test/helpers/app.js';
 import { DIALECTS } from '../../test/helpers/databases.js';
-import { assertLiveContentReadable, unreferencedContent } from '../../test/helpers/gc-invariants.js';
+import { assertLiveContentReadable, random, slowDeletes, unreferencedContent } from '../../test/helpers/gc-invariants.js';
 import { errorCode, imageManifest } from '../../test/helpers/inject-client.js';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -26,31 +26,6 @@ const TAGS = ['t1', 't2', 't3', 't4'];
 const LAYERS = Array.from({ length: 6 }, (_, i) => Buffer.from(`shared layer ${i} `.repeat(50 + i)));
 const PUSHERS = 4;
 const PUSHES_EACH = 25;
-
-/** A small deterministic generator, so that a failing run can be repeated. */
-function random(seed: number) {
-  let s = seed;
-  return (n: number) => {
-    s = (Math.imul(s, 1103515245) + 12345) & 0x7fffffff;
-    return (s >>> 16) % n;
-  };
-}
-
-/** The driver with deletes that take a while, as on object storage. */
-function slowDeletes(driver: BlobDriver): BlobDriver {
-  return new Proxy(driver, {
-    get(target, prop, receiver) {
-      if (prop === 'delete') {
-        return async (key: string) => {
-          await new Promise((r) => setTimeout(r, key.startsWith('blobs/') ? 15 : 0));
-          return target.delete(key);
-        };
-      }
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
 
 for (const dialect of DIALECTS) {
   describe(`garbage collection under concurrent pushes and deletes (${dialect})`, () => {

@@ -134,8 +134,7 @@ export class UploadService {
 
   /** Stores a whole blob sent in one request (`POST ?digest=`). */
   async monolithic(repo: RepositoryRef, digest: Digest, body: AsyncIterable<Uint8Array>, expectedSize?: number): Promise<{ size: number }> {
-    await this.quota?.admitUpload(repo, 'upload_start');
-    if (expectedSize !== undefined) await this.quota?.admitUpload(repo, 'upload_chunk', expectedSize);
+    await this.quota?.admitUpload(repo, 'upload_start', expectedSize);
     const writer = await VerifiedBlobWriter.open(this.storage, { digest, size: expectedSize });
     try {
       for await (const chunk of body) await writer.write(chunk);

@@ -33,33 +33,22 @@ export async function openTestDatabase(dialect: TestDialect): Promise<DatabaseHa
       },
     };
   }
-  const admin = postgresAdminUrl();
-  const name = `wharf_test_${randomBytes(6).toString('hex')}`;
-  const client = new pg.Client({ connectionString: admin });
-  await client.connect();
-  await client.query(`create database ${name}`);
-  await client.end();
-  const u = new URL(admin);
-  u.pathname = `/${name}`;
-  const url = u.toString();
-  const handle = await openDatabase({ url, dataDir: tmpdir(), poolSize: 5 });
+  const database = await createPostgresDatabase();
+  const handle = await openDatabase({ url: database.url, dataDir: tmpdir(), poolSize: 5 });
   return {
     ...handle,
-    url,
+    url: database.url,
     close: async () => {
       await handle.close();
-      const c = new pg.Client({ connectionString: admin });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
-      await c.end();
+      await database.drop();
     },
   };
 }
 
-/** A fresh, empty PostgreSQL database (for a process that migrates it itself); `drop()` removes it. */
+/** A fresh, empty PostgreSQL database (a Wharf process migrates it itself); `drop()` removes it. */
 export async function createPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const admin = postgresAdminUrl();
-  const name = `wharf_e2e_${randomBytes(6).toString('hex')}`;
+  const name = `wharf_test_${randomBytes(6).toString('hex')}`;
   const client = new pg.Client({ connectionString: admin });
   await client.connect();
   await client.query(`create database ${name}`);

@@ -4,6 +4,7 @@
  *   children, config and layers), can be pulled through `/v2` with the right bytes;
  * - `unreferencedContent`: what a correct collector would still remove, computed in memory from the
  *   tables (reachability from retained tag rows and recent pushes), plus bytes in storage without a row.
+ * And what the concurrency tests share: a repeatable random generator and a driver with slow deletes.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -125,4 +126,29 @@ export async function unreferencedContent(db: DatabaseHandle, storage: BlobDrive
     strayBytes,
     missingBytes: blobs.filter((b) => linkedAnywhere.has(Number(b.id)) && !present.has(b.digest)).map((b) => b.digest),
   };
+}
+
+/** A small deterministic generator, so that a failing run can be repeated. */
+export function random(seed: number): (n: number) => number {
+  let s = seed;
+  return (n: number) => {
+    s = (Math.imul(s, 1103515245) + 12345) & 0x7fffffff;
+    return (s >>> 16) % n;
+  };
+}
+
+/** The driver with deletes of blobs that take a while, as on object storage. */
+export function slowDeletes(driver: BlobDriver): BlobDriver {
+  return new Proxy(driver, {
+    get(target, prop, receiver) {
+      if (prop === 'delete') {
+        return async (key: string) => {
+          await new Promise((r) => setTimeout(r, key.startsWith('blobs/') ? 15 : 0));
+          return target.delete(key);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }

@@ -50,15 +50,17 @@ export class QuotaGate {
 
   /**
    * Refuses (403 DENIED) a write of `incoming` more bytes into `repo`'s namespace that would take it
-   * over its Reject limit; at `upload_start` (incoming 0) a namespace already at the limit is refused.
+   * over its Reject limit; at `upload_start` a namespace already at the limit is refused too (a
+   * monolithic upload of announced size is checked for both at once).
    */
   async admitUpload(repo: RepositoryRef, stage: 'upload_start' | 'upload_chunk', incoming = 0): Promise<void> {
     const q = await this.store.check(repo.namespace);
     if (!q) return;
     const limit = rejectThreshold(q);
     if (limit === undefined) return;
-    const used = q.usedBytes + (await this.store.uploadingBytes(q.namespaceId)) + incoming;
-    if (stage === 'upload_start' ? used >= limit : used > limit) throw this.refused(repo.namespace, stage);
+    const used = q.usedBytes + (await this.store.uploadingBytes(q.namespaceId));
+    if (stage === 'upload_start' && used >= limit) throw this.refused(repo.namespace, 'upload_start');
+    if (used + incoming > limit) throw this.refused(repo.namespace, 'upload_chunk');
   }
 
   /** The error for a refused write, counted. */
