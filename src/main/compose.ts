@@ -35,8 +35,14 @@ import { QuotaGate } from '../registry/quota/quota-gate.js';
 import { QuotaStore } from '../db/quota-store.js';
 import { createProxyConfigService, type ProxyConfigService } from '../registry/proxy/proxy-config-service.js';
 import { ProxyAccess } from '../registry/proxy/proxy-access.js';
-import { ProxyCache, type ProxyQuota } from '../registry/proxy/proxy-cache.js';
+import { ProxyCache } from '../registry/proxy/proxy-cache.js';
+import { ProxyDirectory } from '../registry/proxy/proxy-directory.js';
+import { ProxyEvents } from '../registry/proxy/proxy-events.js';
+import { ProxyResolver } from '../registry/proxy/proxied-content.js';
+import { PullThrough } from '../registry/proxy/pull-through.js';
 import { ProxyEviction } from '../registry/proxy/quota-eviction.js';
+import type { ContentResolver } from '../registry/content.js';
+import { LocalContentResolver, type LocalContentDeps } from '../registry/local-content.js';
 import { EvictionStore } from '../db/eviction-store.js';
 import { BlobFills } from '../registry/proxy/blob-fills.js';
 import { NamespaceStore } from '../db/namespace-store.js';
@@ -95,23 +101,28 @@ export function createServices(deps: ServiceDeps): Services {
   const proxyConfig = config.proxy_cache.enabled ? createProxyConfigService(db.db, db.dialect, config, { audit: accounts?.audit }) : undefined;
   const quotaStore = new QuotaStore(db.db, db.dialect);
   const quotaGate = new QuotaGate(quotaStore, { audit: accounts?.audit, log: deps.logger });
+  const blobGuards = new BlobGuardStore(db.db, db.dialect);
+  const blobWriteGuard = new BlobWriteGuard(blobGuards);
+  const baseAccess: GrantingAccess = accounts?.access ?? new OpenAccess();
+  // Proxy organizations: members pull through, anonymous pulls when allowed, writes refused.
+  const blobs = new BlobService(blobStore, storage, blobWriteGuard);
+  const manifests = new ManifestService(manifestStore, { maxManifestSize: config.registry.max_manifest_size, quota: quotaGate });
+  const local: LocalContentDeps = { manifests, blobs, repositories, maxPageSize: config.registry.max_page_size };
   const proxy =
     proxyConfig &&
-    createProxyCache({
+    createProxyContent({
       db,
       storage,
       config,
       configs: proxyConfig,
       blobStore,
       manifestStore,
-      repositories,
+      local,
       logger: deps.logger,
-      quota: new ProxyEviction({ store: new EvictionStore(db.db), quotas: quotaStore, gc: new GcStore(db.db, db.dialect), gate: quotaGate, log: deps.logger }),
+      eviction: new ProxyEviction({ store: new EvictionStore(db.db), quotas: quotaStore, gc: new GcStore(db.db, db.dialect), gate: quotaGate, log: deps.logger }),
     });
-  const baseAccess: GrantingAccess = accounts?.access ?? new OpenAccess();
-  // Proxy organizations: members pull through, anonymous pulls when allowed, writes refused.
   const access = proxy
-    ? new ProxyAccess(baseAccess, proxy, {
+    ? new ProxyAccess(baseAccess, proxy.directory, {
         pullsThrough: (principal, namespaceId) => (accounts ? accounts.permissions.belongsTo(principal, namespaceId) : Promise.resolve(true)),
       })
     : baseAccess;
@@ -125,18 +136,16 @@ export function createServices(deps: ServiceDeps): Services {
       throttle: new LoginThrottle(config.auth.login_failures_per_minute),
     });
   const tags = new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore, { timeMachineDefaultMs: config.gc.time_machine_default });
-  const blobGuards = new BlobGuardStore(db.db, db.dialect);
-  const blobWriteGuard = new BlobWriteGuard(blobGuards);
   const registry: Registry = {
     access: deps.access ?? access,
     auth,
     audit: accounts?.audit,
     proxyConfig,
-    proxy,
+    content: proxy?.resolver ?? new LocalContentResolver(local),
     repositories,
-    blobs: new BlobService(blobStore, storage, blobWriteGuard),
+    blobs,
     uploads: new UploadService(new UploadStore(db.db), blobStore, storage, blobWriteGuard, quotaGate),
-    manifests: new ManifestService(manifestStore, { maxManifestSize: config.registry.max_manifest_size, quota: quotaGate }),
+    manifests,
     quotaGate,
     tags,
     timeMachine: new TimeMachineService(new TimeMachineStore(db.db), {
@@ -176,41 +185,58 @@ export function createServices(deps: ServiceDeps): Services {
   return { registry, accounts };
 }
 
-/** The pull-through cache over the proxy organizations' configurations; it hears of their changes at once. */
-function createProxyCache(deps: {
+/**
+ * The pull-through cache over the proxy organizations' configurations (it hears of their changes at
+ * once): the directory of proxy organizations and the resolver that puts their repositories' content
+ * behind the local interface.
+ */
+function createProxyContent(deps: {
   db: DatabaseHandle;
   storage: BlobDriver;
   config: Config;
   configs: ProxyConfigService;
   blobStore: BlobStore;
   manifestStore: ManifestStore;
-  repositories: RepositoryService;
+  local: LocalContentDeps;
   logger?: Logger;
-  quota: ProxyQuota;
-}): ProxyCache {
-  const { config } = deps;
+  eviction: ProxyEviction;
+}): { directory: ProxyDirectory; resolver: ContentResolver } {
+  const { config, local } = deps;
   const pc = config.proxy_cache;
   const namespaces = new NamespaceStore(deps.db.db, deps.db.dialect);
-  const cache = new ProxyCache({
+  const directory = new ProxyDirectory({
     configs: deps.configs,
-    manifests: deps.manifestStore,
-    blobs: deps.blobStore,
-    repositories: deps.repositories,
-    storage: deps.storage,
-    fills: new BlobFills({ storage: deps.storage, spoolDir: join(config.data_dir, 'tmp', 'fills'), log: deps.logger }),
     guard: new SsrfGuard({ allow: pc.allow_private_upstreams }),
     breakers: new CircuitBreakers({ failureThreshold: pc.breaker_failures, baseCooldownMs: pc.breaker_cooldown }),
     timeouts: { connectMs: pc.connect_timeout, headersMs: pc.first_byte_timeout, bodyIdleMs: pc.idle_timeout },
     maxManifestBytes: config.registry.max_manifest_size,
-    tagsListTtlMs: pc.tags_list_ttl,
     defaultOrganization: pc.default_organization,
     defaultNamespace: config.registry.default_namespace,
     namespaceExists: async (name) => (await namespaces.findByName(name)) !== undefined,
-    log: deps.logger,
-    quota: deps.quota,
   });
-  deps.configs.subscribe((_id, organization) => cache.invalidate(organization));
-  return cache;
+  deps.configs.subscribe((_id, organization) => directory.invalidate(organization));
+  const events = new ProxyEvents();
+  const pull = new PullThrough({
+    manifests: local.manifests,
+    repositories: local.repositories,
+    blobs: deps.blobStore,
+    storage: deps.storage,
+    fills: new BlobFills({ storage: deps.storage, spoolDir: join(config.data_dir, 'tmp', 'fills'), log: deps.logger }),
+    events,
+    maxManifestBytes: config.registry.max_manifest_size,
+    room: deps.eviction,
+    log: deps.logger,
+  });
+  const cache = new ProxyCache({
+    manifests: deps.manifestStore,
+    repositories: local.repositories,
+    pull,
+    events,
+    tagsListTtlMs: pc.tags_list_ttl,
+    recency: deps.eviction,
+    log: deps.logger,
+  });
+  return { directory, resolver: new ProxyResolver(directory, cache, pull, events, local) };
 }
 
 /** Fastify server options that come from the configuration (TLS material is added by the caller). */

@@ -17,7 +17,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   const storage = createStorage(config);
   const { registry, accounts } = createServices({ db, storage, config, logger });
   // Spool files of blob fills a crash interrupted.
-  await registry.proxy?.sweepSpool();
+  await registry.content.open();
   // The signing key is generated and stored on the very first start; later starts (and replicas) load it.
   await registry.auth?.ready();
   const admin = accounts ? await bootstrapAdmin(accounts, config) : undefined;
@@ -68,7 +68,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     force.unref();
     try {
       await app.close();
-      await registry.proxy?.close();
+      await registry.content.close();
       await autopruneStopped;
       await gcStopped;
       // Pull entries are written in the background; they go in before the database closes.

@@ -2,7 +2,7 @@
  * Manifest push, pull and delete. Bytes are stored and served exactly as pushed; a manifest is accepted
  * only when every blob and child it references is already in the repository.
  */
-import { QuotaExceeded, type ManifestStore, type StoredManifest } from '../db/manifest-store.js';
+import { QuotaExceeded, type ManifestStore, type ManifestWrite, type StoredManifest } from '../db/manifest-store.js';
 import type { Charge } from '../db/quota-accounting.js';
 import type { RepositoryRef } from '../db/repository-store.js';
 import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.js';
@@ -17,12 +17,33 @@ export type { StoredManifest };
 export interface ManifestPutResult {
   digest: Digest;
   subject?: Digest;
+  /** The manifest as stored, ready to serve. */
+  stored: StoredManifest;
 }
 
-/** Quota refusals and warnings of manifest pushes (quota/quota-gate.ts). */
+/** Quota refusals and warnings of manifest writes (quota/quota-gate.ts). */
 export interface ManifestQuota {
-  refused(namespace: string, stage: 'manifest'): Error;
+  refused(namespace: string, stage: 'manifest' | 'proxy'): Error;
   charged(namespace: string, charge: Charge): Promise<void>;
+}
+
+/**
+ * A manifest brought from an upstream registry (a proxy-cache fill, a mirror sync): stored although its
+ * blobs and children are not (yet) in the repository, each blob counted at the size the manifest gives.
+ */
+export interface CachedManifestWrite {
+  /** The digest the upstream gave; the bytes must match it. */
+  digest: Digest;
+  /** The tag to point at the manifest: the pulled tag, or a hidden tag that keeps a manifest pulled by digest. */
+  tag: string;
+  hidden: boolean;
+  /** Expiry of the tag (epoch ms); null: none. */
+  expiresAt: number | null;
+  /**
+   * Makes room under the namespace's quota for the blobs an image manifest would add (proxy eviction),
+   * before it is counted; a write that a concurrent one beat to the room gets one more try.
+   */
+  makeRoom?(namespace: string, blobs: ReadonlyArray<{ digest: Digest; size: number }>): Promise<void>;
 }
 
 export class ManifestService {
@@ -46,33 +67,49 @@ export class ManifestService {
     return m;
   }
 
-  /** Validates and stores a manifest, tagging it when `ref` is a tag. */
-  async put(repo: RepositoryRef, ref: Reference, bytes: Buffer, contentType: string | undefined): Promise<ManifestPutResult> {
+  /**
+   * Validates and stores a manifest, tagging it when `ref` is a tag: every manifest write (a push, a
+   * cache fill with `cached`) goes through here and the namespace's quota. A manifest that would take
+   * the namespace over a Reject limit is refused and nothing of it is stored; one that crosses a
+   * Warning limit is reported.
+   */
+  async put(repo: RepositoryRef, ref: Reference, bytes: Buffer, contentType: string | undefined, cached?: CachedManifestWrite): Promise<ManifestPutResult> {
     if (bytes.byteLength > this.opts.maxManifestSize) {
       throw new RegistryError('SIZE_INVALID', `manifest is ${bytes.byteLength} bytes; the limit is ${this.opts.maxManifestSize}`, undefined, 413);
     }
-    const digest = ref.kind === 'digest' ? digestOf(bytes, digestAlgorithm(ref.digest)) : digestOf(bytes);
-    if (ref.kind === 'digest' && digest !== ref.digest) {
-      throw new RegistryError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${ref.digest}`);
+    const expected = ref.kind === 'digest' ? ref.digest : cached?.digest;
+    const digest = expected ? digestOf(bytes, digestAlgorithm(expected)) : digestOf(bytes);
+    if (expected && digest !== expected) {
+      throw new RegistryError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${expected}`);
     }
     const manifest = parseManifest(bytes, contentType);
+    const blobs = requiredBlobs(manifest);
+    const write: ManifestWrite = {
+      repositoryId: repo.id,
+      digest,
+      mediaType: manifest.mediaType,
+      artifactType: manifest.artifactType,
+      subjectDigest: manifest.subject?.digest,
+      annotations: manifest.annotations,
+      content: bytes,
+      blobDigests: blobs.map((d) => d.digest),
+      childDigests: manifest.manifests.map((d) => d.digest),
+      tag: cached ? cached.tag : ref.kind === 'tag' ? ref.tag : undefined,
+      ...(cached && { lazy: true, blobSizes: new Map(blobs.map((d) => [d.digest, d.size])), tagExpiresAt: cached.expiresAt, hiddenTag: cached.hidden }),
+    };
+    // An index counts through its children, each made room for when it is fetched.
+    const room = cached?.makeRoom && manifest.manifests.length === 0 ? cached.makeRoom : undefined;
+    const stage = cached ? 'proxy' : 'manifest';
     let result;
-    try {
-      result = await this.store.put({
-        repositoryId: repo.id,
-        digest,
-        mediaType: manifest.mediaType,
-        artifactType: manifest.artifactType,
-        subjectDigest: manifest.subject?.digest,
-        annotations: manifest.annotations,
-        content: bytes,
-        blobDigests: requiredBlobs(manifest).map((d) => d.digest),
-        childDigests: manifest.manifests.map((d) => d.digest),
-        tag: ref.kind === 'tag' ? ref.tag : undefined,
-      });
-    } catch (err) {
-      if (err instanceof QuotaExceeded) throw this.opts.quota?.refused(repo.namespace, 'manifest') ?? quotaExceeded(repo.namespace);
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (room) await room(repo.namespace, blobs);
+        result = await this.store.put(write);
+        break;
+      } catch (err) {
+        if (!(err instanceof QuotaExceeded)) throw err;
+        if (!room || attempt >= 2) throw this.opts.quota?.refused(repo.namespace, stage) ?? quotaExceeded(repo.namespace);
+      }
     }
     if (result.ok && result.charge) await this.opts.quota?.charged(repo.namespace, result.charge);
     if (!result.ok) {
@@ -85,7 +122,11 @@ export class ManifestService {
         missing: result.missingChildren,
       }, 400);
     }
-    return { digest, subject: manifest.subject?.digest };
+    return {
+      digest,
+      subject: manifest.subject?.digest,
+      stored: { id: result.manifestId, digest, mediaType: manifest.mediaType, size: bytes.byteLength, content: bytes },
+    };
   }
 
   /** Deletes a tag (the manifest stays) or a manifest by digest (with the tags that point at it). */

@@ -4,10 +4,10 @@ import type { AuditService } from './accounts/audit-service.js';
 import type { Autoprune } from './autoprune/autoprune.js';
 import type { RegistryAuth } from './accounts/registry-auth.js';
 import type { BlobService } from './blobs.js';
+import type { ContentResolver } from './content.js';
 import type { GarbageCollector } from './gc.js';
 import type { ManifestService } from './manifests.js';
 import type { ProxyConfigService } from './proxy/proxy-config-service.js';
-import type { ProxyCache } from './proxy/proxy-cache.js';
 import type { QuotaService } from './quota/quota-service.js';
 import type { QuotaGate } from './quota/quota-gate.js';
 import type { RepositoryService } from './repositories.js';
@@ -43,8 +43,11 @@ export interface Registry {
   auth?: RegistryAuth;
   /** Where pushes, pulls, deletes and failed logins are recorded; absent when the registry runs open. */
   audit?: AuditService;
-  /** The pull-through cache of proxy organizations; absent when `proxy_cache.enabled` is false. */
-  proxy?: ProxyCache;
+  /**
+   * What pulls read, per repository: local content, or for proxy-cache organizations the pull-through
+   * view of their upstream, with the same interface.
+   */
+  content: ContentResolver;
   /** Proxy-cache organizations' configurations; absent when `proxy_cache.enabled` is false. */
   proxyConfig?: ProxyConfigService;
   /** Parsing options the edge needs. */

@@ -85,10 +85,10 @@ async function scopes(registry: Registry, req: FastifyRequest): Promise<ScopeReq
         continue;
       }
       // A pull through a mirror without `ns=` (Docker's registry-mirrors, a podman mirror) asks for the
-      // name as the client knows it; /v2 serves it under the default proxy organization, so the token
-      // must also carry that name (granted only if the caller may pull there).
-      const routed = registry.proxy && (actions.includes('pull') || actions.includes('*')) ? await registry.proxy.route(name, undefined) : undefined;
-      const parsed = routed === undefined ? undefined : parseRepositoryName(routed, registry.options.defaultNamespace);
+      // name as the client knows it; /v2 may serve it under another name (a proxy organization's), so
+      // the token must also carry that name (granted only if the caller may pull there).
+      const served = actions.includes('pull') || actions.includes('*') ? await registry.content.pullName(name, undefined) : name;
+      const parsed = served === name ? undefined : parseRepositoryName(served, registry.options.defaultNamespace);
       if (parsed?.ok) out.push({ type, name: parsed.name, actions: ['pull'] });
     }
   }

@@ -9,19 +9,9 @@ export async function listTags(ctx: V2Context, rawName: string): Promise<void> {
   await registry.access.authorize(ctx.principal, name, ['pull']);
   const q = query(ctx.req);
   const n = parse.pageSize(q.n, registry.options.maxPageSize);
-  const target = registry.proxy && (await registry.proxy.target(name));
-  if (target) {
-    // The upstream's list when it answers (a page of it, as asked), the cached tags otherwise.
-    if (n === 0) return reply.send({ name, tags: [] });
-    const page = await registry.proxy!.tags(target, { last: q.last, n: n ?? undefined });
-    const tags = page?.tags ?? [];
-    if (page?.next) reply.header('Link', `</v2/${name}/tags/list?n=${n ?? tags.length}&last=${encodeURIComponent(page.next)}>; rel="next"`);
-    return reply.send({ name, tags });
-  }
-  const repo = await registry.repositories.get(name);
-  const page = await paginate(n, registry.options.maxPageSize, (limit) => registry.manifests.tags(repo, { last: q.last, limit }));
-  if (page.next) reply.header('Link', `</v2/${name}/tags/list?n=${page.limit}&last=${encodeURIComponent(page.next)}>; rel="next"`);
-  return reply.send({ name, tags: page.items });
+  const page = await (await registry.content.resolve(name)).tags({ last: q.last, n });
+  if (page.next) reply.header('Link', `</v2/${name}/tags/list?n=${page.pageSize}&last=${encodeURIComponent(page.next)}>; rel="next"`);
+  return reply.send({ name, tags: page.tags });
 }
 
 export async function catalog(ctx: V2Context): Promise<void> {
@@ -44,13 +34,8 @@ export async function referrers(ctx: V2Context, rawName: string, rawDigest: stri
   const name = parse.repositoryName(rawName, registry.options.defaultNamespace);
   const digest = parse.digest(rawDigest);
   await registry.access.authorize(ctx.principal, name, ['pull']);
-  const repo = await registry.repositories.find(name);
-  const artifactType = query(ctx.req).artifactType;
-  const target = registry.proxy && (await registry.proxy.target(name));
-  const upstream = target && (await registry.proxy!.referrers(target, digest, artifactType || undefined));
-  const index = upstream
-    ? { schemaVersion: 2 as const, mediaType: MediaType.OciIndex, manifests: upstream }
-    : await registry.manifests.referrers(repo, digest, artifactType || undefined);
+  const artifactType = query(ctx.req).artifactType || undefined;
+  const index = await (await registry.content.resolve(name)).referrers(digest, artifactType);
   if (artifactType) reply.header('OCI-Filters-Applied', 'artifactType');
   return reply.header('Content-Type', MediaType.OciIndex).send(Buffer.from(JSON.stringify(index)));
 }

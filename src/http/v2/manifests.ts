@@ -1,12 +1,10 @@
 /** GET / HEAD / PUT / DELETE /v2/<name>/manifests/<reference> */
 import { RegistryError } from '../../oci/errors.js';
 import type { Reference } from '../../oci/reference.js';
-import { assertAcceptable, type StoredManifest } from '../../registry/manifests.js';
-import type { CacheResult } from '../../registry/proxy/proxy-cache.js';
 import { audit, body, type V2Context } from './context.js';
 import * as parse from './parse.js';
 
-/** Says whether a proxied manifest or blob was a cache hit, a miss (fetched upstream) or stale (upstream failing). */
+/** Says whether a manifest or blob that passed through a cache was a hit, a miss (fetched upstream) or stale (upstream failing). */
 export const CACHE_HEADER = 'X-Wharf-Cache';
 
 export async function getManifest(ctx: V2Context, rawName: string, rawRef: string, head: boolean): Promise<void> {
@@ -14,23 +12,16 @@ export async function getManifest(ctx: V2Context, rawName: string, rawRef: strin
   const name = parse.repositoryName(rawName, registry.options.defaultNamespace);
   const ref = parse.reference(rawRef, 'read');
   await registry.access.authorize(ctx.principal, name, ['pull']);
-  const accept = acceptList(ctx.req.headers.accept);
-  const target = registry.proxy && (await registry.proxy.target(name));
-  let m: StoredManifest & { cache?: CacheResult };
-  if (target) {
-    m = await registry.proxy!.manifest(target, ref);
-    assertAcceptable(m.mediaType, accept);
-    reply.header(CACHE_HEADER, m.cache);
-  } else {
-    m = await registry.manifests.get(name, ref, accept);
-  }
+  const content = await registry.content.resolve(name);
+  const m = await content.manifest(ref, acceptList(ctx.req.headers.accept));
+  if (m.cache) reply.header(CACHE_HEADER, m.cache);
   reply.header('Content-Type', m.mediaType).header('Docker-Content-Digest', m.digest).header('ETag', `"${m.digest}"`);
   if (head) {
     reply.header('Content-Length', m.size);
     return reply.send();
   }
   ctx.metrics.bytesServed.labels('manifest').inc(m.size);
-  const cacheMeta = m.cache ? { cache: m.cache, upstream_bytes: m.cache === 'miss' ? m.size : 0 } : {};
+  const cacheMeta = m.cache ? { cache: m.cache, upstream_bytes: m.upstreamBytes ?? 0 } : {};
   await audit(ctx, 'pull_repo', name, { ...refMeta(ref), manifest_digest: m.digest, ...cacheMeta }, { background: true });
   return reply.send(m.content);
 }

@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../oci/errors.js';
 import type { Metrics } from '../../observability/metrics.js';
+import { instrumentRegistry } from '../../registry/instrument.js';
 import type { Registry } from '../../registry/registry.js';
 import { challenge, identify, tokenEndpoint } from './auth.js';
 import { deleteBlob, getBlob } from './blobs.js';
@@ -27,22 +28,7 @@ const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 
 export async function v2Plugin(app: FastifyInstance, opts: { registry: Registry; metrics: Metrics }): Promise<void> {
   const { registry, metrics } = opts;
-  registry.proxy?.observe({
-    result: (e) => metrics.proxyRequests.labels(e.organization, e.upstream, e.kind, e.result).inc(),
-    upstreamBytes: (e) => metrics.proxyUpstreamBytes.labels(e.organization, e.upstream).inc(e.bytes),
-    upstreamError: (e) => metrics.proxyUpstreamErrors.labels(e.organization, e.upstream, e.kind).inc(),
-    joined: (e) => metrics.proxyJoinedWaiters.labels(e.organization, e.upstream).inc(),
-    fillFirstByte: (e) => metrics.proxyFillFirstByte.labels(e.organization, e.upstream).observe(e.seconds),
-    rateLimit: (e) => {
-      metrics.proxyRateLimitRemaining.labels(e.upstream).set(e.remaining);
-      metrics.proxyRateLimitLimit.labels(e.upstream).set(e.limit);
-    },
-  });
-  registry.quotaGate.observe({
-    rejected: (e) => metrics.quotaRejections.labels(e.stage).inc(),
-    warning: () => metrics.quotaWarnings.inc(),
-    evicted: (e) => metrics.proxyEvictions.labels(e.namespace).inc(e.tags),
-  });
+  instrumentRegistry(registry, metrics);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
   app.setErrorHandler((err, req, reply) => {
@@ -80,12 +66,9 @@ export async function v2Plugin(app: FastifyInstance, opts: { registry: Registry;
       const rest = (req.params as { '*': string })['*'];
       const path = matchV2Path(rest);
       if (!path) throw new RegistryError('UNSUPPORTED', `no such endpoint: ${req.method} /v2/${rest.slice(0, 200)}`, undefined, 404);
-      if (registry.proxy && path.kind !== 'catalog' && (req.method === 'GET' || req.method === 'HEAD')) {
-        // A mirror request (containerd's `?ns=<registry>`, or Docker's registry-mirrors without it) is
-        // served by the proxy organization answering for that registry.
-        const routed = await registry.proxy.route(path.name, query(req).ns);
-        if (routed) path.name = routed;
-      }
+      // A pull may name the repository as a mirror client knows it (containerd's `?ns=<registry>`,
+      // Docker's registry-mirrors without it); the registry says which repository serves it.
+      if (path.kind !== 'catalog' && (req.method === 'GET' || req.method === 'HEAD')) path.name = await registry.content.pullName(path.name, query(req).ns);
       const caller = await identify(registry, req);
       const ctx: V2Context = { registry: { ...registry, access: caller.access }, metrics, principal: caller.principal, req, reply };
       return dispatch(ctx, path, req, reply);

@@ -11,7 +11,7 @@ import { RegistryError } from '../../oci/errors.js';
 import { splitRepositoryName, type RepositoryName } from '../../oci/reference.js';
 import type { GrantingAccess, Principal, RepositoryAction } from '../access.js';
 import { stateRefusal } from '../accounts/permission-access.js';
-import type { ProxyCache } from './proxy-cache.js';
+import type { ProxyDirectory } from './proxy-directory.js';
 
 export class ProxyAccess implements GrantingAccess {
   /** The catalog: the registry's own (cached repositories are ordinary repositories there). */
@@ -19,7 +19,7 @@ export class ProxyAccess implements GrantingAccess {
 
   constructor(
     private readonly inner: GrantingAccess,
-    private readonly proxy: ProxyCache,
+    private readonly proxy: Pick<ProxyDirectory, 'target'>,
     private readonly membership: {
       /** Whether the principal is a superuser or belongs to the organization (team member or its robot). */
       pullsThrough(principal: Principal, organizationId: number): Promise<boolean>;
