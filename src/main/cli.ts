@@ -55,9 +55,11 @@ Commands:
                         run one garbage-collection pass now (tag history past the time-machine
                         window, then unreferenced manifests and blobs); --dry-run only reports
                         what would go (counts and digests)
-  nodes-config [--format containerd|k3s|rke2|crio|docker] [--url URL] [--ca-file PATH]
+  nodes-config [--format containerd|k3s|rke2|crio|docker] [--url URL] [--ca-file PATH] [--org-in-path]
                         print node configuration that pulls every registry a proxy organization
-                        answers for through Wharf (URL: Wharf as the nodes reach it)
+                        answers for through Wharf (URL: Wharf as the nodes reach it;
+                        --org-in-path: containerd/k3s/rke2 endpoints name the organization,
+                        <URL>/v2/<org> with override_path, instead of relying on ns= routing)
 
 Options:
   -c, --config FILE     YAML configuration file (WHARF_* environment variables override it)
@@ -89,6 +91,7 @@ async function main(argv: string[]): Promise<number> {
       format: { type: 'string' },
       url: { type: 'string' },
       'ca-file': { type: 'string' },
+      'org-in-path': { type: 'boolean' },
     },
   });
   const accountCommand = ACCOUNT_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
@@ -130,7 +133,7 @@ async function main(argv: string[]): Promise<number> {
       return runGcCommand([], opts, config);
     }
     case 'nodes-config':
-      return runNodesConfig({ format: values.format, url: values.url, 'ca-file': values['ca-file'] }, config);
+      return runNodesConfig({ format: values.format, url: values.url, 'ca-file': values['ca-file'], 'org-in-path': values['org-in-path'] }, config);
     case 'config check':
       process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);
       return 0;

@@ -52,6 +52,7 @@ import type { BlobDriver } from '../storage/blob-driver.js';
 import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
 import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
 import { join } from 'node:path';
+import { parseRepositoryName } from '../oci/reference.js';
 
 export function createStorage(config: Config): BlobDriver {
   if (config.storage.driver === 'memory') return new MemoryBlobDriver();
@@ -213,6 +214,10 @@ function createProxyContent(deps: {
     defaultOrganization: pc.default_organization,
     defaultNamespace: config.registry.default_namespace,
     namespaceExists: async (name) => (await namespaces.findByName(name)) !== undefined,
+    repositoryExists: async (name) => {
+      const parsed = parseRepositoryName(name, config.registry.default_namespace);
+      return parsed.ok && (await local.repositories.find(parsed.name)) !== undefined;
+    },
   });
   deps.configs.subscribe((_id, organization) => directory.invalidate(organization));
   const events = new ProxyEvents();

@@ -48,6 +48,17 @@ describe('nodes-config', () => {
     assert.ok(r.notes.some((n) => n.includes('quaycache')));
   });
 
+  it('--org-in-path: containerd and k3s endpoints name the organization (override_path), crio and docker say it does not apply', () => {
+    const c = renderNodesConfig('containerd', [HUB, QUAY], { url: 'http://wharf:5000', orgInPath: true });
+    assert.match(c.files[0]!.content, /^\[host\."http:\/\/wharf:5000\/v2\/hub"\]\n {2}capabilities = \["pull", "resolve"\]\n {2}override_path = true$/m);
+    assert.match(c.files[1]!.content, /^\[host\."http:\/\/wharf:5000\/v2\/quaycache"\]$/m);
+    const plain = renderNodesConfig('containerd', [HUB], { url: 'http://wharf:5000' });
+    assert.doesNotMatch(plain.files[0]!.content, /override_path/);
+    const k = renderNodesConfig('k3s', [HUB], { url: 'http://wharf:5000', orgInPath: true });
+    assert.match(k.files[0]!.content, /"docker\.io":\n {4}endpoint:\n {6}- "http:\/\/wharf:5000\/v2\/hub"/);
+    assert.ok(renderNodesConfig('docker', [HUB], { url: 'http://wharf:5000', orgInPath: true }).notes.some((n) => n.includes('--org-in-path')));
+  });
+
   it('crio: the organization as the mirror path, and a namespaced upstream keeps its namespace in the prefix', () => {
     const r = renderNodesConfig('crio', [HUB, QUAY], { url: 'http://wharf:5000' });
     const text = r.files[0]!.content;

@@ -3,8 +3,11 @@
  * organization answers for through Wharf, with the registry itself as the fallback.
  *
  *   containerd  one `/etc/containerd/certs.d/<registry>/hosts.toml` per registry: Wharf as a pull/resolve
- *               host; containerd adds `?ns=<registry>` and Wharf routes by it (no path prefix needed)
- *   k3s, rke2   `registries.yaml` mirrors (containerd underneath, so `ns=` routing as well)
+ *               host; containerd adds `?ns=<registry>` and Wharf routes by it (no path prefix needed).
+ *               With `orgInPath` the host is `<wharf>/v2/<org>` with `override_path` instead, the form
+ *               sites use for Harbor or Quay proxy projects; Wharf serves both.
+ *   k3s, rke2   `registries.yaml` mirrors (containerd underneath, so `ns=` routing as well; with
+ *               `orgInPath` the endpoint is `<wharf>/v2/<org>`, for which k3s sets `override_path`)
  *   crio        `registries.conf.d` drop-in: a mirror location with the organization as path prefix
  *               (CRI-O and Podman send no `ns=`)
  *   docker      `daemon.json` `registry-mirrors`: Docker Hub only, served through
@@ -27,6 +30,8 @@ export interface NodesConfigOptions {
   caFile?: string;
   /** `proxy_cache.default_organization`. */
   defaultOrganization?: string;
+  /** containerd, k3s, rke2: name the organization in the mirror endpoint's path (`/v2/<org>`). */
+  orgInPath?: boolean;
 }
 
 export interface RenderedNodesConfig {
@@ -50,6 +55,11 @@ export function renderNodesConfig(format: NodeFormat, caches: readonly ProxyCach
   const plain = url.protocol === 'http:';
   const base = `${url.protocol}//${wharfHost}`;
   const notes: string[] = [];
+  /** The mirror endpoint of one proxy organization (with `orgInPath`, its path names the organization). */
+  const endpoint = (org: string) => (opts.orgInPath ? `${base}/v2/${org}` : base);
+  if (opts.orgInPath && (format === 'crio' || format === 'docker')) {
+    notes.push(format === 'crio' ? 'CRI-O mirrors always name the organization in their location' : 'Docker registry-mirrors cannot name an organization: --org-in-path does not apply');
+  }
   const entries = caches.flatMap((c) => c.answersFor.map((host) => ({ host, cache: c })));
   if (entries.length === 0) notes.push('no proxy organization answers for any registry host: configure one with `wharf proxycache set ORG --upstream …` (and --answers-for)');
   const needsAuth = caches.filter((c) => !c.anonymousPull).map((c) => c.organization);
@@ -63,8 +73,9 @@ export function renderNodesConfig(format: NodeFormat, caches: readonly ProxyCach
           `# Pulls of ${host}/… go through Wharf (proxy organization ${cache.organization}), then ${host} itself.`,
           `server = "${upstreamServer(host, cache.insecure)}"`,
           '',
-          `[host."${base}"]`,
+          `[host."${endpoint(cache.organization)}"]`,
           '  capabilities = ["pull", "resolve"]',
+          ...(opts.orgInPath ? ['  override_path = true'] : []),
         ];
         if (opts.caFile) lines.push(`  ca = "${opts.caFile}"`);
         return { path: `/etc/containerd/certs.d/${host}/hosts.toml`, content: `${lines.join('\n')}\n` };
@@ -76,7 +87,7 @@ export function renderNodesConfig(format: NodeFormat, caches: readonly ProxyCach
     case 'rke2': {
       const lines = ['mirrors:'];
       for (const { host, cache } of entries) {
-        lines.push(`  # through proxy organization ${cache.organization}`, `  "${host}":`, '    endpoint:', `      - "${base}"`);
+        lines.push(`  # through proxy organization ${cache.organization}`, `  "${host}":`, '    endpoint:', `      - "${endpoint(cache.organization)}"`);
       }
       lines.push('configs:', `  "${wharfHost}":`);
       if (needsAuth.length) lines.push('    # auth:', '    #   username: <org>+<robot>', '    #   password: <robot token>');
@@ -131,7 +142,7 @@ export function formatNodesConfig(rendered: RenderedNodesConfig, format: NodeFor
 }
 
 /** Runs `wharf nodes-config`: prints the files for every proxy organization; returns the exit code. */
-export async function runNodesConfig(opts: { format?: string; url?: string; 'ca-file'?: string }, config: Readonly<Config>): Promise<number> {
+export async function runNodesConfig(opts: { format?: string; url?: string; 'ca-file'?: string; 'org-in-path'?: boolean }, config: Readonly<Config>): Promise<number> {
   const format = opts.format ?? 'containerd';
   if (!(NODE_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${NODE_FORMATS.join(', ')}`);
   if (!config.proxy_cache.enabled) {
@@ -148,7 +159,7 @@ export async function runNodesConfig(opts: { format?: string; url?: string; 'ca-
   const db = await createDatabase(config);
   try {
     const caches = await createProxyConfigService(db.db, db.dialect, config).list();
-    const rendered = renderNodesConfig(format as NodeFormat, caches, { url, caFile: opts['ca-file'], defaultOrganization: config.proxy_cache.default_organization });
+    const rendered = renderNodesConfig(format as NodeFormat, caches, { url, caFile: opts['ca-file'], defaultOrganization: config.proxy_cache.default_organization, orgInPath: opts['org-in-path'] });
     process.stdout.write(formatNodesConfig(rendered, format as NodeFormat));
     for (const note of rendered.notes) process.stderr.write(`note: ${note}\n`);
     return 0;

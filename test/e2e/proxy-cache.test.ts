@@ -284,6 +284,22 @@ describe('proxy cache end to end: real clients through a Wharf process to real u
       assert.ok(mine.length > 0 && mine.every((r) => r.query.get('ns') === distUp.host));
       await ctrRemoveImages(C);
     });
+
+    await t.test('a hosts.toml endpoint that names the organization (override_path, as k3s writes for an endpoint with a path) is served as named', async () => {
+      await writeHostsToml(C.hostsDir, NODE_REGISTRY, { server: DEAD_SERVER, hosts: [{ url: `${F.url}/v2/node`, overridePath: true }] });
+      try {
+        F.clearRequests();
+        const pulled = await ctrPull(C, ref, { user: MEMBER });
+        assert.equal(pulled.digest, img.node.manifestDigest);
+        const mine = F.requests.filter((r) => r.path.startsWith('/v2/node/library/nodeapp/'));
+        assert.ok(mine.some((r) => r.path === `/v2/node/library/nodeapp/blobs/${img.node.layers[0]!.digest}` && r.status === 200));
+        for (const r of mine) assert.equal(r.query.get('ns'), NODE_REGISTRY, `${r.method} ${r.url}`);
+        assert.deepEqual(mine.filter((r) => r.status === 404).map((r) => `${r.method} ${r.url}`), []);
+        await ctrRemoveImages(C);
+      } finally {
+        await writeHostsToml(C.hostsDir, NODE_REGISTRY, { server: DEAD_SERVER, hosts: [{ url: F.url }] });
+      }
+    });
   });
 
   test('podman with a registries.conf mirror (no ns=) pulls through the default organization', async () => {

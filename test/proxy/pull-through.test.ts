@@ -253,6 +253,36 @@ for (const dialect of DIALECTS) {
       assert.equal((await get('/v2/app/mirror/manifests/v1?ns=registry.example.org')).status, 401);
     });
 
+    it('a mirror request whose path names the organization (hosts.toml override_path) is served as named; ns= only says which registry was meant', async () => {
+      const ns = `?ns=${encodeURIComponent(up.host)}`;
+      const img = await pushRandomImage(dist.url, 'app/inpath', 'v1');
+      const res = await get(`/v2/hub/app/inpath/manifests/v1${ns}`);
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(res.headers.get('docker-content-digest'), img.digest);
+      const blob = await get(`/v2/hub/app/inpath/blobs/${img.layers[0]!.digest}${ns}`);
+      assert.deepEqual(Buffer.from(await blob.arrayBuffer()), img.layers[0]!.bytes);
+      const tags = await get(`/v2/hub/app/inpath/tags/list${ns}`);
+      assert.deepEqual(((await tags.json()) as { tags: string[] }).tags, ['v1']);
+      assert.equal(up.count({ method: 'GET', path: '/v2/hub/app/inpath/manifests/v1' }), 0, 'the organization is not sent upstream');
+    });
+
+    it('with ns=, a path naming a local repository is served locally; a local namespace alone does not capture upstream names', async () => {
+      await t.accounts!.accounts.createOrganization({ name: 'shadow', creator: 'root' });
+      const ns = `?ns=${encodeURIComponent(up.host)}`;
+      const local = await pushRandomImage(base, 'shadow/img', 'v1', { basic: 'root:root-password-1' });
+      await pushRandomImage(dist.url, 'shadow/img', 'v1');
+      const other = await pushRandomImage(dist.url, 'shadow/other', 'v1');
+      const mine = await get(`/v2/shadow/img/manifests/v1${ns}`, root);
+      assert.equal(mine.status, 200);
+      assert.equal(mine.headers.get('docker-content-digest'), local.digest);
+      assert.equal(mine.headers.get('x-wharf-cache'), null);
+      const theirs = await get(`/v2/shadow/other/manifests/v1${ns}`);
+      assert.equal(theirs.status, 200, await theirs.clone().text());
+      assert.equal(theirs.headers.get('docker-content-digest'), other.digest);
+      assert.equal(theirs.headers.get('x-wharf-cache'), 'miss');
+      assert.equal((await get('/v2/hub/shadow/other/manifests/v1', member, { method: 'HEAD' })).headers.get('x-wharf-cache'), 'hit');
+    });
+
     it('serves names of no local namespace through the default organization (Docker registry-mirrors)', async () => {
       const img = await pushRandomImage(dist.url, 'app/default', 'v1');
       const res = await get('/v2/app/default/manifests/v1');

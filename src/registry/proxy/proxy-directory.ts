@@ -43,8 +43,10 @@ export interface ProxyDirectoryOptions {
   defaultOrganization?: string;
   /** Namespace of one-component names (`registry.default_namespace`). */
   defaultNamespace: string;
-  /** Whether a local namespace of this name exists (for the default organization). */
+  /** Whether a local namespace of this name exists (for the default organization and `ns=` requests). */
   namespaceExists: (name: string) => Promise<boolean>;
+  /** Whether a local repository of this full name exists (`ns=` requests that name local content). */
+  repositoryExists: (name: string) => Promise<boolean>;
   /** How long a looked-up configuration is reused. Default 5 s. */
   configTtlMs?: number;
   now?: () => number;
@@ -57,6 +59,7 @@ export class ProxyDirectory {
   private readonly upstreams = new Map<number, ProxyUpstream>();
   private hostsCache: { at: number; byHost: Map<string, string> } | undefined;
   private readonly namespaceCache = new Map<string, { exists: boolean; at: number }>();
+  private readonly repositoryCache = new Map<string, { exists: boolean; at: number }>();
   private readonly now: () => number;
   private readonly ttlMs: number;
 
@@ -96,12 +99,20 @@ export class ProxyDirectory {
    * The local name a mirror request is served under: with `ns=<host>` (containerd), the proxy
    * organization answering for that host; without, the default organization for names of no local
    * namespace. Undefined: serve the name as it is. `ns` is only compared, never dialled.
+   *
+   * With `ns=`, a path that already names local content wins and `ns` only says which registry the
+   * client meant: a node whose mirror endpoint names the organization (`/v2/hub` with
+   * `override_path`, as k3s writes for an endpoint with a path) sends `hub/library/alpine?ns=docker.io`.
+   * "Local content" is a proxy organization as the first component, or a repository that exists under
+   * that name; a local namespace alone does not capture the upstream's names (a Docker Hub user
+   * `grafana` stays Docker Hub's while the local `grafana` organization has no such repository).
    */
   async route(name: string, ns: string | undefined): Promise<string | undefined> {
     let org: string | undefined;
     if (ns) {
       org = (await this.hosts()).get(ns.trim().toLowerCase());
       if (!org) return undefined;
+      if (await this.namesLocalContent(name)) return undefined;
     } else {
       org = this.opts.defaultOrganization;
       if (!org) return undefined;
@@ -119,6 +130,15 @@ export class ProxyDirectory {
     // Docker Hub's one-component names live under library/ locally too, so `nginx` and `library/nginx` share a cache.
     const path = upstream.spec.dockerHub && !name.includes('/') ? `library/${name}` : name;
     return `${org}/${path}`;
+  }
+
+  /** Whether `name` starts with a proxy organization or names an existing repository. */
+  private async namesLocalContent(name: string): Promise<boolean> {
+    const slash = name.indexOf('/');
+    if (slash < 0) return false;
+    const first = name.slice(0, slash);
+    if ((await this.upstream(first)) !== undefined) return true;
+    return (await this.namespaceExists(first)) && (await this.remembered(this.repositoryCache, name, () => this.opts.repositoryExists(name)));
   }
 
   /** The organization's upstream, or undefined when it is no proxy cache. */
@@ -164,12 +184,17 @@ export class ProxyDirectory {
     return byHost;
   }
 
-  private async namespaceExists(name: string): Promise<boolean> {
-    const hit = this.namespaceCache.get(name);
+  private namespaceExists(name: string): Promise<boolean> {
+    return this.remembered(this.namespaceCache, name, () => this.opts.namespaceExists(name));
+  }
+
+  /** A yes/no lookup, remembered for the configuration TTL. */
+  private async remembered(cache: Map<string, { exists: boolean; at: number }>, key: string, lookup: () => Promise<boolean>): Promise<boolean> {
+    const hit = cache.get(key);
     if (hit && this.now() - hit.at < this.ttlMs) return hit.exists;
-    const exists = await this.opts.namespaceExists(name);
-    if (this.namespaceCache.size >= MEMO_LIMIT) this.namespaceCache.clear();
-    this.namespaceCache.set(name, { exists, at: this.now() });
+    const exists = await lookup();
+    if (cache.size >= MEMO_LIMIT) cache.clear();
+    cache.set(key, { exists, at: this.now() });
     return exists;
   }
 }
