@@ -117,7 +117,10 @@ export const configSchema = z.strictObject({
       idle_timeout: duration.prefault('30s'),
       /** Consecutive failures that open an upstream's circuit breaker (requests then fail at once). */
       breaker_failures: z.number().int().min(1).default(5),
-      /** How long an open breaker waits before letting one probe through (doubles while the upstream stays down). */
+      /**
+       * How long an open breaker refuses pulls that have a cached copy to serve before letting one probe
+       * through (doubles while the upstream stays down). Pulls with nothing cached probe at least once a second.
+       */
       breaker_cooldown: duration.prefault('10s'),
       /** How long an upstream's tag list is reused before asking again. */
       tags_list_ttl: duration.prefault('30s'),

@@ -12,7 +12,7 @@
  */
 import { parseChallenge, type Challenge } from './challenge.js';
 import { UpstreamAuthError, UpstreamProtocolError } from './errors.js';
-import { header, readLimited, statusError, type Transport } from './transport.js';
+import { header, statusError, type Transport } from './transport.js';
 
 export interface Credentials {
   username: string;
@@ -118,7 +118,7 @@ export class Authenticator {
       }
       throw err;
     }
-    const text = (await readLimited(res.body, 1024 * 1024, 'token response')).toString('utf8');
+    const text = (await this.transport.read(res, 1024 * 1024, 'token response')).toString('utf8');
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
       doc = JSON.parse(text) as typeof doc;

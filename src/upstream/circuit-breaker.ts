@@ -9,6 +9,14 @@
  * Only failures that say the upstream is unwell count (connection errors, timeouts, 5xx); a 404 or 401
  * is a healthy upstream answering. While open, `acquire()` throws UpstreamUnavailableError synchronously,
  * before any I/O. In half-open exactly one probe runs; others fail fast until it reports.
+ *
+ * That shield is for callers with a fallback (a cached copy they may serve instead). A caller without
+ * one would otherwise be refused for the whole cool-down, up to `maxCooldownMs` after the upstream is
+ * back. So while the circuit is not closed, such a caller gets an extra probe whenever no probe of
+ * either kind has started for `probeIntervalMs` (1 s), even while another is in flight (a probe stuck
+ * in a connect timeout holds nobody back longer than that): however many callers wait, extra probes
+ * start at most once per interval. An extra probe that succeeds closes the circuit; one that fails
+ * leaves the cool-down and its schedule as they are.
  */
 import { UpstreamUnavailableError } from './errors.js';
 
@@ -23,8 +31,19 @@ export interface CircuitBreakerOptions {
   maxCooldownMs?: number;
   /** A probe that has not reported after this long lets another probe through; default 60 s. */
   probeTimeoutMs?: number;
+  /** How often callers without a fallback may probe a circuit that is not closed; default 1 s. */
+  probeIntervalMs?: number;
   /** Clock, injectable for tests. */
   now?: () => number;
+}
+
+export interface AcquireOptions {
+  /**
+   * The caller can answer without the upstream (a cached copy it may serve): an open circuit then
+   * refuses it for the whole cool-down. Default false: the caller gets a probe when none has started
+   * for `probeIntervalMs`.
+   */
+  fallback?: boolean;
 }
 
 export interface CircuitSnapshot {
@@ -49,17 +68,24 @@ export interface CircuitPermit {
   release(): void;
 }
 
+/** What a permit is: a call of a closed circuit, the half-open probe, or an extra probe (see above). */
+type PermitRole = 'call' | 'probe' | 'extra-probe';
+
 export class CircuitBreaker {
   private stateValue: CircuitState = 'closed';
   private failures = 0;
   private cooldown: number;
   private openedAt = 0;
   private opens = 0;
+  /** When the half-open probe in flight started. */
   private probeStartedAt: number | undefined;
+  /** When the last probe of either kind started (or the failure that opened the circuit happened). */
+  private lastProbeAt = 0;
   private readonly threshold: number;
   private readonly baseCooldown: number;
   private readonly maxCooldown: number;
   private readonly probeTimeout: number;
+  private readonly probeInterval: number;
   private readonly now: () => number;
 
   constructor(
@@ -70,6 +96,7 @@ export class CircuitBreaker {
     this.baseCooldown = opts.baseCooldownMs ?? 2_000;
     this.maxCooldown = Math.max(this.baseCooldown, opts.maxCooldownMs ?? 60_000);
     this.probeTimeout = opts.probeTimeoutMs ?? 60_000;
+    this.probeInterval = opts.probeIntervalMs ?? 1_000;
     this.now = opts.now ?? Date.now;
     this.cooldown = this.baseCooldown;
   }
@@ -78,27 +105,32 @@ export class CircuitBreaker {
     return this.stateValue;
   }
 
-  /** A permit for one call, or UpstreamUnavailableError("circuit open") without any I/O. */
-  acquire(): CircuitPermit {
+  /**
+   * A permit for one call, or UpstreamUnavailableError("circuit open") without any I/O. A caller
+   * without a fallback is refused at most `probeIntervalMs` in a row (see the file comment).
+   */
+  acquire(opts: AcquireOptions = {}): CircuitPermit {
     const now = this.now();
-    if (this.stateValue === 'open') {
-      if (now - this.openedAt < this.cooldown) throw this.openError(this.openedAt + this.cooldown);
+    if (this.stateValue === 'closed') return this.permit('call');
+    if (this.stateValue === 'open' && now - this.openedAt >= this.cooldown) {
       this.stateValue = 'half-open';
       this.probeStartedAt = undefined;
     }
-    if (this.stateValue === 'half-open') {
-      if (this.probeStartedAt !== undefined && now - this.probeStartedAt < this.probeTimeout) {
-        throw this.openError(undefined);
-      }
-      this.probeStartedAt = now;
-      return this.permit(true);
+    if (this.stateValue === 'half-open' && (this.probeStartedAt === undefined || now - this.probeStartedAt >= this.probeTimeout)) {
+      this.probeStartedAt = this.lastProbeAt = now;
+      return this.permit('probe');
     }
-    return this.permit(false);
+    if (!opts.fallback && now - this.lastProbeAt >= this.probeInterval) {
+      this.lastProbeAt = now;
+      return this.permit('extra-probe');
+    }
+    if (!opts.fallback) throw this.openError(this.lastProbeAt + this.probeInterval);
+    throw this.openError(this.stateValue === 'open' ? this.openedAt + this.cooldown : undefined);
   }
 
   /** Records a failure seen outside a permit's call (e.g. a blob body that broke off mid-stream). */
   recordFailure(): void {
-    this.onFailure(false);
+    this.onFailure('call');
   }
 
   snapshot(): CircuitSnapshot {
@@ -112,7 +144,7 @@ export class CircuitBreaker {
     };
   }
 
-  private permit(probe: boolean): CircuitPermit {
+  private permit(role: PermitRole): CircuitPermit {
     let done = false;
     const once = (fn: () => void) => () => {
       if (done) return;
@@ -120,26 +152,26 @@ export class CircuitBreaker {
       fn();
     };
     return {
-      success: once(() => this.onSuccess(probe)),
-      failure: once(() => this.onFailure(probe)),
+      success: once(() => this.onSuccess(role)),
+      failure: once(() => this.onFailure(role)),
       release: once(() => {
-        if (probe && this.stateValue === 'half-open') this.probeStartedAt = undefined;
+        if (role === 'probe' && this.stateValue === 'half-open') this.probeStartedAt = undefined;
       }),
     };
   }
 
-  private onSuccess(probe: boolean): void {
+  private onSuccess(role: PermitRole): void {
     this.failures = 0;
-    if (probe || this.stateValue === 'half-open') {
+    if (role !== 'call' || this.stateValue === 'half-open') {
       this.stateValue = 'closed';
       this.cooldown = this.baseCooldown;
       this.probeStartedAt = undefined;
     }
   }
 
-  private onFailure(probe: boolean): void {
+  private onFailure(role: PermitRole): void {
     this.failures++;
-    if (probe && this.stateValue === 'half-open') {
+    if (role === 'probe' && this.stateValue === 'half-open') {
       this.cooldown = Math.min(this.cooldown * 2, this.maxCooldown);
       this.open();
     } else if (this.stateValue === 'closed' && this.failures >= this.threshold) {
@@ -149,7 +181,7 @@ export class CircuitBreaker {
 
   private open(): void {
     this.stateValue = 'open';
-    this.openedAt = this.now();
+    this.openedAt = this.lastProbeAt = this.now();
     this.probeStartedAt = undefined;
     this.opens++;
   }

@@ -101,6 +101,18 @@ export class Transport {
     }
   }
 
+  /**
+   * Reads a response body up to `limit` bytes (more is an UpstreamProtocolError). A body that breaks
+   * off or stalls is an UpstreamUnavailableError, like a failure before the response.
+   */
+  async read(res: UpstreamResponse, limit: number, what: string): Promise<Buffer> {
+    try {
+      return await readLimited(res.body, limit, what);
+    } catch (err) {
+      throw toUpstreamError(err, this.timeouts, res.url);
+    }
+  }
+
   async close(): Promise<void> {
     await this.agent.close();
   }
@@ -133,7 +145,7 @@ export function toUpstreamError(err: unknown, timeouts: Timeouts, url: string): 
 }
 
 /** Reads a body up to `limit` bytes; more is an UpstreamProtocolError. */
-export async function readLimited(body: Readable, limit: number, what: string): Promise<Buffer> {
+async function readLimited(body: Readable, limit: number, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {

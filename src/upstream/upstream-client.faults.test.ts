@@ -255,6 +255,19 @@ describe('upstream response faults', () => {
     assert.ok(received < corrupt.length);
   });
 
+  it('a manifest body that breaks off is UpstreamUnavailableError and counts against the breaker', async () => {
+    const breaker = new CircuitBreaker('127.0.0.1', { failureThreshold: 2 });
+    const { client } = await setup(
+      (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': MANIFEST.length });
+        res.write(MANIFEST.subarray(0, 20), () => setTimeout(() => res.socket?.destroy(), 20));
+      },
+      { breaker, retries: 0 },
+    );
+    await assert.rejects(client.getManifest('a/b', 'v1'), (e: unknown) => e instanceof UpstreamUnavailableError && /broke off/.test(e.message));
+    assert.equal(breaker.snapshot().consecutiveFailures, 1);
+  });
+
   it('a stall before the response headers times out (bounded), and so does a stalled body', async () => {
     const { client } = await setup(
       (req, res) => {
@@ -332,8 +345,48 @@ describe('circuit breaking and rate limits', () => {
     assert.equal(breaker.state, 'open');
     assert.equal(breaker.snapshot().cooldownMs, 2_000);
     c.advance(1_000);
-    await assert.rejects(client.getManifest('a/b', 'v1'), /circuit open/);
+    await assert.rejects(client.getManifest('a/b', 'v1', { fallback: true }), /circuit open/);
     assert.equal(server.requests.length, 2);
+    // A call without a fallback probes (a second after the last probe) and leaves the cool-down alone.
+    await assert.rejects(client.getManifest('a/b', 'v1'), (e: unknown) => e instanceof UpstreamUnavailableError && e.status === 500);
+    assert.equal(server.requests.length, 3);
+    assert.deepEqual([breaker.state, breaker.snapshot().cooldownMs], ['open', 2_000]);
+  });
+
+  it('while open, every kind of call with a fallback fails fast; one without a fallback probes once a second and recovers', async () => {
+    const c = clock();
+    let healthy = false;
+    const breaker = new CircuitBreaker('127.0.0.1', { failureThreshold: 1, baseCooldownMs: 60_000, now: c.now });
+    const { server, client } = await setup(
+      (req, res) => {
+        if (!healthy) return sendError(res, 503, 'UNAVAILABLE', 'down');
+        if (req.url!.includes('/tags/')) return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"name":"a/b","tags":["v1"]}');
+        if (req.url!.includes('/referrers/')) return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json' }).end('{"schemaVersion":2,"manifests":[]}');
+        if (req.url!.includes('/blobs/')) return void res.writeHead(200, { 'content-length': BLOB.length }).end(BLOB);
+        sendManifest(res);
+      },
+      { breaker },
+    );
+    await assert.rejects(client.headManifest('a/b', 'v1'), UpstreamUnavailableError);
+    assert.equal(breaker.state, 'open');
+    healthy = true;
+    const fallback = { fallback: true };
+    const calls = [
+      () => client.headManifest('a/b', 'v1', fallback),
+      () => client.getManifest('a/b', 'v1', fallback),
+      () => client.getBlob('a/b', BLOB_DIGEST, undefined, fallback),
+      () => client.listTags('a/b', {}, fallback),
+      () => client.referrers('a/b', MANIFEST_DIGEST, fallback),
+    ];
+    c.advance(30_000);
+    for (const call of calls) await assert.rejects(call(), /circuit open/);
+    assert.equal(server.requests.length, 1, 'no call with a fallback reached the upstream');
+    assert.equal((await client.getManifest('a/b', 'v1')).digest, MANIFEST_DIGEST);
+    assert.equal(breaker.state, 'closed');
+    for (const call of calls) {
+      const result = await call();
+      if ('stream' in result) assert.deepEqual(await drain(result.stream), BLOB);
+    }
   });
 
   it('429 with Retry-After: typed error, GETs back off without contacting the upstream, HEADs still go', async () => {

@@ -1,7 +1,10 @@
 /**
  * An OCI distribution client for one upstream registry. Repository arguments are upstream paths (map a
  * client's path with `upstreamRepository` first). Every call goes through the host's circuit breaker
- * and, for GETs, a rate-limit back-off; every failure is one of the typed errors in errors.ts.
+ * and, for GETs, a rate-limit back-off; every failure is one of the typed errors in errors.ts. A call
+ * takes one permit of the breaker for all the requests it makes (a token from the registry's token
+ * realm, the 401 retry, a HEAD's fallback GET) and reports one outcome when its answer is known (for a
+ * blob, its response headers); a caller says with `fallback` whether it could do without the answer.
  *
  * Guarantees: a manifest is returned only if its bytes hash to the upstream's Docker-Content-Digest and,
  * by digest, to the requested digest; a full blob stream ends successfully only if its bytes hash to the
@@ -12,7 +15,7 @@ import { digestAlgorithm, digestOf, parseDigest, type Digest } from '../oci/dige
 import { MediaType, isManifestMediaType, normalizeMediaType } from '../oci/media-types.js';
 import { parseReference, parseRepositoryName } from '../oci/reference.js';
 import { Authenticator, type Credentials } from './authenticator.js';
-import { CircuitBreaker, type CircuitPermit } from './circuit-breaker.js';
+import { CircuitBreaker, type AcquireOptions, type CircuitPermit } from './circuit-breaker.js';
 import {
   UpstreamAuthError,
   UpstreamBlockedError,
@@ -23,7 +26,7 @@ import {
   isUpstreamError,
 } from './errors.js';
 import { UpstreamSpecError, type SsrfGuard, type UpstreamSpec } from './ssrf.js';
-import { DEFAULT_TIMEOUTS, Transport, header, readLimited, statusError, toUpstreamError, type Timeouts, type UpstreamResponse } from './transport.js';
+import { DEFAULT_TIMEOUTS, Transport, header, statusError, toUpstreamError, type Timeouts, type UpstreamResponse } from './transport.js';
 import { VerifyingStream } from './verifying-stream.js';
 import { parseLinkNext, parseRateLimit, parseReferrers, type RateLimitState, type ReferrersResult } from './responses.js';
 
@@ -49,6 +52,19 @@ export interface UpstreamClientOptions {
   /** Retries of a request whose connection broke before any response; default 1. */
   retries?: number;
   now?: () => number;
+}
+
+/**
+ * Per call: `fallback` when the caller has something to answer with if the upstream cannot (a cached
+ * copy it may serve). An open circuit then fails the call at once for the whole cool-down; without a
+ * fallback (the default) the call may be the breaker's probe, so that it succeeds soon after the
+ * upstream is back (circuit-breaker.ts).
+ */
+export type CallOptions = AcquireOptions;
+
+export interface ManifestCallOptions extends CallOptions {
+  /** Media types asked for; default DEFAULT_MANIFEST_ACCEPT. */
+  accept?: readonly string[];
 }
 
 export interface ManifestHead {
@@ -117,7 +133,7 @@ export class UpstreamClient {
    * (with credentials, or none needed), `anonymous` when the registry wants auth and none is configured.
    */
   async checkAccess(): Promise<'valid' | 'anonymous'> {
-    return this.operation('GET', async () => {
+    return this.operation('GET', {}, async () => {
       const res = await this.transport.send('GET', `${this.spec.baseUrl}/v2/`, {});
       if (res.status === 401 && !this.auth.hasCredentials) {
         await res.body.dump().catch(() => undefined);
@@ -138,9 +154,10 @@ export class UpstreamClient {
   }
 
   /** Digest, media type and size of a manifest, from a HEAD (a GET when the upstream omits them). */
-  async headManifest(repo: string, ref: string, accept: readonly string[] = DEFAULT_MANIFEST_ACCEPT): Promise<ManifestHead> {
+  async headManifest(repo: string, ref: string, opts: ManifestCallOptions = {}): Promise<ManifestHead> {
     const reference = checkReference(repo, ref);
-    return this.operation('HEAD', async () => {
+    const accept = opts.accept ?? DEFAULT_MANIFEST_ACCEPT;
+    return this.operation('HEAD', opts, async () => {
       const res = await this.request('HEAD', repo, `manifests/${ref}`, { accept: accept.join(', ') }, `manifest ${repo}:${ref}`);
       await res.body.dump().catch(() => undefined);
       const digestHeader = header(res.headers, 'docker-content-digest');
@@ -161,9 +178,9 @@ export class UpstreamClient {
   }
 
   /** The manifest bytes exactly as the upstream sent them, verified against every digest on offer. */
-  async getManifest(repo: string, ref: string, accept: readonly string[] = DEFAULT_MANIFEST_ACCEPT): Promise<ManifestResult> {
+  async getManifest(repo: string, ref: string, opts: ManifestCallOptions = {}): Promise<ManifestResult> {
     checkReference(repo, ref);
-    return this.operation('GET', () => this.fetchManifest(repo, ref, accept));
+    return this.operation('GET', opts, () => this.fetchManifest(repo, ref, opts.accept ?? DEFAULT_MANIFEST_ACCEPT));
   }
 
   /**
@@ -173,11 +190,11 @@ export class UpstreamClient {
    * the verified write path and holds back their end until it passes), hashing them here too would
    * only cost a second pass over every byte.
    */
-  async getBlob(repo: string, digest: string, range?: ByteRange, opts: { verify?: boolean } = {}): Promise<BlobResult> {
+  async getBlob(repo: string, digest: string, range?: ByteRange, opts: CallOptions & { verify?: boolean } = {}): Promise<BlobResult> {
     checkRepository(repo);
     const d = parseDigest(digest);
     if (!d.ok) throw new UpstreamSpecError(d.reason);
-    return this.operation('GET', async () => {
+    return this.operation('GET', opts, async () => {
       const headers: Record<string, string> = { 'accept-encoding': 'identity' };
       if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
       const res = await this.request('GET', repo, `blobs/${digest}`, headers, `blob ${digest}`, true);
@@ -202,15 +219,15 @@ export class UpstreamClient {
   }
 
   /** One page of the upstream's tag list. */
-  async listTags(repo: string, page: { n?: number; last?: string } = {}): Promise<TagPage> {
+  async listTags(repo: string, page: { n?: number; last?: string } = {}, opts: CallOptions = {}): Promise<TagPage> {
     checkRepository(repo);
-    return this.operation('GET', async () => {
+    return this.operation('GET', opts, async () => {
       const q = new URLSearchParams();
       if (page.n !== undefined) q.set('n', String(page.n));
       if (page.last !== undefined) q.set('last', page.last);
       const qs = q.size ? `?${q.toString()}` : '';
       const res = await this.request('GET', repo, `tags/list${qs}`, { accept: 'application/json' }, `tags of ${repo}`);
-      const doc = parseJson(await readLimited(res.body, 16 * 1024 * 1024, 'tag list'), 'tag list') as { name?: unknown; tags?: unknown };
+      const doc = parseJson(await this.transport.read(res, 16 * 1024 * 1024, 'tag list'), 'tag list') as { name?: unknown; tags?: unknown };
       const tags = doc.tags === null || doc.tags === undefined ? [] : doc.tags;
       if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string')) throw new UpstreamProtocolError('tag list "tags" is not an array of strings');
       const next = parseLinkNext(header(res.headers, 'link'));
@@ -222,15 +239,15 @@ export class UpstreamClient {
    * Manifests that refer to `digest` (OCI referrers API); when the upstream has no referrers API (404),
    * the referrers tag schema (`sha256-<hex>`), and an empty list when that tag does not exist either.
    */
-  async referrers(repo: string, digest: string, opts: { artifactType?: string } = {}): Promise<ReferrersResult> {
+  async referrers(repo: string, digest: string, opts: CallOptions & { artifactType?: string } = {}): Promise<ReferrersResult> {
     checkRepository(repo);
     const d = parseDigest(digest);
     if (!d.ok) throw new UpstreamSpecError(d.reason);
-    return this.operation('GET', async () => {
+    return this.operation('GET', opts, async () => {
       const qs = opts.artifactType ? `?artifactType=${encodeURIComponent(opts.artifactType)}` : '';
       try {
         const res = await this.request('GET', repo, `referrers/${digest}${qs}`, { accept: MediaType.OciIndex }, `referrers of ${digest}`);
-        const bytes = await readLimited(res.body, this.maxManifestBytes, 'referrers index');
+        const bytes = await this.transport.read(res, this.maxManifestBytes, 'referrers index');
         const filtered = (header(res.headers, 'oci-filters-applied') ?? '').split(',').map((s) => s.trim()).includes('artifactType');
         return parseReferrers(bytes, 'api', filtered ? undefined : opts.artifactType);
       } catch (err) {
@@ -260,7 +277,7 @@ export class UpstreamClient {
       res.body.destroy();
       throw new UpstreamProtocolError(`manifest ${repo}:${ref} is ${declared} bytes, more than the ${this.maxManifestBytes} allowed`);
     }
-    const bytes = await readLimited(res.body, this.maxManifestBytes, `manifest ${repo}:${ref}`);
+    const bytes = await this.transport.read(res, this.maxManifestBytes, `manifest ${repo}:${ref}`);
     const digestHeader = header(res.headers, 'docker-content-digest');
     let digest = digestOf(bytes);
     if (digestHeader) {
@@ -308,13 +325,13 @@ export class UpstreamClient {
     throw err;
   }
 
-  /** Runs `fn` under the circuit breaker (and, for GET, the rate-limit back-off); both fail fast. */
-  private async operation<T>(method: 'GET' | 'HEAD', fn: () => Promise<T>): Promise<T> {
+  /** Runs `fn` under one permit of the circuit breaker (and, for GET, the rate-limit back-off); both fail fast. */
+  private async operation<T>(method: 'GET' | 'HEAD', call: CallOptions, fn: () => Promise<T>): Promise<T> {
     if (method === 'GET' && this.rateLimitedUntil > this.now()) {
       const wait = Math.ceil((this.rateLimitedUntil - this.now()) / 1000);
       throw new UpstreamRateLimitedError(`upstream ${this.spec.registry} rate limit: backing off for ${wait} s`, wait);
     }
-    const permit = this.breaker.acquire();
+    const permit = this.breaker.acquire({ fallback: call.fallback });
     try {
       const result = await fn();
       permit.success();

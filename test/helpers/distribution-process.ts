@@ -36,20 +36,27 @@ export interface StartDistributionOptions {
    * needs credentials, and a 401 carries `WWW-Authenticate: Basic realm="<realm>"`. Default: no auth.
    */
   auth?: { htpasswd: { realm: string; users: Readonly<Record<string, string>> } };
+  /**
+   * The data directory of a process stopped with `keepData`, to serve its content again (pass its
+   * `port` too, to come back at the same address). Default: a new, empty one.
+   */
+  dataDir?: string;
 }
 
 /** Starts `docker-registry serve` on 127.0.0.1:<free port> and waits until /v2/ answers. */
 export async function startDistribution(opts: StartDistributionOptions = {}): Promise<DistributionProcess> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'wharf-distribution-'));
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'wharf-distribution-')));
   const storageDir = join(dataDir, 'data');
-  await mkdir(storageDir);
+  await mkdir(storageDir, { recursive: true });
+  /** Removes the data directory after a failed start, unless it is the caller's. */
+  const discard = () => (opts.dataDir ? Promise.resolve() : rm(dataDir, { recursive: true, force: true }));
   const port = opts.port ?? (await freePort());
   const configPath = join(dataDir, 'config.yml');
   const authLines: string[] = [];
   if (opts.auth) {
     const htpasswdPath = join(dataDir, 'htpasswd');
     await writeHtpasswd(htpasswdPath, opts.auth.htpasswd.users).catch(async (err: unknown) => {
-      await rm(dataDir, { recursive: true, force: true });
+      await discard();
       throw err;
     });
     authLines.push(
@@ -102,7 +109,7 @@ export async function startDistribution(opts: StartDistributionOptions = {}): Pr
     ]);
   } catch (err) {
     child.kill('SIGKILL');
-    await rm(dataDir, { recursive: true, force: true });
+    await discard();
     throw err;
   }
   return {

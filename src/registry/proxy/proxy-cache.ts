@@ -109,7 +109,7 @@ export class ProxyCache {
     }
     let head;
     try {
-      head = await upstream.client.headManifest(target.upstreamRepository, tag);
+      head = await upstream.client.headManifest(target.upstreamRepository, tag, { fallback: alive });
     } catch (err) {
       this.opts.events.upstreamError(upstream, err);
       if (cached && alive && isUpstreamError(err) && err.kind !== 'auth') {
@@ -199,15 +199,15 @@ export class ProxyCache {
     const key = `${target.name}?n=${page.n ?? ''}&last=${page.last ?? ''}`;
     const hit = this.tagLists.get(key);
     if (hit && this.now() - hit.at < this.opts.tagsListTtlMs) return { tags: hit.page.tags, next: hit.page.next?.last };
+    const repo = await this.opts.repositories.find(target.name);
     try {
-      const p = await target.upstream.client.listTags(target.upstreamRepository, page);
+      const p = await target.upstream.client.listTags(target.upstreamRepository, page, { fallback: repo !== undefined });
       if (this.tagLists.size >= MEMO_LIMIT) this.tagLists.clear();
       this.tagLists.set(key, { at: this.now(), page: p });
       return { tags: p.tags, next: p.next?.last };
     } catch (err) {
       this.opts.events.upstreamError(target.upstream, err);
       if (!isUpstreamError(err)) throw err;
-      const repo = await this.opts.repositories.find(target.name);
       if (!repo) throw upstreamFailure(err, 'tags', target.upstream.spec.registry);
       const limit = page.n ?? 10_000;
       const rows = await this.opts.manifests.listTags(repo.id, { last: page.last, limit: limit + 1 });
@@ -222,7 +222,7 @@ export class ProxyCache {
     const hit = this.referrerLists.get(key);
     if (hit && this.now() - hit.at < this.opts.tagsListTtlMs) return hit.manifests;
     try {
-      const r = await target.upstream.client.referrers(target.upstreamRepository, digest, { artifactType });
+      const r = await target.upstream.client.referrers(target.upstreamRepository, digest, { artifactType, fallback: hit !== undefined });
       if (this.referrerLists.size >= MEMO_LIMIT) this.referrerLists.clear();
       this.referrerLists.set(key, { at: this.now(), manifests: r.manifests });
       return r.manifests;

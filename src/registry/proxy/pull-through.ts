@@ -84,7 +84,7 @@ export class PullThrough {
     const { events } = this.opts;
     let m;
     try {
-      m = await upstream.client.getManifest(target.upstreamRepository, ref.kind === 'tag' ? ref.tag : ref.digest);
+      m = await upstream.client.getManifest(target.upstreamRepository, ref.kind === 'tag' ? ref.tag : ref.digest, { fallback: false });
     } catch (err) {
       events.upstreamError(upstream, err);
       throw upstreamFailure(err, 'manifest', upstream.spec.registry);
@@ -134,7 +134,7 @@ export class PullThrough {
       handle = await this.opts.fills.join(digest, async () => {
         try {
           // The fill verifies digest and size itself (BlobFillPump): the upstream client need not hash too.
-          const res = await upstream.client.getBlob(target.upstreamRepository, digest, undefined, { verify: false });
+          const res = await upstream.client.getBlob(target.upstreamRepository, digest, undefined, { verify: false, fallback: false });
           events.fillFirstByte(upstream, (this.now() - started) / 1000);
           return { stream: res.stream, size: res.size };
         } finally {
