@@ -105,7 +105,7 @@ for (const dialect of DIALECTS) {
       const created = await call('POST', REPO, auth.orgadmin, body);
       assert.equal(created.status, 201, created.raw);
       const list = await call('GET', REPO, auth.orgadmin);
-      assert.deepEqual(parsed('GET', '/repository/:namespace/:repository/autoprunepolicy/', list).policies, [
+      assert.deepEqual(parsed('GET', '/repository/:repository+/autoprunepolicy/', list).policies, [
         { uuid: created.body!.uuid, method: 'number_of_tags', value: 5, tagPattern: '^v', tagPatternMatches: true },
       ]);
       // Repository policies are not the namespace's.

@@ -7,19 +7,21 @@
  *   PUT    …/autoprunepolicy/{uuid}    204                 the same body; replaces every field
  *   DELETE …/autoprunepolicy/{uuid}    200 {"uuid"}
  *
- * under `/organization/{orgname}` (organization admins and superusers), `/repository/{namespace}/{repository}`
+ * under `/organization/{orgname}` (organization admins and superusers), `/repository/{repository}`
  * (repository admins, which includes organization admins and superusers) and `/user` (the caller's own
  * namespace). view = {uuid, method, value, tagPattern, tagPatternMatches}. `tag_pattern` and
  * `tag_pattern_matches` are accepted as well as Quay's camelCase names.
  */
 import { z } from 'zod';
+import type { RepositoryName } from '../../oci/reference.js';
 import type { PolicyRecord, PolicyTarget } from '../../registry/autoprune/policy-service.js';
 import { policyValue, type PolicyInput } from '../../registry/autoprune/policy.js';
 import type { ApiContext } from './context.js';
 import { invalid } from './errors.js';
 import { administeredOrganization } from './organization-access.js';
 import { requireRepository } from './repository-access.js';
-import { defineRoute, type ApiRoute } from './route.js';
+import { repositoryPathName } from './params.js';
+import { defineRoute, REPOSITORY_PATH, type ApiRoute } from './route.js';
 
 const Body = z.object({
   method: z.string().optional().describe('number_of_tags or creation_date'),
@@ -66,7 +68,7 @@ type Params = Record<string, string>;
 function policyRoutes(opts: {
   base: string;
   what: string;
-  params: z.ZodObject<Record<string, z.ZodString>>;
+  params: z.ZodObject<Record<string, z.ZodType<string, string>>>;
   target: (ctx: ApiContext, params: Params, change: boolean) => Promise<PolicyTarget>;
 }): ApiRoute[] {
   const { base, what, target } = opts;
@@ -144,10 +146,10 @@ export const autopruneRoutes: ApiRoute[] = [
     target: async (ctx, p) => ({ namespace: (await administeredOrganization(ctx, p.orgname!)).org.name }),
   }),
   ...policyRoutes({
-    base: '/repository/:namespace/:repository',
+    base: REPOSITORY_PATH,
     what: 'the repository (repository admins)',
-    params: z.object({ namespace: z.string(), repository: z.string() }),
-    target: async (ctx, p) => ({ repository: (await requireRepository(ctx, p.namespace!, p.repository!, 'admin')).repo }),
+    params: z.object({ repository: repositoryPathName }),
+    target: async (ctx, p) => ({ repository: (await requireRepository(ctx, p.repository as RepositoryName, 'admin')).repo }),
   }),
   ...policyRoutes({
     base: '/user',

@@ -13,9 +13,9 @@ import type { AuditEntry } from '../../registry/accounts/audit-service.js';
 import type { ApiContext } from './context.js';
 import { invalid, notFound } from './errors.js';
 import { administeredOrganization } from './organization-access.js';
-import { httpDate } from './params.js';
+import { httpDate, repositoryPathName } from './params.js';
 import { requireRepository } from './repository-access.js';
-import { defineRoute } from './route.js';
+import { defineRoute, REPOSITORY_PATH } from './route.js';
 
 const DAY = 86_400_000;
 const DEFAULT_SPAN = 30 * DAY;
@@ -122,14 +122,14 @@ export const logRoutes = [
   }),
   defineRoute({
     method: 'GET',
-    path: '/repository/:namespace/:repository/logs',
+    path: `${REPOSITORY_PATH}/logs`,
     summary: "The repository's audit log (repository admins)",
     tag: 'logs',
-    params: z.object({ namespace: z.string(), repository: z.string() }),
+    params: z.object({ repository: repositoryPathName }),
     query: logsQuery,
     response: LogPageSchema,
     async handler(ctx, { params, query }) {
-      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
+      const { repo } = await requireRepository(ctx, params.repository, 'admin');
       return page(ctx, { namespace: repo.namespace, repository: repo.name }, query, repo.createdAt);
     },
   }),

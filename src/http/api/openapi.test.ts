@@ -9,13 +9,30 @@ import { API_ROUTES } from './routes.js';
 type Method = ApiRoute['method'];
 
 /** The document's path of a route, as openapi.ts renders it. */
-const docPath = (r: ApiRoute) => `/api/v1${r.path.replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\/\*$/, '/{repository}')}`;
+const docPath = (r: ApiRoute) => `/api/v1${r.path.replace(/:([A-Za-z_]+)\+?/g, '{$1}')}`;
 
 function route(method: Method, path: string): ApiRoute {
   const r = API_ROUTES.find((x) => x.method === method && x.path === path);
   assert.ok(r, `no route ${method} ${path}`);
   return r;
 }
+
+describe('OpenAPI paths', () => {
+  it('lists every route once, a repository route under {repository} with its name as one path parameter', () => {
+    const doc = openApiDocument(API_ROUTES, 'test') as { paths: Record<string, Record<string, { operationId: string; parameters: Array<{ name: string; in: string; schema: { type?: string; description?: string } }> }>> };
+    const operations = Object.values(doc.paths).flatMap((p) => Object.values(p));
+    assert.equal(operations.length, API_ROUTES.length);
+    assert.equal(new Set(operations.map((o) => o.operationId)).size, operations.length);
+    const tag = doc.paths['/api/v1/repository/{repository}/tag/{tag}'];
+    assert.deepEqual(Object.keys(tag ?? {}).sort(), ['delete', 'put']);
+    assert.deepEqual(tag!.put!.parameters.filter((p) => p.in === 'path').map((p) => p.name), ['repository', 'tag']);
+    const repository = tag!.put!.parameters.find((p) => p.name === 'repository')!.schema;
+    assert.equal(repository.type, 'string');
+    assert.match(repository.description ?? '', /%2F/);
+    for (const path of Object.keys(doc.paths)) assert.doesNotMatch(path, /[:*+]|\{namespace\}\/\{repository\}/, path);
+    assert.ok(doc.paths['/api/v1/repository/{repository}']?.get && doc.paths['/api/v1/repository/{repository}/permissions/user/']?.get);
+  });
+});
 
 describe('OpenAPI response schemas', () => {
   it('declares a JSON response schema for every route with a body, and none for 204', () => {
@@ -67,20 +84,20 @@ for (const dialect of DIALECTS) {
       await check('orgadmin', 'GET', '/organization/:orgname/members', '/organization/orga/members');
     });
 
-    it('GET /repository/{namespace}/{repository} and the repository list', async () => {
-      const repo = await check('member', 'GET', '/repository/:namespace/*', '/repository/orga/priv');
+    it('GET /repository/{repository} and the repository list', async () => {
+      const repo = await check('member', 'GET', '/repository/:repository+', '/repository/orga/priv');
       assert.equal(repo.tag_count, 1);
-      await check('anonymous', 'GET', '/repository/:namespace/*', '/repository/orgb/pub');
+      await check('anonymous', 'GET', '/repository/:repository+', '/repository/orgb/pub');
       await check('member', 'GET', '/repository', '/repository?last_modified=true&public=true&limit=1');
       await check('anonymous', 'GET', '/repository', '/repository');
     });
 
     it('GET …/tag/, live and with history, and the tag changes', async () => {
-      const live = await check('member', 'GET', '/repository/:namespace/:repository/tag/', '/repository/orga/priv/tag/');
+      const live = await check('member', 'GET', '/repository/:repository+/tag/', '/repository/orga/priv/tag/');
       assert.equal((live.tags as unknown[]).length, 1);
-      const tagPath = '/repository/:namespace/:repository/tag/:tag';
+      const tagPath = '/repository/:repository+/tag/:tag';
       await check('member', 'PUT', tagPath, '/repository/orga/priv/tag/v1', { manifest_digest: w.digests['orga/priv'].v2 });
-      const history = await check('member', 'GET', '/repository/:namespace/:repository/tag/', '/repository/orga/priv/tag/?onlyActiveTags=false');
+      const history = await check('member', 'GET', '/repository/:repository+/tag/', '/repository/orga/priv/tag/?onlyActiveTags=false');
       assert.ok((history.tags as Array<{ end_ts?: number }>).some((t) => t.end_ts !== undefined));
       await check('member', 'POST', `${tagPath}/restore`, '/repository/orga/priv/tag/v1/restore', { manifest_digest: w.digests['orga/priv'].v1 });
       await check('member', 'POST', `${tagPath}/expire`, '/repository/orga/priv/tag/v1/expire', { manifest_digest: w.digests['orga/priv'].v2 });
@@ -99,16 +116,16 @@ for (const dialect of DIALECTS) {
       await check('superuser', 'GET', '/superuser/users/', '/superuser/users/?limit=2');
       await check('superuser', 'POST', '/superuser/users/', '/superuser/users/', { username: 'newbie' });
       await check('superuser', 'PUT', '/superuser/users/:username', '/superuser/users/newbie', { enabled: false });
-      await check('orgadmin', 'PUT', '/repository/:namespace/:repository/permissions/user/:username', '/repository/orga/priv/permissions/user/target', { role: 'read' });
-      await check('orgadmin', 'GET', '/repository/:namespace/:repository/permissions/user/', '/repository/orga/priv/permissions/user/');
-      await check('orgadmin', 'GET', '/repository/:namespace/:repository/permissions/team/', '/repository/orga/priv/permissions/team/');
+      await check('orgadmin', 'PUT', '/repository/:repository+/permissions/user/:username', '/repository/orga/priv/permissions/user/target', { role: 'read' });
+      await check('orgadmin', 'GET', '/repository/:repository+/permissions/user/', '/repository/orga/priv/permissions/user/');
+      await check('orgadmin', 'GET', '/repository/:repository+/permissions/team/', '/repository/orga/priv/permissions/team/');
       await check('orgadmin', 'POST', '/organization/:orgname/prototypes', '/organization/orga/prototypes', { role: 'read', delegate: { kind: 'team', name: 'ops' } });
       await check('orgadmin', 'GET', '/organization/:orgname/prototypes', '/organization/orga/prototypes');
       await check('orgadmin', 'POST', '/repository', '/repository', { namespace: 'orga', repository: 'fresh', visibility: 'private' });
-      await check('orgadmin', 'POST', '/repository/:namespace/:repository/changevisibility', '/repository/orga/fresh/changevisibility', { visibility: 'public' });
+      await check('orgadmin', 'POST', '/repository/:repository+/changevisibility', '/repository/orga/fresh/changevisibility', { visibility: 'public' });
       const logs = await check('orgadmin', 'GET', '/organization/:orgname/logs', '/organization/orga/logs');
       assert.ok((logs.logs as unknown[]).length > 0);
-      await check('orgadmin', 'GET', '/repository/:namespace/:repository/logs', '/repository/orga/fresh/logs');
+      await check('orgadmin', 'GET', '/repository/:repository+/logs', '/repository/orga/fresh/logs');
       await check('user', 'GET', '/user/logs', '/user/logs');
     });
   });

@@ -1,4 +1,7 @@
-/** The OpenAPI 3.1 document of `/api/v1`, generated from the route declarations. */
+/**
+ * The OpenAPI 3.1 document of `/api/v1`, generated from the route declarations. A repository route's
+ * `:repository+` is the path parameter `{repository}`, Quay's full name `namespace/name`.
+ */
 import { z } from 'zod';
 import type { ApiRoute } from './route.js';
 
@@ -8,24 +11,27 @@ const ERROR = {
   properties: { status: { type: 'integer' }, error_type: { type: 'string' }, detail: { type: 'string' }, title: { type: 'string' }, error_message: { type: 'string' }, type: { type: 'string' } },
 };
 
+/** The document's path of a route: `/api/v1/repository/{repository}/tag/{tag}`. */
+export function openApiPath(r: Pick<ApiRoute, 'path'>): string {
+  return `/api/v1${r.path.replace(/:([A-Za-z_]+)\+?/g, '{$1}')}`;
+}
+
 export function openApiDocument(routes: readonly ApiRoute[], version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes) {
-    // A trailing Fastify wildcard `*` is a repository name of one or more components.
-    const path = `/api/v1${r.path.replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\/\*$/, '/{repository}')}`;
+    const path = openApiPath(r);
     const parameters: unknown[] = [];
     for (const [where, schema] of [['path', r.params], ['query', r.query]] as const) {
       if (!schema) continue;
       const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, unknown>; required?: string[] };
       for (const [name, s] of Object.entries(json.properties ?? {})) {
-        if (name === '*') parameters.push({ name: 'repository', in: where, required: true, schema: s, description: 'The repository name; it may contain "/" (several components)' });
-        else parameters.push({ name, in: where, required: where === 'path' || (json.required ?? []).includes(name), schema: s });
+        parameters.push({ name, in: where, required: where === 'path' || (json.required ?? []).includes(name), schema: s });
       }
     }
     const op: Record<string, unknown> = {
       summary: r.summary,
       tags: [r.tag],
-      operationId: `${r.method.toLowerCase()}${r.path.replace(/[/:{}_-]+(\w)?/g, (_, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
+      operationId: `${r.method.toLowerCase()}${r.path.replace(/[/:{}_+-]+(\w)?/g, (_, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
       parameters,
       responses: {
         [String(r.status ?? 200)]:

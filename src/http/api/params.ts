@@ -1,6 +1,6 @@
 /** zod building blocks for `/api/v1` query strings and bodies, and Quay's date rendering. */
 import { z } from 'zod';
-import { isTag, type Tag } from '../../oci/reference.js';
+import { isTag, parseRepositoryName, type Tag } from '../../oci/reference.js';
 import { isDigest, type Digest } from '../../oci/digest.js';
 
 /** `true`/`false` (also `1`/`0`) in a query string. */
@@ -18,6 +18,20 @@ export const queryInt = (min: number, max: number, fallback: number) =>
     .optional()
     .transform((v) => (v === undefined ? fallback : Number(v)))
     .pipe(z.number().int().min(min).max(max));
+
+/**
+ * A repository's full name in a path, `namespace/name` (two or more components; repository-router.ts
+ * finds it in the path, with its `/` raw or as `%2F`).
+ */
+export const repositoryPathName = z
+  .string()
+  .describe('The full name of the repository, namespace first (`acme/app`, `hub/library/alpine`); its "/" raw or encoded as %2F')
+  .transform((v, ctx) => {
+    const parsed = v.includes('/') ? parseRepositoryName(v) : { ok: false as const, reason: `a repository name has a namespace and a name: "${v.slice(0, 100)}"` };
+    if (parsed.ok) return parsed.name;
+    ctx.addIssue({ code: 'custom', message: parsed.reason });
+    return z.NEVER;
+  });
 
 export const tagName = z.string().refine((v) => isTag(v), 'must be a tag: 1 to 128 of [A-Za-z0-9_.-], not starting with "." or "-"').transform((v) => v as Tag);
 export const digest = z.string().refine((v) => isDigest(v), 'must be a digest such as sha256:<64 hex digits>').transform((v) => v as Digest);

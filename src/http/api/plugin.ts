@@ -2,16 +2,23 @@
  * `/api/v1`, the management API (Quay's paths and JSON field names where Quay defines them). Callers
  * authenticate with a Bearer API token or HTTP Basic (password, robot token or API token); anonymous
  * callers reach only what is public. Errors are always the JSON shape of errors.ts.
+ *
+ * Every route answers with and without its trailing slash. The routes on one repository are not
+ * Fastify routes: `/repository/*` hands the raw path to the RepositoryRouter, which finds the
+ * repository name and the route (repository-router.ts says how).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ANONYMOUS, type Principal } from '../../registry/access.js';
 import type { Accounts } from '../../registry/accounts/accounts.js';
 import type { Registry } from '../../registry/registry.js';
 import { ApiContext } from './context.js';
 import { renderApiError, unauthorized } from './errors.js';
 import { openApiDocument } from './openapi.js';
-import type { ApiRoute } from './route.js';
+import { RepositoryRouter } from './repository-router.js';
+import { repositorySubPath, type ApiRoute } from './route.js';
 import { API_ROUTES } from './routes.js';
+
+type Services = { registry: Registry; accounts: Accounts };
 
 /** Register with `prefix: '/api/v1'` so that its error and not-found handlers cover only the API. */
 export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry; accounts: Accounts; version: string }): Promise<void> {
@@ -27,28 +34,44 @@ export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry
     });
   }
 
-  for (const route of API_ROUTES) register(app, route, registry, accounts);
-}
+  const services = { registry, accounts };
+  for (const route of API_ROUTES) {
+    if (repositorySubPath(route) !== undefined) continue;
+    const other = route.path.endsWith('/') ? route.path.slice(0, -1) : `${route.path}/`;
+    for (const url of [route.path, other]) {
+      app.route({ method: route.method, url, handler: (req, reply) => run(route, req.params, services, req, reply) });
+    }
+  }
 
-function register(app: FastifyInstance, route: ApiRoute, registry: Registry, accounts: Accounts): void {
+  const router = new RepositoryRouter(API_ROUTES);
+  // The path's segments before the repository name: '', 'api', 'v1', 'repository'.
+  const skip = `${app.prefix}/repository`.split('/').length;
   app.route({
-    method: route.method,
-    url: route.path,
+    method: ['GET', 'POST', 'PUT', 'DELETE'],
+    url: '/repository/*',
     handler: async (req, reply) => {
-      req.wharfRoute = `api_${route.tag}`;
-      const principal = await caller(registry, accounts, req);
-      const ctx = new ApiContext(registry, accounts, principal, req, reply);
-      const input = {
-        params: route.params ? route.params.parse(req.params) : {},
-        query: route.query ? route.query.parse(req.query ?? {}) : {},
-        body: route.body ? route.body.parse(req.body ?? {}) : undefined,
-      };
-      const result = await route.handler(ctx, input);
-      if (reply.sent) return reply;
-      const status = route.status ?? 200;
-      return status === 204 ? reply.code(204).send() : reply.code(status).send(result);
+      req.wharfRoute = 'api_repository';
+      const path = req.url.split('?')[0]!.split('/').slice(skip).join('/');
+      const { route, params } = router.resolve(req.method, path);
+      return run(route, params, services, req, reply);
     },
   });
+}
+
+/** Runs one route: the caller, the parsed input, the handler, the reply. */
+async function run(route: ApiRoute, params: unknown, services: Services, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  req.wharfRoute = `api_${route.tag}`;
+  const principal = await caller(services.registry, services.accounts, req);
+  const ctx = new ApiContext(services.registry, services.accounts, principal, req, reply);
+  const input = {
+    params: route.params ? route.params.parse(params) : {},
+    query: route.query ? route.query.parse(req.query ?? {}) : {},
+    body: route.body ? route.body.parse(req.body ?? {}) : undefined,
+  };
+  const result = await route.handler(ctx, input);
+  if (reply.sent) return reply;
+  const status = route.status ?? 200;
+  return status === 204 ? reply.code(204).send() : reply.code(status).send(result);
 }
 
 /** The caller: a Bearer API token, HTTP Basic credentials, or nobody. */

@@ -279,9 +279,9 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(me.quota_report, { quota_bytes: 0, configured_quota: 3 * GiB, running_backfill: 'complete', backfill_status: 'complete' });
       assert.deepEqual(parsed('GET', '/user/', await call('GET', '/user/', auth.member)).quotas, []);
 
-      const repo = parsed('GET', '/repository/:namespace/*', await call('GET', '/repository/orga/pub', auth.member));
+      const repo = parsed('GET', '/repository/:repository+', await call('GET', '/repository/orga/pub', auth.member));
       assert.deepEqual(repo.quota_report, { quota_bytes: size, configured_quota: 10 * GiB });
-      const anon = parsed('GET', '/repository/:namespace/*', await call('GET', '/repository/orgb/pub'));
+      const anon = parsed('GET', '/repository/:repository+', await call('GET', '/repository/orgb/pub'));
       assert.deepEqual(anon.quota_report, { quota_bytes: 0, configured_quota: null });
 
       const list = parsed('GET', '/repository', await call('GET', '/repository?namespace=orga', auth.member));

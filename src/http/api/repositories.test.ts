@@ -146,8 +146,8 @@ for (const dialect of DIALECTS) {
     it('documents every route in the OpenAPI document', async () => {
       const doc = (await w.t.app.inject({ url: '/api/v1/discovery' })).json() as { paths: Record<string, Record<string, unknown>> };
       assert.ok(doc.paths['/api/v1/repository']?.post && doc.paths['/api/v1/repository']?.get);
-      assert.ok(doc.paths['/api/v1/repository/{namespace}/{repository}/tag/{tag}/restore']?.post);
-      assert.ok(doc.paths['/api/v1/repository/{namespace}/{repository}']?.delete);
+      assert.ok(doc.paths['/api/v1/repository/{repository}/tag/{tag}/restore']?.post);
+      assert.ok(doc.paths['/api/v1/repository/{repository}']?.delete);
     });
   });
 }

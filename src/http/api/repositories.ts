@@ -1,23 +1,20 @@
 /**
  * Repositories: create, list (only what the caller can read, paged by an opaque cursor), get, delete,
- * change visibility and state. Quay's paths and fields; `GET` and `DELETE` of one repository accept a
- * multi-component name unencoded (`/repository/acme/team/app`), everything below a repository wants
- * `/` in its name encoded as `%2F` (see repository-access.ts).
+ * change visibility and state. Quay's paths and fields; a repository's name in a path may have any
+ * number of components (see repository-router.ts).
  */
 import { z } from 'zod';
 import { REPOSITORY_STATES } from '../../registry/repositories.js';
 import { roleAtLeast } from '../../registry/accounts/roles.js';
 import { ApiError, conflict, forbidden, invalid, notFound } from './errors.js';
-import { decodeCursor, encodeCursor, queryBool, queryInt, seconds } from './params.js';
+import { decodeCursor, encodeCursor, queryBool, queryInt, repositoryPathName, seconds } from './params.js';
 import { repositoryQuotaReport, RepositoryQuotaReportSchema } from './quota-views.js';
 import { repositoryName, requireRepository } from './repository-access.js';
-import { defineRoute } from './route.js';
+import { defineRoute, REPOSITORY_PATH } from './route.js';
 import { RepositoryStateSchema, SuccessSchema } from './schemas.js';
 
 const MAX_DESCRIPTION = 100_000;
-const one = z.object({ namespace: z.string(), repository: z.string() });
-/** `*` is Fastify's wildcard: the rest of the path, which may hold several name components. */
-const wildcard = z.object({ namespace: z.string(), '*': z.string() });
+const one = z.object({ repository: repositoryPathName });
 const visibility = z.enum(['public', 'private']);
 
 const CreatedSchema = z.strictObject({ namespace: z.string(), name: z.string(), kind: z.literal('image') });
@@ -120,13 +117,13 @@ export const repositoryRoutes = [
 
   defineRoute({
     method: 'GET',
-    path: '/repository/:namespace/*',
-    summary: 'One repository. `{repository}` may have several path components (`team/app`), unlike Quay.',
+    path: REPOSITORY_PATH,
+    summary: 'One repository',
     tag: 'repository',
-    params: wildcard,
+    params: one,
     response: RepositorySchema,
     async handler(ctx, { params }) {
-      const { repo, role } = await requireRepository(ctx, params.namespace, params['*'], 'read');
+      const { repo, role } = await requireRepository(ctx, params.repository, 'read');
       return {
         namespace: repo.namespace,
         name: repo.name,
@@ -145,13 +142,13 @@ export const repositoryRoutes = [
 
   defineRoute({
     method: 'DELETE',
-    path: '/repository/:namespace/*',
+    path: REPOSITORY_PATH,
     summary: 'Delete a repository with its manifests, tags and tag history (admin). Blob bytes are removed later by garbage collection.',
     tag: 'repository',
     status: 204,
-    params: wildcard,
+    params: one,
     async handler(ctx, { params }) {
-      const { repo } = await requireRepository(ctx, params.namespace, params['*'], 'admin');
+      const { repo } = await requireRepository(ctx, params.repository, 'admin');
       // A read-only repository is protected from every change, its deletion included; a mirror may be
       // deleted by its admins (that also ends the mirroring).
       if (repo.state === 'READ_ONLY') throw conflict(`repository ${repo.namespace}/${repo.name} is read-only; change its state to NORMAL before deleting it`);
@@ -162,14 +159,14 @@ export const repositoryRoutes = [
 
   defineRoute({
     method: 'POST',
-    path: '/repository/:namespace/:repository/changevisibility',
+    path: `${REPOSITORY_PATH}/changevisibility`,
     summary: 'Make a repository public or private (admin)',
     tag: 'repository',
     params: one,
     body: z.object({ visibility }),
     response: SuccessSchema,
     async handler(ctx, { params, body }) {
-      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
+      const { repo } = await requireRepository(ctx, params.repository, 'admin');
       await ctx.registry.repositories.setVisibility(repo, body.visibility);
       await ctx.audit('change_repo_visibility', { namespace: repo.namespace, repository: repo.name, metadata: { visibility: body.visibility, previous_visibility: repo.visibility } });
       return { success: true };
@@ -178,7 +175,7 @@ export const repositoryRoutes = [
 
   defineRoute({
     method: 'PUT',
-    path: '/repository/:namespace/:repository/changestate',
+    path: `${REPOSITORY_PATH}/changestate`,
     summary:
       'Set a repository state: NORMAL, READ_ONLY or MIRROR (superuser or repository admin). MIRROR needs a mirror robot of the same namespace, given here as `robot` (full name) unless one is set already; the robot is granted write.',
     tag: 'repository',
@@ -186,7 +183,7 @@ export const repositoryRoutes = [
     body: z.object({ state: z.enum(REPOSITORY_STATES as ['NORMAL', 'READ_ONLY', 'MIRROR']), robot: z.string().min(1).max(512).optional() }),
     response: SuccessSchema,
     async handler(ctx, { params, body }) {
-      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'admin');
+      const { repo } = await requireRepository(ctx, params.repository, 'admin');
       if (body.robot !== undefined && body.state !== 'MIRROR') throw invalid('robot: only a MIRROR repository has a mirror robot');
       let robotName: string | undefined;
       if (body.state === 'MIRROR') {

@@ -1,18 +1,14 @@
 /**
- * Resolving `/repository/{namespace}/{repository}` for a caller, with the refusals every repository
- * endpoint shares:
+ * The repository a route names, for a caller, with the refusals every repository endpoint shares:
  *
- *   bad name                                   400
+ *   bad name                                   400 (the route's params schema)
  *   missing, or private and not readable       401 for anonymous callers, 404 for everyone else —
  *                                              identical for both, so existence never leaks
  *   readable, but the role is too weak         401 anonymous, 403 otherwise
  *   writes (`write` needed) to a READ_ONLY or MIRROR repository follow the `/v2` rules (403 unless the
  *   caller is the mirror robot of a MIRROR repository).
  *
- * Repository names: Quay's `{repository}` is one path segment. Wharf's may have several components
- * (`team/app/api`); endpoints below a repository take it as one segment with `/` encoded as `%2F`
- * (`/repository/acme/team%2Fapp/tag/`), and `GET`/`DELETE /repository/{namespace}/{repository...}` also
- * accept it unencoded.
+ * How a path names the repository (its `/` raw or as `%2F`) is repository-router.ts's business.
  */
 import { parseRepositoryName, type RepositoryName } from '../../oci/reference.js';
 import type { RepositoryDetails } from '../../registry/repositories.js';
@@ -27,17 +23,16 @@ export interface ResolvedRepository {
   role: RepositoryRole;
 }
 
-/** The validated full name `namespace/repository`; 400 with the reason otherwise. */
+/** The validated full name `namespace/repository` of a request body; 400 with the reason otherwise. */
 export function repositoryName(namespace: string, repository: string): RepositoryName {
   if (!namespace || namespace.includes('/')) throw invalid(`invalid namespace ${JSON.stringify(namespace.slice(0, 100))}`);
   const parsed = parseRepositoryName(`${namespace}/${repository}`);
-  if (!parsed.ok) throw invalid(`${parsed.reason}${repository.includes('/') ? ' (below a repository, encode "/" in its name as %2F)' : ''}`);
+  if (!parsed.ok) throw invalid(parsed.reason);
   return parsed.name;
 }
 
 /** The repository if the caller holds at least `needed` on it (see the file comment for refusals). */
-export async function requireRepository(ctx: ApiContext, namespace: string, repository: string, needed: RepositoryRole): Promise<ResolvedRepository> {
-  const name = repositoryName(namespace, repository);
+export async function requireRepository(ctx: ApiContext, name: RepositoryName, needed: RepositoryRole): Promise<ResolvedRepository> {
   const repo = await ctx.registry.repositories.details(name);
   const role = repo && (await ctx.accounts.permissions.roleOn(ctx.principal, repo));
   if (!repo || !role) {

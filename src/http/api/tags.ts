@@ -9,11 +9,11 @@ import { z } from 'zod';
 import { MediaType } from '../../oci/media-types.js';
 import type { TagRow } from '../../registry/tags.js';
 import { MAX_TAG_PAGE } from '../../registry/tags.js';
-import { digest, httpDate, queryBool, queryInt, seconds, tagName } from './params.js';
+import { digest, httpDate, queryBool, queryInt, repositoryPathName, seconds, tagName } from './params.js';
 import { requireRepository } from './repository-access.js';
-import { defineRoute } from './route.js';
+import { defineRoute, REPOSITORY_PATH } from './route.js';
 
-const repoParams = z.object({ namespace: z.string(), repository: z.string() });
+const repoParams = z.object({ repository: repositoryPathName });
 const tagParams = repoParams.extend({ tag: tagName });
 const LISTS: readonly string[] = [MediaType.OciIndex, MediaType.DockerManifestList];
 
@@ -61,7 +61,7 @@ function endView(end: number | undefined) {
 export const tagRoutes = [
   defineRoute({
     method: 'GET',
-    path: '/repository/:namespace/:repository/tag/',
+    path: `${REPOSITORY_PATH}/tag/`,
     summary: 'Tags of the repository, newest first; `onlyActiveTags=false` adds history rows (moved, deleted) with `end_ts`',
     tag: 'tag',
     params: repoParams,
@@ -74,14 +74,14 @@ export const tagRoutes = [
     }),
     response: z.strictObject({ tags: z.array(TagSchema), page: z.int(), has_additional: z.boolean() }),
     async handler(ctx, { params, query }) {
-      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'read');
+      const { repo } = await requireRepository(ctx, params.repository, 'read');
       const page = await ctx.registry.tags.list(repo, { onlyActive: query.onlyActiveTags, name: query.specificTag, filter: query.filter_tag_name, page: query.page, limit: query.limit });
       return { tags: page.tags.map(tagView), page: query.page, has_additional: page.hasAdditional };
     },
   }),
   defineRoute({
     method: 'PUT',
-    path: '/repository/:namespace/:repository/tag/:tag',
+    path: `${REPOSITORY_PATH}/tag/:tag`,
     summary:
       'Create the tag, or move it, to a manifest of the repository (the previous target stays in history); and/or set its `expiration` (epoch seconds in the future; null: none)',
     tag: 'tag',
@@ -92,7 +92,7 @@ export const tagRoutes = [
       .refine((b) => b.manifest_digest !== undefined || b.expiration !== undefined, 'give manifest_digest, expiration, or both'),
     response: z.strictObject({ name: z.string(), manifest_digest: z.string() }),
     async handler(ctx, { params, body }) {
-      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
+      const { repo } = await requireRepository(ctx, params.repository, 'write');
       let current = body.manifest_digest;
       if (body.manifest_digest !== undefined) {
         const res = await ctx.registry.tags.set(repo, params.tag, body.manifest_digest);
@@ -116,20 +116,20 @@ export const tagRoutes = [
   }),
   defineRoute({
     method: 'DELETE',
-    path: '/repository/:namespace/:repository/tag/:tag',
+    path: `${REPOSITORY_PATH}/tag/:tag`,
     summary: 'Delete the tag: it leaves the live view and stays restorable from history',
     tag: 'tag',
     status: 204,
     params: tagParams,
     async handler(ctx, { params }) {
-      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
+      const { repo } = await requireRepository(ctx, params.repository, 'write');
       const was = await ctx.registry.tags.delete(repo, params.tag);
       await ctx.audit('delete_tag', { namespace: repo.namespace, repository: repo.name, metadata: { tag: params.tag, manifest_digest: was } });
     },
   }),
   defineRoute({
     method: 'POST',
-    path: '/repository/:namespace/:repository/tag/:tag/restore',
+    path: `${REPOSITORY_PATH}/tag/:tag/restore`,
     summary:
       "Point the tag at a digest it pointed at before: its history must still hold it, ended within the namespace's time-machine window (`tag_expiration_s`), and the manifest must exist",
     tag: 'tag',
@@ -137,7 +137,7 @@ export const tagRoutes = [
     body: z.object({ manifest_digest: digest }),
     response: z.strictObject({}),
     async handler(ctx, { params, body }) {
-      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
+      const { repo } = await requireRepository(ctx, params.repository, 'write');
       const res = await ctx.registry.tags.restore(repo, params.tag, body.manifest_digest);
       if (res.changed) {
         const metadata = { tag: params.tag, manifest_digest: body.manifest_digest, ...(res.previous ? { original_manifest_digest: res.previous } : {}) };
@@ -148,14 +148,14 @@ export const tagRoutes = [
   }),
   defineRoute({
     method: 'POST',
-    path: '/repository/:namespace/:repository/tag/:tag/expire',
+    path: `${REPOSITORY_PATH}/tag/:tag/expire`,
     summary: 'Remove the tag for good: its live row and its history (only rows pointing at `manifest_digest` when given); it cannot be restored',
     tag: 'tag',
     params: tagParams,
     body: z.object({ manifest_digest: digest.optional() }),
     response: z.strictObject({ removed: z.int() }),
     async handler(ctx, { params, body }) {
-      const { repo } = await requireRepository(ctx, params.namespace, params.repository, 'write');
+      const { repo } = await requireRepository(ctx, params.repository, 'write');
       const removed = await ctx.registry.tags.expire(repo, params.tag, body.manifest_digest);
       await ctx.audit('expire_tag', {
         namespace: repo.namespace,
