@@ -25,15 +25,13 @@ import type { Registry } from '../registry/registry.js';
 import { RepositoryService } from '../registry/repositories.js';
 import { TagService } from '../registry/tags.js';
 import { UploadService } from '../registry/uploads.js';
-import { createAccounts, type Accounts } from '../registry/accounts/accounts.js';
+import type { Accounts } from '../registry/accounts/accounts.js';
 import { LoginThrottle } from '../registry/accounts/login-throttle.js';
 import { RegistryAuth } from '../registry/accounts/registry-auth.js';
 import { RegistryTokens } from '../registry/accounts/registry-tokens.js';
-import { createAutoprune } from '../registry/autoprune/autoprune.js';
-import { createQuotaService } from '../registry/quota/quota-service.js';
 import { QuotaGate } from '../registry/quota/quota-gate.js';
 import { QuotaStore } from '../db/quota-store.js';
-import { createProxyConfigService, type ProxyConfigService } from '../registry/proxy/proxy-config-service.js';
+import type { ProxyConfigService } from '../registry/proxy/proxy-config-service.js';
 import { ProxyAccess } from '../registry/proxy/proxy-access.js';
 import { ProxyCache, type ProxyQuota } from '../registry/proxy/proxy-cache.js';
 import { ProxyEviction } from '../registry/proxy/quota-eviction.js';
@@ -46,6 +44,10 @@ import type { BlobDriver } from '../storage/blob-driver.js';
 import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
 import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
 import { join } from 'node:path';
+import { createAccounts } from './compose-accounts.js';
+import { createAutoprune } from './compose-autoprune.js';
+import { createProxyConfigService } from './compose-proxy-config.js';
+import { createQuotaService } from './compose-quota.js';
 
 export function createStorage(config: Config): BlobDriver {
   if (config.storage.driver === 'memory') return new MemoryBlobDriver();
