@@ -9,8 +9,8 @@
  */
 import type { Config } from '../config/schema.js';
 import type { PrunedTag } from '../registry/autoprune/namespace-pruner.js';
-import { AutopruneWorker } from '../workers/autoprune/autoprune-worker.js';
 import { UsageError, withDatabase } from './account-commands.js';
+import { createAutopruneWorker } from './compose-autoprune.js';
 import { createServices, createStorage } from './compose.js';
 
 export const AUTOPRUNE_COMMANDS = ['autoprune run'];
@@ -23,7 +23,7 @@ export async function runAutopruneCommand(command: string, args: string[], opts:
   if (extra.length) throw new UsageError(`wharf ${command} does not take --${extra.join(', --')}`);
   return withDatabase(config, async (db) => {
     const { registry } = createServices({ db, storage: createStorage(config), config });
-    const worker = AutopruneWorker.over(db, registry.autoprune.pruner, { intervalMs: config.autoprune.interval });
+    const worker = createAutopruneWorker(db, registry.autoprune.pruner, { intervalMs: config.autoprune.interval });
     const summary = opts['dry-run'] ? await worker.dryRun() : await worker.runOnce({ all: true });
     await registry.audit?.flush();
     const rows = summary.runs.flatMap((r) => r.pruned.map(row));

@@ -25,15 +25,13 @@ import type { Registry } from '../registry/registry.js';
 import { RepositoryService } from '../registry/repositories.js';
 import { TagService } from '../registry/tags.js';
 import { UploadService } from '../registry/uploads.js';
-import { createAccounts, type Accounts } from '../registry/accounts/accounts.js';
+import type { Accounts } from '../registry/accounts/accounts.js';
 import { LoginThrottle } from '../registry/accounts/login-throttle.js';
 import { RegistryAuth } from '../registry/accounts/registry-auth.js';
 import { RegistryTokens } from '../registry/accounts/registry-tokens.js';
-import { createAutoprune } from '../registry/autoprune/autoprune.js';
-import { createQuotaService } from '../registry/quota/quota-service.js';
 import { QuotaGate } from '../registry/quota/quota-gate.js';
 import { QuotaStore } from '../db/quota-store.js';
-import { createProxyConfigService, type ProxyConfigService } from '../registry/proxy/proxy-config-service.js';
+import type { ProxyConfigService } from '../registry/proxy/proxy-config-service.js';
 import { ProxyAccess } from '../registry/proxy/proxy-access.js';
 import { ProxyCache } from '../registry/proxy/proxy-cache.js';
 import { ProxyDirectory } from '../registry/proxy/proxy-directory.js';
@@ -53,6 +51,10 @@ import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
 import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
 import { join } from 'node:path';
 import { parseRepositoryName } from '../oci/reference.js';
+import { createAccounts } from './compose-accounts.js';
+import { createAutoprune } from './compose-autoprune.js';
+import { createProxyConfigService } from './compose-proxy-config.js';
+import { createQuotaService } from './compose-quota.js';
 
 export function createStorage(config: Config): BlobDriver {
   if (config.storage.driver === 'memory') return new MemoryBlobDriver();

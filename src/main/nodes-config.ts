@@ -15,7 +15,7 @@
  */
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
-import { createProxyConfigService } from '../registry/proxy/proxy-config-service.js';
+import { createProxyConfigService } from './compose-proxy-config.js';
 import type { ProxyCacheSummary } from '../registry/proxy/proxy-config.js';
 import { UsageError } from './account-commands.js';
 import { createDatabase } from './compose.js';

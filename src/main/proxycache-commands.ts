@@ -10,10 +10,11 @@
 import type { Config } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';
 import type { ProxyCacheSummary } from '../registry/proxy/proxy-config.js';
-import { createProxyConfigService, type ProxyConfigChanges } from '../registry/proxy/proxy-config-service.js';
+import type { ProxyConfigChanges } from '../registry/proxy/proxy-config-service.js';
 import { proxyCacheView } from '../http/api/proxycache.js';
 import { UsageError, withDatabase } from './account-commands.js';
 import { createAccountServices } from './compose.js';
+import { createProxyConfigService } from './compose-proxy-config.js';
 
 export interface ProxyCacheOptions {
   upstream?: string;

@@ -19,10 +19,11 @@ import type { RecountReport, SizeDrift } from '../db/quota-accounting.js';
 import { quotaView } from '../http/api/quota-views.js';
 import { limitThreshold } from '../db/quota-store.js';
 import { AccountError } from '../registry/accounts/account-error.js';
-import { createQuotaService, type QuotaRecord, type QuotaService } from '../registry/quota/quota-service.js';
+import type { QuotaRecord, QuotaService } from '../registry/quota/quota-service.js';
 import { formatSize } from '../registry/quota/size-text.js';
 import { UsageError, withDatabase } from './account-commands.js';
 import { createAccountServices } from './compose.js';
+import { createQuotaService } from './compose-quota.js';
 
 export const QUOTA_OPTIONS = { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } } as const;
 

@@ -6,8 +6,8 @@ import { Metrics } from '../observability/metrics.js';
 import { adminBanner, bootstrapAdmin } from './bootstrap.js';
 import { createDatabase, createServices, createStorage, serverOptions } from './compose.js';
 import { tlsOptions } from './tls.js';
-import { AutopruneWorker } from '../workers/autoprune/autoprune-worker.js';
-import { GcWorker } from '../workers/gc/gc-worker.js';
+import { createAutopruneWorker } from './compose-autoprune.js';
+import { createGcWorker } from './compose-gc.js';
 
 const UPLOAD_SWEEP_MS = 10 * 60 * 1000;
 
@@ -47,10 +47,10 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   const sweep = setInterval(runSweep, UPLOAD_SWEEP_MS);
   sweep.unref();
   // Auto-prune policies; any number of processes may run the worker (namespaces are leased).
-  const autoprune = config.autoprune.enabled ? AutopruneWorker.over(db, registry.autoprune.pruner, { intervalMs: config.autoprune.interval, log: logger, metrics }) : undefined;
+  const autoprune = config.autoprune.enabled ? createAutopruneWorker(db, registry.autoprune.pruner, { intervalMs: config.autoprune.interval, log: logger, metrics }) : undefined;
   autoprune?.start();
   // Garbage collection: one pass per gc.interval across all processes (leased through the database).
-  const gc = config.gc.enabled ? GcWorker.over(db, registry.gc, { intervalMs: config.gc.interval, log: logger, metrics }) : undefined;
+  const gc = config.gc.enabled ? createGcWorker(db, registry.gc, { intervalMs: config.gc.interval, log: logger, metrics }) : undefined;
   gc?.start();
 
   let stopping = false;

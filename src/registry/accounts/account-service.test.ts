@@ -6,7 +6,8 @@ import { RepositoryStore } from '../../db/repository-store.js';
 import type { RepositoryName } from '../../oci/reference.js';
 import { RepositoryService } from '../repositories.js';
 import { isAccountError, type AccountErrorType } from './account-error.js';
-import { createAccounts, type Accounts } from './accounts.js';
+import { createAccounts } from '../../main/compose-accounts.js';
+import type { Accounts } from './accounts.js';
 
 const fails = async (p: Promise<unknown>, type: AccountErrorType, pattern?: RegExp) =>
   assert.rejects(p, (err) => isAccountError(err) && err.type === type && (pattern === undefined || pattern.test(err.message)));

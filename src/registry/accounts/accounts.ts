@@ -1,20 +1,17 @@
 /**
- * Wires the account services over one database, for the composition root (which still chooses the
- * database, the dialect and the repository service) and for tests. Nothing here picks an implementation.
+ * Wires the account services together over the stores the composition root built
+ * (main/compose-accounts.ts). Nothing here picks or builds an implementation.
  */
-import type { Kysely } from 'kysely';
-import { ApiTokenStore } from '../../db/api-token-store.js';
-import { AuditLogStore } from '../../db/audit-log-store.js';
-import { DefaultPermissionStore } from '../../db/default-permission-store.js';
-import type { DialectAdapter } from '../../db/dialect.js';
-import { NamespaceStore } from '../../db/namespace-store.js';
-import { OrganizationStore } from '../../db/organization-store.js';
-import { PermissionStore } from '../../db/permission-store.js';
-import { RobotStore } from '../../db/robot-store.js';
-import { SigningKeyStore } from '../../db/signing-key-store.js';
-import type { Database } from '../../db/tables.js';
-import { TeamStore } from '../../db/team-store.js';
-import { UserStore } from '../../db/user-store.js';
+import type { ApiTokenStore } from '../../db/api-token-store.js';
+import type { AuditLogStore } from '../../db/audit-log-store.js';
+import type { DefaultPermissionStore } from '../../db/default-permission-store.js';
+import type { NamespaceStore } from '../../db/namespace-store.js';
+import type { OrganizationStore } from '../../db/organization-store.js';
+import type { PermissionStore } from '../../db/permission-store.js';
+import type { RobotStore } from '../../db/robot-store.js';
+import type { SigningKeyStore } from '../../db/signing-key-store.js';
+import type { TeamStore } from '../../db/team-store.js';
+import type { UserStore } from '../../db/user-store.js';
 import type { RepositoryService, Visibility } from '../repositories.js';
 import { AccountService } from './account-service.js';
 import { ApiTokenService } from './api-token-service.js';
@@ -48,22 +45,27 @@ export interface AccountsOptions {
   now?: () => number;
 }
 
-export function createAccounts(db: Kysely<Database>, dialect: DialectAdapter, repositories: RepositoryService, opts: AccountsOptions = {}): Accounts {
-  const stores = {
-    namespaces: new NamespaceStore(db, dialect),
-    users: new UserStore(db, dialect),
-    organizations: new OrganizationStore(db, dialect),
-    teams: new TeamStore(db, dialect),
-    robots: new RobotStore(db, dialect),
-    permissions: new PermissionStore(db, dialect),
-    defaults: new DefaultPermissionStore(db),
-    apiTokens: new ApiTokenStore(db),
-  };
+/** Every store the account services use. */
+export interface AccountsStores {
+  namespaces: NamespaceStore;
+  users: UserStore;
+  organizations: OrganizationStore;
+  teams: TeamStore;
+  robots: RobotStore;
+  permissions: PermissionStore;
+  defaults: DefaultPermissionStore;
+  apiTokens: ApiTokenStore;
+  auditLog: AuditLogStore;
+  signingKeys: SigningKeyStore;
+}
+
+/** The account services over `stores`; `repositories` is the registry's repository service. */
+export function wireAccounts(stores: AccountsStores, repositories: RepositoryService, opts: AccountsOptions = {}): Accounts {
   const accounts = new AccountService(stores);
   const robots = new RobotService(stores);
   const apiTokens = new ApiTokenService(stores, { now: opts.now });
   const permissions = new PermissionService(stores);
-  const audit = new AuditService(new AuditLogStore(db), { now: opts.now });
+  const audit = new AuditService(stores.auditLog, { now: opts.now });
   return {
     accounts,
     teams: new TeamService(stores),
@@ -81,6 +83,6 @@ export function createAccounts(db: Kysely<Database>, dialect: DialectAdapter, re
       recordCreation: (kind, actor, where) => audit.record(kind, { actor, ...where }),
     }),
     audit,
-    signingKeys: new SigningKeyService(new SigningKeyStore(db)),
+    signingKeys: new SigningKeyService(stores.signingKeys),
   };
 }

@@ -12,7 +12,8 @@ import { isRegistryError } from '../../oci/errors.js';
 import type { RepositoryName } from '../../oci/reference.js';
 import { ANONYMOUS, type Principal, type RepositoryAction } from '../access.js';
 import { RepositoryService } from '../repositories.js';
-import { createAccounts, type Accounts } from './accounts.js';
+import { createAccounts } from '../../main/compose-accounts.js';
+import type { Accounts } from './accounts.js';
 
 type Cell = 'none' | 'read' | 'write' | 'admin';
 type Org = 'acme' | 'globex';

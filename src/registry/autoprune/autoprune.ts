@@ -1,15 +1,12 @@
 /**
- * Wires auto-prune over one database: the policy service the API and CLI use, and the pruner the
- * worker and `wharf autoprune run` use. The configuration's default policies are checked here, at
- * start, with the same rules as policies sent to the API.
+ * Wires auto-prune over its stores (built by main/compose-autoprune.ts): the policy service the API and
+ * CLI use, and the pruner the worker and `wharf autoprune run` use. The configuration's default
+ * policies are checked here, at start, with the same rules as policies sent to the API.
  */
-import type { Kysely } from 'kysely';
 import { ConfigError } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
-import { AutopruneStore } from '../../db/autoprune-store.js';
-import type { DialectAdapter } from '../../db/dialect.js';
-import { NamespaceStore } from '../../db/namespace-store.js';
-import type { Database } from '../../db/tables.js';
+import type { AutopruneStore } from '../../db/autoprune-store.js';
+import type { NamespaceStore } from '../../db/namespace-store.js';
 import { isAccountError } from '../accounts/account-error.js';
 import type { TagService } from '../tags.js';
 import { NamespacePruner, type NamespacePrunerDeps } from './namespace-pruner.js';
@@ -22,15 +19,19 @@ export interface Autoprune {
   pruner: NamespacePruner;
 }
 
-export function createAutoprune(
-  db: Kysely<Database>,
-  dialect: DialectAdapter,
-  config: Pick<Config, 'autoprune'>,
-  deps: { tags: TagService; audit?: PolicyServiceDeps['audit'] & NamespacePrunerDeps['audit'] } & Pick<NamespacePrunerDeps, 'onAuditError'> & Pick<PolicyServiceDeps, 'now'>,
-): Autoprune {
-  const store = new AutopruneStore(db, dialect);
+export interface AutopruneStores {
+  /** Policies, tasks and the tags to prune. */
+  store: AutopruneStore;
+  namespaces: NamespaceStore;
+}
+
+export type AutopruneDeps = { tags: TagService; audit?: PolicyServiceDeps['audit'] & NamespacePrunerDeps['audit'] } & Pick<NamespacePrunerDeps, 'onAuditError'> &
+  Pick<PolicyServiceDeps, 'now'>;
+
+/** The policy service and the pruner over `stores`; ConfigError when a default policy is invalid. */
+export function wireAutoprune({ store, namespaces }: AutopruneStores, config: Pick<Config, 'autoprune'>, deps: AutopruneDeps): Autoprune {
   return {
-    policies: new AutoprunePolicyService({ store, namespaces: new NamespaceStore(db, dialect), audit: deps.audit, now: deps.now }),
+    policies: new AutoprunePolicyService({ store, namespaces, audit: deps.audit, now: deps.now }),
     pruner: new NamespacePruner({ store, tags: deps.tags, audit: deps.audit, defaults: defaultPolicies(config), onAuditError: deps.onAuditError }),
   };
 }

@@ -19,7 +19,9 @@ import { DIALECTS, openTestDatabase, type TestDialect } from '../../../test/help
 import { startDistribution, type DistributionProcess } from '../../../test/helpers/distribution-process.js';
 import { freePort } from '../../../test/helpers/ports.js';
 import { AccountError } from '../accounts/account-error.js';
-import { createAccounts, type Accounts } from '../accounts/accounts.js';
+import { createAccounts } from '../../main/compose-accounts.js';
+import { createProxyConfigService } from '../../main/compose-proxy-config.js';
+import type { Accounts } from '../accounts/accounts.js';
 import { RepositoryService } from '../repositories.js';
 import {
   ALREADY_EXISTS,
@@ -28,7 +30,6 @@ import {
   NOT_ALLOWED,
   ProxyConfigService,
   ProxyCredentialsError,
-  createProxyConfigService,
   type ProxyConfigServiceDeps,
 } from './proxy-config-service.js';
 import { SecretKeyError, lazySecretBox } from './secret-box.js';

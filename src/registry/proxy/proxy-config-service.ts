@@ -11,23 +11,18 @@
  * organization admin cannot redirect credentials they never saw to a server of their choosing).
  */
 import { isIP } from 'node:net';
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { ConfigError } from '../../config/load.js';
-import type { Config } from '../../config/schema.js';
-import type { DialectAdapter } from '../../db/dialect.js';
-import { NamespaceStore } from '../../db/namespace-store.js';
-import { ProxyCacheStore, type ProxyCacheFields, type ProxyCacheRecord } from '../../db/proxy-cache-store.js';
-import type { Database } from '../../db/tables.js';
+import type { NamespaceStore } from '../../db/namespace-store.js';
+import type { ProxyCacheFields, ProxyCacheRecord, ProxyCacheStore } from '../../db/proxy-cache-store.js';
 import { UpstreamAuthError, UpstreamBlockedError, UpstreamUnavailableError, isUpstreamError } from '../../upstream/errors.js';
-import { SsrfGuard, UpstreamSpecError, parseUpstreamSpec, validateUpstream, type UpstreamSpec } from '../../upstream/ssrf.js';
+import { UpstreamSpecError, parseUpstreamSpec, validateUpstream, type SsrfGuard, type UpstreamSpec } from '../../upstream/ssrf.js';
 import type { Timeouts } from '../../upstream/transport.js';
 import { UpstreamClient } from '../../upstream/upstream-client.js';
 import { AccountError } from '../accounts/account-error.js';
 import type { AuditContext } from '../accounts/audit-service.js';
 import { isLookupName } from '../accounts/names.js';
 import { DEFAULT_EXPIRATION_S, type ProxyCacheConfig, type ProxyCacheSummary } from './proxy-config.js';
-import { lazySecretBox, parseSecretKey, SecretBoxError, type SecretBox } from './secret-box.js';
+import { SecretBoxError, type SecretBox } from './secret-box.js';
 import { ALREADY_EXISTS, ChangesSchema, FAILED_LOGIN, FAILED_VALIDATION, InputSchema, NOT_ALLOWED, type ProxyConfigChanges, type ProxyConfigInput, type ValidationResult } from './proxy-config-input.js';
 
 export { ALREADY_EXISTS, FAILED_LOGIN, FAILED_VALIDATION, NOT_ALLOWED };
@@ -291,31 +286,6 @@ export class ProxyConfigService {
     if (changed) metadata.changed = changed.map((k) => SNAKE[k] ?? k);
     await this.deps.audit?.record(kind, { ...who, namespace: r.organization, metadata });
   }
-}
-
-/** The service over the database with the settings of `config.proxy_cache`; a malformed secret_key or allowlist fails here, at start. */
-export function createProxyConfigService(
-  db: Kysely<Database>,
-  dialect: DialectAdapter,
-  config: Pick<Config, 'data_dir' | 'proxy_cache'>,
-  opts: Pick<ProxyConfigServiceDeps, 'audit' | 'onChange' | 'now'> = {},
-): ProxyConfigService {
-  const pc = config.proxy_cache;
-  if (pc.secret_key !== undefined) parseSecretKey(pc.secret_key);
-  let guard: SsrfGuard;
-  try {
-    guard = new SsrfGuard({ allow: pc.allow_private_upstreams });
-  } catch (err) {
-    throw new ConfigError(`proxy_cache.allow_private_upstreams: ${(err as Error).message}`);
-  }
-  return new ProxyConfigService({
-    store: new ProxyCacheStore(db, dialect),
-    namespaces: new NamespaceStore(db, dialect),
-    secrets: lazySecretBox(config),
-    guard,
-    timeouts: { connectMs: pc.connect_timeout, headersMs: pc.first_byte_timeout, bodyIdleMs: pc.idle_timeout },
-    ...opts,
-  });
 }
 
 const SNAKE: Record<string, string> = {

@@ -9,12 +9,9 @@
  * QuotaAccounting keeps as manifests come and go) for the views, and runs `recount` for the CLI.
  * Enforcement on push is QuotaGate's (quota-gate.ts).
  */
-import type { Kysely } from 'kysely';
-import type { DialectAdapter } from '../../db/dialect.js';
-import { NamespaceStore, type NamespaceRecord } from '../../db/namespace-store.js';
-import { QuotaAccounting, type RecountReport } from '../../db/quota-accounting.js';
-import { QuotaStore, type QuotaLimitKind, type QuotaLimitRecord, type QuotaRecord } from '../../db/quota-store.js';
-import type { Database } from '../../db/tables.js';
+import type { NamespaceRecord, NamespaceStore } from '../../db/namespace-store.js';
+import type { RecountReport } from '../../db/quota-accounting.js';
+import type { QuotaLimitKind, QuotaLimitRecord, QuotaRecord, QuotaStore } from '../../db/quota-store.js';
 import { AccountError } from '../accounts/account-error.js';
 import type { AuditContext } from '../accounts/audit-service.js';
 import { formatSize, parseSize } from './size-text.js';
@@ -206,11 +203,6 @@ export class QuotaService {
   private async audit(kind: string, ns: NamespaceRecord, who: AuditWho, metadata: Record<string, unknown>): Promise<void> {
     await this.deps.audit?.record(kind, { ...who, namespace: ns.name, metadata: { namespace: ns.name, ...metadata } });
   }
-}
-
-/** The quota service over one database (its own stores and accounting). */
-export function createQuotaService(db: Kysely<Database>, dialect: DialectAdapter, opts: Pick<QuotaServiceDeps, 'audit' | 'now'> = {}): QuotaService {
-  return new QuotaService({ store: new QuotaStore(db, dialect), namespaces: new NamespaceStore(db, dialect), accounting: new QuotaAccounting(db, dialect), ...opts });
 }
 
 /** Quay's metadata of a size: `limit_bytes` and its human form `limit` (with a prefix: `previous_…`). */

@@ -15,7 +15,7 @@ import { Metrics } from '../../observability/metrics.js';
 import type { RepositoryName } from '../../oci/reference.js';
 import { defaultPolicies } from '../../registry/autoprune/autoprune.js';
 import type { PolicyInput } from '../../registry/autoprune/policy.js';
-import { AutopruneWorker } from './autoprune-worker.js';
+import { createAutopruneWorker } from '../../main/compose-autoprune.js';
 
 const DAY = 86_400_000;
 const MINUTE = 60_000;
@@ -31,7 +31,7 @@ function harness(get: () => { t: TestApp; push: ApiWorld['push'] }) {
     store: () => new AutopruneStore(h.t.db.db, h.t.db.dialect),
     now: () => clock,
     advance: (ms: number) => (clock += ms),
-    worker: (opts: { metrics?: Metrics; intervalMs?: number } = {}) => AutopruneWorker.over(h.t.db, h.t.registry.autoprune.pruner, { intervalMs: opts.intervalMs ?? 10 * MINUTE, now: h.now, metrics: opts.metrics }),
+    worker: (opts: { metrics?: Metrics; intervalMs?: number } = {}) => createAutopruneWorker(h.t.db, h.t.registry.autoprune.pruner, { intervalMs: opts.intervalMs ?? 10 * MINUTE, now: h.now, metrics: opts.metrics }),
     async org(name: string) {
       await h.t.accounts!.accounts.createOrganization({ name, creator: 'oadmin' });
       return (await h.t.accounts!.accounts.getOrganization(name))!.id;
@@ -224,7 +224,7 @@ for (const dialect of DIALECTS) {
       await h.org('polled');
       await h.repo('polled/app', { a: 2, b: 1 });
       await h.policy('polled', { method: 'number_of_tags', value: 1 });
-      const worker = AutopruneWorker.over(w.t.db, w.t.registry.autoprune.pruner, { intervalMs: 10 * MINUTE, pollMs: 20, now: h.now });
+      const worker = createAutopruneWorker(w.t.db, w.t.registry.autoprune.pruner, { intervalMs: 10 * MINUTE, pollMs: 20, now: h.now });
       worker.start();
       const deadline = Date.now() + 10_000;
       while ((await h.live('polled/app')).length > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -6,11 +6,10 @@
  * created or changed) or last ran `interval` ago. A namespace left without policies (and without
  * registry-wide defaults) loses its task; with defaults configured, every namespace gets one.
  */
-import { AutopruneStore, type TaskLease } from '../../db/autoprune-store.js';
-import type { DatabaseHandle } from '../../db/connect.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { Poller } from '../poller.js';
+import type { AutopruneTasks, TaskLease } from '../../registry/autoprune/autoprune-tasks.js';
 import type { NamespacePruner, NamespaceRun } from '../../registry/autoprune/namespace-pruner.js';
 
 export const MAX_POLL_MS = 30_000;
@@ -25,7 +24,7 @@ export interface PassSummary {
 
 export interface AutopruneWorkerDeps {
   /** The task table (the worker's lease). */
-  store: AutopruneStore;
+  store: AutopruneTasks;
   pruner: NamespacePruner;
   /** How long after its last run a namespace is due again. */
   intervalMs: number;
@@ -48,11 +47,6 @@ export class AutopruneWorker {
 
   private get stopping(): boolean {
     return this.poller.stopped;
-  }
-
-  /** The worker over the database (the composition root's way to build it). */
-  static over(db: DatabaseHandle, pruner: NamespacePruner, opts: Omit<AutopruneWorkerDeps, 'store' | 'pruner'>): AutopruneWorker {
-    return new AutopruneWorker({ store: new AutopruneStore(db.db, db.dialect), pruner, ...opts });
   }
 
   /** Polls until `stop()`; the first poll comes after one poll period. */

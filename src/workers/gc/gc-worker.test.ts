@@ -5,7 +5,7 @@ import { Metrics } from '../../observability/metrics.js';
 import { blobKey } from '../../storage/keys.js';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { DIALECTS } from '../../../test/helpers/databases.js';
-import { GcWorker } from './gc-worker.js';
+import { createGcWorker } from '../../main/compose-gc.js';
 
 for (const dialect of DIALECTS) {
   describe(`garbage-collection worker (${dialect})`, () => {
@@ -24,7 +24,7 @@ for (const dialect of DIALECTS) {
       await w.write(stray);
       await w.commit();
       await new Promise((r) => setTimeout(r, 5));
-      const worker = () => GcWorker.over(t.db, t.registry.gc, { intervalMs: 3_600_000, now: () => clock, metrics });
+      const worker = () => createGcWorker(t.db, t.registry.gc, { intervalMs: 3_600_000, now: () => clock, metrics });
       const [a, b, c] = [worker(), worker(), worker()];
       const first = await Promise.all([a.runOnce(), b.runOnce(), c.runOnce()]);
       assert.equal(first.filter((r) => r !== undefined).length, 1, 'exactly one worker ran the pass');
@@ -40,10 +40,10 @@ for (const dialect of DIALECTS) {
 
     it('lets another worker take over a lease whose holder died', async () => {
       let clock = Date.now() + 10 * 3_600_000;
-      const dead = GcWorker.over(t.db, { run: () => new Promise(() => {}) } as never, { intervalMs: 1000, now: () => clock });
+      const dead = createGcWorker(t.db, { run: () => new Promise(() => {}) } as never, { intervalMs: 1000, now: () => clock });
       void dead.runOnce();
       await new Promise((r) => setTimeout(r, 50));
-      const other = GcWorker.over(t.db, t.registry.gc, { intervalMs: 1000, now: () => clock });
+      const other = createGcWorker(t.db, t.registry.gc, { intervalMs: 1000, now: () => clock });
       assert.equal(await other.runOnce(), undefined, 'the lease is held');
       clock += 11 * 60_000;
       assert.notEqual(await other.runOnce(), undefined, 'the lease expired');

@@ -8,8 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import type { DatabaseHandle } from '../../db/connect.js';
-import { WorkerLeaseStore } from '../../db/worker-lease-store.js';
+import type { WorkerLeaseStore } from '../../db/worker-lease-store.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import { Poller } from '../poller.js';
@@ -40,12 +39,6 @@ export class GcWorker {
   constructor(private readonly deps: GcWorkerDeps) {
     this.now = deps.now ?? Date.now;
     this.poller = new Poller(() => this.runOnce(), deps.pollMs ?? Math.min(deps.intervalMs, MAX_POLL_MS), (err) => deps.log?.error({ err }, 'garbage-collection pass failed'));
-  }
-
-
-  /** The worker over the database (the composition root's way to build it). */
-  static over(db: DatabaseHandle, gc: GarbageCollector, opts: Omit<GcWorkerDeps, 'leases' | 'gc'>): GcWorker {
-    return new GcWorker({ leases: new WorkerLeaseStore(db.db), gc, ...opts });
   }
 
   /** Polls until `stop()`; the first poll comes after one poll period. */
