@@ -36,6 +36,12 @@
  * Construction: only main/ builds the implementations of db/ and storage/ (`new SomeStore(...)`);
  * every other layer receives them, typed by their interface, through constructors.
  *
+ * Seams inside a layer (a folder that may not import another folder; tests included):
+ *
+ * | folder        | must not import    | because                                                        |
+ * |---------------|--------------------|----------------------------------------------------------------|
+ * | http/v2       | registry/proxy     | routes read through the content resolver and never ask whether a repository is proxied |
+ *
  * Tests (`*.test.ts`, `*test-suite.ts`) build their own world, so they may also import main/ (the way
  * the composition root builds things), test/ (the shared helpers) and every layer below their own
  * (what their layer's imports may import, all the way down), import any package and construct what
@@ -84,6 +90,11 @@ export const PACKAGES = {
   zod: ['config', 'http', 'registry', 'main'],
   jose: ['registry'],
   selfsigned: ['main'],
+};
+
+/** Folders (under src/) that may not import other folders: the decorator seams. */
+export const SEAMS = {
+  'http/v2': { forbidden: ['registry/proxy'], because: 'routes read through the content resolver (registry/content.ts) and never ask whether a repository is proxied' },
 };
 
 /** Layers whose classes only these layers (and tests) may construct with `new`. */
@@ -251,6 +262,11 @@ function problemOf(path, layer, test, allowed, imp) {
     }
     case 'layer': {
       if (!(t.layer in LAYERS)) return `${t.layer}/ is not a known layer`;
+      const from = path.split('/').slice(1).join('/');
+      for (const [folder, seam] of Object.entries(SEAMS)) {
+        const hit = from.startsWith(`${folder}/`) && seam.forbidden.find((f) => t.module.startsWith(`${f}/`));
+        if (hit) return `${folder}/ must not import ${hit}/: ${seam.because}`;
+      }
       if (t.layer === layer || allowed === '*') return undefined;
       if (test) return testLayers(layer).has(t.layer) ? undefined : `a test of ${layer}/ must not import ${t.layer}/ (a layer above or beside it)`;
       if (allowed.includes(t.layer) || EXCEPTIONS[layer]?.includes(t.module)) return undefined;

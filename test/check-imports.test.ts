@@ -212,6 +212,18 @@ describe('import-rule check', () => {
     assert.deepEqual(wrong(cases), []);
   });
 
+  it('/v2 routes may not import the proxy cache: they read through the content resolver', () => {
+    const cases: [string, boolean, { message: string }[]][] = [];
+    for (const [syntax, write] of Object.entries(SYNTAX)) {
+      cases.push([`http/v2 -> registry/proxy (${syntax})`, true, checkFile('src/http/v2/blobs.ts', write('../../registry/proxy/proxy-cache.js'))]);
+      cases.push([`http/v2 test -> registry/proxy (${syntax})`, true, checkFile('src/http/v2/blobs.test.ts', write('../../registry/proxy/proxy-cache.js'))]);
+      cases.push([`http/v2 -> registry/content (${syntax})`, false, checkFile('src/http/v2/blobs.ts', write('../../registry/content.js'))]);
+      cases.push([`http/api -> registry/proxy (${syntax})`, false, checkFile('src/http/api/proxycache.ts', write('../../registry/proxy/proxy-config.js'))]);
+    }
+    assert.deepEqual(wrong(cases), []);
+    assert.match(checkFile('src/http/v2/x.ts', "import '../../registry/proxy/proxy-directory.js';\n")[0]!.message, /http\/v2\/ must not import registry\/proxy\/: routes read through the content resolver/);
+  });
+
   it('refuses what it cannot check or what is not a layer', () => {
     assert.match(checkFile('src/registry/a.ts', "const m = './x.js';\nexport const x = import(m);\n")[0]!.message, /computed import specifier cannot be checked/);
     assert.match(checkFile('src/registry/a.ts', "import '../../test/helpers/app.js';\n")[0]!.message, /registry\/ must not import test code/);
