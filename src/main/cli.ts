@@ -6,7 +6,7 @@ import { PROXYCACHE_COMMANDS, PROXYCACHE_OPTIONS, runProxyCacheCommand } from '.
 import { AUTOPRUNE_COMMANDS, AUTOPRUNE_OPTIONS, runAutopruneCommand } from './autoprune-commands.js';
 import { QUOTA_COMMANDS, QUOTA_OPTIONS, runQuotaCommand } from './quota-commands.js';
 import { SecretKeyError } from '../registry/proxy/secret-box.js';
-import { runNodesConfig } from './nodes-config.js';
+import { NODES_CONFIG_OPTIONS, runNodesConfig } from './nodes-config.js';
 import { GC_OPTIONS, runGcCommand } from './gc-command.js';
 import { serve } from './serve.js';
 
@@ -56,10 +56,13 @@ Commands:
                         window, then unreferenced manifests and blobs); --dry-run only reports
                         what would go (counts and digests)
   nodes-config [--format containerd|k3s|rke2|crio|docker] [--url URL] [--ca-file PATH] [--org-in-path]
+               [--output-dir DIR]
                         print node configuration that pulls every registry a proxy organization
                         answers for through Wharf (URL: Wharf as the nodes reach it;
                         --org-in-path: containerd/k3s/rke2 endpoints name the organization,
-                        <URL>/v2/<org> with override_path, instead of relying on ns= routing)
+                        <URL>/v2/<org> with override_path, instead of relying on ns= routing);
+                        one file is printed exactly as it is, several each after a # comment
+                        naming its path; --output-dir writes them at their node paths under DIR
 
 Options:
   -c, --config FILE     YAML configuration file (WHARF_* environment variables override it)
@@ -88,10 +91,7 @@ async function main(argv: string[]): Promise<number> {
       ...AUTOPRUNE_OPTIONS,
       ...GC_OPTIONS,
       ...QUOTA_OPTIONS,
-      format: { type: 'string' },
-      url: { type: 'string' },
-      'ca-file': { type: 'string' },
-      'org-in-path': { type: 'boolean' },
+      ...NODES_CONFIG_OPTIONS,
     },
   });
   const accountCommand = ACCOUNT_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
@@ -133,7 +133,7 @@ async function main(argv: string[]): Promise<number> {
       return runGcCommand([], opts, config);
     }
     case 'nodes-config':
-      return runNodesConfig({ format: values.format, url: values.url, 'ca-file': values['ca-file'], 'org-in-path': values['org-in-path'] }, config);
+      return runNodesConfig({ format: values.format, url: values.url, 'ca-file': values['ca-file'], 'org-in-path': values['org-in-path'], 'output-dir': values['output-dir'] }, config);
     case 'config check':
       process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);
       return 0;

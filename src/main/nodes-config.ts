@@ -12,8 +12,15 @@
  *               (CRI-O and Podman send no `ns=`)
  *   docker      `daemon.json` `registry-mirrors`: Docker Hub only, served through
  *               `proxy_cache.default_organization`
+ *
+ * Output contract: standard output holds exactly one file, byte for byte, when one file is produced
+ * (`> /etc/docker/daemon.json` works; the path and every remark go to standard error). Several files
+ * (containerd: one per registry) are printed each after a `#` comment naming its path, for reading;
+ * `outputDir` writes them instead, each at its node path under that directory.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { createProxyConfigService } from './compose-proxy-config.js';
 import type { ProxyCacheSummary } from '../registry/proxy/proxy-config.js';
@@ -49,6 +56,11 @@ function upstreamServer(host: string, insecure: boolean): string {
   return `${insecure ? 'http' : 'https'}://${host}`;
 }
 
+/** A TOML basic string (JSON's escapes are TOML's, plus DEL, which TOML wants escaped). */
+const toml = (s: string): string => JSON.stringify(s).replace(/\u007f/g, '\\u007f');
+/** A YAML double-quoted scalar (YAML reads every JSON string as the same string). */
+const yaml = (s: string): string => JSON.stringify(s);
+
 export function renderNodesConfig(format: NodeFormat, caches: readonly ProxyCacheSummary[], opts: NodesConfigOptions): RenderedNodesConfig {
   const url = new URL(opts.url);
   const wharfHost = url.host;
@@ -71,13 +83,13 @@ export function renderNodesConfig(format: NodeFormat, caches: readonly ProxyCach
       const files = entries.map(({ host, cache }) => {
         const lines = [
           `# Pulls of ${host}/… go through Wharf (proxy organization ${cache.organization}), then ${host} itself.`,
-          `server = "${upstreamServer(host, cache.insecure)}"`,
+          `server = ${toml(upstreamServer(host, cache.insecure))}`,
           '',
-          `[host."${endpoint(cache.organization)}"]`,
+          `[host.${toml(endpoint(cache.organization))}]`,
           '  capabilities = ["pull", "resolve"]',
           ...(opts.orgInPath ? ['  override_path = true'] : []),
         ];
-        if (opts.caFile) lines.push(`  ca = "${opts.caFile}"`);
+        if (opts.caFile) lines.push(`  ca = ${toml(opts.caFile)}`);
         return { path: `/etc/containerd/certs.d/${host}/hosts.toml`, content: `${lines.join('\n')}\n` };
       });
       notes.push('containerd reads these when its CRI registry config_path is /etc/containerd/certs.d (`ctr` with --hosts-dir /etc/containerd/certs.d)');
@@ -85,15 +97,19 @@ export function renderNodesConfig(format: NodeFormat, caches: readonly ProxyCach
     }
     case 'k3s':
     case 'rke2': {
-      const lines = ['mirrors:'];
+      const lines = entries.length ? ['mirrors:'] : ['mirrors: {}'];
       for (const { host, cache } of entries) {
-        lines.push(`  # through proxy organization ${cache.organization}`, `  "${host}":`, '    endpoint:', `      - "${endpoint(cache.organization)}"`);
+        lines.push(`  # through proxy organization ${cache.organization}`, `  ${yaml(host)}:`, '    endpoint:', `      - ${yaml(endpoint(cache.organization))}`);
       }
-      lines.push('configs:', `  "${wharfHost}":`);
-      if (needsAuth.length) lines.push('    # auth:', '    #   username: <org>+<robot>', '    #   password: <robot token>');
-      if (opts.caFile) lines.push('    tls:', `      ca_file: ${opts.caFile}`);
-      else if (plain) lines.push('    # plain HTTP: no tls section needed');
-      else lines.push('    tls:', '      # ca_file: /etc/rancher/wharf.crt   (when Wharf uses a private CA)');
+      // `configs` only when it holds a real setting (an entry with nothing but comments would read as null).
+      const auth = needsAuth.length ? [`auth:   # a robot of ${needsAuth.join(' or ')} (anonymous_pull is off)`, '  username: "<org>+<robot>"', '  password: "<robot token>"'] : [];
+      const indent = (prefix: string, l: string[]) => l.map((x) => `${prefix}${x}`);
+      if (opts.caFile) {
+        lines.push('configs:', `  ${yaml(wharfHost)}:`, '    tls:', `      ca_file: ${yaml(opts.caFile)}`, ...indent('    # ', auth));
+      } else {
+        const tlsHint = plain ? [] : ['tls:', '  ca_file: "/etc/rancher/wharf.crt"   # when a private CA signs Wharf\'s certificate'];
+        if (auth.length || tlsHint.length) lines.push('# configs:', `#   ${yaml(wharfHost)}:`, ...indent('#     ', [...tlsHint, ...auth]));
+      }
       return { files: [{ path: `/etc/rancher/${format}/registries.yaml`, content: `${lines.join('\n')}\n` }], notes };
     }
     case 'crio': {
@@ -105,11 +121,11 @@ export function renderNodesConfig(format: NodeFormat, caches: readonly ProxyCach
         lines.push(
           `# ${prefix}/… through proxy organization ${cache.organization}, then ${prefix} itself`,
           '[[registry]]',
-          `prefix = "${prefix}"`,
-          `location = "${prefix}"`,
+          `prefix = ${toml(prefix)}`,
+          `location = ${toml(prefix)}`,
           '',
           '[[registry.mirror]]',
-          `location = "${wharfHost}/${cache.organization}"`,
+          `location = ${toml(`${wharfHost}/${cache.organization}`)}`,
           ...(plain ? ['insecure = true'] : []),
           '',
         );
@@ -133,18 +149,53 @@ export function renderNodesConfig(format: NodeFormat, caches: readonly ProxyCach
   }
 }
 
-/** The files as one text: each preceded by a comment line naming its path. */
-export function formatNodesConfig(rendered: RenderedNodesConfig, format: NodeFormat): string {
-  const comment = format === 'docker' ? undefined : '#';
-  return rendered.files
-    .map((f) => (comment ? `${comment} ${f.path}\n${f.content}` : `// ${f.path} (JSON: remove this line)\n${f.content}`))
-    .join('\n');
+/**
+ * What `wharf nodes-config` prints on standard output: a single file exactly as it is; several (TOML or
+ * YAML, where `#` starts a comment), each after a comment naming its path, separated by a blank line.
+ */
+export function formatNodesConfig(rendered: RenderedNodesConfig): string {
+  if (rendered.files.length === 1) return rendered.files[0]!.content;
+  return rendered.files.map((f) => `# ${f.path}\n${f.content}`).join('\n');
 }
 
-/** Runs `wharf nodes-config`: prints the files for every proxy organization; returns the exit code. */
-export async function runNodesConfig(opts: { format?: string; url?: string; 'ca-file'?: string; 'org-in-path'?: boolean }, config: Readonly<Config>): Promise<number> {
+/** Writes every file at its node path under `dir` (creating directories, replacing files); returns the paths written. */
+export async function writeNodesConfig(rendered: RenderedNodesConfig, dir: string): Promise<string[]> {
+  const root = resolve(dir);
+  const written: string[] = [];
+  for (const f of rendered.files) {
+    const target = join(root, f.path);
+    if (relative(root, target).startsWith('..')) throw new Error(`refusing to write ${f.path} outside ${root}`);
+    await mkdir(resolve(target, '..'), { recursive: true });
+    await writeFile(target, f.content, { mode: 0o644 });
+    written.push(target);
+  }
+  return written;
+}
+
+export const NODES_CONFIG_OPTIONS = {
+  format: { type: 'string' },
+  url: { type: 'string' },
+  'ca-file': { type: 'string' },
+  'org-in-path': { type: 'boolean' },
+  'output-dir': { type: 'string' },
+} as const;
+
+export interface NodesConfigFlags {
+  format?: string;
+  url?: string;
+  'ca-file'?: string;
+  'org-in-path'?: boolean;
+  'output-dir'?: string;
+}
+
+/**
+ * Runs `wharf nodes-config`: the files for every proxy organization, on standard output (see the
+ * output contract above) or under `--output-dir`; remarks on standard error. Returns the exit code.
+ */
+export async function runNodesConfig(opts: NodesConfigFlags, config: Readonly<Config>): Promise<number> {
   const format = opts.format ?? 'containerd';
   if (!(NODE_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${NODE_FORMATS.join(', ')}`);
+  if (opts['output-dir'] === '') throw new UsageError('--output-dir needs a directory (/ to write on this node itself)');
   if (!config.proxy_cache.enabled) {
     process.stderr.write('wharf: the proxy cache is turned off (proxy_cache.enabled is false)\n');
     return 1;
@@ -157,13 +208,20 @@ export async function runNodesConfig(opts: { format?: string; url?: string; 'ca-
     throw new UsageError(`--url must be a URL such as https://registry.example.com:5000, not "${url}"`);
   }
   const db = await createDatabase(config);
+  let rendered: RenderedNodesConfig;
   try {
     const caches = await createProxyConfigService(db.db, db.dialect, config).list();
-    const rendered = renderNodesConfig(format as NodeFormat, caches, { url, caFile: opts['ca-file'], defaultOrganization: config.proxy_cache.default_organization, orgInPath: opts['org-in-path'] });
-    process.stdout.write(formatNodesConfig(rendered, format as NodeFormat));
-    for (const note of rendered.notes) process.stderr.write(`note: ${note}\n`);
-    return 0;
+    rendered = renderNodesConfig(format as NodeFormat, caches, { url, caFile: opts['ca-file'], defaultOrganization: config.proxy_cache.default_organization, orgInPath: opts['org-in-path'] });
   } finally {
     await db.close();
   }
+  if (opts['output-dir'] !== undefined) {
+    for (const path of await writeNodesConfig(rendered, opts['output-dir'])) process.stderr.write(`wrote ${path}\n`);
+  } else {
+    process.stdout.write(formatNodesConfig(rendered));
+    if (rendered.files.length === 1) process.stderr.write(`note: this is ${rendered.files[0]!.path} on the node\n`);
+    else if (rendered.files.length > 1) process.stderr.write(`note: ${rendered.files.length} files, each after a comment naming its path on the node; --output-dir DIR writes them (--output-dir / on the node itself)\n`);
+  }
+  for (const note of rendered.notes) process.stderr.write(`note: ${note}\n`);
+  return 0;
 }
