@@ -7,69 +7,10 @@ import { AUTOPRUNE_COMMANDS, AUTOPRUNE_OPTIONS, runAutopruneCommand } from './au
 import { QUOTA_COMMANDS, QUOTA_OPTIONS, runQuotaCommand } from './quota-commands.js';
 import { SecretKeyError } from '../registry/proxy/secret-box.js';
 import { NODES_CONFIG_OPTIONS, runNodesConfig } from './nodes-config.js';
+import { generalHelp, helpFor, isCommandGroup } from './cli-help.js';
+import { WHARF_VERSION } from '../http/app.js';
 import { GC_OPTIONS, runGcCommand } from './gc-command.js';
 import { serve } from './serve.js';
-
-const USAGE = `Usage: wharf <command> [options]
-
-Commands:
-  serve                 start the registry
-  config check          validate the configuration and print it (secrets redacted)
-  user create NAME [--password P | --password-stdin] [--superuser] [--email E]
-                        create a user (a generated password is printed once when none is given)
-  user passwd NAME (--password P | --password-stdin)
-                        set a user's password
-  org create NAME [--email E] [--owner USER]
-                        create an organization owned by USER (default: auth.admin_username)
-  robot create NAMESPACE+NAME [--description D] [--repo NAMESPACE/REPO ...] [--role read|write|admin]
-                        create a robot account and print its token (shown once); with --repo, give it
-                        ROLE (default write) on each repository, creating missing ones
-  proxycache set ORG [--upstream U] [--username X (--password P | --password-stdin) | --no-credentials]
-                 [--expiration SECONDS] [--[no-]insecure] [--[no-]anonymous-pull]
-                 [--revalidate-interval SECONDS] [--[no-]prefetch-layers] [--answers-for HOST ... | --no-answers-for]
-                        make ORG a proxy cache of registry U (host[:port][/namespace]), or change the
-                        settings given of an existing one (--upstream is needed only to create)
-  proxycache show ORG   print ORG's proxy-cache configuration as JSON (never the credentials)
-  proxycache delete ORG delete ORG's proxy-cache configuration (cached repositories stay)
-  proxycache validate (ORG | --upstream U) [settings as for set]
-                        check access to the upstream: prints Valid or Anonymous
-  proxycache list       list the proxy-cache organizations
-  autoprune run [--dry-run]
-                        apply the auto-prune policies of every namespace now (pruned tags stay
-                        restorable); --dry-run only lists what would be pruned
-  quota set NAMESPACE LIMIT
-                        give NAMESPACE (an organization or user) a storage quota of LIMIT (bytes, or
-                        a size such as "10 GiB", "500 MiB", "1.5 GB"), or change its limit
-  quota show NAMESPACE [--json]
-                        print the quota, its limits and the storage NAMESPACE uses
-  quota delete NAMESPACE
-                        delete NAMESPACE's quota and its limits
-  quota limit add NAMESPACE Warning|Reject PERCENT
-                        warn (log and audit) or refuse pushes at PERCENT (1-100) of the quota
-  quota limit delete NAMESPACE LIMIT_ID
-                        delete a limit (LIMIT_ID as quota show prints it)
-  quota recount [--dry-run] [--json]
-                        recompute every repository and namespace size from the manifests, print
-                        the totals that had drifted and correct them (--dry-run: only print)
-  gc [--dry-run] [--json]
-                        run one garbage-collection pass now (tag history past the time-machine
-                        window, then unreferenced manifests and blobs); --dry-run only reports
-                        what would go (counts and digests)
-  nodes-config [--format containerd|k3s|rke2|crio|docker] [--url URL] [--ca-file PATH] [--org-in-path]
-               [--output-dir DIR]
-                        print node configuration that pulls every registry a proxy organization
-                        answers for through Wharf (URL: Wharf as the nodes reach it;
-                        --org-in-path: containerd/k3s/rke2 endpoints name the organization,
-                        <URL>/v2/<org> with override_path, instead of relying on ns= routing);
-                        one file is printed exactly as it is, several each after a # comment
-                        naming its path; --output-dir writes them at their node paths under DIR
-
-Options:
-  -c, --config FILE     YAML configuration file (WHARF_* environment variables override it)
-  --tls-self-signed HOST
-                        serve HTTPS with a self-signed certificate for HOST (generated once)
-  -h, --help            show this help
-`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -79,6 +20,7 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       'tls-self-signed': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
       password: { type: 'string' },
       'password-stdin': { type: 'boolean' },
       superuser: { type: 'boolean' },
@@ -99,8 +41,12 @@ async function main(argv: string[]): Promise<number> {
   const autopruneCommand = AUTOPRUNE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const quotaCommand = QUOTA_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const command = accountCommand ?? proxyCommand ?? autopruneCommand ?? quotaCommand ?? positionals.join(' ');
-  if (values.help || command === '') {
-    process.stdout.write(USAGE);
+  if (values.version) {
+    process.stdout.write(`wharf ${WHARF_VERSION}\n`);
+    return 0;
+  }
+  if (values.help || command === '' || isCommandGroup(positionals.join(' '))) {
+    process.stdout.write(helpFor(positionals));
     return values.help ? 0 : 2;
   }
   const overrides: Record<string, unknown> = {};
@@ -138,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(redact(config), null, 2)}\n`);
       return 0;
     default:
-      process.stderr.write(`wharf: unknown command "${command}"\n\n${USAGE}`);
+      process.stderr.write(`wharf: unknown command "${command}"\n\n${isCommandGroup(positionals[0] ?? '') ? helpFor(positionals) : generalHelp()}`);
       return 2;
   }
 }
