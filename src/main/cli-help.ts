@@ -118,7 +118,7 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
       ['--url URL', 'Wharf as the nodes reach it (default: base_url, or this host and port)'],
       ['--ca-file PATH', 'the CA certificate on the nodes that signs Wharf\'s certificate'],
       ['--org-in-path', 'containerd/k3s/rke2 endpoints name the organization, <URL>/v2/<org> with override_path, instead of relying on ns= routing'],
-      ['--output-dir DIR', 'write the files at their node paths under DIR (/ on the node itself) instead of printing them'],
+      ['--output-dir DIR', 'write the files at their node paths under DIR instead of printing them (/: in place, on a machine that is itself a node)'],
     ],
   },
 ];

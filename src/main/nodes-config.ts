@@ -195,7 +195,7 @@ export interface NodesConfigFlags {
 export async function runNodesConfig(opts: NodesConfigFlags, config: Readonly<Config>): Promise<number> {
   const format = opts.format ?? 'containerd';
   if (!(NODE_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${NODE_FORMATS.join(', ')}`);
-  if (opts['output-dir'] === '') throw new UsageError('--output-dir needs a directory (/ to write on this node itself)');
+  if (opts['output-dir'] === '') throw new UsageError('--output-dir needs a directory');
   if (!config.proxy_cache.enabled) {
     process.stderr.write('wharf: the proxy cache is turned off (proxy_cache.enabled is false)\n');
     return 1;
@@ -220,7 +220,7 @@ export async function runNodesConfig(opts: NodesConfigFlags, config: Readonly<Co
   } else {
     process.stdout.write(formatNodesConfig(rendered));
     if (rendered.files.length === 1) process.stderr.write(`note: this is ${rendered.files[0]!.path} on the node\n`);
-    else if (rendered.files.length > 1) process.stderr.write(`note: ${rendered.files.length} files, each after a comment naming its path on the node; --output-dir DIR writes them (--output-dir / on the node itself)\n`);
+    else if (rendered.files.length > 1) process.stderr.write(`note: ${rendered.files.length} files, each after a comment naming its path on the node; --output-dir DIR writes them at their paths under DIR\n`);
   }
   for (const note of rendered.notes) process.stderr.write(`note: ${note}\n`);
   return 0;
