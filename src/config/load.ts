@@ -79,7 +79,14 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
     } catch (err) {
       throw new ConfigError(`cannot read config file ${opts.file}: ${(err as Error).message}`);
     }
-    const parsed = parseYaml(text) as unknown;
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(text) as unknown;
+    } catch (err) {
+      // The parser's message is its first line ("... at line 2, column 1:"); a code frame follows it.
+      const first = ((err as Error).message ?? String(err)).split('\n')[0]!.replace(/:\s*$/, '');
+      throw new ConfigError(`${opts.file} is not valid YAML: ${first}`);
+    }
     if (parsed !== null && parsed !== undefined) {
       if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`${opts.file}: the top level must be a mapping`);
       doc = parsed as Record<string, unknown>;

@@ -9,6 +9,7 @@ import { SecretKeyError } from '../registry/proxy/secret-box.js';
 import { runNodesConfig } from './nodes-config.js';
 import { GC_OPTIONS, runGcCommand } from './gc-command.js';
 import { serve } from './serve.js';
+import { StartupError } from './startup-error.js';
 
 const USAGE = `Usage: wharf <command> [options]
 
@@ -168,6 +169,10 @@ main(process.argv.slice(2)).then(
     if (err instanceof ConfigError || err instanceof UsageError || err instanceof SecretKeyError || code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       process.stderr.write(`wharf: ${(err as Error).message}\n`);
       process.exitCode = 2;
+    } else if (err instanceof StartupError) {
+      // Something outside the configuration stops the command (port in use, database unreachable...).
+      process.stderr.write(`wharf: ${err.message}\n`);
+      process.exitCode = 1;
     } else {
       process.stderr.write(`wharf: ${(err as Error)?.stack ?? String(err)}\n`);
       process.exitCode = 1;
