@@ -46,7 +46,8 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   logger.info({ url, db: db.description, storage: storage.name, tls: Boolean(tls), auth: config.auth.enabled }, 'wharf is listening');
   if (!config.auth.enabled) logger.warn('authentication is disabled (auth.enabled: false): anyone who can reach this port can pull, push and delete');
   // The way in goes to the terminal only: never into the JSON log on stdout.
-  if (admin?.password !== undefined || admin?.passwordFile) process.stderr.write(adminBanner(url, admin, { verifiedTls: Boolean(tls) && !tls?.selfSigned }));
+  // Clients verify TLS by default: the hints say --tls-verify=false for plain HTTP and a generated certificate.
+  if (admin?.password !== undefined || admin?.passwordFile) process.stderr.write(adminBanner(url, admin, { verifiedTls: url.startsWith('https:') && !tls?.selfSigned }));
   else if (admin) logger.info({ username: admin.username }, 'created the superuser with the configured password');
   if (tls?.generated) logger.info({ certificate: tls.generated }, 'generated a self-signed certificate; clients must trust it (see docs/clients.md)');
 
