@@ -106,14 +106,14 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
   const result = configSchema.safeParse(doc);
   if (!result.success) {
     const fromEnv = new Map(configLeaves().filter((l) => env[l.env] !== undefined).map((l) => [l.path.join('.'), l.env]));
-    const problems = result.error.issues
-      .map((i) => {
-        const key = i.path.join('.') || '(root)';
-        const via = fromEnv.get(key);
-        return `- ${key}${via ? ` (set by ${via})` : ''}: ${i.message}`;
-      })
-      .join('\n');
-    throw new ConfigError(`invalid configuration${opts.file ? ` in ${opts.file}` : ''}:\n${problems}`);
+    const problems = result.error.issues.map((i) => {
+      const key = i.path.join('.') || '(root)';
+      const via = fromEnv.get(key);
+      return `${key}${via ? ` (set by ${via})` : ''}: ${i.message}`;
+    });
+    // One problem, one line; several, one line each under a heading.
+    const where = `invalid configuration${opts.file ? ` in ${opts.file}` : ''}`;
+    throw new ConfigError(problems.length === 1 ? `${where}: ${problems[0]}` : `${where}:\n${problems.map((p) => `- ${p}`).join('\n')}`);
   }
   const config = result.data;
   config.data_dir = absolute(config.data_dir);
