@@ -23,12 +23,12 @@ export interface AdminAccess {
 }
 
 /**
- * Creates the first superuser if there are no users. Returns how to get in when there is something to
- * tell: a password generated now, or the file of one generated earlier and never changed.
+ * Creates the first superuser if there are no users; returns it (with the password when it was
+ * generated), or undefined when there were users already (see `pendingAdminPassword`).
  */
-export async function bootstrapAdmin(accounts: Accounts, config: Readonly<Config>, log?: Logger): Promise<AdminAccess | undefined> {
+export async function bootstrapAdmin(accounts: Accounts, config: Readonly<Config>): Promise<AdminAccess | undefined> {
   const username = config.auth.admin_username;
-  if ((await accounts.accounts.countUsers()) > 0) return pendingPassword(accounts, config, log);
+  if ((await accounts.accounts.countUsers()) > 0) return undefined;
   const generated = config.auth.admin_password === undefined ? randomSecret() : undefined;
   const staged = generated === undefined ? undefined : stageInitialPassword(config.data_dir, generated);
   try {
@@ -44,8 +44,11 @@ export async function bootstrapAdmin(accounts: Accounts, config: Readonly<Config
   return { username, password: generated, passwordFile };
 }
 
-/** The generated password's file if its password still logs the superuser in; stale files are removed. */
-async function pendingPassword(accounts: Accounts, config: Readonly<Config>, log?: Logger): Promise<AdminAccess | undefined> {
+/**
+ * On a start that created no superuser: the file of the password generated earlier, if that password
+ * still logs the superuser in; files whose password no longer does are removed.
+ */
+export async function pendingAdminPassword(accounts: Accounts, config: Readonly<Config>, log?: Logger): Promise<AdminAccess | undefined> {
   const username = config.auth.admin_username;
   const final = initialPasswordPath(config.data_dir);
   let found: string | undefined;

@@ -141,7 +141,7 @@ describe('first start and the generated superuser password', () => {
       assert.ok(existsSync(join(dir2, 'initial-admin-password')), 'another data directory: the file is not seen');
       const again = await startWharf({ dataDir: dir2, organizations: [], env: { ...GENERATE, WHARF_LOG_LEVEL: 'info' } });
       try {
-        assert.equal(existsSync(join(dir2, 'initial-admin-password')), false, 'the stale file is deleted');
+        await waitFor('the stale file to be deleted', () => !existsSync(join(dir2, 'initial-admin-password')));
         assert.doesNotMatch(again.stderr(), /initial-admin-password/, 'and not shown');
         assert.equal(await loginStatus(again, 'changed-elsewhere-1'), 200);
       } finally {

@@ -1,6 +1,6 @@
 /**
- * `npm start` as the README's quick start runs it, on a copy of the project (src, bin, package.json and
- * the tsconfig files; node_modules linked) so that the checkout's own dist/ is left alone:
+ * `npm start` as the README's quick start runs it, on a copy of the project (src, bin, the build script,
+ * package.json and the tsconfig files; node_modules linked) so that the checkout's own dist/ is left alone:
  *   1. the first start builds everything and serves;
  *   2. a start with an up-to-date build compiles nothing (no file under dist/ is written again) and serves;
  *   3. after a source change, the start compiles that change (and only what it affects) before serving.
@@ -68,7 +68,7 @@ describe('npm start', () => {
   before(async () => {
     project = await mkdtemp(join(tmpdir(), 'wharf-npm-start-'));
     dataDir = join(project, 'data');
-    for (const entry of ['src', 'bin', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) cpSync(join(repoRoot, entry), join(project, entry), { recursive: true });
+    for (const entry of ['src', 'bin', join('scripts', 'build.mjs'), 'package.json', 'tsconfig.json', 'tsconfig.build.json']) cpSync(join(repoRoot, entry), join(project, entry), { recursive: true });
     symlinkSync(join(repoRoot, 'node_modules'), join(project, 'node_modules'));
   });
   after(() => rm(project, { recursive: true, force: true }));
