@@ -33,6 +33,34 @@ describe('configuration', () => {
     }
   });
 
+  it('invalid YAML is one line naming the file, line and column', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-cfg-'));
+    try {
+      const file = join(dir, 'wharf.yaml');
+      await writeFile(file, 'port: 5000\nstorage: [\n  driver: filesystem\n');
+      assert.throws(
+        () => loadConfig({ file, env: {} }),
+        (err: unknown) => err instanceof ConfigError && err.message.startsWith(`${file} is not valid YAML: `) && /line \d+, column \d+$/.test(err.message) && !err.message.includes('\n'),
+      );
+      await writeFile(file, 'port: 5000\nport: 6000\n');
+      assert.throws(() => loadConfig({ file, env: {} }), (err: unknown) => err instanceof ConfigError && /is not valid YAML: .*unique/i.test(err.message));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('db.url must name a supported database and be a valid URL; the value is not repeated', () => {
+    for (const url of ['mysql://wharf:secret-pw@db/wharf', 'postgres:/db', 'sqlite:', '']) {
+      assert.throws(
+        () => loadConfig({ env: { WHARF_DB_URL: url } }),
+        (err: unknown) => err instanceof ConfigError && /db\.url \(set by WHARF_DB_URL\): must be sqlite:<path> or postgres:\/\//.test(err.message) && !err.message.includes('secret-pw'),
+        url,
+      );
+    }
+    assert.throws(() => loadConfig({ env: { WHARF_DB_URL: 'postgres://u:p@@h:x/db' } }), (err: unknown) => err instanceof ConfigError && /db\.url .*is not a valid URL/.test(err.message));
+    for (const url of ['sqlite:/srv/wharf.db', 'sqlite::memory:', 'postgres://u:p@h:5432/db', 'postgresql://h/db']) assert.equal(loadConfig({ env: { WHARF_DB_URL: url } }).db.url, url);
+  });
+
   it('lists every problem, naming the key', () => {
     assert.throws(
       () => loadConfig({ env: { WHARF_LOG_LEVEL: 'loud', WHARF_REGISTRY_MAX_MANIFEST_SIZE: 'huge' } }),

@@ -79,7 +79,14 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
     } catch (err) {
       throw new ConfigError(`cannot read config file ${opts.file}: ${(err as Error).message}`);
     }
-    const parsed = parseYaml(text) as unknown;
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(text) as unknown;
+    } catch (err) {
+      // The parser's message is its first line ("... at line 2, column 1:"); a code frame follows it.
+      const first = ((err as Error).message ?? String(err)).split('\n')[0]!.replace(/:\s*$/, '');
+      throw new ConfigError(`${opts.file} is not valid YAML: ${first}`);
+    }
     if (parsed !== null && parsed !== undefined) {
       if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`${opts.file}: the top level must be a mapping`);
       doc = parsed as Record<string, unknown>;
@@ -99,14 +106,14 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
   const result = configSchema.safeParse(doc);
   if (!result.success) {
     const fromEnv = new Map(configLeaves().filter((l) => env[l.env] !== undefined).map((l) => [l.path.join('.'), l.env]));
-    const problems = result.error.issues
-      .map((i) => {
-        const key = i.path.join('.') || '(root)';
-        const via = fromEnv.get(key);
-        return `- ${key}${via ? ` (set by ${via})` : ''}: ${i.message}`;
-      })
-      .join('\n');
-    throw new ConfigError(`invalid configuration${opts.file ? ` in ${opts.file}` : ''}:\n${problems}`);
+    const problems = result.error.issues.map((i) => {
+      const key = i.path.join('.') || '(root)';
+      const via = fromEnv.get(key);
+      return `${key}${via ? ` (set by ${via})` : ''}: ${i.message}`;
+    });
+    // One problem, one line; several, one line each under a heading.
+    const where = `invalid configuration${opts.file ? ` in ${opts.file}` : ''}`;
+    throw new ConfigError(problems.length === 1 ? `${where}: ${problems[0]}` : `${where}:\n${problems.map((p) => `- ${p}`).join('\n')}`);
   }
   const config = result.data;
   config.data_dir = absolute(config.data_dir);

@@ -44,7 +44,11 @@ export const configSchema = z.strictObject({
   db: z
     .strictObject({
       /** `postgres://user:pass@host:port/db`, or `sqlite:<path>`; default `sqlite:<data_dir>/wharf.db`. */
-      url: z.string().optional(),
+      url: z
+        .string()
+        .refine((u) => /^(sqlite:.|postgres(ql)?:\/\/)/.test(u), { message: 'must be sqlite:<path> or postgres://user:password@host:port/database (no other database is supported)' })
+        .refine((u) => !/^postgres(ql)?:\/\//.test(u) || URL.canParse(u), { message: 'is not a valid URL (percent-encode "@", ":" and "/" in the password)' })
+        .optional(),
       /** Connection pool size for PostgreSQL. */
       pool_size: z.number().int().min(1).max(200).default(10),
     })

@@ -69,7 +69,15 @@ export async function openDatabase(opts: OpenOptions): Promise<DatabaseHandle> {
   } else {
     throw new Error(`db.url must start with postgres:// or sqlite: (got "${url.replace(/\/\/[^@]*@/, '//***@')}")`);
   }
-  if (opts.migrate !== false) await migrateToLatest(handle.db, handle.dialect);
+  if (opts.migrate !== false) {
+    try {
+      await migrateToLatest(handle.db, handle.dialect);
+    } catch (err) {
+      // Pooled connections would keep the process alive after the failure is reported.
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+  }
   return handle;
 }
 

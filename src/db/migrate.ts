@@ -7,6 +7,7 @@ import { proxyCache } from './migrations/0003-proxy-cache.js';
 import { gc } from './migrations/0004-gc.js';
 import { autoprune } from './migrations/0005-autoprune.js';
 import { quotas } from './migrations/0006-quotas.js';
+import { serverSettings } from './migrations/0007-server-settings.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
@@ -16,6 +17,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0004-gc': gc(d),
     '0005-autoprune': autoprune(d),
     '0006-quotas': quotas(d),
+    '0007-server-settings': serverSettings(d),
   };
 }
 

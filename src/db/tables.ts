@@ -292,6 +292,13 @@ export interface NamespaceSizesTable {
   size_bytes: number;
 }
 
+/** A setting published by the last `wharf serve` to start (JSON text), for the CLI to compare with its own. */
+export interface ServerSettingsTable {
+  name: string;
+  value: string;
+  updated_at: number;
+}
+
 export interface Database {
   namespaces: NamespacesTable;
   repositories: RepositoriesTable;
@@ -322,6 +329,7 @@ export interface Database {
   quota_namespace_blobs: QuotaNamespaceBlobsTable;
   repository_sizes: RepositorySizesTable;
   namespace_sizes: NamespaceSizesTable;
+  server_settings: ServerSettingsTable;
 }
 
 export type ManifestRow = Selectable<ManifestsTable>;

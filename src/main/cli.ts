@@ -11,6 +11,7 @@ import { generalHelp, helpFor, isCommandGroup } from './cli-help.js';
 import { WHARF_VERSION } from '../http/app.js';
 import { GC_OPTIONS, runGcCommand } from './gc-command.js';
 import { serve } from './serve.js';
+import { StartupError } from './startup-error.js';
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -114,6 +115,10 @@ main(process.argv.slice(2)).then(
     if (err instanceof ConfigError || err instanceof UsageError || err instanceof SecretKeyError || code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       process.stderr.write(`wharf: ${(err as Error).message}\n`);
       process.exitCode = 2;
+    } else if (err instanceof StartupError) {
+      // Something outside the configuration stops the command (port in use, database unreachable...).
+      process.stderr.write(`wharf: ${err.message}\n`);
+      process.exitCode = 1;
     } else {
       process.stderr.write(`wharf: ${(err as Error)?.stack ?? String(err)}\n`);
       process.exitCode = 1;

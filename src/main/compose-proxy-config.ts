@@ -10,12 +10,16 @@ import { ProxyConfigService, type ProxyConfigServiceDeps } from '../registry/pro
 import { lazySecretBox, parseSecretKey } from '../registry/proxy/secret-box.js';
 import { SsrfGuard } from '../upstream/ssrf.js';
 
-/** The service over the database with the settings of `config.proxy_cache`; a malformed secret_key or allowlist fails here, at start. */
+/**
+ * The service over the database with the settings of `config.proxy_cache`; a malformed secret_key or
+ * allowlist fails here, at start. `serverAllow` is the allowlist the running server published (the CLI
+ * passes it): when it differs from this process's, upstreams must pass the server's guard too.
+ */
 export function createProxyConfigService(
   db: Kysely<Database>,
   dialect: DialectAdapter,
   config: Pick<Config, 'data_dir' | 'proxy_cache'>,
-  opts: Pick<ProxyConfigServiceDeps, 'audit' | 'onChange' | 'now'> = {},
+  opts: Pick<ProxyConfigServiceDeps, 'audit' | 'onChange' | 'now'> & { serverAllow?: readonly string[] } = {},
 ): ProxyConfigService {
   const pc = config.proxy_cache;
   if (pc.secret_key !== undefined) parseSecretKey(pc.secret_key);
@@ -25,12 +29,23 @@ export function createProxyConfigService(
   } catch (err) {
     throw new ConfigError(`proxy_cache.allow_private_upstreams: ${(err as Error).message}`);
   }
+  const { serverAllow, ...deps } = opts;
+  const sameList = (a: readonly string[], b: readonly string[]) => JSON.stringify([...a].sort()) === JSON.stringify([...b].sort());
+  let serverGuard: SsrfGuard | undefined;
+  if (serverAllow && !sameList(serverAllow, pc.allow_private_upstreams)) {
+    try {
+      serverGuard = new SsrfGuard({ allow: serverAllow });
+    } catch {
+      // An allowlist this version cannot read: only this process's guard applies.
+    }
+  }
   return new ProxyConfigService({
     store: new ProxyCacheStore(db, dialect),
     namespaces: new NamespaceStore(db, dialect),
     secrets: lazySecretBox(config),
     guard,
+    serverGuard,
     timeouts: { connectMs: pc.connect_timeout, headersMs: pc.first_byte_timeout, bodyIdleMs: pc.idle_timeout },
-    ...opts,
+    ...deps,
   });
 }

@@ -52,6 +52,8 @@ import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
 import { join } from 'node:path';
 import { parseRepositoryName } from '../oci/reference.js';
 import { createAccounts } from './compose-accounts.js';
+import { databaseStartupError } from './database-error.js';
+import { forgetInitialPassword } from './initial-password.js';
 import { createAutoprune } from './compose-autoprune.js';
 import { createProxyConfigService } from './compose-proxy-config.js';
 import { createQuotaService } from './compose-quota.js';
@@ -61,13 +63,19 @@ export function createStorage(config: Config): BlobDriver {
   return new FsBlobDriver(config.storage.path ?? join(config.data_dir, 'blobs'), { fsync: config.storage.fsync });
 }
 
+/** Opens (and migrates) the database; a database that cannot be reached or opened is a StartupError. */
 export async function createDatabase(config: Config, logger?: Logger): Promise<DatabaseHandle> {
-  return openDatabase({
-    url: config.db.url,
-    dataDir: config.data_dir,
-    poolSize: config.db.pool_size,
-    onConnectionError: (err) => logger?.warn({ err: err.message }, 'database connection lost; it will be re-established on the next query'),
-  });
+  const url = config.db.url ?? `sqlite:${join(config.data_dir, 'wharf.db')}`;
+  try {
+    return await openDatabase({
+      url,
+      dataDir: config.data_dir,
+      poolSize: config.db.pool_size,
+      onConnectionError: (err) => logger?.warn({ err: err.message }, 'database connection lost; it will be re-established on the next query'),
+    });
+  } catch (err) {
+    throw databaseStartupError(err, url) ?? err;
+  }
 }
 
 export interface Services {
@@ -76,9 +84,22 @@ export interface Services {
   accounts?: Accounts;
 }
 
-/** The account services over the database, for `wharf serve` and the account CLI commands. */
+/**
+ * The account services over the database, for `wharf serve` and the account CLI commands. Setting the
+ * superuser's password deletes the file that kept its generated first password (main/initial-password.ts).
+ */
 export function createAccountServices(db: DatabaseHandle, config: Config, repositories = new RepositoryService(new RepositoryStore(db.db, db.dialect))): Accounts {
-  return createAccounts(db.db, db.dialect, repositories, { defaultVisibility: config.auth.default_visibility });
+  return createAccounts(db.db, db.dialect, repositories, {
+    defaultVisibility: config.auth.default_visibility,
+    onPasswordSet: (name) => {
+      // Best effort: a file that cannot be deleted here is found stale and deleted at the next start.
+      if (name === config.auth.admin_username) {
+        try {
+          forgetInitialPassword(config.data_dir);
+        } catch {}
+      }
+    },
+  });
 }
 
 export function createRegistry(deps: ServiceDeps): Registry {

@@ -15,6 +15,7 @@ import { proxyCacheView } from '../http/api/proxycache.js';
 import { UsageError, withDatabase } from './account-commands.js';
 import { createAccountServices } from './compose.js';
 import { createProxyConfigService } from './compose-proxy-config.js';
+import { serverPrivateUpstreams } from './server-settings.js';
 
 export interface ProxyCacheOptions {
   upstream?: string;
@@ -88,7 +89,8 @@ export async function runProxyCacheCommand(
 
   return withDatabase(config, async (db) => {
     const { audit } = createAccountServices(db, config);
-    const service = createProxyConfigService(db.db, db.dialect, config, { audit });
+    // The running server dials the upstreams: its allowlist counts as much as this command's.
+    const service = createProxyConfigService(db.db, db.dialect, config, { audit, serverAllow: await serverPrivateUpstreams(db) });
     const who = { actor: { kind: 'system' as const, name: 'cli' } };
     switch (sub) {
       case 'set': {

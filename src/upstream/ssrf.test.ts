@@ -130,6 +130,16 @@ describe('SsrfGuard', () => {
     await validateUpstream('localhost:5000', { insecure: true, guard: byNet });
   });
 
+  it('a refusal of a private address names the setting that allows it; an always-refused one does not', async () => {
+    const strict = new SsrfGuard({ resolve: fakeDns({ 'registry.lan': ['192.168.1.20'] }) });
+    await assert.rejects(strict.checkHost('registry.lan'), (err: Error) => {
+      assert.match(err.message, /upstream address 192\.168\.1\.20 of "registry\.lan" is loopback or private; to allow it, add "registry\.lan" \(or 192\.168\.1\.20, or a CIDR covering it\) to proxy_cache\.allow_private_upstreams/);
+      return true;
+    });
+    await assert.rejects(strict.checkHost('127.0.0.1'), /add "127\.0\.0\.1" \(or a CIDR covering it\) to proxy_cache\.allow_private_upstreams/);
+    await assert.rejects(strict.checkHost('169.254.169.254'), (err: Error) => !/allow_private_upstreams/.test(err.message));
+  });
+
   it('refuses invalid allowlist entries', () => {
     assert.throws(() => new SsrfGuard({ allow: ['http://x'] }), UpstreamSpecError);
   });

@@ -221,7 +221,8 @@ export class SsrfGuard {
     if (cls === 'private') {
       const { ip, family } = normalizeAddress(address);
       if (this.allowedNames.has(name) || this.allowedNets.check(ip, family)) return;
-      throw new UpstreamBlockedError(`upstream address ${address} of "${name}" is loopback or private and not in the allowlist`);
+      const what = name === normalizeHostname(address) ? `"${name}" (or a CIDR covering it)` : `"${name}" (or ${address}, or a CIDR covering it)`;
+      throw new UpstreamBlockedError(`upstream address ${address} of "${name}" is loopback or private; to allow it, add ${what} to proxy_cache.allow_private_upstreams`);
     }
     throw new UpstreamBlockedError(`upstream address ${address} of "${name}" is link-local, metadata or reserved and always refused`);
   }

@@ -121,16 +121,16 @@ describe('wharf serve bootstrap', () => {
       const first = await startWharf({ dataDir, organizations: [], env: { WHARF_AUTH_ADMIN_PASSWORD: undefined, WHARF_ADMIN_PASSWORD: undefined, WHARF_LOG_LEVEL: 'info' } });
       let password: string | undefined;
       try {
-        // The block is written right after the server starts listening; wait for it (a readiness wait).
-        for (let i = 0; i < 200 && !/Password: +\S+/.test(first.stdout()); i++) await new Promise((r) => setTimeout(r, 25));
-        const out = first.stdout();
+        // The block goes to the terminal (stderr) right after the server starts listening; wait for it (a readiness wait).
+        for (let i = 0; i < 200 && !/Password: +\S+/.test(first.stderr()); i++) await new Promise((r) => setTimeout(r, 25));
+        const out = first.stderr();
         assert.match(out, new RegExp(`URL: +${first.url.replace(/[.]/g, '\\.')}`));
         assert.match(out, /Username: +admin/);
         password = /Password: +(\S+)/.exec(out)?.[1];
         assert.ok(password && password.length >= 32);
-        const logLines = out.split('\n').filter((l) => l.startsWith('{'));
-        assert.ok(logLines.length > 0, 'JSON log lines were written');
-        assert.ok(!logLines.some((l) => l.includes(password!)), 'the password is not in any log line');
+        assert.ok(first.stdout().split('\n').some((l) => l.startsWith('{')), 'JSON log lines were written');
+        assert.ok(!first.stdout().includes(password), 'the password is not in the log (stdout)');
+        assert.doesNotMatch(first.stdout(), /Password:/, 'the banner is not in the log');
         const res = await fetch(`${first.url}/v2/`, { headers: { authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` } });
         assert.equal(res.status, 200);
       } finally {
@@ -138,7 +138,7 @@ describe('wharf serve bootstrap', () => {
       }
       const second = await startWharf({ dataDir, organizations: [], env: { WHARF_AUTH_ADMIN_PASSWORD: undefined, WHARF_ADMIN_PASSWORD: undefined } });
       try {
-        assert.doesNotMatch(second.stdout(), /Password:/);
+        assert.doesNotMatch(second.output(), /Password:/);
         const res = await fetch(`${second.url}/v2/`, { headers: { authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` } });
         assert.equal(res.status, 200, 'the same signing key and account after a restart');
       } finally {
@@ -152,7 +152,7 @@ describe('wharf serve bootstrap', () => {
   it('uses WHARF_ADMIN_PASSWORD (the alias) for the first superuser', async () => {
     const w = await startWharf({ organizations: [], env: { WHARF_AUTH_ADMIN_PASSWORD: undefined, WHARF_ADMIN_PASSWORD: 'alias-password-1', WHARF_AUTH_ADMIN_USERNAME: 'root' } });
     try {
-      assert.doesNotMatch(w.stdout(), /Password:/);
+      assert.doesNotMatch(w.output(), /Password:/);
       const res = await fetch(`${w.url}/v2/`, { headers: { authorization: `Basic ${Buffer.from('root:alias-password-1').toString('base64')}` } });
       assert.equal(res.status, 200);
     } finally {

@@ -14,6 +14,7 @@ import { startDistribution, type DistributionProcess } from '../helpers/distribu
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { buildImage, buildMultiArchImage, KiB, type BuiltImage, type BuiltMultiArchImage } from '../helpers/oci-layout.js';
 import { createPodmanStore, podmanImageDigest, podmanLogin, podmanPull, PodmanError, writeRegistriesConf, type PodmanStore } from '../helpers/podman.js';
+import { rethrowFailures } from '../helpers/e2e-utils.js';
 import { freePort } from '../helpers/ports.js';
 import { digestOf, dockerRef, ociRef, skopeoCopy, skopeoInspect, skopeoInspectRaw, SkopeoError, type Credentials } from '../helpers/skopeo.js';
 import { startWharf, type WharfProcess } from '../helpers/wharf-process.js';
@@ -101,7 +102,7 @@ describe('real clients and upstreams: the proxy-cache test harness', () => {
   });
 
   after(async () => {
-    await Promise.allSettled([
+    const stopped = await Promise.allSettled([
       proxy?.stop(),
       wharfProxy?.stop(),
       containerd?.stop(),
@@ -111,6 +112,7 @@ describe('real clients and upstreams: the proxy-cache test harness', () => {
       ...stores.map((s) => s.cleanup()),
     ]);
     if (work) await rm(work, { recursive: true, force: true });
+    rethrowFailures(stopped);
   });
 
   test('Distribution with htpasswd: Basic challenge; skopeo with the right, wrong and no password', async () => {

@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { CTR_BIN, ctrPull, ctrRemoveImages, CtrError, startContainerd, writeHostsToml, type ContainerdProcess } from '../helpers/containerd.js';
 import { startDistribution, type DistributionProcess } from '../helpers/distribution-process.js';
-import { waitFor } from '../helpers/e2e-utils.js';
+import { rethrowFailures, waitFor } from '../helpers/e2e-utils.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { buildImage, buildMultiArchImage, KiB, largeLayer, MiB, type BuiltImage, type BuiltMultiArchImage } from '../helpers/oci-layout.js';
 import { createPodmanStore, podmanLogin, podmanPull, PodmanError } from '../helpers/podman.js';
@@ -182,9 +182,10 @@ describe('proxy cache end to end: real clients through a Wharf process to real u
   });
 
   after(async () => {
-    await Promise.allSettled([distUp?.stop(), wharfUp?.stop(), front?.stop()]);
-    await Promise.allSettled([containerd?.stop(), dist?.stop(), flakyDist?.stop(), upWharf?.stop(), wharf?.stop()]);
+    const upstreams = await Promise.allSettled([distUp?.stop(), wharfUp?.stop(), front?.stop()]);
+    const rest = await Promise.allSettled([containerd?.stop(), dist?.stop(), flakyDist?.stop(), upWharf?.stop(), wharf?.stop()]);
     if (work) await rm(work, { recursive: true, force: true });
+    rethrowFailures([...upstreams, ...rest]);
   });
 
   test('skopeo copies through whole-registry and single-namespace organizations of Distribution (htpasswd) and of a Wharf (token auth)', async () => {

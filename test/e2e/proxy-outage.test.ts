@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { startDistribution, type DistributionProcess } from '../helpers/distribution-process.js';
+import { rethrowFailures } from '../helpers/e2e-utils.js';
 import { buildImage, KiB, type BuiltImage } from '../helpers/oci-layout.js';
 import { digestOf, dockerRef, ociRef, skopeoCopy, skopeoInspect, SkopeoError, type Credentials } from '../helpers/skopeo.js';
 import { basicAuth, startWharf, type WharfProcess } from '../helpers/wharf-process.js';
@@ -115,8 +116,9 @@ describe('proxy cache: an upstream outage and its end', () => {
   });
 
   after(async () => {
-    await Promise.allSettled([dist?.stop(), wharf?.stop()]);
+    const stopped = await Promise.allSettled([dist?.stop(), wharf?.stop()]);
     if (work) await rm(work, { recursive: true, force: true });
+    rethrowFailures(stopped);
   });
 
   it('cached pulls are served and uncached ones fail fast for 30 s; once the upstream is back, an uncached pull succeeds within 2 s', async (t) => {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createPostgresDatabase, DIALECTS } from '../helpers/databases.js';
 import { startDistribution, type DistributionProcess } from '../helpers/distribution-process.js';
+import { rethrowFailures } from '../helpers/e2e-utils.js';
 import { buildImage, largeLayer, MiB, type BuiltImage } from '../helpers/oci-layout.js';
 import { dockerRef, ociRef, skopeoCopy, SkopeoError } from '../helpers/skopeo.js';
 import { basicAuth, startWharf, type WharfProcess } from '../helpers/wharf-process.js';
@@ -102,9 +103,10 @@ for (const dialect of DIALECTS) describe(`proxy cache under a quota: least recen
   });
 
   after(async () => {
-    await Promise.allSettled([dist?.stop(), wharf?.stop()]);
+    const stopped = await Promise.allSettled([dist?.stop(), wharf?.stop()]);
     await database?.drop();
     if (work) await rm(work, { recursive: true, force: true });
+    rethrowFailures(stopped);
   });
 
   it('evicts image 1 for image 3, then image 2 for image 1, and usage agrees with storage after GC', async (t) => {

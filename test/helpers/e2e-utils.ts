@@ -52,3 +52,14 @@ export function runCommand(bin: string, args: readonly string[], opts: { env?: N
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
+
+/**
+ * Throws the failures among settled results (the one, or an AggregateError of several): cleanup that
+ * stops several processes at once with Promise.allSettled still reports a process that did not stop
+ * cleanly, such as a Wharf whose log broke the JSON-lines format.
+ */
+export function rethrowFailures(results: ReadonlyArray<PromiseSettledResult<unknown>>): void {
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new AggregateError(failures, `${failures.length} processes did not stop cleanly: ${failures.map((f) => (f as Error)?.message ?? String(f)).join('; ')}`);
+}

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { jsonLogProblems } from './json-lines.js';
 import { freePort, waitForHttp } from './ports.js';
 import { ensureOrganizations } from './wharf-accounts.js';
 
@@ -33,9 +34,15 @@ export interface WharfProcess {
   output(): string;
   /** What the process wrote to stdout alone (the JSON log lines). */
   stdout(): string;
-  /** Graceful stop (SIGTERM), then removes the data directory unless keepData. */
+  /** What the process wrote to stderr alone (messages for the terminal, such as the first superuser's password). */
+  stderr(): string;
+  /**
+   * Graceful stop (SIGTERM), then removes the data directory unless keepData. Fails when what the process
+   * wrote to stdout is not one JSON object per line with unique keys (docs/operations.md#logs), so that
+   * every end-to-end test checks the log format.
+   */
   stop(opts?: { keepData?: boolean }): Promise<void>;
-  /** SIGKILL, as a crash would; the data directory is kept. */
+  /** SIGKILL, as a crash would; the data directory is kept. Checks the complete stdout lines as `stop` does. */
   kill(): Promise<void>;
 }
 
@@ -77,11 +84,15 @@ export async function startWharf(opts: StartOptions = {}): Promise<WharfProcess>
   });
   let out = '';
   let stdout = '';
+  let stderr = '';
   child.stdout?.on('data', (d: Buffer) => {
     out += d.toString();
     stdout += d.toString();
   });
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+    stderr += d.toString();
+  });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const scheme = opts.scheme ?? 'http';
   const url = `${scheme}://127.0.0.1:${port}`;
@@ -109,20 +120,29 @@ export async function startWharf(opts: StartOptions = {}): Promise<WharfProcess>
     child,
     output: () => out,
     stdout: () => stdout,
+    stderr: () => stderr,
     async stop({ keepData = false } = {}) {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         await exited;
       }
       if (!keepData && !opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+      assertJsonLog(stdout, url, { partialTail: child.signalCode === 'SIGKILL' });
     },
     async kill() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGKILL');
         await exited;
       }
+      assertJsonLog(stdout, url, { partialTail: true });
     },
   };
+}
+
+/** Throws when `stdout` breaks the JSON-lines log contract. */
+function assertJsonLog(stdout: string, url: string, opts: { partialTail: boolean }): void {
+  const problems = jsonLogProblems(stdout, opts);
+  if (problems.length) throw new Error(`wharf ${url} wrote ${problems.length} stdout line(s) that break the JSON log format:\n${problems.slice(0, 5).join('\n')}`);
 }
 
 /** Polls an HTTPS `url` until it answers with any status (verifying against `ca` when given). */

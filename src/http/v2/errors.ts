@@ -17,7 +17,7 @@ export function renderV2Error(err: unknown, req: FastifyRequest, reply: FastifyR
     reply.code(500).header('Content-Type', 'application/json').send({ errors: [{ code: 'UNKNOWN', message: 'internal server error; see the registry log for request ' + req.id }] });
     return;
   }
-  if (known.status >= 500) req.log.warn({ code: known.code, msg: known.message }, 'registry unavailable');
+  if (known.status >= 500) req.log.warn({ code: known.code, status: known.status, reason: known.message }, 'registry unavailable');
   else req.log.debug({ code: known.code, status: known.status }, known.message);
   reply.code(known.status).headers(known.headers).header('Content-Type', 'application/json').send(known.toEnvelope());
 }

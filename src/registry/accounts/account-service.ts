@@ -43,7 +43,10 @@ export class AccountService {
   /** A hash of an unknowable password: unknown users are checked against it so that they cost the same time. */
   private readonly dummyHash: Promise<string>;
 
-  constructor(private readonly stores: AccountStores) {
+  constructor(
+    private readonly stores: AccountStores,
+    private readonly opts: { onPasswordSet?: (name: string) => void } = {},
+  ) {
     this.dummyHash = hashPassword(randomSecret());
   }
 
@@ -71,10 +74,11 @@ export class AccountService {
     return this.stores.users.count();
   }
 
-  /** Sets a new password (null: the account can no longer log in with one). */
+  /** Sets a new password (null: the account can no longer log in with one); `onPasswordSet` hears of it once it is stored. */
   async setPassword(name: string, password: string | null): Promise<void> {
     const user = await this.requireUser(name);
     await this.stores.users.setPasswordHash(user.id, password === null ? null : await hashPassword(checkPassword(password)));
+    this.opts.onPasswordSet?.(user.name);
   }
 
   async setSuperuser(name: string, superuser: boolean): Promise<void> {

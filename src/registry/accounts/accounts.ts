@@ -43,6 +43,8 @@ export interface AccountsOptions {
   defaultVisibility?: Visibility;
   /** The clock for token expiry and audit times (tests move it). */
   now?: () => number;
+  /** Hears of every password set (by name), after it is stored. */
+  onPasswordSet?: (name: string) => void;
 }
 
 /** Every store the account services use. */
@@ -61,7 +63,7 @@ export interface AccountsStores {
 
 /** The account services over `stores`; `repositories` is the registry's repository service. */
 export function wireAccounts(stores: AccountsStores, repositories: RepositoryService, opts: AccountsOptions = {}): Accounts {
-  const accounts = new AccountService(stores);
+  const accounts = new AccountService(stores, { onPasswordSet: opts.onPasswordSet });
   const robots = new RobotService(stores);
   const apiTokens = new ApiTokenService(stores, { now: opts.now });
   const permissions = new PermissionService(stores);

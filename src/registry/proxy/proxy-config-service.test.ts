@@ -48,7 +48,7 @@ interface World {
   repositories: RepositoryService;
   db: Awaited<ReturnType<typeof openTestDatabase>>;
   /** A service over the world's database; `allow` is the SSRF allowlist, `key` the secret key (hex). */
-  service(opts?: { allow?: string[]; key?: string; onChange?: ProxyConfigServiceDeps['onChange'] }): ProxyConfigService;
+  service(opts?: { allow?: string[]; serverAllow?: string[]; key?: string; onChange?: ProxyConfigServiceDeps['onChange'] }): ProxyConfigService;
 }
 
 async function world(dialect: TestDialect): Promise<World> {
@@ -69,6 +69,7 @@ async function world(dialect: TestDialect): Promise<World> {
         audit: accounts.audit,
         secrets: lazySecretBox(loadConfig({ env: {}, overrides: { data_dir: dataDir, ...(opts.key ? { 'proxy_cache.secret_key': opts.key } : {}) } })),
         guard: new SsrfGuard({ allow: opts.allow ?? [], resolve }),
+        serverGuard: opts.serverAllow && new SsrfGuard({ allow: opts.serverAllow, resolve }),
         timeouts: { connectMs: 2_000, headersMs: 2_000, bodyIdleMs: 2_000 },
         onChange: opts.onChange,
       }),
@@ -199,6 +200,24 @@ for (const dialect of DIALECTS) {
       assert.equal(ok.upstreamRegistry, 'internal.example:5000');
       await loose.delete('other', who);
       await invalid(loose.create('other', { upstreamRegistry: '169.254.169.254' }, who), NOT_ALLOWED);
+    });
+
+    it('a private upstream refused names the setting that allows it', async () => {
+      await invalid(w.service().create('other', { upstreamRegistry: '10.0.0.1' }, who), /add "10\.0\.0\.1" \(or a CIDR covering it\) to proxy_cache\.allow_private_upstreams/);
+      await invalid(w.service().validate({ upstreamRegistry: 'internal.example' }), /address 10\.1\.2\.3 of "internal\.example" .*add "internal\.example" \(or 10\.1\.2\.3, or a CIDR covering it\) to proxy_cache\.allow_private_upstreams/);
+    });
+
+    it("with the running server's guard (the CLI's case), an upstream must pass both, and a refusal says which side refuses", async () => {
+      const serverRefuses = w.service({ allow: ['internal.example'], serverAllow: [] });
+      await invalid(serverRefuses.create('other', { upstreamRegistry: 'internal.example:5000', insecure: true }, who), /^The provided registry URL is not allowed: the running server would refuse it: .*proxy_cache\.allow_private_upstreams/);
+      await invalid(serverRefuses.validate({ upstreamRegistry: 'internal.example:5000', insecure: true }), /the running server would refuse it/);
+      assert.equal(await svc.get('other'), undefined, 'nothing was stored');
+      const serverAllows = w.service({ allow: [], serverAllow: ['10.0.0.0/8'] });
+      await invalid(serverAllows.create('other', { upstreamRegistry: 'internal.example:5000', insecure: true }, who), /proxy_cache\.allow_private_upstreams \(the running server allows it: this command does not read the same/);
+      const both = w.service({ allow: ['internal.example'], serverAllow: ['10.0.0.0/8'] });
+      const created = await both.create('other', { upstreamRegistry: 'internal.example:5000', insecure: true }, who);
+      assert.equal(created.upstreamRegistry, 'internal.example:5000');
+      await both.delete('other', who);
     });
 
     it('updates the fields given, keeps the rest, and guards the credentials', async () => {

@@ -50,6 +50,12 @@ export interface ProxyConfigServiceDeps {
   /** The SecretBox, loaded on first use. */
   secrets: () => Promise<SecretBox>;
   guard: SsrfGuard;
+  /**
+   * The SSRF guard of the server that will dial the upstream, when this process is another one (the
+   * CLI) and the server's allowlist differs from its own: an upstream must pass both guards, and a
+   * refusal says which side refused.
+   */
+  serverGuard?: SsrfGuard;
   /** Timeouts of the validation request. */
   timeouts?: Partial<Timeouts>;
   onChange?: ChangeListener;
@@ -213,11 +219,34 @@ export class ProxyConfigService {
       spec = await validateUpstream(raw, { insecure: insecure === true, guard: this.deps.guard });
     } catch (err) {
       if (err instanceof UpstreamSpecError) throw invalid(err.message);
-      if (err instanceof UpstreamBlockedError) throw invalid(`${NOT_ALLOWED}: ${err.message}`);
+      if (err instanceof UpstreamBlockedError) {
+        const serverAllows = this.deps.serverGuard !== undefined && (await this.passes(this.deps.serverGuard, parseUpstreamSpec(raw, { insecure: insecure === true }))) === true;
+        throw invalid(
+          `${NOT_ALLOWED}: ${err.message}${serverAllows ? ' (the running server allows it: this command does not read the same proxy_cache.allow_private_upstreams as the server; run it with the server\'s --config and WHARF_* variables)' : ''}`,
+        );
+      }
       if ((err as NodeJS.ErrnoException)?.code) throw invalid(`${FAILED_VALIDATION}: ${(err as Error).message}`);
       throw err;
     }
+    if (this.deps.serverGuard) {
+      const refusal = await this.passes(this.deps.serverGuard, spec);
+      if (refusal !== true) {
+        throw invalid(
+          `${NOT_ALLOWED}: the running server would refuse it: ${refusal.message}. This command allows it, the server does not: give the server the same proxy_cache.allow_private_upstreams (and restart it), or run this command with the server's --config and WHARF_* variables`,
+        );
+      }
+    }
     return { spec, upstreamRegistry: `${spec.registry}${spec.namespacePrefix ? `/${spec.namespacePrefix}` : ''}` };
+  }
+
+  /** true when `guard` lets `spec`'s host through; its refusal otherwise (DNS failures count as passing: the caller's own check reports them). */
+  private async passes(guard: SsrfGuard, spec: UpstreamSpec): Promise<true | UpstreamBlockedError> {
+    try {
+      await guard.checkHost(spec.host);
+      return true;
+    } catch (err) {
+      return err instanceof UpstreamBlockedError ? err : true;
+    }
   }
 
   /** The hosts (normalized); 400 when another organization answers for one of them. */

@@ -20,6 +20,9 @@ export function upstreamFailure(err: unknown, what: 'manifest' | 'blob' | 'tags'
       const e = new RegistryError('TOOMANYREQUESTS', `the upstream registry ${upstream} is rate limiting pulls and this content is not cached: ${err.message}`, undefined, 429);
       return retry !== undefined ? e.withHeaders({ 'Retry-After': String(Math.max(1, Math.ceil(retry))) }) : e;
     }
+    case 'blocked':
+      // The stored upstream passed when it was configured; this server's address policy refuses it now.
+      return new RegistryError('UNAVAILABLE', `this registry refuses to connect to the upstream registry ${upstream} and this content is not cached: ${err.message}`, undefined, 503);
     default:
       return new RegistryError('UNAVAILABLE', `the upstream registry ${upstream} is unavailable and this content is not cached: ${err.message}`, undefined, 503);
   }

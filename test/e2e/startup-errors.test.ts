@@ -1,0 +1,239 @@
+/**
+ * What an operator sees when `wharf serve` cannot start: one line naming the problem and what to do,
+ * no stack trace, and the exit status docs/operations.md promises (2: the configuration is invalid, 1:
+ * something outside it stops the start). For each case `wharf config check` runs on the same
+ * configuration: it refuses exactly what is invalid in the configuration itself (status 2, the same
+ * message) and accepts the rest, which it does not check (it opens nothing). Also: one server per
+ * SQLite database (the lock), released by a crash; PostgreSQL replicas sharing storage still start.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { runCommand } from '../helpers/e2e-utils.js';
+import { jsonLogProblems } from '../helpers/json-lines.js';
+import { freePort } from '../helpers/ports.js';
+import { startWharf, type WharfProcess } from '../helpers/wharf-process.js';
+
+const repoRoot = resolve(import.meta.dirname, '..', '..');
+
+interface Outcome {
+  code: number;
+  message?: RegExp;
+}
+
+interface Case {
+  name: string;
+  /** The environment (and config file) of both commands; runs once before them. */
+  setup(dir: string): Promise<{ env: Record<string, string>; args?: string[]; user?: 'unprivileged' }>;
+  serve: Outcome & { message: RegExp };
+  check: Outcome;
+  /** Text that must appear in no output (a password in db.url). */
+  secret?: string;
+}
+
+/** `wharf <args>` to completion (SIGKILL after 60 s: a server that should have refused and did not). */
+function wharf(args: string[], env: Record<string, string>, user?: 'unprivileged') {
+  const base: NodeJS.ProcessEnv = { ...process.env, WHARF_HOST: '127.0.0.1', WHARF_LOG_LEVEL: 'warn', WHARF_AUTH_ADMIN_PASSWORD: 'startup-errors-admin' };
+  for (const k of ['WHARF_DB_URL', 'WHARF_DATA_DIR', 'WHARF_PORT', 'WHARF_TLS_CERT', 'WHARF_TLS_KEY']) delete base[k];
+  const node = [process.execPath, '--import', 'tsx', join(repoRoot, 'src/main/cli.ts'), ...args];
+  // root may write anywhere: an unwritable directory needs another user (non-root runs use chmod).
+  const [bin, ...rest] = user === 'unprivileged' && process.getuid?.() === 0 ? ['runuser', '-u', 'nobody', '--', ...node] : node;
+  return runCommand(bin!, rest, { env: { ...base, ...env }, timeoutMs: 60_000 });
+}
+
+describe('wharf serve and wharf config check: startup errors', () => {
+  const dirs: string[] = [];
+  const blockers: Server[] = [];
+  const servers: WharfProcess[] = [];
+  after(async () => {
+    for (const s of servers) await s.stop();
+    for (const b of blockers) b.close();
+    for (const d of dirs) {
+      chmodSync(d, 0o700);
+      await rm(d, { recursive: true, force: true });
+    }
+  });
+
+  const cases: Case[] = [
+    {
+      name: 'port in use',
+      async setup(dir) {
+        const blocker = createServer();
+        blockers.push(blocker);
+        await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+        return { env: { WHARF_DATA_DIR: dir, WHARF_PORT: String((blocker.address() as { port: number }).port) } };
+      },
+      serve: { code: 1, message: /^wharf: cannot listen on 127\.0\.0\.1:\d+: the port is already in use .*set port \(WHARF_PORT\)/ },
+      check: { code: 0 },
+    },
+    {
+      name: 'data directory is a file',
+      async setup(dir) {
+        writeFileSync(join(dir, 'a-file'), 'x');
+        return { env: { WHARF_DATA_DIR: join(dir, 'a-file'), WHARF_PORT: String(await freePort()) } };
+      },
+      serve: { code: 1, message: /^wharf: data_dir \S+\/a-file is a file, not a directory; set data_dir \(WHARF_DATA_DIR\)/ },
+      check: { code: 0 },
+    },
+    {
+      name: 'data directory not writable',
+      async setup(dir) {
+        const readOnly = join(dir, 'read-only');
+        mkdirSync(readOnly, { mode: 0o755 });
+        if (process.getuid?.() !== 0) chmodSync(readOnly, 0o555);
+        // The unprivileged user must reach the directory (and tsx its cache in the temp directory).
+        chmodSync(dir, 0o755);
+        return { env: { WHARF_DATA_DIR: readOnly, WHARF_PORT: String(await freePort()) }, user: 'unprivileged' };
+      },
+      serve: { code: 1, message: /^wharf: data_dir \S+\/read-only is not writable \(permission denied for uid \d+\): give that user write access/ },
+      check: { code: 0 },
+    },
+    {
+      name: 'invalid YAML',
+      async setup(dir) {
+        writeFileSync(join(dir, 'wharf.yaml'), 'port: 5000\nstorage: [\n  driver: filesystem\n');
+        return { env: { WHARF_DATA_DIR: dir }, args: ['--config', join(dir, 'wharf.yaml')] };
+      },
+      serve: { code: 2, message: /^wharf: \S+\/wharf\.yaml is not valid YAML: .*line \d+, column \d+/ },
+      check: { code: 2, message: /^wharf: \S+\/wharf\.yaml is not valid YAML: .*line \d+, column \d+/ },
+    },
+    {
+      name: 'db.url of a database Wharf does not support (mysql://)',
+      async setup(dir) {
+        return { env: { WHARF_DATA_DIR: dir, WHARF_DB_URL: 'mysql://wharf:db-secret-1@db.example.com/wharf', WHARF_PORT: String(await freePort()) } };
+      },
+      serve: { code: 2, message: /^wharf: invalid configuration: db\.url \(set by WHARF_DB_URL\): must be sqlite:<path> or postgres:\/\// },
+      check: { code: 2, message: /^wharf: invalid configuration: db\.url \(set by WHARF_DB_URL\): must be sqlite:<path> or postgres:\/\// },
+      secret: 'db-secret-1',
+    },
+    {
+      name: 'PostgreSQL cannot be reached',
+      async setup(dir) {
+        const closed = await freePort();
+        return { env: { WHARF_DATA_DIR: dir, WHARF_DB_URL: `postgres://wharf:db-secret-2@127.0.0.1:${closed}/wharf`, WHARF_PORT: String(await freePort()) } };
+      },
+      serve: { code: 1, message: /^wharf: cannot connect to PostgreSQL at postgres:\/\/127\.0\.0\.1:\d+\/wharf: .*ECONNREFUSED.*; check db\.url \(WHARF_DB_URL\)/ },
+      check: { code: 0 },
+      secret: 'db-secret-2',
+    },
+    {
+      name: 'TLS files missing',
+      async setup(dir) {
+        return { env: { WHARF_DATA_DIR: dir, WHARF_TLS_CERT: join(dir, 'missing.crt'), WHARF_TLS_KEY: join(dir, 'missing.key'), WHARF_PORT: String(await freePort()) } };
+      },
+      serve: { code: 1, message: /^wharf: cannot read tls\.cert \S+\/missing\.crt: no such file; fix the path \(WHARF_TLS_CERT\)/ },
+      check: { code: 0 },
+    },
+    {
+      name: 'a second server on the same SQLite database',
+      async setup(dir) {
+        servers.push(await startWharf({ dataDir: dir, organizations: [] }));
+        return { env: { WHARF_DATA_DIR: dir, WHARF_PORT: String(await freePort()) } };
+      },
+      serve: { code: 1, message: /^wharf: another wharf serve is already running on the SQLite database \S+\/wharf\.db \(pid \d+ .*\): stop it first/ },
+      check: { code: 0 },
+    },
+  ];
+
+  for (const c of cases) {
+    it(`${c.name}: serve exits ${c.serve.code} with a clear message and no stack trace; config check exits ${c.check.code}`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'wharf-startup-'));
+      dirs.push(dir);
+      const { env, args = [], user } = await c.setup(dir);
+
+      const served = await wharf(['serve', ...args], env, user);
+      const all = `${served.stdout}${served.stderr}`;
+      assert.equal(served.signal, null, `wharf serve must refuse to start, not run; output:\n${all}`);
+      assert.equal(served.code, c.serve.code, all);
+      assert.match(served.stderr, c.serve.message);
+      assert.doesNotMatch(served.stderr, /^\s+at /m, 'no stack trace');
+      assert.doesNotMatch(served.stderr, /\.ts:\d+|Error:/, 'no error class or source position');
+      assert.equal(served.stderr.trimEnd().split('\n').length, 1, `one line:\n${served.stderr}`);
+      assert.deepEqual(jsonLogProblems(served.stdout), [], 'stdout holds only JSON log lines');
+      if (c.secret) assert.ok(!all.includes(c.secret), 'the database password is not shown');
+
+      const checked = await wharf(['config', 'check', ...args], env, user);
+      assert.equal(checked.code, c.check.code, `${checked.stdout}${checked.stderr}`);
+      if (c.check.message) {
+        assert.match(checked.stderr, c.check.message);
+        assert.equal(checked.stderr, served.stderr, 'config check and serve say the same');
+      } else {
+        assert.equal(checked.stderr, '');
+        assert.equal(typeof JSON.parse(checked.stdout), 'object', 'the effective configuration is printed');
+      }
+      if (c.secret) assert.ok(!`${checked.stdout}${checked.stderr}`.includes(c.secret), 'the database password is not shown');
+    });
+  }
+});
+
+describe('one server per SQLite database', () => {
+  it('a server killed with SIGKILL leaves no lock behind: the next start on the data directory runs', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'wharf-lock-'));
+    try {
+      const first = await startWharf({ dataDir, organizations: [] });
+      await first.kill();
+      const second = await startWharf({ dataDir, organizations: [] });
+      try {
+        const res = await fetch(`${second.url}/v2/`);
+        await res.arrayBuffer();
+        assert.equal(res.status, 401);
+      } finally {
+        await second.stop({ keepData: true });
+      }
+      // A clean stop releases it too.
+      const third = await startWharf({ dataDir, organizations: [] });
+      await third.stop({ keepData: true });
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  describe('PostgreSQL', () => {
+    let adminClient: pg.Client;
+    let dbUrl: string;
+    const name = `wharf_replicas_${randomBytes(6).toString('hex')}`;
+    before(async () => {
+      const admin = process.env.WHARF_TEST_PG_URL;
+      assert.ok(admin, 'WHARF_TEST_PG_URL must name the test PostgreSQL server');
+      adminClient = new pg.Client({ connectionString: admin });
+      await adminClient.connect();
+      await adminClient.query(`create database ${name}`);
+      const u = new URL(admin);
+      u.pathname = `/${name}`;
+      dbUrl = u.toString();
+    });
+    after(async () => {
+      await adminClient.query(`drop database if exists ${name} with (force)`);
+      await adminClient.end();
+    });
+
+    it('two servers on one database and one data directory both run (replicas)', async () => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'wharf-replicas-'));
+      try {
+        const a = await startWharf({ dataDir, organizations: [], env: { WHARF_DB_URL: dbUrl } });
+        try {
+          const b = await startWharf({ dataDir, organizations: [], env: { WHARF_DB_URL: dbUrl } });
+          try {
+            for (const w of [a, b]) {
+              const res = await fetch(`${w.url}/v2/`);
+              await res.arrayBuffer();
+              assert.equal(res.status, 401, `${w.url} answers`);
+            }
+          } finally {
+            await b.stop({ keepData: true });
+          }
+        } finally {
+          await a.stop({ keepData: true });
+        }
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+});
