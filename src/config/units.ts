@@ -34,3 +34,23 @@ export function parseDuration(value: string | number): number | undefined {
   }
   return matched === s.length && matched > 0 ? total : undefined;
 }
+
+/**
+ * The latest time Wharf accepts or shows, the last millisecond of year 9999 (UTC): later times have
+ * no four-digit-year ISO 8601 form, and past year 275760 JavaScript has no date for them at all.
+ */
+export const MAX_TIME_MS = 253_402_300_799_999;
+
+/** Whether `ms` (since the epoch) is a time Wharf accepts: a whole number from 0 to MAX_TIME_MS. */
+export function isTimeMs(ms: number): boolean {
+  return Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_TIME_MS;
+}
+
+/**
+ * `ms` as a Date that can always be rendered: moved into year 0 to 9999 when it lies outside (a stored
+ * time from before times were bounded, or a computed one such as a far end of a query window).
+ */
+export function renderableDate(ms: number): Date {
+  const MIN = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+  return new Date(Number.isNaN(ms) ? MAX_TIME_MS : Math.min(Math.max(ms, MIN), MAX_TIME_MS));
+}

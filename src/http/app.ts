@@ -8,6 +8,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Registry } from '../registry/registry.js';
 import type { Accounts } from '../registry/accounts/accounts.js';
 import { apiPlugin } from './api/plugin.js';
+import { earlyErrorOptions, installEarlyErrors } from './early-errors.js';
 import { healthRoutes } from './health.js';
 
 /** The release, reported by the OpenAPI document. */
@@ -39,12 +40,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // Blob uploads may be slow and large; the registry enforces its own limits per operation.
     requestTimeout: 0,
     ...(opts.server as object),
+    ...earlyErrorOptions(opts.server?.https),
   }) as unknown as FastifyInstance;
 
   app.decorateRequest('wharfRoute', '');
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-Request-Id', req.id);
   });
+  installEarlyErrors(app);
   app.addHook('onResponse', async (req, reply) => {
     const route = req.wharfRoute || 'other';
     const seconds = reply.elapsedTime / 1000;

@@ -64,4 +64,12 @@ describe('parseManifest', () => {
     invalid(() => parseManifest(enc({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json' }), undefined), /manifests/);
     invalid(() => parseManifest(enc({ schemaVersion: 2 }), 'application/octet-stream'), /unsupported manifest media type/);
   });
+
+  it('refuses control characters in the media and artifact types it records (PostgreSQL cannot store NUL)', () => {
+    invalid(() => parseManifest(enc({ ...image, artifactType: 'application/x\u0000y' }), undefined), /^artifactType must be a string without control characters/);
+    invalid(() => parseManifest(enc({ ...image, config: { ...image.config, mediaType: 'application/x\u0000' } }), undefined), /config\.mediaType/);
+    invalid(() => parseManifest(enc({ ...image, layers: [{ ...image.layers[0], artifactType: 'a\nb' }] }), undefined), /layers\[0\]\.artifactType/);
+    // Annotations are recorded as JSON text, where NUL is escaped: they may hold any string.
+    assert.deepEqual(parseManifest(enc({ ...image, annotations: { 'a\u0000': 'b\u0000' } }), undefined).annotations, { 'a\u0000': 'b\u0000' });
+  });
 });

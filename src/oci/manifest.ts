@@ -90,7 +90,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
 
   const annotations = parseAnnotations(doc.annotations, 'annotations');
   const subject = doc.subject === undefined ? undefined : parseDescriptor(doc.subject, 'subject');
-  if (doc.artifactType !== undefined && typeof doc.artifactType !== 'string') throw invalid('artifactType must be a string');
+  if (doc.artifactType !== undefined && !isTypeText(doc.artifactType)) throw invalid('artifactType must be a string without control characters');
   const declaredArtifactType = doc.artifactType as string | undefined;
 
   if (isIndexMediaType(type)) {
@@ -112,7 +112,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
 function parseDescriptor(value: unknown, where: string): Descriptor {
   if (!isObject(value)) throw invalid(`${where} must be a descriptor object`);
   const { mediaType, digest, size } = value;
-  if (typeof mediaType !== 'string' || mediaType.length === 0) throw invalid(`${where}.mediaType must be a non-empty string`);
+  if (!isTypeText(mediaType) || mediaType.length === 0) throw invalid(`${where}.mediaType must be a non-empty string without control characters`);
   if (typeof digest !== 'string') throw invalid(`${where}.digest must be a string`);
   const parsed = parseDigest(digest);
   if (!parsed.ok) throw invalid(`${where}.digest: ${parsed.reason}`);
@@ -123,7 +123,7 @@ function parseDescriptor(value: unknown, where: string): Descriptor {
     d.urls = value.urls as string[];
   }
   if (value.artifactType !== undefined) {
-    if (typeof value.artifactType !== 'string') throw invalid(`${where}.artifactType must be a string`);
+    if (!isTypeText(value.artifactType)) throw invalid(`${where}.artifactType must be a string without control characters`);
     d.artifactType = value.artifactType;
   }
   const annotations = parseAnnotations(value.annotations, `${where}.annotations`);
@@ -138,6 +138,11 @@ function parseAnnotations(value: unknown, where: string): Record<string, string>
     throw invalid(`${where} must be an object of strings`);
   }
   return value as Record<string, string>;
+}
+
+/** A media type or artifact type as Wharf records it: text without control characters (NUL cannot be stored in PostgreSQL). */
+function isTypeText(v: unknown): v is string {
+  return typeof v === 'string' && !/[\u0000-\u001f\u007f]/.test(v);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

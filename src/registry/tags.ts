@@ -11,6 +11,7 @@
  * manifest exists. Garbage collection (gc.ts) deletes history rows past the window, then the manifests
  * and blobs nothing references any more; `expire` removes rows at once.
  */
+import { isTimeMs, MAX_TIME_MS } from '../config/units.js';
 import type { ManifestStore } from '../db/manifest-store.js';
 import type { RepositoryRef } from '../db/repository-store.js';
 import type { TagHistoryStore, TagRow } from '../db/tag-history-store.js';
@@ -59,9 +60,11 @@ export class TagService {
 
   /**
    * Sets the expiry (epoch ms) of a live tag, or clears it with null; an expiry must lie in the future
-   * (TAG_INVALID otherwise). MANIFEST_UNKNOWN if the tag is not live. Returns the previous expiry.
+   * and no later than MAX_TIME_MS (TAG_INVALID otherwise, and nothing is stored). MANIFEST_UNKNOWN if
+   * the tag is not live. Returns the previous expiry.
    */
   async setExpiration(repo: RepositoryRef, tag: Tag, expiresAt: number | null, now = Date.now()): Promise<{ digest: Digest; previous: number | null }> {
+    if (expiresAt !== null && !isTimeMs(expiresAt)) throw new RegistryError('TAG_INVALID', `the expiration ${expiresAt} ms is not a time Wharf stores (0 to ${MAX_TIME_MS}, 9999-12-31)`);
     if (expiresAt !== null && !(expiresAt > now)) throw new RegistryError('TAG_INVALID', `the expiration ${new Date(expiresAt).toISOString()} is not in the future`);
     const res = await this.history.setExpiry(repo.id, tag, expiresAt);
     if (!res) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} not found in ${repo.namespace}/${repo.name}`);

@@ -8,7 +8,7 @@ import type { Config } from '../../src/config/schema.js';
 import { buildApp } from '../../src/http/app.js';
 import { createServices, serverOptions } from '../../src/main/compose.js';
 import type { Accounts } from '../../src/registry/accounts/accounts.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import type { Registry } from '../../src/registry/registry.js';
 import type { BlobDriver } from '../../src/storage/blob-driver.js';
@@ -28,14 +28,14 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function buildTestApp(dialect: TestDialect, opts: { storage?: BlobDriver; config?: Record<string, unknown> } = {}): Promise<TestApp> {
+export async function buildTestApp(dialect: TestDialect, opts: { storage?: BlobDriver; config?: Record<string, unknown>; logger?: Logger } = {}): Promise<TestApp> {
   const db = await openTestDatabase(dialect);
   const storage = opts.storage ?? new MemoryBlobDriver();
   // Files the app writes (proxy-cache spools, keys) go to a directory of its own.
   const dataDir = await mkdtemp(join(tmpdir(), 'wharf-app-'));
   const config = loadConfig({ env: {}, overrides: { log_level: 'silent', data_dir: dataDir, ...opts.config } });
   const { registry, accounts } = createServices({ db, storage, config });
-  const app = await buildApp({ registry, accounts, metrics: new Metrics({ defaultMetrics: false }), logger: createLogger('silent'), server: serverOptions(config) });
+  const app = await buildApp({ registry, accounts, metrics: new Metrics({ defaultMetrics: false }), logger: opts.logger ?? createLogger('silent'), server: serverOptions(config) });
   await app.ready();
   return {
     app,

@@ -6,11 +6,10 @@ import type { UserInfo } from '../../registry/accounts/account-service.js';
 import type { ApiTokenInfo } from '../../registry/accounts/api-token-service.js';
 import type { RobotInfo } from '../../registry/accounts/robot-service.js';
 import type { TeamInfo } from '../../registry/accounts/team-service.js';
+import { isoTime } from './params.js';
 
 /** Milliseconds since the epoch as an ISO 8601 string (null stays null). */
-export function iso(ms: number | null | undefined): string | null {
-  return ms === null || ms === undefined ? null : new Date(ms).toISOString();
-}
+export const iso = isoTime;
 
 export function teamView(team: TeamInfo, memberCount: number) {
   return { name: team.name, description: team.description ?? '', role: team.role, member_count: memberCount };

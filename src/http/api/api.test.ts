@@ -69,6 +69,20 @@ for (const dialect of DIALECTS) {
       await t.accounts!.accounts.setPassword('alice', 'alice-password');
     });
 
+    it('refuses a body with a NUL character in any string (400, naming the field) and stores nothing', async () => {
+      const auth = { authorization: basic('alice', 'alice-password'), 'content-type': 'application/json' };
+      const put = (payload: string) => t.app.inject({ method: 'PUT', url: '/api/v1/user/', headers: auth, payload });
+      let res = await put(JSON.stringify({ email: 'nul\u0000@example.com' }));
+      assertApiError(res, 400, 'invalid_request');
+      assert.match(res.json().detail, /^email: text must not contain NUL characters/);
+      res = await t.app.inject({ method: 'POST', url: '/api/v1/user/apitokens', headers: auth, payload: JSON.stringify({ name: 'n', scopes: ['repo:read', 'x\u0000'] }) });
+      assertApiError(res, 400, 'invalid_request');
+      assert.match(res.json().detail, /^scopes\.1: /);
+      res = await put('{"email":"a@b.c","\\u0000":1}');
+      assertApiError(res, 400, 'invalid_request');
+      assert.equal((await t.accounts!.accounts.getUser('alice'))?.email, 'new@example.com', 'unchanged');
+    });
+
     it('serves an OpenAPI document listing every route', async () => {
       const res = await t.app.inject({ url: '/api/v1/discovery' });
       assert.equal(res.statusCode, 200);

@@ -67,12 +67,13 @@ export function toApiError(err: unknown): ApiError | undefined {
   return undefined;
 }
 
+/** The JSON body of an error. */
+export function apiErrorBody(e: ApiError) {
+  return { status: e.status, error_type: e.type, detail: e.message, title: e.type, error_message: e.message, type: `/api/v1/error/${e.type}` };
+}
+
 export function renderApiError(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
   const e = toApiError(err) ?? new ApiError(500, 'internal_error', `internal server error; see the registry log for request ${req.id}`);
   if (e.status === 500) req.log.error({ err }, 'internal error');
-  reply
-    .code(e.status)
-    .headers(e.headers)
-    .header('Content-Type', 'application/json')
-    .send({ status: e.status, error_type: e.type, detail: e.message, title: e.type, error_message: e.message, type: `/api/v1/error/${e.type}` });
+  reply.code(e.status).headers(e.headers).header('Content-Type', 'application/json').send(apiErrorBody(e));
 }

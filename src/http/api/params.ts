@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { isTag, parseRepositoryName, type Tag } from '../../oci/reference.js';
 import { isDigest, type Digest } from '../../oci/digest.js';
+import { MAX_TIME_MS, renderableDate } from '../../config/units.js';
 
 /** `true`/`false` (also `1`/`0`) in a query string. */
 export const queryBool = (fallback: boolean) =>
@@ -36,11 +37,23 @@ export const repositoryPathName = z
 export const tagName = z.string().refine((v) => isTag(v), 'must be a tag: 1 to 128 of [A-Za-z0-9_.-], not starting with "." or "-"').transform((v) => v as Tag);
 export const digest = z.string().refine((v) => isDigest(v), 'must be a digest such as sha256:<64 hex digits>').transform((v) => v as Digest);
 
+/**
+ * A time given as seconds since the epoch (Quay's `expiration`): up to the end of year 9999, as every
+ * time Wharf stores (a larger number is no date a client can show, and past year 275760 none at all).
+ */
+export const epochSeconds = z
+  .number()
+  .min(0, 'must be seconds since the epoch, not negative')
+  .max(Math.floor(MAX_TIME_MS / 1000), `must be seconds since the epoch up to ${Math.floor(MAX_TIME_MS / 1000)} (9999-12-31T23:59:59Z)`);
+
 /** Seconds since the epoch, as Quay's `start_ts`/`end_ts`. */
 export const seconds = (ms: number): number => Math.floor(ms / 1000);
 
 /** An RFC 7231 date (`Tue, 03 Mar 2026 10:00:00 GMT`), as Quay's `last_modified`, `expiration` and `datetime`. */
-export const httpDate = (ms: number): string => new Date(ms).toUTCString();
+export const httpDate = (ms: number): string => renderableDate(ms).toUTCString();
+
+/** An ISO 8601 time (`2026-03-03T10:00:00.000Z`); null stays null. */
+export const isoTime = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : renderableDate(ms).toISOString());
 
 /** An opaque paging cursor holding one string. */
 export const encodeCursor = (value: string): string => Buffer.from(JSON.stringify({ v: value })).toString('base64url');

@@ -12,7 +12,8 @@ import { ANONYMOUS, type Principal } from '../../registry/access.js';
 import type { Accounts } from '../../registry/accounts/accounts.js';
 import type { Registry } from '../../registry/registry.js';
 import { ApiContext } from './context.js';
-import { renderApiError, unauthorized } from './errors.js';
+import { invalid, renderApiError, unauthorized } from './errors.js';
+import { nulTextField } from './nul-text.js';
 import { openApiDocument } from './openapi.js';
 import { RepositoryRouter } from './repository-router.js';
 import { repositorySubPath, type ApiRoute } from './route.js';
@@ -63,6 +64,8 @@ async function run(route: ApiRoute, params: unknown, services: Services, req: Fa
   req.wharfRoute = `api_${route.tag}`;
   const principal = await caller(services.registry, services.accounts, req);
   const ctx = new ApiContext(services.registry, services.accounts, principal, req, reply);
+  const nul = nulTextField(req.body);
+  if (nul) throw invalid(`${nul}: text must not contain NUL characters (\\u0000)`);
   const input = {
     params: route.params ? route.params.parse(params) : {},
     query: route.query ? route.query.parse(req.query ?? {}) : {},

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { MediaType } from '../../oci/media-types.js';
 import type { TagRow } from '../../registry/tags.js';
 import { MAX_TAG_PAGE } from '../../registry/tags.js';
-import { digest, httpDate, queryBool, queryInt, repositoryPathName, seconds, tagName } from './params.js';
+import { digest, epochSeconds, httpDate, isoTime, queryBool, queryInt, repositoryPathName, seconds, tagName } from './params.js';
 import { requireRepository } from './repository-access.js';
 import { defineRoute, REPOSITORY_PATH } from './route.js';
 
@@ -83,12 +83,12 @@ export const tagRoutes = [
     method: 'PUT',
     path: `${REPOSITORY_PATH}/tag/:tag`,
     summary:
-      'Create the tag, or move it, to a manifest of the repository (the previous target stays in history); and/or set its `expiration` (epoch seconds in the future; null: none)',
+      'Create the tag, or move it, to a manifest of the repository (the previous target stays in history); and/or set its `expiration` (epoch seconds in the future, at most 253402300799 = 9999-12-31T23:59:59Z; null: none)',
     tag: 'tag',
     status: 201,
     params: tagParams,
     body: z
-      .object({ manifest_digest: digest.optional(), expiration: z.number().finite().nullable().optional() })
+      .object({ manifest_digest: digest.optional(), expiration: epochSeconds.nullable().optional() })
       .refine((b) => b.manifest_digest !== undefined || b.expiration !== undefined, 'give manifest_digest, expiration, or both'),
     response: z.strictObject({ name: z.string(), manifest_digest: z.string() }),
     async handler(ctx, { params, body }) {
@@ -106,8 +106,7 @@ export const tagRoutes = [
         const res = await ctx.registry.tags.setExpiration(repo, params.tag, expiresAt);
         current = res.digest;
         if (res.previous !== expiresAt) {
-          const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-          const metadata = { tag: params.tag, manifest_digest: res.digest, expiration_date: iso(expiresAt), old_expiration_date: iso(res.previous) };
+          const metadata = { tag: params.tag, manifest_digest: res.digest, expiration_date: isoTime(expiresAt), old_expiration_date: isoTime(res.previous) };
           await ctx.audit('change_tag_expiration', { namespace: repo.namespace, repository: repo.name, metadata });
         }
       }

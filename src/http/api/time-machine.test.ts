@@ -59,6 +59,35 @@ for (const dialect of DIALECTS) {
       assert.equal((await lastAudit('change_tag_expiration'))?.metadata?.expiration_date, null);
     });
 
+    it('refuses an expiration no date can show (400) and changes nothing, not even the target given with it', async () => {
+      assert.equal((await api('PUT', '/repository/orga/priv/tag/far', 'member', { manifest_digest: d1 })).statusCode, 201);
+      for (const expiration of [1e13, 8.64e12 + 1, 253_402_300_800, 1e300, Number.MAX_VALUE, -1, -1e300]) {
+        const res = await api('PUT', '/repository/orga/priv/tag/far', 'member', { manifest_digest: d2, expiration });
+        assert.equal(res.statusCode, 400, `${expiration}: ${res.body}`);
+        assert.match(res.json().detail, /expiration/);
+      }
+      const [row] = await tags('specificTag=far');
+      assert.equal(row!.manifest_digest, d1, 'the target did not move');
+      assert.equal(row!.end_ts, undefined, 'no expiry was stored');
+      // The last second of year 9999 is the latest expiry.
+      const latest = await api('PUT', '/repository/orga/priv/tag/far', 'member', { expiration: 253_402_300_799 });
+      assert.equal(latest.statusCode, 201, latest.body);
+      assert.equal((await tags('specificTag=far'))[0]!.expiration, 'Fri, 31 Dec 9999 23:59:59 GMT');
+      assert.equal((await api('POST', '/repository/orga/priv/tag/far/expire', 'member')).statusCode, 200);
+    });
+
+    it('shows and clears an expiry stored before expirations were bounded', async () => {
+      assert.equal((await api('PUT', '/repository/orga/priv/tag/old', 'member', { manifest_digest: d1 })).statusCode, 201);
+      await w.t.db.db.updateTable('tags').set({ expires_at: 1e16 }).where('name', '=', 'old').execute();
+      const [row] = await tags('specificTag=old');
+      assert.equal(row!.expiration, 'Fri, 31 Dec 9999 23:59:59 GMT', 'shown as the latest time Wharf shows');
+      const cleared = await api('PUT', '/repository/orga/priv/tag/old', 'member', { expiration: null });
+      assert.equal(cleared.statusCode, 201, cleared.body);
+      assert.equal((await tags('specificTag=old'))[0]!.end_ts, undefined);
+      assert.equal((await lastAudit('change_tag_expiration'))?.metadata?.old_expiration_date, '9999-12-31T23:59:59.999Z');
+      assert.equal((await api('POST', '/repository/orga/priv/tag/old/expire', 'member')).statusCode, 200);
+    });
+
     it('takes an expired tag out of the live view at once; it is history from its expiry and restorable', async () => {
       const expiry = Date.now() + 300;
       assert.equal((await api('PUT', '/repository/orga/priv/tag/exp', 'member', { manifest_digest: d2, expiration: expiry / 1000 })).statusCode, 201);

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { RegistryError } from '../../oci/errors.js';
 import { splitRepositoryName, type RepositoryName } from '../../oci/reference.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { Principal } from '../../registry/access.js';
@@ -20,12 +21,27 @@ export function query(req: FastifyRequest): Record<string, string | undefined> {
   return out;
 }
 
-/** The request body as a byte stream, counted into the received-bytes metric. */
-export async function* body(ctx: V2Context, route: string): AsyncIterable<Uint8Array> {
+/**
+ * The request body as a byte stream, counted into the received-bytes metric. A body that ends early
+ * (the client hung up, or Node refused its framing) is the client's doing, not the registry's: it is
+ * logged at info, without a trace, and the stream fails with a 400 the handler's clean-up sees
+ * (MANIFEST_INVALID for a manifest, BLOB_UPLOAD_INVALID for blob bytes), so nothing is stored.
+ */
+export async function* body(ctx: V2Context, route: 'manifest' | 'blob'): AsyncIterable<Uint8Array> {
   const counter = ctx.metrics.bytesReceived.labels(route);
-  for await (const chunk of ctx.req.raw as AsyncIterable<Buffer>) {
-    counter.inc(chunk.byteLength);
-    yield chunk;
+  let received = 0;
+  try {
+    // Only reading can fail here: an error in the consumer ends this generator through return().
+    for await (const chunk of ctx.req.raw as AsyncIterable<Buffer>) {
+      counter.inc(chunk.byteLength);
+      received += chunk.byteLength;
+      yield chunk;
+    }
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    ctx.req.log.info({ route, received, reason }, 'request body ended early');
+    const code = route === 'manifest' ? 'MANIFEST_INVALID' : 'BLOB_UPLOAD_INVALID';
+    throw new RegistryError(code, `the request body ended after ${received} bytes (${reason}): the client hung up or sent a malformed body`);
   }
 }
 

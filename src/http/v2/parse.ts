@@ -3,6 +3,7 @@ import { parseDigest, type Digest } from '../../oci/digest.js';
 import { RegistryError } from '../../oci/errors.js';
 import { parseReference, parseRepositoryName, type Reference, type RepositoryName } from '../../oci/reference.js';
 import type { ChunkRange } from '../../registry/uploads.js';
+import { matchV2Path } from './paths.js';
 
 export function repositoryName(raw: string, defaultNamespace: string): RepositoryName {
   const r = parseRepositoryName(raw, defaultNamespace);
@@ -63,4 +64,30 @@ export function byteRange(raw: string | undefined, size: number): ByteRange {
   const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
   if (start >= size || end < start) return 'unsatisfiable';
   return { start, end };
+}
+
+/**
+ * The error for a `/v2/` path that is not valid percent-encoding (a `%` without two hex digits, or
+ * bytes that are not UTF-8), naming the part that cannot be read (the repository name, the reference,
+ * the digest or the upload); always a 400. `rest` is the raw path after `/v2/`.
+ */
+export function undecodablePath(rest: string): RegistryError {
+  const path = matchV2Path(rest);
+  const shown = (part: string) => `"${part.slice(0, 100)}" is not valid percent-encoding`;
+  if (path && path.kind !== 'catalog') {
+    if (!decodes(path.name)) return new RegistryError('NAME_INVALID', `repository name ${shown(path.name)}`);
+    if (path.kind === 'manifest') return new RegistryError(path.reference.includes(':') ? 'DIGEST_INVALID' : 'TAG_INVALID', `reference ${shown(path.reference)}`);
+    if (path.kind === 'blob' || path.kind === 'referrers') return new RegistryError('DIGEST_INVALID', `digest ${shown(path.digest)}`);
+    if (path.kind === 'upload') return new RegistryError('BLOB_UPLOAD_INVALID', `upload id ${shown(path.id)}`);
+  }
+  return new RegistryError('UNSUPPORTED', `path ${shown(`/v2/${rest}`)}`, undefined, 400);
+}
+
+function decodes(part: string): boolean {
+  try {
+    decodeURIComponent(part);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -91,6 +91,17 @@ for (const dialect of DIALECTS) {
       assert.equal(await a.accounts.getOrganization('other-fresh'), undefined);
     });
 
+    it("refuses a superuser's push into a namespace no organization may be named (NAME_INVALID), granting the rest", async () => {
+      for (const name of ['b/app', 'q/a/b/c/d']) {
+        const err = await refusal(p.sam!, name, ['pull', 'push']);
+        assert.equal(err.code, 'NAME_INVALID', err.message);
+        assert.match(err.message, /namespace [bq] cannot be created: a user or organization name must be 2 to 255 characters long/);
+        assert.deepEqual(await a.access.grant(p.sam!, rn(name), ['pull', 'push']), ['pull'], 'the token endpoint grants what it can');
+      }
+      assert.equal(await a.accounts.getOrganization('b'), undefined);
+      assert.equal(await repositories.details(rn('b/app')), undefined);
+    });
+
     it('creates a repository on push for those who may, with defaults and the creator as admin', async () => {
       await a.grants.setDefaultPermission('acme', { kind: 'team', name: 'devs' }, 'write');
       await a.grants.setDefaultPermission('acme', { kind: 'robot', name: 'acme+ci' }, 'read');

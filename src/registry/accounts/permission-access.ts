@@ -26,6 +26,7 @@ import { RegistryError } from '../../oci/errors.js';
 import { splitRepositoryName, type RepositoryName } from '../../oci/reference.js';
 import type { AccessService, Principal, RepositoryAction } from '../access.js';
 import type { RepositoryDetails, RepositoryService, Visibility } from '../repositories.js';
+import { isAccountError } from './account-error.js';
 import type { PermissionService } from './permission-service.js';
 import { roleAtLeast, type RepositoryRole } from './roles.js';
 
@@ -93,9 +94,16 @@ export class PermissionAccess implements AccessService {
       } else if (principal.kind === 'user' && actions.includes('push') && this.createOrganization && (await this.permissions.isSuperuser(principal))) {
         // A superuser's push into a namespace that does not exist creates it as an organization
         // owned by that superuser (so `skopeo copy ... wharf/anything/app` works on a fresh registry).
-        await this.createOrganization(namespace, principal).catch(async (err: unknown) => {
-          if (!(await this.permissions.canCreateRepository(principal, namespace))) throw err;
-        });
+        // A name no organization may have (one character, say) refuses the push, not the whole request.
+        const refused = await this.createOrganization(namespace, principal).then(
+          () => undefined,
+          async (err: unknown) => {
+            if (await this.permissions.canCreateRepository(principal, namespace)) return undefined;
+            if (isAccountError(err) && err.type === 'invalid_request') return new RegistryError('NAME_INVALID', `namespace ${namespace} cannot be created: ${err.message}`);
+            throw err;
+          },
+        );
+        if (refused) return actions.map((action) => (action === 'push' ? { action, error: refused } : { action }));
         repo = await this.createRepository(principal, name, namespace);
       } else if (mayCreate || (await this.permissions.isSuperuser(principal))) {
         // Only a superuser reaches this with push when no organization can be made for it.
