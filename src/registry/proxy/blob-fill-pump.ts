@@ -84,6 +84,7 @@ export class BlobFillPump {
   private writeError: unknown;
   private wakeProducer: (() => void) | undefined;
   private waiters: Array<() => void> = [];
+  private notifyScheduled = false;
 
   private constructor(
     private readonly opts: PumpOptions,
@@ -154,6 +155,19 @@ export class BlobFillPump {
     for (const w of waiters) w();
   }
 
+  /**
+   * Wakes the readers once the chunks read from the socket in this turn of the event loop are all in:
+   * a reader then copies them in one piece and sends them in one write.
+   */
+  private notifySoon(): void {
+    if (this.notifyScheduled) return;
+    this.notifyScheduled = true;
+    setImmediate(() => {
+      this.notifyScheduled = false;
+      this.notify();
+    });
+  }
+
   private async run(): Promise<{ size: number }> {
     try {
       await this.pumpSource();
@@ -201,7 +215,7 @@ export class BlobFillPump {
       const first = this.received === 0;
       this.lastChunkAt = this.received;
       this.copyIn(chunk);
-      this.notify();
+      this.notifySoon();
       // Opened once the first bytes went out, before anyone can fall behind the slots.
       if (first && this.spool.followsStorage) void (this.spool as WriterSpool).open();
       while (this.writeError === undefined && this.received - this.written >= UNSTORED_LIMIT) {
