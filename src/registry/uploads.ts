@@ -138,7 +138,7 @@ export class UploadService {
     const writer = await VerifiedBlobWriter.open(this.storage, { digest, size: expectedSize });
     try {
       for await (const chunk of body) await writer.write(chunk);
-      await writer.verify();
+      writer.verify();
       if (expectedSize === undefined) await this.quota?.admitUpload(repo, 'upload_chunk', writer.size);
     } catch (err) {
       await writer.cancel();

@@ -25,45 +25,25 @@ export async function storeVerified(
 }
 
 /**
- * A digest computed elsewhere than in the caller's thread (hash-worker.ts): chunks are hashed in the
- * order of `update`, each promise resolving once its chunk was hashed (its memory may be reused then).
- */
-export interface ChunkHasher {
-  update(chunk: Uint8Array): Promise<void>;
-  /** The digest of every chunk updated; the last call on the hasher. */
-  digest(): Promise<Digest>;
-  /** Forgets the hash (the writer was cancelled). */
-  discard(): void;
-}
-
-/**
  * A storage writer for `blobKey(digest)` that hashes every chunk it accepts and commits only when the
- * digest and size match. Chunks are hashed when `write` is called (or handed to a `ChunkHasher` then)
- * and written in call order, so a caller may hash the next chunk while the previous one is still being
- * written.
+ * digest and size match. Chunks are hashed when `write` is called and written in call order, so a caller
+ * may hash the next chunk while the previous one is still being written.
  */
 export class VerifiedBlobWriter {
-  private readonly digester: Digester | undefined;
+  private readonly digester: Digester;
   private received = 0;
   private tail: Promise<void> = Promise.resolve();
-  private verdict: Promise<{ size: number }> | undefined;
+  private verdict: { size: number } | Error | undefined;
 
   private constructor(
     private readonly writer: BlobWriter,
     private readonly expected: { digest: Digest; size?: number },
-    private readonly hasher: ChunkHasher | undefined,
   ) {
-    this.digester = hasher ? undefined : new Digester(digestAlgorithm(expected.digest));
+    this.digester = new Digester(digestAlgorithm(expected.digest));
   }
 
-  /** With `hasher`, chunks are hashed by it (each chunk must be what it accepts), else in this thread. */
-  static async open(storage: BlobDriver, expected: { digest: Digest; size?: number }, opts: { hasher?: ChunkHasher } = {}): Promise<VerifiedBlobWriter> {
-    try {
-      return new VerifiedBlobWriter(await storage.writer(blobKey(expected.digest)), expected, opts.hasher);
-    } catch (err) {
-      opts.hasher?.discard();
-      throw err;
-    }
+  static async open(storage: BlobDriver, expected: { digest: Digest; size?: number }): Promise<VerifiedBlobWriter> {
+    return new VerifiedBlobWriter(await storage.writer(blobKey(expected.digest)), expected);
   }
 
   /**
@@ -85,48 +65,42 @@ export class VerifiedBlobWriter {
   }
 
   /**
-   * Hashes `chunk` now and writes it after the chunks before it; its memory may be reused once the
-   * returned promise settles. Rejects when the content grows past the expected size or the storage write
-   * fails; every later write and `commit` then reject too.
+   * Hashes `chunk` now and writes it after the chunks before it. Rejects when the content grows past the
+   * expected size or the storage write fails; every later write and `commit` then reject too.
    */
   write(chunk: Uint8Array): Promise<void> {
     if (this.verdict) return Promise.reject(new Error('write after verification'));
     const size = this.received + chunk.byteLength;
-    let hashed: Promise<void> | undefined;
     if (this.expected.size !== undefined && size > this.expected.size) {
       this.tail = this.tail.then(() => {
         throw new RegistryError('SIZE_INVALID', `content is longer than the expected ${this.expected.size} bytes`);
       });
     } else {
       this.received = size;
-      if (this.hasher) hashed = this.hasher.update(chunk);
-      else this.digester!.update(chunk);
+      this.digester.update(chunk);
       this.tail = this.tail.then(() => this.writer.write(chunk));
     }
     this.tail.catch(() => {}); // the caller may await this write later; a failure is reported then
-    if (!hashed) return this.tail;
-    const both = Promise.all([hashed, this.tail]).then(() => undefined);
-    both.catch(() => {});
-    return both;
+    return this.tail;
   }
 
   /**
-   * Checks size and digest of everything accepted so far, without waiting for the writes; rejects with
+   * Checks size and digest of everything accepted so far, without waiting for the writes; throws
    * `SIZE_INVALID` or `DIGEST_INVALID` on a mismatch. Ends the writing: only `commit` or `cancel` follow.
    */
-  verify(): Promise<{ size: number }> {
+  verify(): { size: number } {
     this.verdict ??= this.check();
+    if (this.verdict instanceof Error) throw this.verdict;
     return this.verdict;
   }
 
-  private async check(): Promise<{ size: number }> {
+  private check(): { size: number } | Error {
     if (this.expected.size !== undefined && this.received !== this.expected.size) {
-      this.hasher?.discard();
-      throw new RegistryError('SIZE_INVALID', `content is ${this.received} bytes, expected ${this.expected.size}`);
+      return new RegistryError('SIZE_INVALID', `content is ${this.received} bytes, expected ${this.expected.size}`);
     }
-    const actual = this.hasher ? await this.hasher.digest() : this.digester!.digest();
+    const actual = this.digester.digest();
     if (actual !== this.expected.digest) {
-      throw new RegistryError('DIGEST_INVALID', `content digest ${actual} does not match ${this.expected.digest}`);
+      return new RegistryError('DIGEST_INVALID', `content digest ${actual} does not match ${this.expected.digest}`);
     }
     return { size: this.received };
   }
@@ -135,7 +109,7 @@ export class VerifiedBlobWriter {
   async commit(): Promise<{ size: number }> {
     try {
       await this.tail;
-      const result = await this.verify();
+      const result = this.verify();
       await this.writer.commit();
       return result;
     } catch (err) {
@@ -146,7 +120,6 @@ export class VerifiedBlobWriter {
 
   /** Discards everything written; a no-op after commit. */
   async cancel(): Promise<void> {
-    if (!this.verdict) this.hasher?.discard();
     await this.tail.catch(() => {});
     await this.writer.cancel();
   }

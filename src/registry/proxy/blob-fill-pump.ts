@@ -23,7 +23,7 @@
 import type { Digest } from '../../oci/digest.js';
 import { RegistryError } from '../../oci/errors.js';
 import type { BlobDriver } from '../../storage/blob-driver.js';
-import { VerifiedBlobWriter, type ChunkHasher } from '../verified-write.js';
+import { VerifiedBlobWriter } from '../verified-write.js';
 import { BlobFillSpool, WriterSpool, type FillSpool } from './blob-fill-spool.js';
 import type { FillSlots } from './blob-fill-slots.js';
 
@@ -46,8 +46,6 @@ export interface PumpOptions {
   spoolDir: string;
   /** The buffers bytes are copied into; shared by the fills of one process. */
   slots: FillSlots;
-  /** Hashes the slots elsewhere (they are views over a SharedArrayBuffer then); default: in this thread. */
-  hasher?: (digest: Digest) => ChunkHasher;
   maxBlobSize?: number;
   /** Called with the length of every chunk read from the source. */
   onBytes?: (n: number) => void;
@@ -98,7 +96,7 @@ export class BlobFillPump {
   /** Opens the spool and the storage writer and starts pumping; the source is the caller's on failure. */
   static async start(opts: PumpOptions): Promise<BlobFillPump> {
     const expected = { digest: opts.digest, size: opts.source.size };
-    const writer = await VerifiedBlobWriter.open(opts.storage, expected, { hasher: opts.hasher?.(opts.digest) });
+    const writer = await VerifiedBlobWriter.open(opts.storage, expected);
     let spool: FillSpool;
     try {
       const follows = writer.canFollow;
@@ -173,7 +171,7 @@ export class BlobFillPump {
       await this.pumpSource();
       if (this.filling) this.seal(this.filling);
       await this.settleWrites();
-      const result = await this.writer.verify();
+      const result = this.writer.verify();
       this.verifiedSize = result.size;
       this.notify();
       await this.spool.opened();

@@ -9,19 +9,17 @@ export class FillSlots {
 
   /**
    * Slots of `slotBytes`; at most `keep` idle ones are kept for the next fill (the rest are dropped).
-   * `shared`: slots are views over SharedArrayBuffers, so another thread can hash them where they lie.
    */
   constructor(
     readonly slotBytes: number,
     private readonly keep: number,
-    readonly shared = false,
   ) {}
 
   /** A slot of `slotBytes`; its contents are whatever the last user left (write before reading). */
   take(): Buffer {
     const slot = this.free.pop();
     if (slot) return slot;
-    return this.shared ? Buffer.from(new SharedArrayBuffer(this.slotBytes)) : Buffer.allocUnsafeSlow(this.slotBytes);
+    return Buffer.allocUnsafeSlow(this.slotBytes);
   }
 
   /** Returns a slot nobody reads or writes any more. */

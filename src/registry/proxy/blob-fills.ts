@@ -19,7 +19,6 @@ import { RegistryError } from '../../oci/errors.js';
 import type { BlobDriver } from '../../storage/blob-driver.js';
 import { blobKey } from '../../storage/keys.js';
 import type { BlobBody } from '../blobs.js';
-import { HashWorker } from '../hash-worker.js';
 import { BlobFillPump, destroySource, type FillSource } from './blob-fill-pump.js';
 import { BlobFillReader, FillReader } from './blob-fill-reader.js';
 import { FillSlots } from './blob-fill-slots.js';
@@ -37,8 +36,6 @@ export interface BlobFillsOptions {
   spoolDir: string;
   /** A fill whose announced or received size exceeds this fails with `DENIED`. */
   maxBlobSize?: number;
-  /** Hash on a worker thread (hash-worker.ts), off the thread that serves requests. Default true. */
-  hashInWorker?: boolean;
   log?: { warn(obj: object, msg: string): void };
 }
 
@@ -87,12 +84,10 @@ export class BlobFills {
   private readonly counts = { started: 0, joined: 0, failed: 0, committed: 0, bytesFromUpstream: 0 };
   private readonly opts: BlobFillsOptions;
   private readonly slots: FillSlots;
-  private readonly hashWorker: HashWorker | undefined;
 
   constructor(opts: BlobFillsOptions) {
     this.opts = opts;
-    this.hashWorker = opts.hashInWorker === false ? undefined : new HashWorker();
-    this.slots = new FillSlots(SLOT_BYTES, IDLE_SLOTS, this.hashWorker !== undefined);
+    this.slots = new FillSlots(SLOT_BYTES, IDLE_SLOTS);
   }
 
   /**
@@ -166,7 +161,6 @@ export class BlobFills {
         storage: this.opts.storage,
         spoolDir: this.opts.spoolDir,
         slots: this.slots,
-        hasher: this.hashWorker && ((d) => this.hashWorker!.hasher(d)),
         maxBlobSize: max,
         onBytes: (n) => (this.counts.bytesFromUpstream += n),
       });
