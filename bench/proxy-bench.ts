@@ -29,7 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AccessLog, type LoggedRequest } from './lib/access-log.js';
 import { MANIFEST_ACCEPT, makeContent, pushBlobBytes, pushImage, verifyBlob, verifyManifest, type Content } from './lib/content.js';
 import { blobRun, timedGet, wrkRun, type BlobRun, type LoadOptions, type LoadTarget, type TimedGet, type WrkRun } from './lib/load.js';
-import { DISTURBED_CORES, MiB, Probe, envInt, fmt, log, median, pad, range, requireTools, run, undisturbed, waitForQuiet, type PhaseCpu } from './lib/measure.js';
+import { DISTURBED_CORES, MiB, Probe, envInt, fmt, log, median, pad, processCpuSeconds, range, requireTools, run, undisturbed, waitForQuiet, type PhaseCpu } from './lib/measure.js';
 import { renderTable, type Row } from './lib/report.js';
 import { beginBench, runBench, type LiveResources } from './lib/run.js';
 import { distributionBlobPath, startDistribution, startWharf, type Server } from './lib/servers.js';
@@ -61,7 +61,11 @@ const TARGETS = {
   manifestRevalidateRatio: 10,
   manifestNoRevalidateRatio: 1.0,
   missFirstByteExcessMs: 10,
+  /** A single client's whole cold pull, Wharf's throughput over Distribution's. */
+  missWholeRatio: 0.9,
   missUpstreamGets: 1,
+  /** N concurrent cold pulls: Wharf's time until all clients are done over Distribution's, at most. */
+  missConcurrentRatio: 1.0,
 };
 
 /** Upstream repositories: the image whose tag and layer are cached, and fresh blobs for misses. */
@@ -202,6 +206,9 @@ async function manifestRun(s: Setup, which: ManifestCase, seconds: number): Prom
 interface MissFirstByte extends TimedGet {
   upstreamGets: number;
   cpu: PhaseCpu;
+  /** The server's CPU seconds from the request until it had stored the blob (Distribution stores it apart). */
+  serverCpuUntilStored: number;
+  peakRssMiB: number;
 }
 
 const blobGetsOf = (digest: string) => (r: LoggedRequest) => r.method === 'GET' && r.path.endsWith(`/blobs/${digest}`);
@@ -213,14 +220,16 @@ async function missFirstByteRun(s: Setup, which: 'upstream' | CacheLabel, blob: 
   await waitForQuiet(settings.quietWaitMs);
   const mark = s.upstreamLog.mark();
   const probe = new Probe(server.pid, settings.rssSampleMs, which === 'upstream' ? [] : [s.upstream.pid]);
+  const cpu0 = processCpuSeconds(server.pid);
   probe.start();
   const r = await timedGet(url);
-  const { cpu } = probe.stop(0);
+  const { cpu, peakRssMiB } = probe.stop(0);
   if (r.status !== 200 || r.bytes !== blob.size) throw new Error(`cold pull from ${which}: status ${r.status}, ${r.bytes} bytes (expected 200, ${blob.size})`);
   if (which === 'wharf' && r.headers['x-wharf-cache'] !== 'miss') throw new Error(`cold pull from wharf: X-Wharf-Cache ${String(r.headers['x-wharf-cache'])}, expected miss`);
   if (which !== 'upstream') await waitCommitted(server, MISS_REPO, blob.digest, blob.size);
+  const serverCpuUntilStored = processCpuSeconds(server.pid) - cpu0;
   await s.upstreamLog.settle();
-  return { ...r, cpu, upstreamGets: s.upstreamLog.since(mark, blobGetsOf(blob.digest)).length };
+  return { ...r, cpu, peakRssMiB, serverCpuUntilStored, upstreamGets: s.upstreamLog.since(mark, blobGetsOf(blob.digest)).length };
 }
 
 interface ConcurrentMiss {
@@ -232,6 +241,7 @@ interface ConcurrentMiss {
   upstreamHeads: number;
   upstreamMiB: number;
   cpu: PhaseCpu;
+  peakRssMiB: number;
 }
 
 /** `settings.missClients` curl processes pull the same uncached blob at once through a cache. */
@@ -245,7 +255,7 @@ async function concurrentMissRun(s: Setup, which: CacheLabel, blob: MissBlob): P
   const results = await Promise.all(
     Array.from({ length: settings.missClients }, () => run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_starttransfer}\\n', url])),
   );
-  const { seconds, cpu } = probe.stop(results.reduce((a, r) => a + r.cpuSeconds, 0));
+  const { seconds, cpu, peakRssMiB } = probe.stop(results.reduce((a, r) => a + r.cpuSeconds, 0));
   const firstByteMs: number[] = [];
   for (const r of results) {
     const [status, size, ttfb] = r.stdout.trim().split(' ');
@@ -265,6 +275,7 @@ async function concurrentMissRun(s: Setup, which: CacheLabel, blob: MissBlob): P
     upstreamHeads: logged.filter((r) => r.method === 'HEAD').length,
     upstreamMiB: gets.reduce((a, r) => a + r.bytes, 0) / MiB,
     cpu,
+    peakRssMiB,
   };
 }
 
@@ -348,7 +359,8 @@ async function main(live: LiveResources): Promise<void> {
         firstByte[which].push(r);
         log(
           `cold pull, ${pad(which, 12)}: first byte after ${fmt(r.firstByteMs, 1)} ms (headers ${fmt(r.headersMs, 1)} ms), all ${fmt(settings.missMiB)} MiB after ${fmt(r.totalMs)} ms, ` +
-            `upstream blob GETs ${r.upstreamGets}`,
+            `upstream blob GETs ${r.upstreamGets}, server CPU until stored ${fmt(r.serverCpuUntilStored, 2)} s, peak RSS ${fmt(r.peakRssMiB)} MiB, ` +
+            `cores: server ${fmt(r.cpu.serverCores, 2)}, other ${fmt(r.cpu.otherCores, 2)}`,
         );
       }
     }
@@ -358,7 +370,7 @@ async function main(live: LiveResources): Promise<void> {
         concurrent[which].push(r);
         log(
           `${settings.missClients} concurrent cold pulls, ${pad(which, 12)}: all done after ${fmt(r.seconds, 2)} s, first byte ${fmt(Math.min(...r.firstByteMs), 1)}–${fmt(Math.max(...r.firstByteMs), 1)} ms, ` +
-            `upstream: ${r.upstreamGets} GETs, ${r.upstreamHeads} HEADs, ${fmt(r.upstreamMiB)} MiB; cores: server ${fmt(r.cpu.serverCores, 2)}, other ${fmt(r.cpu.otherCores, 2)}`,
+            `upstream: ${r.upstreamGets} GETs, ${r.upstreamHeads} HEADs, ${fmt(r.upstreamMiB)} MiB; peak RSS ${fmt(r.peakRssMiB)} MiB; cores: server ${fmt(r.cpu.serverCores, 2)}, other ${fmt(r.cpu.otherCores, 2)}`,
         );
       }
     }
@@ -440,14 +452,18 @@ async function main(live: LiveResources): Promise<void> {
       };
       excess.pass = excess.wharf <= TARGETS.missFirstByteExcessMs;
       rows.push(excess);
-      const directMiBs = median(firstByte.upstream.map((r) => r.bytes / MiB / (r.totalMs / 1000)));
-      rows.push({
+      const directMiBs = median(undisturbed(firstByte.upstream).map((r) => r.bytes / MiB / (r.totalMs / 1000)));
+      const whole: Row = {
         metric: `cache miss ${settings.missMiB} MiB: whole transfer, 1 client`,
-        ...both({ wharf: firstByte.wharf, distribution: firstByte.distribution }, (r) => r.bytes / MiB / (r.totalMs / 1000), all),
+        ...both({ wharf: firstByte.wharf, distribution: firstByte.distribution }, (r) => r.bytes / MiB / (r.totalMs / 1000), quietOf),
         unit: 'MiB/s',
         digits: 0,
-        target: `direct: ${fmt(directMiBs)} MiB/s`,
-      });
+        target: `≥ ${TARGETS.missWholeRatio.toFixed(1)}× (direct: ${fmt(directMiBs)})`,
+      };
+      whole.pass = whole.wharf / whole.dist >= TARGETS.missWholeRatio;
+      rows.push(whole);
+      rows.push({ metric: '  server CPU per cold pull, until stored', ...both({ wharf: firstByte.wharf, distribution: firstByte.distribution }, (r) => r.serverCpuUntilStored, all), unit: 's', digits: 2 });
+      rows.push({ metric: '  peak RSS during a cold pull', ...both({ wharf: firstByte.wharf, distribution: firstByte.distribution }, (r) => r.peakRssMiB, all), unit: 'MiB', digits: 0, noRatio: true });
       const n = settings.missClients;
       const gets: Row = {
         metric: `${n} concurrent misses: upstream blob GETs`,
@@ -460,8 +476,17 @@ async function main(live: LiveResources): Promise<void> {
       gets.pass = Math.max(...concurrent.wharf.map((r) => r.upstreamGets)) === TARGETS.missUpstreamGets;
       rows.push(gets);
       rows.push({ metric: '  upstream bytes', ...both(concurrent, (r) => r.upstreamMiB, all), unit: 'MiB', digits: 0 });
-      rows.push({ metric: '  time until all clients are done', ...both(concurrent, (r) => r.seconds, all), unit: 's', digits: 2 });
+      const done: Row = {
+        metric: '  time until all clients are done',
+        ...both(concurrent, (r) => r.seconds, all),
+        unit: 's',
+        digits: 2,
+        target: `≤ ${TARGETS.missConcurrentRatio.toFixed(1)}×`,
+      };
+      done.pass = done.wharf / done.dist <= TARGETS.missConcurrentRatio;
+      rows.push(done);
       rows.push({ metric: "  slowest client's first byte", ...both(concurrent, (r) => Math.max(...r.firstByteMs), all), unit: 'ms', digits: 1 });
+      rows.push({ metric: '  peak RSS', ...both(concurrent, (r) => r.peakRssMiB, all), unit: 'MiB', digits: 0, noRatio: true });
     }
 
     const lines = renderTable(

@@ -195,6 +195,11 @@ export const configSchema = z.strictObject({
     .refine((g) => [g.time_machine_default, ...g.time_machine_options].every((ms) => ms % 1000 === 0), { message: 'time-machine windows are whole seconds' }),
   /** How long to let requests in flight finish on SIGTERM before closing connections. */
   shutdown_timeout: duration.prefault('30s'),
+  /**
+   * How far the JavaScript heap may grow past what survived the last full garbage collection before the
+   * next one, in percent (V8's `--heap-growing-percent`, set by `wharf serve`); 0 leaves it to V8.
+   */
+  heap_growing_percent: z.number().int().min(0).max(1000).default(100),
 });
 
 export type Config = z.output<typeof configSchema>;

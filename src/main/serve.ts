@@ -11,6 +11,7 @@ import { Metrics } from '../observability/metrics.js';
 import { adminBanner, bootstrapAdmin, pendingAdminPassword, type AdminAccess } from './bootstrap.js';
 import { createDatabase, createServices, createStorage, serverOptions } from './compose.js';
 import { prepareDataDir } from './data-dir.js';
+import { setHeapGrowth } from './heap.js';
 import { acquireInstanceLock } from './instance-lock.js';
 import { publishServerSettings } from './server-settings.js';
 import { StartupError } from './startup-error.js';
@@ -21,6 +22,7 @@ import { createGcWorker } from './compose-gc.js';
 const UPLOAD_SWEEP_MS = 10 * 60 * 1000;
 
 export async function serve(config: Readonly<Config>): Promise<void> {
+  setHeapGrowth(config.heap_growing_percent);
   const logger = createLogger(config.log_level);
   prepareDataDir(config.data_dir);
   const lock = acquireInstanceLock(config);

@@ -24,7 +24,10 @@ export interface BlobStat {
 export interface BlobWriter {
   /** Bytes this writer holds so far, including those of an appended-to object. */
   readonly size: number;
-  /** Resolves once the chunk is accepted (back-pressure). */
+  /**
+   * Resolves once the chunk is accepted (back-pressure). The writer keeps no reference to `chunk` after
+   * that: the caller may reuse its memory (proxy fills recycle their buffers).
+   */
   write(chunk: Uint8Array): Promise<void>;
   /** Makes the bytes durable and visible under the key. */
   commit(): Promise<void>;

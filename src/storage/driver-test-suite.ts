@@ -43,6 +43,17 @@ export function blobDriverSuite(name: string, make: () => Promise<{ driver: Blob
       assert.equal((await read('vis/one')).toString(), 'hello world');
     });
 
+    it('keeps no reference to a chunk once its write resolved (callers recycle their buffers)', async () => {
+      const w = await driver.writer('reuse/one');
+      const buffer = Buffer.from('first ');
+      await w.write(buffer);
+      buffer.set(Buffer.from('second'));
+      await w.write(buffer);
+      buffer.fill(0);
+      await w.commit();
+      assert.equal((await read('reuse/one')).toString(), 'first second');
+    });
+
     it('leaves nothing behind on cancel', async () => {
       const w = await driver.writer('cancel/one');
       await w.write(Buffer.from('partial'));

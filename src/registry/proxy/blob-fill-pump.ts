@@ -1,27 +1,36 @@
 /**
  * One blob fill: pumps an upstream body into storage through the verified write path (the one place
- * its digest and size are checked) while readers follow it. Readers follow the storage writer's
- * unfinished object when the driver can read one (WriterSpool: every byte is written once), or else a
- * spool file the fill writes as well (BlobFillSpool). Readers see a watermark (`releasable`) that never
- * passes bytes not yet written, and never reaches the blob's last byte before the digest and size are
- * verified: a reader of a wrong or truncated body can never deliver the complete content.
+ * its digest and size are checked) while readers follow it.
  *
- * Memory stays bounded: the source is read only while fewer than `PENDING_LIMIT` bytes wait to be
- * written, storage may lag at most one batch behind a spool file, and the last `RECENT_LIMIT` written
- * bytes stay in memory so that readers keeping up with the fill take them without a file read or a copy.
+ *   upstream chunk ──copy──► slot (1 MiB, recycled) ──► readers copy from it at once
+ *                               └─ full ──► VerifiedBlobWriter.write: hash, write ──► storage (+ spool file)
+ *
+ * Bytes are copied into a few recycled slots (blob-fill-slots.ts) as they arrive, and readers take them
+ * from there at once; a full slot is hashed and written to storage in one piece. A slot is reused once
+ * storage holds its bytes and it is older than the latest `RECENT_LIMIT` bytes: readers further behind
+ * read the storage writer's unfinished object (WriterSpool), or a spool file the fill writes as well
+ * (BlobFillSpool) when the driver cannot read one. Every byte is in a slot or written, so readers always
+ * find it. Readers see a watermark (`releasable`) that never reaches the blob's last byte before digest
+ * and size are verified: a reader of a wrong or truncated body can never deliver the complete content.
+ *
+ * Why slots: keeping the upstream's chunks (or concatenations of them) until they were written and read
+ * made every byte of a fill an ArrayBuffer that outlived V8's young generation, and that external memory
+ * drove V8 into a major collection every few MiB: more CPU than hashing, writing and sending together.
+ *
+ * Memory stays bounded: the source is paused while `UNSTORED_LIMIT` bytes wait for storage, so a fill
+ * holds at most about `RECENT_LIMIT + UNSTORED_LIMIT` bytes in slots.
  */
 import type { Digest } from '../../oci/digest.js';
 import { RegistryError } from '../../oci/errors.js';
 import type { BlobDriver } from '../../storage/blob-driver.js';
 import { VerifiedBlobWriter } from '../verified-write.js';
 import { BlobFillSpool, WriterSpool, type FillSpool } from './blob-fill-spool.js';
+import type { FillSlots } from './blob-fill-slots.js';
 
-/** Largest write to the spool and to storage; small chunks are coalesced up to it while a write runs. */
-const BATCH_BYTES = 1024 * 1024;
-/** Source bytes that may wait for the spool before the source is paused. */
-const PENDING_LIMIT = 2 * BATCH_BYTES;
-/** Spooled bytes kept in memory for readers at the head of the fill. */
-const RECENT_LIMIT = 4 * BATCH_BYTES;
+/** Bytes received but not yet in storage (nor in the spool) before the source is paused. */
+const UNSTORED_LIMIT = 3 * 1024 * 1024;
+/** Stored bytes kept in slots for readers near the head of the fill. */
+const RECENT_LIMIT = 4 * 1024 * 1024;
 
 export interface FillSource {
   /** The body; a `Readable` is destroyed when the fill fails. */
@@ -35,9 +44,20 @@ export interface PumpOptions {
   source: FillSource;
   storage: BlobDriver;
   spoolDir: string;
+  /** The buffers bytes are copied into; shared by the fills of one process. */
+  slots: FillSlots;
   maxBlobSize?: number;
   /** Called with the length of every chunk read from the source. */
   onBytes?: (n: number) => void;
+}
+
+interface Slot {
+  /** Blob offset of the slot's first byte. */
+  at: number;
+  bytes: Buffer;
+  filled: number;
+  /** Storage (and the spool file, if any) hold the slot's bytes. */
+  stored: boolean;
 }
 
 export class BlobFillPump {
@@ -49,23 +69,20 @@ export class BlobFillPump {
   error: unknown;
   committed = false;
 
+  /** Bytes read from the source, all in slots or stored. */
   private received = 0;
   /** Offset of the last chunk read from the source: held back while the size is unknown. */
   private lastChunkAt = 0;
-  /** Bytes readers may take, from memory or the spool (short of the verified end, see `releasable`). */
-  private spooled = 0;
-  /** Bytes readable from the spool (when it follows storage, the writes lag `spooled` by a batch or two). */
+  /** Bytes readable from the spool: the stored prefix. */
   private written = 0;
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
-  private sourceEnded = false;
-  private sourceError: unknown;
-  private wakeConsumer: (() => void) | undefined;
+  /** Live slots in blob order: the recent stored ones, those being written, and the one being filled. */
+  private slots: Slot[] = [];
+  private filling: Slot | undefined;
+  private readonly writes = new Set<Promise<void>>();
+  private writeError: unknown;
   private wakeProducer: (() => void) | undefined;
   private waiters: Array<() => void> = [];
-  /** The latest spooled batches, oldest first, at most `RECENT_LIMIT` bytes (plus the newest batch). */
-  private recent: Array<{ at: number; bytes: Uint8Array }> = [];
-  private recentBytes = 0;
+  private notifyScheduled = false;
 
   private constructor(
     private readonly opts: PumpOptions,
@@ -91,66 +108,69 @@ export class BlobFillPump {
     return new BlobFillPump(opts, spool, writer);
   }
 
-  /** As `start`, with a spool file of its own whatever the driver offers (the path for drivers without BlobWriter.openReader). */
-  static async startWithSpoolFile(opts: PumpOptions): Promise<BlobFillPump> {
-    const expected = { digest: opts.digest, size: opts.source.size };
-    const [spool, writer] = await Promise.allSettled([BlobFillSpool.create(opts.spoolDir), VerifiedBlobWriter.open(opts.storage, expected)]);
-    if (spool.status === 'fulfilled' && writer.status === 'fulfilled') return new BlobFillPump(opts, spool.value, writer.value);
-    if (spool.status === 'fulfilled') {
-      await spool.value.unlink();
-      spool.value.release();
-    }
-    if (writer.status === 'fulfilled') await writer.value.cancel();
-    throw spool.status === 'rejected' ? spool.reason : (writer as PromiseRejectedResult).reason;
-  }
-
   /** The announced size. */
   get size(): number | undefined {
     return this.opts.source.size;
   }
 
-  /** Bytes readers may have: in the spool, and short of the blob's end until verified. */
+  /** Bytes readers may have: received, and short of the blob's end until verified. */
   get releasable(): number {
     if (this.verifiedSize !== undefined) return this.verifiedSize;
     const size = this.opts.source.size;
-    return Math.min(this.spooled, size !== undefined ? size - 1 : this.lastChunkAt);
+    return Math.min(this.received, size !== undefined ? size - 1 : this.lastChunkAt);
   }
 
-  /** Bytes readers may read from the spool; bytes past it and short of `releasable` are in memory (`peek`). */
+  /** Bytes readers may read from the spool; bytes past it and short of `releasable` are in slots (`peek`). */
   get readable(): number {
     return this.written;
   }
 
   /**
-   * Bytes from `position` up to at most `end` (exclusive) when they are still in memory, without a copy;
-   * undefined otherwise (read them from the spool). Never returns bytes past `releasable`.
+   * A view of the bytes from `position` up to at most `end` (exclusive) when they are still in a slot,
+   * undefined otherwise (read them from the spool). Never past `releasable`. The view is only valid
+   * until the caller yields to the event loop (the slot is then recycled): copy it at once.
    */
   peek(position: number, end: number): Uint8Array | undefined {
     const upTo = Math.min(end, this.releasable);
-    for (let i = this.recent.length - 1; i >= 0; i--) {
-      const { at, bytes } = this.recent[i]!;
-      if (position < at) continue;
-      if (position >= at + bytes.byteLength || position >= upTo) return undefined;
-      return bytes.subarray(position - at, Math.min(upTo, at + bytes.byteLength) - at);
-    }
-    return undefined;
+    const slots = this.slots;
+    if (position >= upTo || !slots.length) return undefined;
+    const first = slots[0]!;
+    if (position < first.at) return undefined;
+    const slot = slots[Math.floor((position - first.at) / this.opts.slots.slotBytes)];
+    if (!slot || position >= slot.at + slot.filled) return undefined;
+    return slot.bytes.subarray(position - slot.at, Math.min(upTo, slot.at + slot.filled) - slot.at);
   }
 
-  /** Resolves at the next change of `releasable`, `verifiedSize` or `error`. */
+  /** Resolves at the next change of `releasable`, `readable`, `verifiedSize` or `error`. */
   progress(): Promise<void> {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
   private notify(): void {
     const waiters = this.waiters;
+    if (!waiters.length) return;
     this.waiters = [];
     for (const w of waiters) w();
   }
 
+  /**
+   * Wakes the readers once the chunks read from the socket in this turn of the event loop are all in:
+   * a reader then copies them in one piece and sends them in one write.
+   */
+  private notifySoon(): void {
+    if (this.notifyScheduled) return;
+    this.notifyScheduled = true;
+    setImmediate(() => {
+      this.notifyScheduled = false;
+      this.notify();
+    });
+  }
+
   private async run(): Promise<{ size: number }> {
-    void this.produce();
     try {
-      await this.consume();
+      await this.pumpSource();
+      if (this.filling) this.seal(this.filling);
+      await this.settleWrites();
       const result = this.writer.verify();
       this.verifiedSize = result.size;
       this.notify();
@@ -161,137 +181,109 @@ export class BlobFillPump {
     } catch (err) {
       this.error = err ?? new Error('blob fill failed');
       this.notify();
-      this.wakeProducer?.();
       destroySource(this.opts.source.stream);
       await this.writer.cancel().catch(() => {});
       throw this.error;
     } finally {
-      this.recent = [];
-      this.recentBytes = 0;
+      // No write uses a slot any more (the cancel above awaited storage's; the spool's are settled here).
+      await Promise.allSettled(this.writes);
+      for (const slot of this.slots) this.opts.slots.give(slot.bytes);
+      this.slots = [];
+      this.filling = undefined;
       this.notify();
       await this.spool.unlink().catch(() => {});
       this.spool.release();
     }
   }
 
-  /** Reads the source into `pending`, pausing while the spool is `PENDING_LIMIT` behind. Never throws. */
-  private async produce(): Promise<void> {
+  /** Copies the source into slots, pausing while `UNSTORED_LIMIT` bytes wait for storage. */
+  private async pumpSource(): Promise<void> {
     const { size } = this.opts.source;
     const max = this.opts.maxBlobSize;
-    try {
-      for await (const chunk of this.opts.source.stream) {
-        if (this.error !== undefined) break;
-        if (chunk.byteLength === 0) continue;
-        this.lastChunkAt = this.received;
-        this.received += chunk.byteLength;
-        this.opts.onBytes?.(chunk.byteLength);
-        if (size !== undefined && this.received > size) {
-          throw new RegistryError('SIZE_INVALID', `blob ${this.opts.digest}: upstream sent more than the ${size} bytes it announced`);
-        }
-        if (max !== undefined && this.received > max) {
-          throw new RegistryError('DENIED', `blob ${this.opts.digest} is larger than the ${max} bytes the proxy cache accepts`);
-        }
-        this.pending.push(chunk);
-        this.pendingBytes += chunk.byteLength;
-        this.wakeConsumer?.();
-        while (this.pendingBytes >= PENDING_LIMIT && this.error === undefined) {
-          await new Promise<void>((resolve) => (this.wakeProducer = resolve));
-        }
+    for await (const chunk of this.opts.source.stream) {
+      if (chunk.byteLength === 0) continue;
+      const total = this.received + chunk.byteLength;
+      this.opts.onBytes?.(chunk.byteLength);
+      if (size !== undefined && total > size) {
+        throw new RegistryError('SIZE_INVALID', `blob ${this.opts.digest}: upstream sent more than the ${size} bytes it announced`);
       }
-    } catch (err) {
-      this.sourceError = err ?? new Error('upstream body failed');
-    } finally {
-      this.sourceEnded = true;
-      this.wakeConsumer?.();
-    }
-  }
-
-  /** Writes pending batches to storage (and to a spool file of its own, when it keeps one). */
-  private consume(): Promise<void> {
-    return this.spool.followsStorage ? this.consumeFollowed() : this.consumeSpooled();
-  }
-
-  /**
-   * Readers follow storage. A batch is theirs from memory as soon as it is hashed (in `write`), and
-   * from storage once written there; at most two writes are in flight, far less than the memory
-   * window, so every byte not yet written is still in memory. Every write settles before this returns.
-   */
-  private async consumeFollowed(): Promise<void> {
-    const inflight: Array<Promise<void>> = [];
-    try {
-      for (let batch = await this.nextBatch(); batch; batch = await this.nextBatch()) {
-        const at = this.spooled;
-        const bytes = batch;
-        const writing = this.writer.write(bytes).then(() => {
-          this.written = at + bytes.byteLength;
-          this.notify();
-        });
-        writing.catch(() => {}); // awaited below
-        this.remember(at, bytes);
-        this.spooled += bytes.byteLength;
-        this.notify();
-        // Opened once the first bytes went out, before anyone can fall behind the memory window.
-        if (at === 0) void (this.spool as WriterSpool).open();
-        inflight.push(writing);
-        while (inflight.length >= 2) await inflight.shift();
+      if (max !== undefined && total > max) {
+        throw new RegistryError('DENIED', `blob ${this.opts.digest} is larger than the ${max} bytes the proxy cache accepts`);
       }
-    } finally {
-      await Promise.allSettled(inflight);
-    }
-    await Promise.all(inflight);
-  }
-
-  /** A spool file of its own: each batch goes to the spool and, one batch behind at most, to storage. */
-  private async consumeSpooled(): Promise<void> {
-    let stored: Promise<void> = Promise.resolve();
-    try {
-      for (let batch = await this.nextBatch(); batch; batch = await this.nextBatch()) {
-        const spooling = this.spool.write(batch, this.spooled);
-        const storing = this.writer.write(batch); // hashes now, while the spool write runs
-        await spooling;
-        this.remember(this.spooled, batch);
-        this.spooled += batch.byteLength;
-        this.written = this.spooled;
-        this.notify();
-        await stored;
-        stored = storing;
+      const first = this.received === 0;
+      this.lastChunkAt = this.received;
+      this.copyIn(chunk);
+      this.notifySoon();
+      // Opened once the first bytes went out, before anyone can fall behind the slots.
+      if (first && this.spool.followsStorage) void (this.spool as WriterSpool).open();
+      while (this.writeError === undefined && this.received - this.written >= UNSTORED_LIMIT) {
+        await new Promise<void>((resolve) => (this.wakeProducer = resolve));
+        this.wakeProducer = undefined;
       }
-    } finally {
-      await stored.catch(() => {});
-    }
-    await stored;
-  }
-
-  /** The next batch of pending source bytes; undefined once the source ended (throws its error). */
-  private async nextBatch(): Promise<Uint8Array | undefined> {
-    for (;;) {
-      if (this.sourceError !== undefined) throw this.sourceError;
-      if (this.pending.length) return this.takeBatch();
-      if (this.sourceEnded) return undefined;
-      await new Promise<void>((resolve) => (this.wakeConsumer = resolve));
-      this.wakeConsumer = undefined;
+      if (this.writeError !== undefined) throw this.writeError;
     }
   }
 
-  private remember(at: number, bytes: Uint8Array): void {
-    this.recent.push({ at, bytes });
-    this.recentBytes += bytes.byteLength;
-    while (this.recentBytes - this.recent[0]!.bytes.byteLength >= RECENT_LIMIT) {
-      this.recentBytes -= this.recent.shift()!.bytes.byteLength;
+  private copyIn(chunk: Uint8Array): void {
+    let from = 0;
+    while (from < chunk.byteLength) {
+      let slot = this.filling;
+      if (!slot) {
+        slot = this.filling = { at: this.received, bytes: this.opts.slots.take(), filled: 0, stored: false };
+        this.slots.push(slot);
+      }
+      const n = Math.min(chunk.byteLength - from, slot.bytes.byteLength - slot.filled);
+      slot.bytes.set(n === chunk.byteLength ? chunk : chunk.subarray(from, from + n), slot.filled);
+      slot.filled += n;
+      from += n;
+      this.received += n;
+      if (slot.filled === slot.bytes.byteLength) this.seal(slot);
     }
   }
 
-  private takeBatch(): Uint8Array {
-    let bytes = 0;
-    let count = 0;
-    while (count < this.pending.length && (count === 0 || bytes + this.pending[count]!.byteLength <= BATCH_BYTES)) {
-      bytes += this.pending[count]!.byteLength;
-      count++;
+  /** Hashes a slot's bytes and writes them to storage (and to the spool file, when the fill keeps one). */
+  private seal(slot: Slot): void {
+    this.filling = undefined;
+    const bytes = slot.bytes.subarray(0, slot.filled);
+    const storing = this.writer.write(bytes);
+    const writing = this.spool.followsStorage ? storing : Promise.all([storing, this.spool.write(bytes, slot.at)]);
+    const settled: Promise<void> = writing.then(
+      () => {
+        slot.stored = true;
+        this.advance();
+      },
+      (err: unknown) => {
+        this.writeError ??= err ?? new Error('blob fill write failed');
+        this.wakeProducer?.();
+      },
+    );
+    this.writes.add(settled);
+    void settled.then(() => this.writes.delete(settled));
+  }
+
+  /** Moves the stored watermark over the slots written in order, and recycles those readers no longer need. */
+  private advance(): void {
+    for (const slot of this.slots) {
+      if (slot.at + slot.filled <= this.written) continue;
+      if (!slot.stored || slot.at !== this.written) break;
+      this.written = slot.at + slot.filled;
     }
-    const parts = this.pending.splice(0, count);
-    this.pendingBytes -= bytes;
-    if (this.pendingBytes < PENDING_LIMIT) this.wakeProducer?.();
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
+    let drop = 0;
+    while (drop < this.slots.length) {
+      const slot = this.slots[drop]!;
+      if (!slot.stored || slot.at + slot.filled > this.written || this.received - (slot.at + slot.filled) < RECENT_LIMIT) break;
+      this.opts.slots.give(slot.bytes);
+      drop++;
+    }
+    if (drop) this.slots.splice(0, drop);
+    this.notify();
+    this.wakeProducer?.();
+  }
+
+  /** Waits for every write; throws the first failure. */
+  private async settleWrites(): Promise<void> {
+    while (this.writes.size) await Promise.all(this.writes);
+    if (this.writeError !== undefined) throw this.writeError;
   }
 }
 

@@ -11,6 +11,7 @@ import type { BlobDriver } from '../../storage/blob-driver.js';
 import { FsBlobDriver } from '../../storage/fs/fs-blob-driver.js';
 import { blobKey } from '../../storage/keys.js';
 import { MemoryBlobDriver } from '../../storage/memory/memory-blob-driver.js';
+import type { BlobBody } from '../blobs.js';
 import { storeVerified } from '../verified-write.js';
 import { BlobFills, type FillSource } from './blob-fills.js';
 
@@ -120,6 +121,39 @@ function follow(stream: Readable) {
     });
     stream.on('close', () => resolve());
   });
+  return state;
+}
+
+/** Reads a body as send-blob.ts sends one: positional reads into one buffer it reuses (copied out here). */
+function drain(body: BlobBody, bufferBytes = 200_000) {
+  if (body.kind === 'stream') return follow(body.stream);
+  const state = {
+    chunks: [] as Buffer[],
+    bytes: 0,
+    ended: false,
+    error: undefined as Error | undefined,
+    finished: undefined as unknown as Promise<void>,
+    data: () => Buffer.concat(state.chunks),
+  };
+  const { reader, offset, length } = body;
+  state.finished = (async () => {
+    const buffer = Buffer.allocUnsafe(bufferBytes);
+    try {
+      for (let at = offset; at < offset + length; ) {
+        const n = await reader.read(buffer, at, Math.min(buffer.length, offset + length - at));
+        if (n === 0) throw new Error(`body ended at ${at - offset} of ${length} bytes`);
+        state.chunks.push(Buffer.from(buffer.subarray(0, n)));
+        buffer.fill(0xee); // a reader must never depend on what it handed out before
+        state.bytes += n;
+        at += n;
+      }
+      state.ended = true;
+    } catch (err) {
+      state.error = err as Error;
+    } finally {
+      await reader.close();
+    }
+  })();
   return state;
 }
 
@@ -272,6 +306,97 @@ for (const [driverName, world] of drivers) {
       feed.end();
       await Promise.all(readers.map((r) => r.finished));
       ranges.forEach((r, i) => assert.ok(readers[i]!.data().equals(data.subarray(r.start, r.end + 1)), `range ${i}`));
+      await h.done;
+      await assertNoLeftovers(w);
+    });
+
+    it('sends positional bodies: whole and ranges, each holding back its last byte until verified', async () => {
+      const w = await world();
+      const { data, digest } = blob(2 * MiB + 17);
+      const feed = new Feed(data);
+      const h = await w.fills.join(digest, async () => ({ stream: feed.stream, size: data.length }));
+      const whole = await h.body();
+      assert.equal(whole.kind, 'positional');
+      const ranges = [
+        { start: MiB - 5, end: MiB + 70_000 },
+        { start: data.length - 10, end: data.length - 1 },
+      ];
+      const readers = [drain(whole), ...(await Promise.all(ranges.map((r) => h.body(r)))).map((b) => drain(b))];
+      await assert.rejects(h.body({ start: 10, end: data.length }), (err: unknown) => err instanceof RegistryError && err.code === 'RANGE_INVALID');
+      feed.sendUpTo(CHUNK);
+      await until(() => readers[0]!.bytes === CHUNK, 'the first chunk at once');
+      feed.sendUpTo(data.length);
+      await until(() => readers[0]!.bytes === data.length - 1 && readers[2]!.bytes === 9, 'all but the held-back bytes');
+      await until(() => readers[1]!.bytes === 70_005, 'the middle range minus its last byte');
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(readers[0]!.bytes, data.length - 1, 'the last byte waits for the end of the upstream body');
+      assert.ok(!readers[0]!.ended && !readers[1]!.ended && !readers[2]!.ended, 'no body ends before the blob is verified');
+      feed.end();
+      await Promise.all(readers.map((r) => r.finished));
+      assert.ok(readers[0]!.ended && readers[0]!.data().equals(data));
+      ranges.forEach((r, i) => assert.ok(readers[i + 1]!.data().equals(data.subarray(r.start, r.end + 1)), `range ${i}`));
+      await h.done;
+      // After the fill, a body reads the committed blob from storage.
+      const again = drain(await h.body({ start: 10, end: 20 }));
+      await again.finished;
+      assert.ok(again.ended && again.data().equals(data.subarray(10, 21)));
+      await assertNoLeftovers(w);
+    });
+
+    it('gives a reader far behind the fill the right bytes after the fill reused its buffers', async () => {
+      const w = await world();
+      const { data, digest } = blob(24 * MiB + 5);
+      const feed = new Feed(data);
+      const h = await w.fills.join(digest, async () => ({ stream: feed.stream, size: data.length }));
+      const behind = (await h.body()) as Extract<BlobBody, { kind: 'positional' }>;
+      const head = drain(await h.body());
+      const start = Buffer.alloc(1000);
+      feed.sendUpTo(MiB);
+      assert.equal(await behind.reader.read(start, 0, start.length), start.length);
+      assert.ok(start.equals(data.subarray(0, 1000)));
+      feed.sendUpTo(20 * MiB);
+      await until(() => head.bytes >= 20 * MiB - CHUNK, 'the head reader to follow the fill to 20 MiB');
+      const rest = drain({ ...behind, offset: 1000, length: data.length - 1000 }, 777_777);
+      await until(() => rest.bytes >= 20 * MiB - 1000 - CHUNK, 'the reader behind to catch up');
+      feed.sendUpTo(data.length);
+      feed.end();
+      await Promise.all([head.finished, rest.finished]);
+      assert.ok(head.ended && head.data().equals(data));
+      assert.ok(rest.ended && rest.data().equals(data.subarray(1000)), 'bytes read from storage and from the buffers match the blob');
+      await h.done;
+      await assertNoLeftovers(w);
+    });
+
+    it('fails positional reads when the fill fails, and lets go of the spool when a body closes', async () => {
+      const w = await world();
+      const { data, digest } = blob(3 * MiB);
+      const feed = new Feed(data);
+      const h = await w.fills.join(digest, async () => ({ stream: feed.stream, size: data.length }));
+      const failing = drain(await h.body());
+      const closed = (await h.body()) as Extract<BlobBody, { kind: 'positional' }>;
+      feed.sendUpTo(MiB + CHUNK);
+      await until(() => failing.bytes >= MiB, 'a MiB');
+      await closed.reader.close(); // a client that hung up
+      feed.fail();
+      await assert.rejects(h.done, /upstream connection reset/);
+      await failing.finished;
+      assert.ok(failing.error && !failing.ended && /upstream connection reset/.test(failing.error.message));
+      const late = drain(await h.body());
+      await late.finished;
+      assert.ok(late.error && late.bytes === 0, 'a body of a failed fill fails');
+      assert.equal(await w.storage.stat(blobKey(digest)), undefined);
+      await assertNoLeftovers(w);
+    });
+
+    it('sends a blob of unannounced size as a stream', async () => {
+      const w = await world();
+      const { data, digest } = blob(MiB);
+      const h = await w.fills.join(digest, async () => ({ stream: Readable.from(paced(data)) }));
+      const body = await h.body();
+      assert.equal(body.kind, 'stream');
+      const r = drain(body);
+      await r.finished;
+      assert.ok(r.ended && r.data().equals(data));
       await h.done;
       await assertNoLeftovers(w);
     });

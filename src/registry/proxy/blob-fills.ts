@@ -1,13 +1,15 @@
 /**
  * Single-flight blob fills for the proxy cache. A cache miss starts one upstream fetch per digest; the
- * body is written to storage through the verified write path, and every request for that digest
- * streams it from there while it grows — or from a spool file the fill writes too, for drivers that
- * cannot read an unfinished object (blob-fill-spool.ts). The fill outlives clients that hang up,
- * commits only verified bytes, and a reader never ends on bytes that failed verification.
+ * body is written to storage through the verified write path, and every request for that digest reads
+ * it while it grows: the latest bytes from the fill's recycled buffers, older ones from storage's
+ * unfinished object — or from a spool file the fill writes too, for drivers that cannot read an
+ * unfinished object (blob-fill-spool.ts). The fill outlives clients that hang up, commits only verified
+ * bytes, and a reader never ends on bytes that failed verification.
  *
  *   join(d) ──► start() once ──► BlobFillPump ──► VerifiedBlobWriter ──► storage blobKey(d) (on match)
- *   join(d) ─┐                        └──► the writer's object (or a spool file) ──► BlobFillReader
- *   join(d) ─┘ (joined: same pump)                                                   (one per request)
+ *   join(d) ─┐                      │  └──► the writer's object (or a spool file) ─┐
+ *   join(d) ─┘ (joined: same pump)  └──► slots (recent bytes) ────────────────────┴─► FillReader
+ *                                                                                   (one per request)
  *
  * Callers check storage first: a blob committed by an earlier fill is read from storage, not joined.
  */
@@ -16,9 +18,15 @@ import type { Digest } from '../../oci/digest.js';
 import { RegistryError } from '../../oci/errors.js';
 import type { BlobDriver } from '../../storage/blob-driver.js';
 import { blobKey } from '../../storage/keys.js';
+import type { BlobBody } from '../blobs.js';
 import { BlobFillPump, destroySource, type FillSource } from './blob-fill-pump.js';
-import { BlobFillReader } from './blob-fill-reader.js';
+import { BlobFillReader, FillReader } from './blob-fill-reader.js';
+import { FillSlots } from './blob-fill-slots.js';
 import { BlobFillSpool } from './blob-fill-spool.js';
+
+/** Size of the buffers fills copy upstream bytes into, and how many idle ones stay for the next fill. */
+const SLOT_BYTES = 1024 * 1024;
+const IDLE_SLOTS = 8;
 
 export type { FillSource } from './blob-fill-pump.js';
 
@@ -48,6 +56,12 @@ export interface FillHandle {
    * Throws `RANGE_INVALID` for a range outside the announced size.
    */
   open(range?: FillRange): Readable;
+  /**
+   * The same bytes as a body to send: positional reads into the sender's recycled buffers when the
+   * size is known (the reads wait for the bytes, the last one for verification, and reject when the
+   * fill fails), else `open`'s stream. Close the reader (or consume the stream) when done.
+   */
+  body(range?: FillRange): Promise<BlobBody>;
   /** Resolves after the blob is committed in storage; rejects when the fill failed. */
   readonly done: Promise<{ size: number }>;
 }
@@ -69,9 +83,11 @@ export class BlobFills {
   private readonly spools = new Set<string>();
   private readonly counts = { started: 0, joined: 0, failed: 0, committed: 0, bytesFromUpstream: 0 };
   private readonly opts: BlobFillsOptions;
+  private readonly slots: FillSlots;
 
   constructor(opts: BlobFillsOptions) {
     this.opts = opts;
+    this.slots = new FillSlots(SLOT_BYTES, IDLE_SLOTS);
   }
 
   /**
@@ -98,7 +114,13 @@ export class BlobFills {
       if (this.fills.get(digest) === entry) this.fills.delete(digest);
       return this.join(digest, start);
     }
-    return { size: pump.size, joined, done: pump.done, open: (range) => this.open(digest, pump, range) };
+    return {
+      size: pump.size,
+      joined,
+      done: pump.done,
+      open: (range) => this.open(digest, pump, range),
+      body: (range) => this.body(digest, pump, range),
+    };
   }
 
   /** Whether a fill of `digest` is starting or running. */
@@ -138,6 +160,7 @@ export class BlobFills {
         source,
         storage: this.opts.storage,
         spoolDir: this.opts.spoolDir,
+        slots: this.slots,
         maxBlobSize: max,
         onBytes: (n) => (this.counts.bytesFromUpstream += n),
       });
@@ -162,15 +185,37 @@ export class BlobFills {
   }
 
   private open(digest: Digest, pump: BlobFillPump, range?: FillRange): Readable {
-    if (range && (range.start < 0 || range.end < range.start || (pump.size !== undefined && range.end >= pump.size))) {
-      throw new RegistryError('RANGE_INVALID', `range ${range.start}-${range.end} is outside the blob's ${pump.size ?? 'unknown'} bytes`);
-    }
+    checkRange(pump, range);
     if (pump.spool.acquire()) return new BlobFillReader(pump, range);
     // The fill ended and its last reader let go of the spool: a committed blob is read from storage.
     if (pump.committed) return fromStorage(this.opts.storage, blobKey(digest), range);
-    const err = pump.error instanceof Error ? pump.error : new Error('blob fill failed');
+    const err = failure(pump);
     return new Readable({ read() { this.destroy(err); } });
   }
+
+  private async body(digest: Digest, pump: BlobFillPump, range?: FillRange): Promise<BlobBody> {
+    const size = pump.size;
+    if (size === undefined) return { kind: 'stream', stream: this.open(digest, pump, range) };
+    checkRange(pump, range);
+    const offset = range?.start ?? 0;
+    const length = range ? range.end - range.start + 1 : size;
+    if (pump.spool.acquire()) return { kind: 'positional', reader: new FillReader(pump, offset + length), offset, length };
+    const storage = this.opts.storage;
+    if (pump.committed && storage.openPositional) return { kind: 'positional', reader: await storage.openPositional(blobKey(digest)), offset, length };
+    if (pump.committed) return { kind: 'stream', stream: fromStorage(storage, blobKey(digest), range) };
+    const err = failure(pump);
+    return { kind: 'positional', reader: { size, read: () => Promise.reject(err), close: async () => {} }, offset, length };
+  }
+}
+
+function checkRange(pump: BlobFillPump, range?: FillRange): void {
+  if (range && (range.start < 0 || range.end < range.start || (pump.size !== undefined && range.end >= pump.size))) {
+    throw new RegistryError('RANGE_INVALID', `range ${range.start}-${range.end} is outside the blob's ${pump.size ?? 'unknown'} bytes`);
+  }
+}
+
+function failure(pump: BlobFillPump): Error {
+  return pump.error instanceof Error ? pump.error : new Error('blob fill failed');
 }
 
 function fromStorage(storage: BlobDriver, key: string, range?: FillRange): Readable {

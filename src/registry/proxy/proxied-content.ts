@@ -46,7 +46,7 @@ export class ProxiedContent implements RepositoryContent {
       size: handle.size,
       cache: found.cache,
       audit: handle.joined ? undefined : { kind: 'proxy_blob_fetch', metadata: { digest, size: handle.size ?? null } },
-      open: async (range) => ({ kind: 'stream', stream: handle.open(range) }),
+      open: (range) => handle.body(range),
     };
   }
 

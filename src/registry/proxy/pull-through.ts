@@ -19,6 +19,7 @@ import type { BlobDriver } from '../../storage/blob-driver.js';
 import { blobKey } from '../../storage/keys.js';
 import { UpstreamProtocolError } from '../../upstream/errors.js';
 import type { ManifestService, StoredManifest } from '../manifests.js';
+import type { BlobBody } from '../blobs.js';
 import type { RepositoryService } from '../repositories.js';
 import type { ProxyEvents } from './proxy-events.js';
 import type { ProxyTarget } from './proxy-directory.js';
@@ -29,6 +30,8 @@ export interface FillHandle {
   readonly size: number | undefined;
   readonly joined: boolean;
   open(range?: { start: number; end: number }): Readable;
+  /** The same bytes as a body to send (positional reads into the sender's buffers when the size is known). */
+  body(range?: { start: number; end: number }): Promise<BlobBody>;
   readonly done: Promise<{ size: number }>;
 }
 
