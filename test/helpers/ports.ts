@@ -15,7 +15,7 @@ export function freePort(): Promise<number> {
 }
 
 /** Polls `url` until it answers with any HTTP status, or throws after `timeoutMs`. */
-export async function waitForHttp(url: string, timeoutMs = 20_000): Promise<void> {
+export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {

@@ -146,7 +146,7 @@ function assertJsonLog(stdout: string, url: string, opts: { partialTail: boolean
 }
 
 /** Polls an HTTPS `url` until it answers with any status (verifying against `ca` when given). */
-async function waitForHttps(url: string, ca: string | Buffer | undefined, timeoutMs = 20_000): Promise<void> {
+async function waitForHttps(url: string, ca: string | Buffer | undefined, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
