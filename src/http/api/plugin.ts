@@ -28,6 +28,14 @@ const TRAILING_REPOSITORY = '/:repository+';
 export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry; accounts: Accounts; version: string }): Promise<void> {
   const { registry, accounts } = opts;
   app.setErrorHandler((err, req, reply) => renderApiError(err, req, reply));
+  // Automation sends `Content-Type: application/json` on every request, a DELETE or a bodyless POST
+  // included: an empty body there is no body, not malformed JSON (Fastify's parser would refuse it).
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body.length === 0) done(null, undefined);
+    else json(req, body as string, done);
+  });
   app.setNotFoundHandler((req, reply) => renderApiError(Object.assign(new Error(`no such endpoint: ${req.method} ${req.url.split('?')[0]}`), { statusCode: 404 }), req, reply));
 
   const document = openApiDocument(API_ROUTES, opts.version);
