@@ -133,6 +133,9 @@ for (const dialect of DIALECTS) {
         const res = await m.request(method, path, { body: method === 'POST' ? '[]' : undefined });
         assert.equal(res.status, 404, `${method} ${path}`);
       }
+      const longest = [{ issuer: `https://${'i'.repeat(2040)}`, subject: 's'.repeat(2048) }];
+      assert.equal((await m.request('POST', url, { body: JSON.stringify(longest) })).status, 200, 'the longest entries are stored');
+      assert.deepEqual(await m.get(url), longest);
       const cleared = await m.request('DELETE', url);
       assert.equal(cleared.status, 204);
       assert.deepEqual(await m.get(url), []);

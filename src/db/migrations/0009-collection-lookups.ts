@@ -49,7 +49,8 @@ export function collectionLookups(d: DialectAdapter): Migration {
         .addColumn('position', 'integer', (c) => c.notNull())
         .addColumn('issuer', d.exactText as never, (c) => c.notNull())
         .addColumn('subject', d.exactText as never, (c) => c.notNull())
-        .addPrimaryKeyConstraint('robot_federations_pk', ['robot_id', 'issuer', 'subject'])
+        // Not (issuer, subject): long values would not fit in an index row; the service refuses duplicates.
+        .addPrimaryKeyConstraint('robot_federations_pk', ['robot_id', 'position'])
         .execute();
 
       await db.schema

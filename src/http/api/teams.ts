@@ -23,7 +23,6 @@ import { MemberSchema, TeamSchema } from './schemas.js';
 const TeamParams = z.object({ orgname: z.string().max(255), teamname: z.string().max(255) });
 const MemberParams = TeamParams.extend({ membername: z.string().max(512) });
 
-
 export const teamRoutes = [
   defineRoute({
     method: 'PUT',
