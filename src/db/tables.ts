@@ -12,6 +12,8 @@
  *   namespaces 1─* autoprune_policies ─> repositories (0..1)   (auto-prune; autoprune_tasks: the worker's queue)
  *   namespaces 1─0..1 namespace_quotas 1─* quota_limits         (storage quotas; totals in *_sizes, counted
  *                                                                through quota_*_blobs: migrations/0006-quotas.ts)
+ *   repository_stars, global_messages, robot_federations, team_robot_members, creator_default_permissions
+ *                                                              (Quay's API extras: migrations/0009-collection-lookups.ts)
  */
 import type { Generated, Insertable, Selectable } from 'kysely';
 
