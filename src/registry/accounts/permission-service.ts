@@ -57,7 +57,8 @@ export class PermissionService {
   /**
    * Whether the principal may create repositories in the (existing) namespace: an enabled superuser, the
    * namespace's own user, or a member of an admin or creator team of the organization. Robots cannot
-   * create repositories (in Quay they can only through team membership, which Wharf's robots do not have).
+   * create repositories (in Quay they can through a creator team; on a Wharf team a robot gets only the
+   * team's repository permissions).
    */
   async canCreateRepository(principal: Principal, namespace: string): Promise<boolean> {
     if (principal.kind !== 'user' || !hasScope(principal, 'repo:create')) return false;
