@@ -35,7 +35,7 @@ for (const dialect of DIALECTS) {
     });
 
     it('answers an unknown prefix, or one no name can start with, with an empty list', async () => {
-      for (const prefix of ['nosuchprefix', '%25', 'ta%25', 'ta%2B', '%C3%A9t%C3%A9', 'x'.repeat(255), '..', 'a%2Fb']) {
+      for (const prefix of ['nosuchprefix', '%25', 'ta%25', 'ta%2B', '%C3%A9t%C3%A9', 'x'.repeat(255), '-a', '.x', 'a%2Fb']) {
         const res = await get('user', prefix);
         assert.equal(res.status, 200, prefix);
         assert.deepEqual(res.body, { results: [] }, prefix);
