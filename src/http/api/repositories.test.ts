@@ -46,7 +46,7 @@ for (const dialect of DIALECTS) {
     it('gets a repository, multi-component names included, with the caller\'s rights and tag count', async () => {
       let res = await api('GET', '/repository/orga/priv', 'member');
       assert.equal(res.statusCode, 200, res.body);
-      assert.deepEqual(res.json(), { namespace: 'orga', name: 'priv', kind: 'image', description: null, is_public: false, is_organization: true, state: 'NORMAL', can_write: true, can_admin: false, tag_count: 1, quota_report: { quota_bytes: 0, configured_quota: null } });
+      assert.deepEqual(res.json(), { namespace: 'orga', name: 'priv', kind: 'image', description: null, is_public: false, is_organization: true, state: 'NORMAL', can_write: true, can_admin: false, is_starred: false, tag_count: 1, quota_report: { quota_bytes: 0, configured_quota: null } });
       res = await api('GET', '/repository/orga/team/app', 'orgadmin');
       assert.equal(res.statusCode, 200, res.body);
       assert.equal(res.json().name, 'team/app');
