@@ -111,7 +111,7 @@ export const configSchema = z.strictObject({
       allow_private_upstreams: z
         .preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().min(1)))
         .default([]),
-      /** Key that encrypts upstream credentials at rest (32 bytes, base64 or hex); default a key generated into `<data_dir>/proxy-secret.key`. */
+      /** Key that encrypts upstream credentials and robot tokens at rest (32 bytes, base64 or hex); default a key generated into `<data_dir>/proxy-secret.key`. */
       secret_key: z.string().min(1).optional(),
       /** Give up connecting to an upstream after this long. */
       connect_timeout: duration.prefault('5s'),

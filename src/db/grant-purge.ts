@@ -12,5 +12,6 @@ export async function purgeGrants(tx: Kysely<Database>, kind: SubjectKind, ids: 
   if (ids.length === 0) return;
   await tx.deleteFrom('repository_permissions').where('subject_kind', '=', kind).where('subject_id', 'in', ids).execute();
   await tx.deleteFrom('default_permissions').where('subject_kind', '=', kind).where('subject_id', 'in', ids).execute();
+  await tx.deleteFrom('creator_default_permissions').where('subject_kind', '=', kind).where('subject_id', 'in', ids).execute();
   if (kind === 'robot') await tx.updateTable('repositories').set({ mirror_robot_id: null }).where('mirror_robot_id', 'in', ids).execute();
 }

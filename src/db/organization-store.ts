@@ -94,6 +94,20 @@ export class OrganizationStore {
     const res = await this.db.updateTable('namespaces').set({ email }).where('id', '=', id).where('kind', '=', 'org').executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
   }
+
+  /**
+   * Renames the organization: its repositories, robots and teams follow (they hang on its id). 'taken'
+   * when a user or organization already has the name, 'not_found' when the organization is gone.
+   */
+  async rename(id: number, name: string): Promise<'ok' | 'taken' | 'not_found'> {
+    try {
+      const res = await this.db.updateTable('namespaces').set({ name }).where('id', '=', id).where('kind', '=', 'org').executeTakeFirst();
+      return Number(res.numUpdatedRows) > 0 ? 'ok' : 'not_found';
+    } catch (err) {
+      if (this.dialect.isUniqueViolation(err)) return 'taken';
+      throw err;
+    }
+  }
 }
 
 function toRecord(row: { id: number; name: string; email: string | null; enabled: number; created_at: number }): OrganizationRecord {

@@ -34,6 +34,7 @@ export class PermissionStore {
   // Access decisions read these on every request: compiled once.
   private readonly roleOf: PreparedQuery<{ role: string }, { repositoryId: number; kind: string; id: number }>;
   private readonly rolesOfUser: PreparedQuery<{ role: string }, { repositoryId: number; userId: number }>;
+  private readonly rolesOfRobot: PreparedQuery<{ role: string }, { repositoryId: number; robotId: number }>;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -62,6 +63,20 @@ export class PermissionStore {
             ]),
           ),
       ['repositoryId', 'userId'],
+    );
+    this.rolesOfRobot = new PreparedQuery<{ role: string }, { repositoryId: number; robotId: number }>(
+      (p) =>
+        this.db
+          .selectFrom('repository_permissions as p')
+          .select('p.role')
+          .where('p.repository_id', '=', p.repositoryId)
+          .where((eb) =>
+            eb.or([
+              eb.and([eb('p.subject_kind', '=', 'robot'), eb('p.subject_id', '=', p.robotId)]),
+              eb.and([eb('p.subject_kind', '=', 'team'), eb('p.subject_id', 'in', eb.selectFrom('team_robot_members').select('team_id').where('robot_id', '=', p.robotId))]),
+            ]),
+          ),
+      ['repositoryId', 'robotId'],
     );
   }
 
@@ -103,11 +118,17 @@ export class PermissionStore {
     return rows.map((r) => r.role);
   }
 
+  /** The roles the robot holds on the repository directly and through every team it belongs to. */
+  async robotRoles(repositoryId: number, robotId: number): Promise<string[]> {
+    const rows = await this.rolesOfRobot.execute(this.db, { repositoryId, robotId });
+    return rows.map((r) => r.role);
+  }
+
   /**
    * Full names (`namespace/name`) of the repositories the reader can read, in byte order, after `last`,
    * at most `limit`: public repositories, plus for a user those of their own namespace, of organizations
    * where they are in an admin team, and those granted to them or their teams; for a robot, those granted
-   * to it. The caller decides who is `everything` (superusers) and checks that the account is enabled.
+   * to it or its teams. The caller decides who is `everything` (superusers) and checks that the account is enabled.
    */
   async readableNames(reader: Reader, opts: { last?: string; limit: number }): Promise<string[]> {
     const full = this.fullName();
@@ -192,7 +213,11 @@ function readableBy(eb: ExpressionBuilder<any, any>, reader: Exclude<Reader, { k
       eb.exists(adminTeams),
     );
   } else if (reader.kind === 'robot') {
-    alternatives.push(eb.exists(grants().where('p.subject_kind', '=', 'robot').where('p.subject_id', '=', reader.robotId)));
+    const teams = eb.selectFrom('team_robot_members').select('team_id').where('robot_id', '=', reader.robotId);
+    alternatives.push(
+      eb.exists(grants().where('p.subject_kind', '=', 'robot').where('p.subject_id', '=', reader.robotId)),
+      eb.exists(grants().where('p.subject_kind', '=', 'team').where('p.subject_id', 'in', teams)),
+    );
   }
   return alternatives;
 }

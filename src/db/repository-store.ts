@@ -103,7 +103,8 @@ export class RepositoryStore {
 
   /**
    * Creates a repository in an existing namespace and, in the same transaction, copies the namespace's
-   * default permissions onto it and grants `creator` admin (over any default for the same subject).
+   * default permissions onto it, then those for repositories a user `creator` creates, and grants
+   * `creator` admin (over any default for the same subject).
    * When the repository exists already (also when a concurrent caller created it first) nothing changes
    * and `created` is false. Undefined when the namespace does not exist.
    */
@@ -131,6 +132,22 @@ export class RepositoryStore {
               .where('namespace_id', '=', ns.id),
           )
           .execute();
+        if (opts.creator?.kind === 'user') {
+          // Defaults for what this user creates override the organization's general ones.
+          const rows = await tx
+            .selectFrom('creator_default_permissions')
+            .select(['subject_kind', 'subject_id', 'role'])
+            .where('namespace_id', '=', ns.id)
+            .where('creator_user_id', '=', opts.creator.id)
+            .execute();
+          for (const r of rows) {
+            await tx
+              .insertInto('repository_permissions')
+              .values({ repository_id: repo.id, subject_kind: r.subject_kind, subject_id: r.subject_id, role: r.role })
+              .onConflict((oc) => oc.columns(['repository_id', 'subject_kind', 'subject_id']).doUpdateSet({ role: r.role }))
+              .execute();
+          }
+        }
         if (opts.creator) {
           const c = opts.creator;
           await tx
@@ -154,6 +171,12 @@ export class RepositoryStore {
   /** Sets 'private' or 'public'; false if the repository does not exist. */
   async setVisibility(id: number, visibility: string): Promise<boolean> {
     const res = await this.db.updateTable('repositories').set({ visibility }).where('id', '=', id).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Sets the description (null clears it); false if the repository does not exist. */
+  async setDescription(id: number, description: string | null): Promise<boolean> {
+    const res = await this.db.updateTable('repositories').set({ description }).where('id', '=', id).executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
   }
 

@@ -1,6 +1,6 @@
 /**
- * Robot accounts `<namespace>+<short>`: a namespace's non-human credentials. Only the SHA-256 of the
- * token is stored.
+ * Robot accounts `<namespace>+<short>`: a namespace's non-human credentials. Logins are checked
+ * against the SHA-256 of the token; a sealed copy (`tokenEnc`, opaque here) lets administrators read it again.
  */
 import type { Kysely } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
@@ -17,6 +17,8 @@ export interface RobotRecord {
   name: string;
   description: string | null;
   tokenHash: string;
+  /** The sealed token, or null. */
+  tokenEnc: string | null;
   /** Whether the owning user or organization is enabled. */
   namespaceEnabled: boolean;
   createdAt: number;
@@ -41,16 +43,16 @@ export class RobotStore {
     return this.db
       .selectFrom('robots as r')
       .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
-      .select(['r.id', 'r.namespace_id', 'n.name as namespace', 'r.name', 'r.description', 'r.token_hash', 'n.enabled', 'r.created_at']);
+      .select(['r.id', 'r.namespace_id', 'n.name as namespace', 'r.name', 'r.description', 'r.token_hash', 'r.token_enc', 'n.enabled', 'r.created_at']);
   }
 
   /** Creates a robot; undefined when the namespace already has one of that name. */
-  async create(namespaceId: number, robot: { shortName: string; description: string | null; tokenHash: string }): Promise<RobotRecord | undefined> {
+  async create(namespaceId: number, robot: { shortName: string; description: string | null; tokenHash: string; tokenEnc?: string | null }): Promise<RobotRecord | undefined> {
     let id: number;
     try {
       const row = await this.db
         .insertInto('robots')
-        .values({ namespace_id: namespaceId, name: robot.shortName, description: robot.description, token_hash: robot.tokenHash, created_at: Date.now() })
+        .values({ namespace_id: namespaceId, name: robot.shortName, description: robot.description, token_hash: robot.tokenHash, token_enc: robot.tokenEnc ?? null, created_at: Date.now() })
         .returning('id')
         .executeTakeFirstOrThrow();
       id = row.id;
@@ -77,9 +79,9 @@ export class RobotStore {
     return rows.map(toRecord);
   }
 
-  /** Replaces the token hash: the old token stops working with this write. */
-  async setTokenHash(id: number, tokenHash: string): Promise<boolean> {
-    const res = await this.db.updateTable('robots').set({ token_hash: tokenHash }).where('id', '=', id).executeTakeFirst();
+  /** Replaces the token hash (and its sealed copy): the old token stops working with this write. */
+  async setTokenHash(id: number, tokenHash: string, tokenEnc: string | null = null): Promise<boolean> {
+    const res = await this.db.updateTable('robots').set({ token_hash: tokenHash, token_enc: tokenEnc }).where('id', '=', id).executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
   }
 
@@ -100,6 +102,7 @@ function toRecord(row: {
   name: string;
   description: string | null;
   token_hash: string;
+  token_enc: string | null;
   enabled: number;
   created_at: number;
 }): RobotRecord {
@@ -111,6 +114,7 @@ function toRecord(row: {
     name: `${row.namespace}+${row.name}`,
     description: row.description,
     tokenHash: row.token_hash,
+    tokenEnc: row.token_enc,
     namespaceEnabled: row.enabled === 1,
     createdAt: row.created_at,
   };

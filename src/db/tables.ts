@@ -12,6 +12,8 @@
  *   namespaces 1─* autoprune_policies ─> repositories (0..1)   (auto-prune; autoprune_tasks: the worker's queue)
  *   namespaces 1─0..1 namespace_quotas 1─* quota_limits         (storage quotas; totals in *_sizes, counted
  *                                                                through quota_*_blobs: migrations/0006-quotas.ts)
+ *   repository_stars, global_messages, robot_federations, team_robot_members, creator_default_permissions
+ *                                                              (Quay's API extras: migrations/0009-collection-lookups.ts)
  */
 import type { Generated, Insertable, Selectable } from 'kysely';
 
@@ -131,8 +133,10 @@ export interface RobotsTable {
   /** The short name; the full robot name is `<namespace>+<name>`. */
   name: string;
   description: string | null;
-  /** sha256 of the robot token; the token itself is shown only when created or regenerated. */
+  /** sha256 of the robot token: what logins are checked against. */
   token_hash: string;
+  /** The token sealed with the registry's secret key, for its administrators to read again; null when not kept. */
+  token_enc: string | null;
   created_at: number;
 }
 
@@ -299,6 +303,47 @@ export interface ServerSettingsTable {
   updated_at: number;
 }
 
+/** A user's star on a repository (migrations/0009-collection-lookups.ts). */
+export interface RepositoryStarsTable {
+  user_id: number;
+  repository_id: number;
+  created_at: number;
+}
+
+/** A message superusers publish to every user of the registry. */
+export interface GlobalMessagesTable {
+  uuid: string;
+  content: string;
+  /** 'text/plain' | 'text/markdown' */
+  media_type: string;
+  /** 'info' | 'warning' | 'error' */
+  severity: string;
+  created_at: number;
+}
+
+/** An OIDC issuer and subject trusted to act as a robot, in the order they were given. */
+export interface RobotFederationsTable {
+  robot_id: number;
+  position: number;
+  issuer: string;
+  subject: string;
+}
+
+/** A robot on a team: it gets the team's repository permissions. */
+export interface TeamRobotMembersTable {
+  team_id: number;
+  robot_id: number;
+}
+
+/** A default permission that applies only to repositories `creator_user_id` creates in the organization. */
+export interface CreatorDefaultPermissionsTable {
+  namespace_id: number;
+  creator_user_id: number;
+  subject_kind: string;
+  subject_id: number;
+  role: string;
+}
+
 export interface Database {
   namespaces: NamespacesTable;
   repositories: RepositoriesTable;
@@ -330,6 +375,11 @@ export interface Database {
   repository_sizes: RepositorySizesTable;
   namespace_sizes: NamespaceSizesTable;
   server_settings: ServerSettingsTable;
+  repository_stars: RepositoryStarsTable;
+  global_messages: GlobalMessagesTable;
+  robot_federations: RobotFederationsTable;
+  team_robot_members: TeamRobotMembersTable;
+  creator_default_permissions: CreatorDefaultPermissionsTable;
 }
 
 export type ManifestRow = Selectable<ManifestsTable>;

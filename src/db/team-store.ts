@@ -123,6 +123,35 @@ export class TeamStore {
     });
   }
 
+  /** Adds the robot to the team; false if it was a member already. */
+  async addRobotMember(teamId: number, robotId: number): Promise<boolean> {
+    const res = await this.db
+      .insertInto('team_robot_members')
+      .values({ team_id: teamId, robot_id: robotId })
+      .onConflict((oc) => oc.columns(['team_id', 'robot_id']).doNothing())
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+  }
+
+  /** Removes the robot from the team; false if it was not a member. */
+  async removeRobotMember(teamId: number, robotId: number): Promise<boolean> {
+    const res = await this.db.deleteFrom('team_robot_members').where('team_id', '=', teamId).where('robot_id', '=', robotId).executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  /** Robot members of the team by full name (`namespace+short`). */
+  async robotMembers(teamId: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('team_robot_members as m')
+      .innerJoin('robots as r', 'r.id', 'm.robot_id')
+      .innerJoin('namespaces as n', 'n.id', 'r.namespace_id')
+      .select(['r.name', 'n.name as ns'])
+      .where('m.team_id', '=', teamId)
+      .orderBy('r.name')
+      .execute();
+    return rows.map((r) => `${r.ns}+${r.name}`);
+  }
+
   /** Members of the team by name. */
   async members(teamId: number): Promise<Array<{ userId: number; name: string }>> {
     const rows = await this.db

@@ -3,6 +3,10 @@ import type { Kysely } from 'kysely';
 import { ApiTokenStore } from '../db/api-token-store.js';
 import { AuditLogStore } from '../db/audit-log-store.js';
 import { DefaultPermissionStore } from '../db/default-permission-store.js';
+import { EntitySearchStore } from '../db/entity-search-store.js';
+import { GlobalMessageStore } from '../db/global-message-store.js';
+import { RobotFederationStore } from '../db/robot-federation-store.js';
+import { StarStore } from '../db/star-store.js';
 import type { DialectAdapter } from '../db/dialect.js';
 import { NamespaceStore } from '../db/namespace-store.js';
 import { OrganizationStore } from '../db/organization-store.js';
@@ -28,6 +32,10 @@ export function accountStores(db: Kysely<Database>, dialect: DialectAdapter): Ac
     apiTokens: new ApiTokenStore(db),
     auditLog: new AuditLogStore(db),
     signingKeys: new SigningKeyStore(db),
+    entitySearch: new EntitySearchStore(db),
+    stars: new StarStore(db, dialect),
+    messages: new GlobalMessageStore(db),
+    federations: new RobotFederationStore(db),
   };
 }
 

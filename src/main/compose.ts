@@ -56,6 +56,7 @@ import { databaseStartupError } from './database-error.js';
 import { forgetInitialPassword } from './initial-password.js';
 import { createAutoprune } from './compose-autoprune.js';
 import { createProxyConfigService } from './compose-proxy-config.js';
+import { lazySecretBox } from '../registry/proxy/secret-box.js';
 import { createQuotaService } from './compose-quota.js';
 
 export function createStorage(config: Config): BlobDriver {
@@ -91,6 +92,7 @@ export interface Services {
 export function createAccountServices(db: DatabaseHandle, config: Config, repositories = new RepositoryService(new RepositoryStore(db.db, db.dialect))): Accounts {
   return createAccounts(db.db, db.dialect, repositories, {
     defaultVisibility: config.auth.default_visibility,
+    secrets: lazySecretBox(config),
     onPasswordSet: (name) => {
       // Best effort: a file that cannot be deleted here is found stale and deleted at the next start.
       if (name === config.auth.admin_username) {

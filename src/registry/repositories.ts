@@ -56,6 +56,11 @@ export class RepositoryService {
     return this.store.setVisibility(repo.id, visibility);
   }
 
+  /** Sets the description (null clears it); false if the repository is gone. */
+  setDescription(repo: RepositoryRef, description: string | null): Promise<boolean> {
+    return this.store.setDescription(repo.id, description);
+  }
+
   setState(repo: RepositoryRef, state: RepositoryState): Promise<boolean> {
     return this.store.setState(repo.id, state);
   }

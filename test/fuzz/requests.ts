@@ -106,8 +106,11 @@ const EXISTING: Record<string, string> = {
 /** Body fields whose value becomes a date, a duration, a size or a count. */
 const NUMERIC = new Set(['expiration', 'expiration_s', 'tag_expiration_s', 'revalidate_interval_s', 'limit_bytes', 'threshold_percent', 'value']);
 
-/** Routes a run calls with no valid credentials: as the caller, they would lock the run out of its own registry. */
-const SPARED = new Set(['PUT /user/']);
+/**
+ * Routes a run calls with no valid credentials: as the caller, they would lock the run out of its own
+ * registry, or (an organization's rename) take away the organization that holds API_TARGET.
+ */
+const SPARED = new Set(['PUT /user/', 'PUT /superuser/organizations/:orgname']);
 
 /**
  * One `/api/v1` request, routes with a body or a query string more often, and most often those whose

@@ -19,8 +19,8 @@ export function robotView(robot: RobotInfo) {
   return { name: robot.name, description: robot.description ?? '', created: iso(robot.createdAt) };
 }
 
-export function memberView(name: string) {
-  return { name, kind: 'user' as const, is_robot: false };
+export function memberView(name: string, isRobot = false) {
+  return { name, kind: 'user' as const, is_robot: isRobot };
 }
 
 export function apiTokenView(token: ApiTokenInfo) {

@@ -128,5 +128,26 @@ for (const dialect of DIALECTS) {
       await check('orgadmin', 'GET', '/repository/:repository+/logs', '/repository/orga/fresh/logs');
       await check('user', 'GET', '/user/logs', '/user/logs');
     });
+
+    it('the lookups and the calls automation makes', async () => {
+      const found = await check('member', 'GET', '/entities/:prefix', '/entities/ta?namespace=orga&includeTeams=true&includeOrgs=true');
+      assert.ok((found.results as unknown[]).length > 0);
+      await check('superuser', 'GET', '/superuser/users/:username', '/superuser/users/target');
+      await check('orgadmin', 'PUT', '/repository/:repository+', '/repository/orga/priv', { description: 'described' });
+      const starred = await check('member', 'POST', '/user/starred', '/user/starred', { namespace: 'orga', repository: 'priv' });
+      assert.deepEqual(starred, { namespace: 'orga', repository: 'priv' });
+      await check('member', 'GET', '/user/starred', '/user/starred');
+      assert.equal((await check('member', 'GET', '/repository/:repository+', '/repository/orga/priv')).is_starred, true);
+      await check('superuser', 'POST', '/messages', '/messages', { message: { content: 'hello', severity: 'info', media_type: 'text/plain' } });
+      await check('anonymous', 'GET', '/messages', '/messages');
+      const robot = await check('orgadmin', 'GET', '/organization/:orgname/robots/:robot_shortname', '/organization/orga/robots/ci');
+      assert.equal(typeof robot.token, 'string');
+      const fed = [{ issuer: 'https://issuer.example.com', subject: 'sub' }];
+      await check('orgadmin', 'POST', '/organization/:orgname/robots/:robot_shortname/federation', '/organization/orga/robots/ci/federation', fed);
+      await check('orgadmin', 'GET', '/organization/:orgname/robots/:robot_shortname/federation', '/organization/orga/robots/ci/federation');
+      await check('orgadmin', 'POST', '/organization/:orgname/prototypes', '/organization/orga/prototypes', { role: 'read', delegate: { kind: 'user', name: 'target' }, activating_user: { name: 'member' } });
+      await check('orgadmin', 'PUT', '/organization/:orgname/prototypes/:prototypeid', '/organization/orga/prototypes/user:target@member', { role: 'write' });
+      await check('superuser', 'PUT', '/superuser/organizations/:orgname', '/superuser/organizations/orgb', { name: 'orgb2' });
+    });
   });
 }

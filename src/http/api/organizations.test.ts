@@ -95,7 +95,7 @@ for (const dialect of DIALECTS) {
     it('adds and lists team members; members see the organization but may not administer it', async () => {
       await expectError(call('PUT', '/organization/acme/team/devs/members/bob', undefined), 401);
       await expectError(call('PUT', '/organization/acme/team/devs/members/nosuch', 'alice'), 404);
-      await expectError(call('PUT', '/organization/acme/team/devs/members/acme+bot', 'alice'), 400);
+      await expectError(call('PUT', '/organization/acme/team/devs/members/acme+bot', 'alice'), 404);
       await expectError(call('PUT', '/organization/acme/team/nosuch/members/bob', 'alice'), 404);
       const added = await call('PUT', '/organization/acme/team/devs/members/bob', 'alice');
       assert.equal(added.status, 200);

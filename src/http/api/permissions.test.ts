@@ -104,7 +104,7 @@ for (const dialect of DIALECTS) {
       assert.equal((await api('DELETE', `${url}/user:orga%2Bci`, 'orgadmin')).statusCode, 204);
       assert.deepEqual((await api('GET', url, 'orgadmin')).json(), { prototypes: [] });
 
-      for (const body of [{}, { role: 'read' }, { role: 'boss', delegate: { kind: 'user', name: 'uma' } }, { role: 'read', delegate: { kind: 'org', name: 'x' } }, { role: 'read', delegate: { kind: 'user', name: 'uma' }, activating_user: { name: 'uma' } }]) {
+      for (const body of [{}, { role: 'read' }, { role: 'boss', delegate: { kind: 'user', name: 'uma' } }, { role: 'read', delegate: { kind: 'org', name: 'x' } }, { role: 'read', delegate: { kind: 'user', name: 'uma' }, activating_user: 'uma' }]) {
         assert.equal((await api('POST', url, 'orgadmin', body)).statusCode, 400, JSON.stringify(body));
       }
       assert.equal((await api('POST', url, 'orgadmin', { role: 'read', delegate: { kind: 'team', name: 'ghosts' } })).statusCode, 404);

@@ -21,10 +21,21 @@ import { API_ROUTES } from './routes.js';
 
 type Services = { registry: Registry; accounts: Accounts };
 
+/** A route outside `/repository/` whose path ends with a repository name, e.g. `/user/starred/:repository+`. */
+const TRAILING_REPOSITORY = '/:repository+';
+
 /** Register with `prefix: '/api/v1'` so that its error and not-found handlers cover only the API. */
 export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry; accounts: Accounts; version: string }): Promise<void> {
   const { registry, accounts } = opts;
   app.setErrorHandler((err, req, reply) => renderApiError(err, req, reply));
+  // Automation sends `Content-Type: application/json` on every request, a DELETE or a bodyless POST
+  // included: an empty body there is no body, not malformed JSON (Fastify's parser would refuse it).
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body.length === 0) done(null, undefined);
+    else json(req, body as string, done);
+  });
   app.setNotFoundHandler((req, reply) => renderApiError(Object.assign(new Error(`no such endpoint: ${req.method} ${req.url.split('?')[0]}`), { statusCode: 404 }), req, reply));
 
   const document = openApiDocument(API_ROUTES, opts.version);
@@ -38,6 +49,19 @@ export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry
   const services = { registry, accounts };
   for (const route of API_ROUTES) {
     if (repositorySubPath(route) !== undefined) continue;
+    if (route.path.endsWith(TRAILING_REPOSITORY)) {
+      // A repository name (any number of components) ends the path: a wildcard, one trailing `/` ignored.
+      const url = `${route.path.slice(0, -TRAILING_REPOSITORY.length)}/*`;
+      app.route({
+        method: route.method,
+        url,
+        handler: (req, reply) => {
+          const { '*': rest = '', ...params } = req.params as Record<string, string>;
+          return run(route, { ...params, repository: rest.endsWith('/') ? rest.slice(0, -1) : rest }, services, req, reply);
+        },
+      });
+      continue;
+    }
     const other = route.path.endsWith('/') ? route.path.slice(0, -1) : `${route.path}/`;
     for (const url of [route.path, other]) {
       app.route({ method: route.method, url, handler: (req, reply) => run(route, req.params, services, req, reply) });

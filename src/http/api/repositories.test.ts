@@ -46,7 +46,7 @@ for (const dialect of DIALECTS) {
     it('gets a repository, multi-component names included, with the caller\'s rights and tag count', async () => {
       let res = await api('GET', '/repository/orga/priv', 'member');
       assert.equal(res.statusCode, 200, res.body);
-      assert.deepEqual(res.json(), { namespace: 'orga', name: 'priv', kind: 'image', description: null, is_public: false, is_organization: true, state: 'NORMAL', can_write: true, can_admin: false, tag_count: 1, quota_report: { quota_bytes: 0, configured_quota: null } });
+      assert.deepEqual(res.json(), { namespace: 'orga', name: 'priv', kind: 'image', description: null, is_public: false, is_organization: true, state: 'NORMAL', can_write: true, can_admin: false, is_starred: false, tag_count: 1, quota_report: { quota_bytes: 0, configured_quota: null } });
       res = await api('GET', '/repository/orga/team/app', 'orgadmin');
       assert.equal(res.statusCode, 200, res.body);
       assert.equal(res.json().name, 'team/app');
@@ -99,10 +99,17 @@ for (const dialect of DIALECTS) {
       await api('POST', '/repository/orga/priv/changevisibility', 'orgadmin', { visibility: 'private' });
     });
 
-    it('changes state (admin); READ_ONLY blocks writes; MIRROR needs a robot of the namespace and accepts only its writes', async () => {
+    it('changes state (admin); READ_ONLY blocks writes; MIRROR accepts only its mirror robot\'s writes (nobody\'s without one)', async () => {
       const url = '/repository/orga/pub/changestate';
       assert.equal((await api('PUT', url, 'orgadmin', { state: 'FROZEN' })).statusCode, 400);
-      assert.equal((await api('PUT', url, 'orgadmin', { state: 'MIRROR' })).statusCode, 400);
+      // As in Quay, MIRROR needs no robot in this call (Quay takes it from the mirror configuration): until
+      // one is set, nobody may push, not even the robot that may write otherwise.
+      const priv = '/repository/orga/priv';
+      assert.equal((await api('PUT', `${priv}/changestate`, 'orgadmin', { state: 'MIRROR' })).statusCode, 200);
+      assert.equal((await api('GET', priv, 'member')).json().state, 'MIRROR');
+      assert.equal((await api('PUT', `${priv}/tag/m`, 'member', { manifest_digest: w.digests['orga/priv'].v2 })).statusCode, 403);
+      assert.equal((await api('PUT', `${priv}/tag/m`, 'robot', { manifest_digest: w.digests['orga/priv'].v2 })).statusCode, 403);
+      assert.equal((await api('PUT', `${priv}/changestate`, 'orgadmin', { state: 'NORMAL' })).statusCode, 200);
       assert.equal((await api('PUT', url, 'orgadmin', { state: 'NORMAL', robot: 'orga+ci' })).statusCode, 400);
       assert.equal((await api('PUT', url, 'orgadmin', { state: 'MIRROR', robot: 'orgb+nope' })).statusCode, 400);
       assert.equal((await api('PUT', url, 'anonymous', { state: 'READ_ONLY' })).statusCode, 401);

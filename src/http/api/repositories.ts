@@ -1,7 +1,7 @@
 /**
- * Repositories: create, list (only what the caller can read, paged by an opaque cursor), get, delete,
- * change visibility and state. Quay's paths and fields; a repository's name in a path may have any
- * number of components (see repository-router.ts).
+ * Repositories: create, list (only what the caller can read, paged by an opaque cursor), get, change
+ * the description, delete, change visibility and state. Quay's paths and fields; a repository's name
+ * in a path may have any number of components (see repository-router.ts).
  */
 import { z } from 'zod';
 import { REPOSITORY_STATES } from '../../registry/repositories.js';
@@ -45,6 +45,8 @@ const RepositorySchema = z.strictObject({
   state: RepositoryStateSchema,
   can_write: z.boolean(),
   can_admin: z.boolean(),
+  /** Whether the calling user starred it (always false for anonymous callers and robots). */
+  is_starred: z.boolean(),
   tag_count: z.int(),
   quota_report: RepositoryQuotaReportSchema,
 });
@@ -134,9 +136,31 @@ export const repositoryRoutes = [
         state: repo.state,
         can_write: roleAtLeast(role, 'write'),
         can_admin: roleAtLeast(role, 'admin'),
+        is_starred: ctx.principal.kind === 'user' ? await ctx.accounts.stars.isStarred(ctx.principal, repo) : false,
         tag_count: await ctx.registry.tags.countLive(repo),
         quota_report: repositoryQuotaReport((await ctx.registry.quota.repositoryUsage([repo])).get(`${repo.namespace}/${repo.name}`)),
       };
+    },
+  }),
+
+  defineRoute({
+    method: 'PUT',
+    path: REPOSITORY_PATH,
+    summary: "Change a repository's description (write permission; allowed in every state, as it changes no content)",
+    tag: 'repository',
+    params: one,
+    body: z.object({ description: z.string().max(MAX_DESCRIPTION).nullable() }),
+    response: SuccessSchema,
+    async handler(ctx, { params, body }) {
+      // Metadata, not content: a READ_ONLY or MIRROR repository's description may change too (as in Quay).
+      const { repo, role } = await requireRepository(ctx, params.repository, 'read');
+      if (!roleAtLeast(role, 'write')) throw forbidden(`write permission on ${params.repository} required`);
+      const description = body.description;
+      if (description !== repo.description) {
+        await ctx.registry.repositories.setDescription(repo, description);
+        await ctx.audit('set_repo_description', { namespace: repo.namespace, repository: repo.name, metadata: { description } });
+      }
+      return { success: true };
     },
   }),
 
@@ -177,7 +201,7 @@ export const repositoryRoutes = [
     method: 'PUT',
     path: `${REPOSITORY_PATH}/changestate`,
     summary:
-      'Set a repository state: NORMAL, READ_ONLY or MIRROR (superuser or repository admin). MIRROR needs a mirror robot of the same namespace, given here as `robot` (full name) unless one is set already; the robot is granted write.',
+      'Set a repository state: NORMAL, READ_ONLY or MIRROR (superuser or repository admin). A MIRROR repository accepts writes only from its mirror robot: `robot` (full name, same namespace) sets it and grants it write; without one set, as Quay allows, it accepts writes from nobody until a robot is set.',
     tag: 'repository',
     params: one,
     body: z.object({ state: z.enum(REPOSITORY_STATES as ['NORMAL', 'READ_ONLY', 'MIRROR']), robot: z.string().min(1).max(512).optional() }),
@@ -195,8 +219,6 @@ export const repositoryRoutes = [
           if (!roleAtLeast(held, 'write')) await ctx.accounts.grants.setRepositoryPermission(repo, { kind: 'robot', name: robot.name }, 'write');
           await ctx.registry.repositories.setMirrorRobot(repo, robot.id);
           robotName = robot.name;
-        } else if (repo.mirrorRobotId === null) {
-          throw invalid('robot: a MIRROR repository needs a mirror robot; give its full name (namespace+name)');
         }
       }
       await ctx.registry.repositories.setState(repo, body.state);

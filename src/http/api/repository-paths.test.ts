@@ -80,6 +80,14 @@ const CASES: Record<string, Case> = {
       assert.equal(`${body.namespace}/${body.name}`, n);
     },
   },
+  'PUT ': {
+    suffix: '',
+    body: { description: 'described' },
+    async check(w, n, res) {
+      assert.deepEqual(ok(res, 200), { success: true });
+      assert.equal((await required(w, n)).description, 'described');
+    },
+  },
   'DELETE ': {
     suffix: '',
     async check(w, n, res) {
@@ -292,9 +300,9 @@ function neighbours(n: RepositoryName, suffix: string): RepositoryName[] {
  */
 async function registryState(w: World, except: RepositoryName): Promise<Map<string, unknown[]>> {
   const db = w.api.t.db.db;
-  const repos = await db.selectFrom('repositories as r').innerJoin('namespaces as n', 'n.id', 'r.namespace_id').select(['r.id', 'r.name', 'n.name as namespace', 'r.visibility', 'r.state']).execute();
+  const repos = await db.selectFrom('repositories as r').innerJoin('namespaces as n', 'n.id', 'r.namespace_id').select(['r.id', 'r.name', 'n.name as namespace', 'r.visibility', 'r.state', 'r.description']).execute();
   const rows = new Map<number, unknown[]>();
-  for (const r of repos) rows.set(r.id, [r.id, r.visibility, r.state]);
+  for (const r of repos) rows.set(r.id, [r.id, r.visibility, r.state, r.description]);
   const add = (id: number | null, row: unknown) => rows.get(id!)?.push(row);
   for (const t of await db.selectFrom('tags as t').innerJoin('manifests as m', 'm.id', 't.manifest_id').select(['t.id', 't.repository_id', 't.name', 'm.digest', 't.lifetime_end']).orderBy('t.id').execute()) add(t.repository_id, t);
   for (const p of await db.selectFrom('repository_permissions').selectAll().orderBy(['subject_kind', 'subject_id']).execute()) add(p.repository_id, p);

@@ -69,7 +69,7 @@ describe('RepositoryRouter', () => {
 
   it('answers 405 with Allow when the sub-resource has no route for the method, 404 without a name, 400 for bad encoding', () => {
     assert.deepEqual(refusal('GET', 'qc/lib/app/tag/v1'), { status: 405, allow: 'PUT, DELETE' });
-    assert.deepEqual(refusal('POST', 'qc/lib/app'), { status: 405, allow: 'GET, DELETE' });
+    assert.deepEqual(refusal('POST', 'qc/lib/app'), { status: 405, allow: 'GET, PUT, DELETE' });
     assert.deepEqual(refusal('DELETE', 'qc/lib/app/changevisibility'), { status: 405, allow: 'POST' });
     assert.deepEqual(refusal('PATCH', 'qc/lib/app/tag/'), { status: 405, allow: 'GET' });
     assert.deepEqual(refusal('GET', 'qc'), { status: 404 });

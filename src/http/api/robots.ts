@@ -4,12 +4,17 @@
  *
  *   GET    …/robots                                 {robots: [{name, description, created}]}
  *   PUT    …/robots/{robot_shortname}               201 {name, description, created, token}
- *   GET    …/robots/{robot_shortname}               no token
+ *   GET    …/robots/{robot_shortname}               {name, description, created, token?} (administrators only)
  *   DELETE …/robots/{robot_shortname}               204; its logins fail from the next request
  *   POST   …/robots/{robot_shortname}/regenerate    {name, description, created, token}; the old token stops working
+ *   GET    …/robots/{robot_shortname}/federation    [{issuer, subject}]: the OIDC identities trusted for the robot
+ *   POST   …/robots/{robot_shortname}/federation    [{issuer, subject}] replaces them (Quay's rules); the reply is the new list
+ *   DELETE …/robots/{robot_shortname}/federation    204; the list is empty afterwards
  *
- * The token appears only in the replies to PUT and regenerate (Quay also shows it on every GET; Wharf
- * stores only its hash and cannot).
+ * Federation entries are stored and returned; Wharf does not yet exchange OIDC tokens for robot tokens.
+ * A robot's administrators (organization admins, the user for their own robots, superusers) read its
+ * token again with GET, as in Quay, when it was kept sealed with the registry's secret key
+ * (robot-service.ts); the list never carries tokens.
  */
 import { z } from 'zod';
 import { robotFullName } from '../../registry/accounts/names.js';
@@ -18,7 +23,7 @@ import type { ApiContext } from './context.js';
 import { notFound } from './errors.js';
 import { administeredOrganization, visibleOrganization } from './organization-access.js';
 import { defineRoute, type ApiRoute } from './route.js';
-import { RobotSchema, RobotWithTokenSchema } from './schemas.js';
+import { FederationSchema, RobotSchema, RobotWithTokenSchema } from './schemas.js';
 
 type Access = (ctx: ApiContext, params: Record<string, string>, change: boolean) => Promise<string>;
 
@@ -74,13 +79,15 @@ function robotRoutes(prefix: string, tag: string, nsParams: z.ZodObject<Record<s
     defineRoute({
       method: 'GET',
       path: `${prefix}/robots/:robot_shortname`,
-      summary: `A robot account of ${who} (never its token)`,
+      summary: `A robot account of ${who}, with its token when the registry kept it (administrators only)`,
       tag,
       params: RobotParams,
-      response: RobotSchema,
+      response: RobotSchema.extend({ token: z.string().optional() }),
       async handler(ctx, { params }) {
         const { full } = await robot(ctx, params as Record<string, string>, true);
-        return robotView(await existing(ctx, full));
+        const found = await existing(ctx, full);
+        const token = await ctx.accounts.robots.token(full);
+        return { ...robotView(found), ...(token === undefined ? {} : { token }) };
       },
     }),
     defineRoute({
@@ -110,6 +117,49 @@ function robotRoutes(prefix: string, tag: string, nsParams: z.ZodObject<Record<s
         const { robot: r, token } = await ctx.accounts.robots.regenerate(full);
         await ctx.audit('regenerate_robot_token', { namespace, metadata: { robot: r.name } });
         return { ...robotView(r), token };
+      },
+    }),
+    defineRoute({
+      method: 'GET',
+      path: `${prefix}/robots/:robot_shortname/federation`,
+      summary: `The OIDC issuer and subject pairs trusted for a robot account of ${who}`,
+      tag,
+      params: RobotParams,
+      response: z.array(FederationSchema),
+      async handler(ctx, { params }) {
+        const { full } = await robot(ctx, params as Record<string, string>, true);
+        await existing(ctx, full);
+        return ctx.accounts.robots.federation(full);
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      path: `${prefix}/robots/:robot_shortname/federation`,
+      summary: `Replace the OIDC issuer and subject pairs trusted for a robot account of ${who}: each issuer an http(s) URL, no pair twice`,
+      tag,
+      params: RobotParams,
+      body: z.array(z.object({ issuer: z.string().max(2048), subject: z.string().max(2048) })).max(100),
+      response: z.array(FederationSchema),
+      async handler(ctx, { params, body }) {
+        const { namespace, full } = await robot(ctx, params as Record<string, string>, true);
+        await existing(ctx, full);
+        const stored = await ctx.accounts.robots.setFederation(full, body);
+        await ctx.audit('create_robot_federation', { namespace, metadata: { robot: full, config: stored } });
+        return stored;
+      },
+    }),
+    defineRoute({
+      method: 'DELETE',
+      path: `${prefix}/robots/:robot_shortname/federation`,
+      summary: `Remove every OIDC identity trusted for a robot account of ${who}`,
+      tag,
+      status: 204,
+      params: RobotParams,
+      async handler(ctx, { params }) {
+        const { namespace, full } = await robot(ctx, params as Record<string, string>, true);
+        await existing(ctx, full);
+        await ctx.accounts.robots.setFederation(full, []);
+        await ctx.audit('delete_robot_federation', { namespace, metadata: { robot: full } });
       },
     }),
   ];

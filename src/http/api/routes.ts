@@ -14,5 +14,9 @@ import { logRoutes } from './logs.js';
 import { proxyCacheRoutes } from './proxycache.js';
 import { autopruneRoutes } from './autoprune.js';
 import { quotaRoutes } from './quota.js';
+import { entityRoutes } from './entities.js';
+import { messageRoutes } from './messages.js';
+import { starRoutes } from './stars.js';
+import { superuserOrganizationRoutes } from './superuser-organizations.js';
 
-export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes];
+export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes, ...entityRoutes, ...superuserOrganizationRoutes, ...starRoutes, ...messageRoutes];

@@ -18,6 +18,9 @@ export const RobotWithTokenSchema = RobotSchema.extend({ token: z.string() });
 
 export const MemberSchema = z.strictObject({ name: z.string(), kind: z.literal('user'), is_robot: z.boolean() });
 
+/** An OIDC identity trusted for a robot. */
+export const FederationSchema = z.strictObject({ issuer: z.string(), subject: z.string() });
+
 export const ApiTokenSchema = z.strictObject({
   id: z.int(),
   name: z.string(),

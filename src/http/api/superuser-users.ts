@@ -2,6 +2,7 @@
  * User management for superusers (super:user scope), at Quay's paths.
  *
  *   GET    /superuser/users/             {users: [...], next_page?}   paged by `limit` and `next_page`
+ *   GET    /superuser/users/{username}   the user; 404 when there is none
  *   POST   /superuser/users/             {username, email?, password?} → 201 {username, email, password?}
  *                                        (a password is generated and returned once when none is given)
  *   PUT    /superuser/users/{username}   {password?, email?, enabled?, superuser?}
@@ -48,6 +49,20 @@ export const superuserRoutes = [
       const user = await ctx.accounts.accounts.createUser({ name: body.username, email: body.email, password: body.password ?? generated });
       await ctx.audit('user_create', { namespace: user.name, metadata: { username: user.name, email: user.email, generated_password: generated !== undefined } });
       return { username: user.name, email: user.email, ...(generated ? { password: generated } : {}) };
+    },
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/superuser/users/:username',
+    summary: 'One user (superusers only); 404 when there is none',
+    tag: 'superuser',
+    params: UserParams,
+    response: UserSchema,
+    async handler(ctx, { params }) {
+      await ctx.superuser();
+      const user = await ctx.accounts.accounts.getUser(params.username);
+      if (!user) throw notFound(`user ${params.username.slice(0, 100)}`);
+      return userView(user);
     },
   }),
   defineRoute({

@@ -7,23 +7,21 @@
  *   PUT    /organization/{orgname}/team/{teamname}/members/{membername}
  *   DELETE /organization/{orgname}/team/{teamname}/members/{membername}   access ends at once
  *
+ * A member is a user or a robot of the organization (`org+short`); a robot gets the team's repository
+ * permissions but not its organization role.
+ *
  * An organization always keeps an administrator: a change that would leave none is 409.
  */
 import { z } from 'zod';
 import { TEAM_ROLES } from '../../registry/accounts/roles.js';
 import { memberView, teamView } from './account-views.js';
-import { forbidden, invalid, notFound } from './errors.js';
+import { forbidden, notFound } from './errors.js';
 import { administeredOrganization, visibleOrganization } from './organization-access.js';
 import { defineRoute } from './route.js';
 import { MemberSchema, TeamSchema } from './schemas.js';
 
 const TeamParams = z.object({ orgname: z.string().max(255), teamname: z.string().max(255) });
 const MemberParams = TeamParams.extend({ membername: z.string().max(512) });
-
-function userMemberName(name: string): string {
-  if (name.includes('+')) throw invalid('robot accounts cannot be team members; grant the robot repository permissions instead');
-  return name;
-}
 
 export const teamRoutes = [
   defineRoute({
@@ -74,35 +72,35 @@ export const teamRoutes = [
       const { org, user, admin } = await visibleOrganization(ctx, params.orgname);
       const team = await ctx.accounts.teams.getTeam(org.name, params.teamname);
       if (!team) throw notFound(`team ${params.teamname.slice(0, 100)}`);
-      const members = await ctx.accounts.teams.listMembers(org.name, team.name);
-      if (!admin && !members.includes(user.name)) throw forbidden(`only administrators of ${org.name} and members of the team may list its members`);
-      return { name: team.name, members: members.map(memberView), can_edit: admin };
+      const members = await ctx.accounts.teams.listAllMembers(org.name, team.name);
+      if (!admin && !members.some((m) => !m.isRobot && m.name === user.name)) throw forbidden(`only administrators of ${org.name} and members of the team may list its members`);
+      return { name: team.name, members: members.map((m) => memberView(m.name, m.isRobot)), can_edit: admin };
     },
   }),
   defineRoute({
     method: 'PUT',
     path: '/organization/:orgname/team/:teamname/members/:membername',
-    summary: 'Add a user to a team',
+    summary: 'Add a user, or a robot of the organization (`org+short`), to a team',
     tag: 'team',
     params: MemberParams,
     response: MemberSchema,
     async handler(ctx, { params }) {
       const { org } = await administeredOrganization(ctx, params.orgname);
-      const added = await ctx.accounts.teams.addMember(org.name, params.teamname, userMemberName(params.membername));
+      const added = await ctx.accounts.teams.addMember(org.name, params.teamname, params.membername);
       if (added) await ctx.audit('org_add_team_member', { namespace: org.name, metadata: { team: params.teamname, member: params.membername } });
-      return memberView(params.membername);
+      return memberView(params.membername, params.membername.includes('+'));
     },
   }),
   defineRoute({
     method: 'DELETE',
     path: '/organization/:orgname/team/:teamname/members/:membername',
-    summary: 'Remove a user from a team',
+    summary: 'Remove a user or robot from a team',
     tag: 'team',
     params: MemberParams,
     status: 204,
     async handler(ctx, { params }) {
       const { org } = await administeredOrganization(ctx, params.orgname);
-      await ctx.accounts.teams.removeMember(org.name, params.teamname, userMemberName(params.membername));
+      await ctx.accounts.teams.removeMember(org.name, params.teamname, params.membername);
       await ctx.audit('org_remove_team_member', { namespace: org.name, metadata: { team: params.teamname, member: params.membername } });
     },
   }),

@@ -156,6 +156,20 @@ export class AccountService {
     return (await this.stores.organizations.findById(org.id))!;
   }
 
+  /**
+   * Renames the organization; its repositories (and so their full names), teams, robots (`new+short`)
+   * and grants follow. Conflict if the new name is taken by a user or an organization.
+   */
+  async renameOrganization(name: string, newName: string): Promise<OrganizationInfo> {
+    const org = await this.requireOrganization(name);
+    validateNamespaceName(newName);
+    if (newName === org.name) return org;
+    const res = await this.stores.organizations.rename(org.id, newName);
+    if (res === 'taken') throw new AccountError('conflict', `the name ${newName} is already taken by a user or an organization`);
+    if (res === 'not_found') throw new AccountError('not_found', `organization ${name} not found`);
+    return (await this.stores.organizations.findById(org.id))!;
+  }
+
   /** Deletes the organization with its repositories, teams, robots and every grant to them. */
   async deleteOrganization(name: string): Promise<void> {
     const org = await this.requireOrganization(name);

@@ -5,6 +5,10 @@
 import type { ApiTokenStore } from '../../db/api-token-store.js';
 import type { AuditLogStore } from '../../db/audit-log-store.js';
 import type { DefaultPermissionStore } from '../../db/default-permission-store.js';
+import type { EntitySearchStore } from '../../db/entity-search-store.js';
+import type { GlobalMessageStore } from '../../db/global-message-store.js';
+import type { RobotFederationStore } from '../../db/robot-federation-store.js';
+import type { StarStore } from '../../db/star-store.js';
 import type { NamespaceStore } from '../../db/namespace-store.js';
 import type { OrganizationStore } from '../../db/organization-store.js';
 import type { PermissionStore } from '../../db/permission-store.js';
@@ -12,11 +16,15 @@ import type { RobotStore } from '../../db/robot-store.js';
 import type { SigningKeyStore } from '../../db/signing-key-store.js';
 import type { TeamStore } from '../../db/team-store.js';
 import type { UserStore } from '../../db/user-store.js';
+import type { SecretBox } from '../proxy/secret-box.js';
 import type { RepositoryService, Visibility } from '../repositories.js';
 import { AccountService } from './account-service.js';
 import { ApiTokenService } from './api-token-service.js';
 import { AuditService } from './audit-service.js';
 import { Authenticator } from './authenticator.js';
+import { EntitySearch } from './entity-search.js';
+import { MessageService } from './message-service.js';
+import { StarService } from './star-service.js';
 import { GrantService } from './grant-service.js';
 import { PermissionAccess } from './permission-access.js';
 import { PermissionService } from './permission-service.js';
@@ -36,6 +44,10 @@ export interface Accounts {
   access: PermissionAccess;
   audit: AuditService;
   signingKeys: SigningKeyService;
+  /** Users, robots, teams and organizations by name prefix (Quay's entity lookup). */
+  entities: EntitySearch;
+  stars: StarService;
+  messages: MessageService;
 }
 
 export interface AccountsOptions {
@@ -45,6 +57,8 @@ export interface AccountsOptions {
   now?: () => number;
   /** Hears of every password set (by name), after it is stored. */
   onPasswordSet?: (name: string) => void;
+  /** The registry's secret box: robot tokens are kept sealed with it so that administrators can read them again. */
+  secrets?: () => Promise<SecretBox>;
 }
 
 /** Every store the account services use. */
@@ -59,12 +73,16 @@ export interface AccountsStores {
   apiTokens: ApiTokenStore;
   auditLog: AuditLogStore;
   signingKeys: SigningKeyStore;
+  entitySearch: EntitySearchStore;
+  stars: StarStore;
+  messages: GlobalMessageStore;
+  federations: RobotFederationStore;
 }
 
 /** The account services over `stores`; `repositories` is the registry's repository service. */
 export function wireAccounts(stores: AccountsStores, repositories: RepositoryService, opts: AccountsOptions = {}): Accounts {
   const accounts = new AccountService(stores, { onPasswordSet: opts.onPasswordSet });
-  const robots = new RobotService(stores);
+  const robots = new RobotService(stores, { secrets: opts.secrets });
   const apiTokens = new ApiTokenService(stores, { now: opts.now });
   const permissions = new PermissionService(stores);
   const audit = new AuditService(stores.auditLog, { now: opts.now });
@@ -86,5 +104,8 @@ export function wireAccounts(stores: AccountsStores, repositories: RepositorySer
     }),
     audit,
     signingKeys: new SigningKeyService(stores.signingKeys),
+    entities: new EntitySearch(stores, permissions),
+    stars: new StarService(stores.stars),
+    messages: new MessageService(stores.messages),
   };
 }

@@ -23,6 +23,11 @@ export interface PermissionInfo {
   role: RepositoryRole;
 }
 
+/** A default permission; `creator` when it applies only to the repositories that user creates. */
+export interface DefaultPermissionInfo extends PermissionInfo {
+  creator?: string;
+}
+
 export interface GrantStores {
   namespaces: NamespaceStore;
   users: UserStore;
@@ -58,22 +63,37 @@ export class GrantService {
     return (await this.stores.permissions.listForRepository(repo.id)).map((p) => ({ kind: p.kind, name: p.name, role: p.role as RepositoryRole }));
   }
 
-  /** Sets a default permission of the organization, copied onto every repository created in it from now on. */
-  async setDefaultPermission(organization: string, subject: SubjectRef, role: RepositoryRole): Promise<void> {
+  /**
+   * Sets a default permission of the organization, copied onto every repository created in it from now
+   * on, or with `creator` (a user name) onto every repository that user creates in it.
+   */
+  async setDefaultPermission(organization: string, subject: SubjectRef, role: RepositoryRole, creator?: string): Promise<void> {
     const org = await this.requireOrganization(organization);
-    await this.stores.defaults.set(org.id, await this.resolve(org.id, org.name, subject), checkRole(role));
+    const s = await this.resolve(org.id, org.name, subject);
+    if (creator === undefined) await this.stores.defaults.set(org.id, s, checkRole(role));
+    else await this.stores.defaults.setForCreator(org.id, (await this.requireUser(creator)).id, s, checkRole(role));
   }
 
-  async deleteDefaultPermission(organization: string, subject: SubjectRef): Promise<void> {
+  /** Removes a default permission (the one for `creator`'s repositories when given); not_found if there is none. */
+  async deleteDefaultPermission(organization: string, subject: SubjectRef, creator?: string): Promise<void> {
     const org = await this.requireOrganization(organization);
-    if (!(await this.stores.defaults.delete(org.id, await this.resolve(org.id, org.name, subject)))) {
-      throw new AccountError('not_found', `${subject.kind} ${subject.name} has no default permission in ${org.name}`);
-    }
+    const s = await this.resolve(org.id, org.name, subject);
+    const deleted = creator === undefined ? await this.stores.defaults.delete(org.id, s) : await this.stores.defaults.deleteForCreator(org.id, (await this.requireUser(creator)).id, s);
+    if (!deleted) throw new AccountError('not_found', `${subject.kind} ${subject.name} has no default permission in ${org.name}${creator === undefined ? '' : ` for ${creator}`}`);
   }
 
-  async listDefaultPermissions(organization: string): Promise<PermissionInfo[]> {
+  /** The organization's default permissions: the general ones, then those for one creator's repositories (by creator). */
+  async listDefaultPermissions(organization: string): Promise<DefaultPermissionInfo[]> {
     const org = await this.requireOrganization(organization);
-    return (await this.stores.defaults.list(org.id)).map((p) => ({ kind: p.kind, name: p.name, role: p.role as RepositoryRole }));
+    const general = (await this.stores.defaults.list(org.id)).map((p) => ({ kind: p.kind, name: p.name, role: p.role as RepositoryRole }));
+    const perCreator = (await this.stores.defaults.listForCreators(org.id)).map((p) => ({ kind: p.kind, name: p.name, role: p.role as RepositoryRole, creator: p.creator }));
+    return [...general, ...perCreator];
+  }
+
+  private async requireUser(name: string) {
+    const user = isLookupName(name) ? await this.stores.users.findByName(name) : undefined;
+    if (!user) throw new AccountError('not_found', `user ${String(name).slice(0, 100)} not found`);
+    return user;
   }
 
   private async resolve(namespaceId: number, namespace: string, subject: SubjectRef): Promise<Subject> {

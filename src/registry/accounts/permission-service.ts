@@ -8,7 +8,8 @@
  *   - admin, for the user whose own namespace it is;
  *   - admin, for a member of a team with role admin in the repository's organization;
  *   - the user's own permission and those of every team they belong to;
- *   - the robot's own permission.
+ *   - the robot's own permission and those of every team it belongs to (a team's role — admin,
+ *     creator — gives a robot nothing more).
  * then capped by an API token's scopes. A disabled user, or a robot of a disabled namespace, gets
  * nothing, not even public read. Team role `creator` grants no repository access by itself; it lets
  * members create repositories, and the creator is made admin of what they create.
@@ -42,7 +43,7 @@ export class PermissionService {
     if (principal.kind === 'robot') {
       const robot = await this.stores.robots.findById(principal.id);
       if (!robot || !robot.namespaceEnabled) return undefined;
-      return maxRole(publicRead, await this.stores.permissions.get(repo.id, { kind: 'robot', id: robot.id }));
+      return maxRole(publicRead, ...(await this.stores.permissions.robotRoles(repo.id, robot.id)));
     }
     const user = await this.activeUser(principal);
     if (!user) return undefined;
@@ -56,7 +57,8 @@ export class PermissionService {
   /**
    * Whether the principal may create repositories in the (existing) namespace: an enabled superuser, the
    * namespace's own user, or a member of an admin or creator team of the organization. Robots cannot
-   * create repositories (in Quay they can only through team membership, which Wharf's robots do not have).
+   * create repositories (in Quay they can through a creator team; on a Wharf team a robot gets only the
+   * team's repository permissions).
    */
   async canCreateRepository(principal: Principal, namespace: string): Promise<boolean> {
     if (principal.kind !== 'user' || !hasScope(principal, 'repo:create')) return false;

@@ -4,10 +4,11 @@
  * deletes every permission granted to it in the same transaction, so its members lose that access at once.
  */
 import type { OrganizationRecord, OrganizationStore } from '../../db/organization-store.js';
+import type { RobotStore } from '../../db/robot-store.js';
 import type { GuardedResult, TeamRecord, TeamStore } from '../../db/team-store.js';
 import type { UserStore } from '../../db/user-store.js';
 import { AccountError } from './account-error.js';
-import { isLookupName, validateTeamName } from './names.js';
+import { isLookupName, parseRobotName, validateTeamName } from './names.js';
 import { isTeamRole, TEAM_ROLES, type TeamRole } from './roles.js';
 
 export interface TeamInfo {
@@ -23,6 +24,13 @@ export interface TeamStores {
   organizations: OrganizationStore;
   teams: TeamStore;
   users: UserStore;
+  robots: RobotStore;
+}
+
+/** A team member: a user, or a robot (`namespace+short`) of the team's organization. */
+export interface TeamMember {
+  name: string;
+  isRobot: boolean;
 }
 
 const MAX_DESCRIPTION = 4096;
@@ -66,26 +74,42 @@ export class TeamService {
     this.check(await this.stores.teams.delete(team.id), org, `deleting team ${name}`);
   }
 
-  /** Adds a user to the team; false if they were a member already. */
+  /**
+   * Adds a user, or a robot of the organization (`org+short`: it gets the team's repository permissions,
+   * not its organization role), to the team; false if they were a member already.
+   */
   async addMember(organization: string, teamName: string, userName: string): Promise<boolean> {
-    const { team } = await this.requireTeam(organization, teamName);
+    const { org, team } = await this.requireTeam(organization, teamName);
+    if (typeof userName === 'string' && userName.includes('+')) return this.stores.teams.addRobotMember(team.id, (await this.requireRobot(org, userName)).id);
     const user = await this.requireUser(userName);
     return this.stores.teams.addMember(team.id, user.id);
   }
 
-  /** Removes a user from the team; not_found if not a member, conflict if they are the last administrator. */
+  /** Removes a user or robot from the team; not_found if not a member, conflict if they are the last administrator. */
   async removeMember(organization: string, teamName: string, userName: string): Promise<void> {
     const { org, team } = await this.requireTeam(organization, teamName);
+    if (typeof userName === 'string' && userName.includes('+')) {
+      const robot = await this.requireRobot(org, userName);
+      if (!(await this.stores.teams.removeRobotMember(team.id, robot.id))) throw new AccountError('not_found', `${userName} is not a member of team ${teamName}`);
+      return;
+    }
     const user = await this.requireUser(userName);
     const res = await this.stores.teams.removeMember(team.id, user.id);
     if (res === 'not_found') throw new AccountError('not_found', `${userName} is not a member of team ${teamName}`);
     this.check(res, org, `removing ${userName}`);
   }
 
-  /** Names of the team's members, in byte order. */
+  /** Names of the team's user members, in byte order. */
   async listMembers(organization: string, teamName: string): Promise<string[]> {
     const { team } = await this.requireTeam(organization, teamName);
     return (await this.stores.teams.members(team.id)).map((m) => m.name);
+  }
+
+  /** The team's users, then its robots, each in byte order. */
+  async listAllMembers(organization: string, teamName: string): Promise<TeamMember[]> {
+    const { team } = await this.requireTeam(organization, teamName);
+    const [users, robots] = await Promise.all([this.stores.teams.members(team.id), this.stores.teams.robotMembers(team.id)]);
+    return [...users.map((m) => ({ name: m.name, isRobot: false })), ...robots.map((name) => ({ name, isRobot: true }))];
   }
 
   /** Every team the user belongs to, across organizations. */
@@ -110,6 +134,15 @@ export class TeamService {
     const team = typeof name === 'string' ? await this.stores.teams.find(org.id, name) : undefined;
     if (!team) throw new AccountError('not_found', `team ${String(name).slice(0, 100)} not found in organization ${org.name}`);
     return { org, team };
+  }
+
+  /** A robot of the organization by full name; a robot of another namespace is invalid, an unknown one not_found. */
+  private async requireRobot(org: OrganizationRecord, fullName: string) {
+    const parsed = parseRobotName(fullName);
+    if (parsed && parsed.namespace !== org.name) throw new AccountError('invalid_request', `robot ${fullName.slice(0, 300)} belongs to another namespace than ${org.name}`);
+    const robot = parsed && (await this.stores.robots.find(parsed.namespace, parsed.short));
+    if (!robot) throw new AccountError('not_found', `robot ${String(fullName).slice(0, 300)} not found`);
+    return robot;
   }
 
   private async requireUser(name: string) {
