@@ -91,6 +91,10 @@ export interface Services {
 export function createAccountServices(db: DatabaseHandle, config: Config, repositories = new RepositoryService(new RepositoryStore(db.db, db.dialect))): Accounts {
   return createAccounts(db.db, db.dialect, repositories, {
     defaultVisibility: config.auth.default_visibility,
+    sessionIdleMs: config.auth.session_idle_timeout,
+    sessionMaxAgeMs: config.auth.session_max_age,
+    appTokenLifetimeMs: config.auth.app_token_expiration,
+    userInitialize: config.auth.user_initialize,
     onPasswordSet: (name) => {
       // Best effort: a file that cannot be deleted here is found stale and deleted at the next start.
       if (name === config.auth.admin_username) {

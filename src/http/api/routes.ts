@@ -14,5 +14,9 @@ import { logRoutes } from './logs.js';
 import { proxyCacheRoutes } from './proxycache.js';
 import { autopruneRoutes } from './autoprune.js';
 import { quotaRoutes } from './quota.js';
+import { signinRoutes } from './signin.js';
+import { userInitializeRoutes } from './user-initialize.js';
+import { appTokenRoutes } from './app-tokens.js';
+import { applicationRoutes } from './applications.js';
 
-export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes];
+export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes, ...signinRoutes, ...userInitializeRoutes, ...appTokenRoutes, ...applicationRoutes];

@@ -6,21 +6,26 @@ import type { ApiTokenStore } from '../../db/api-token-store.js';
 import type { AuditLogStore } from '../../db/audit-log-store.js';
 import type { DefaultPermissionStore } from '../../db/default-permission-store.js';
 import type { NamespaceStore } from '../../db/namespace-store.js';
+import type { OAuthApplicationStore } from '../../db/oauth-application-store.js';
 import type { OrganizationStore } from '../../db/organization-store.js';
 import type { PermissionStore } from '../../db/permission-store.js';
 import type { RobotStore } from '../../db/robot-store.js';
+import type { SessionStore } from '../../db/session-store.js';
 import type { SigningKeyStore } from '../../db/signing-key-store.js';
 import type { TeamStore } from '../../db/team-store.js';
 import type { UserStore } from '../../db/user-store.js';
 import type { RepositoryService, Visibility } from '../repositories.js';
 import { AccountService } from './account-service.js';
 import { ApiTokenService } from './api-token-service.js';
+import { AppTokenService } from './app-token-service.js';
 import { AuditService } from './audit-service.js';
 import { Authenticator } from './authenticator.js';
 import { GrantService } from './grant-service.js';
+import { OAuthApplicationService } from './oauth-application-service.js';
 import { PermissionAccess } from './permission-access.js';
 import { PermissionService } from './permission-service.js';
 import { RobotService } from './robot-service.js';
+import { SessionService } from './session-service.js';
 import { SigningKeyService } from './signing-key-service.js';
 import { TeamService } from './team-service.js';
 
@@ -29,6 +34,12 @@ export interface Accounts {
   teams: TeamService;
   robots: RobotService;
   apiTokens: ApiTokenService;
+  /** App-specific tokens (Quay's): passwords for registry clients. */
+  appTokens: AppTokenService;
+  /** Signed-in sessions of `/api/v1/signin`. */
+  sessions: SessionService;
+  /** OAuth applications of organizations and the tokens granted through them. */
+  oauthApplications: OAuthApplicationService;
   authenticator: Authenticator;
   permissions: PermissionService;
   grants: GrantService;
@@ -45,6 +56,14 @@ export interface AccountsOptions {
   now?: () => number;
   /** Hears of every password set (by name), after it is stored. */
   onPasswordSet?: (name: string) => void;
+  /** A session unused this long ends (default 12 hours). */
+  sessionIdleMs?: number;
+  /** A session ends this long after sign-in (default 7 days). */
+  sessionMaxAgeMs?: number;
+  /** Lifetime of new app-specific tokens (default: they do not expire). */
+  appTokenLifetimeMs?: number;
+  /** The first user is created through `createFirstUser` (`auth.user_initialize`), not by the first start. */
+  userInitialize?: boolean;
 }
 
 /** Every store the account services use. */
@@ -57,13 +76,15 @@ export interface AccountsStores {
   permissions: PermissionStore;
   defaults: DefaultPermissionStore;
   apiTokens: ApiTokenStore;
+  sessions: SessionStore;
+  oauthApplications: OAuthApplicationStore;
   auditLog: AuditLogStore;
   signingKeys: SigningKeyStore;
 }
 
 /** The account services over `stores`; `repositories` is the registry's repository service. */
 export function wireAccounts(stores: AccountsStores, repositories: RepositoryService, opts: AccountsOptions = {}): Accounts {
-  const accounts = new AccountService(stores, { onPasswordSet: opts.onPasswordSet });
+  const accounts = new AccountService(stores, { onPasswordSet: opts.onPasswordSet, userInitialize: opts.userInitialize });
   const robots = new RobotService(stores);
   const apiTokens = new ApiTokenService(stores, { now: opts.now });
   const permissions = new PermissionService(stores);
@@ -73,6 +94,9 @@ export function wireAccounts(stores: AccountsStores, repositories: RepositorySer
     teams: new TeamService(stores),
     robots,
     apiTokens,
+    appTokens: new AppTokenService(stores, { lifetimeMs: opts.appTokenLifetimeMs, now: opts.now }),
+    oauthApplications: new OAuthApplicationService(stores, apiTokens, { now: opts.now }),
+    sessions: new SessionService(stores, { idleMs: opts.sessionIdleMs ?? 12 * 3_600_000, maxAgeMs: opts.sessionMaxAgeMs ?? 7 * 86_400_000, now: opts.now }),
     authenticator: new Authenticator({ accounts, robots, apiTokens }, stores),
     permissions,
     grants: new GrantService(stores),
