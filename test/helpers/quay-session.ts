@@ -17,6 +17,7 @@
  *   const r = await q.api('POST', 'organization/', { name: 'acme' })   // {status, headers, raw, json}
  *   await q.signOut()
  *   for (const mode of AUTH_MODES) { const q = await quayClientFor(mode, t, 'admin', 'pw'); … }
+ *   await moduleRun(mode, t, 'admin', 'pw', async (q) => { …the module's calls… })   // signs out after
  */
 import type { FastifyInstance } from 'fastify';
 
@@ -158,4 +159,18 @@ export async function quayClientFor(mode: AuthMode, transport: Transport, userna
   await session.signOut();
   if (created.status !== 201 || typeof created.json?.token !== 'string') throw new Error(`could not create an API token for ${username}: ${created.status} ${created.raw.slice(0, 200)}`);
   return QuayClient.withToken(transport, created.json.token);
+}
+
+/**
+ * One run of a collection module: a client signed in as `mode` says, the module's calls, then the
+ * sign-out the module makes when it exits (also when the calls throw).
+ */
+export async function moduleRun<T>(mode: AuthMode, transport: Transport, username: string, password: string, calls: (q: QuayClient) => Promise<T>): Promise<T> {
+  const q = await quayClientFor(mode, transport, username, password);
+  try {
+    return await calls(q);
+  } finally {
+    const out = await q.signOut();
+    if (out && out.status !== 200) throw new Error(`sign-out failed: ${out.status} ${out.raw.slice(0, 200)}`);
+  }
 }
