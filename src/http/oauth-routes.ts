@@ -19,6 +19,7 @@ import { API_SCOPES } from '../registry/accounts/api-scopes.js';
 import { sameToken } from '../registry/accounts/session-service.js';
 import type { Registry } from '../registry/registry.js';
 import { ApiError, forbidden, invalid, renderApiError, unauthorized } from './api/errors.js';
+import { acceptEmptyJsonBodies } from './json-body.js';
 import { CSRF_HEADER, readCookie, SESSION_COOKIE } from './session-cookies.js';
 
 /** The path Quay's local token handler has, and the collection names as the redirect URI. */
@@ -30,18 +31,7 @@ export async function oauthRoutes(app: FastifyInstance, opts: { registry: Regist
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
-  // Quay's automation sends `Content-Type: application/json` on every call, also on a POST with its
-  // parameters in the query and no body at all.
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => {
-    const text = (body as string).trim();
-    if (text === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch {
-      done(Object.assign(new Error('the body is not JSON'), { statusCode: 400 }), undefined);
-    }
-  });
+  acceptEmptyJsonBodies(app);
 
   app.post('/oauth/authorizeapp', async (req, reply) => {
     req.wharfRoute = 'oauth_authorize';

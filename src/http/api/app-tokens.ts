@@ -63,7 +63,7 @@ export const appTokenRoutes = [
     async handler(ctx, { body }) {
       const me = ctx.user('user:admin');
       const { token, secret } = await ctx.accounts.appTokens.create(me.name, body.title);
-      await ctx.audit('create_app_specific_token', { namespace: me.name, metadata: { app_specific_token_title: token.title, app_specific_token: token.uuid } });
+      await ctx.audit('create_app_specific_token', { namespace: me.name, metadata: { app_specific_token_name: token.title, app_specific_token_id: token.uuid } });
       return { token: { ...view(token), token_code: secret } };
     },
   }),
@@ -89,7 +89,7 @@ export const appTokenRoutes = [
     async handler(ctx, { params }) {
       const me = ctx.user('user:admin');
       const token = await ctx.accounts.appTokens.revoke(me.name, params.uuid);
-      await ctx.audit('revoke_app_specific_token', { namespace: me.name, metadata: { app_specific_token_title: token.title, app_specific_token: token.uuid } });
+      await ctx.audit('revoke_app_specific_token', { namespace: me.name, metadata: { app_specific_token_name: token.title, app_specific_token_id: token.uuid } });
     },
   }),
 ];

@@ -12,6 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ANONYMOUS } from '../../registry/access.js';
 import type { Accounts } from '../../registry/accounts/accounts.js';
 import type { Registry } from '../../registry/registry.js';
+import { acceptEmptyJsonBodies } from '../json-body.js';
 import { apiCaller } from './caller.js';
 import { ApiContext } from './context.js';
 import { invalid, renderApiError } from './errors.js';
@@ -27,6 +28,7 @@ type Services = { registry: Registry; accounts: Accounts };
 export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry; accounts: Accounts; version: string }): Promise<void> {
   const { registry, accounts } = opts;
   app.setErrorHandler((err, req, reply) => renderApiError(err, req, reply));
+  acceptEmptyJsonBodies(app);
   app.setNotFoundHandler((req, reply) => renderApiError(Object.assign(new Error(`no such endpoint: ${req.method} ${req.url.split('?')[0]}`), { statusCode: 404 }), req, reply));
 
   const document = openApiDocument(API_ROUTES, opts.version);

@@ -220,6 +220,19 @@ for (const dialect of DIALECTS) {
       assert.equal(created.statusCode, 201, created.body);
     });
 
+    it('takes the empty JSON bodies the collection sends on DELETE and body-less POST (Content-Type: application/json, no body)', async () => {
+      const token = await t.accounts!.apiTokens.create('erin', { name: 'to-revoke', scopes: ['repo:read'] });
+      const headers = { authorization: 'Basic ' + Buffer.from('erin:erin-password').toString('base64'), 'content-type': 'application/json' };
+      const del = await t.app.inject({ method: 'DELETE', url: `/api/v1/user/apitokens/${token.token.id}`, headers });
+      assert.equal(del.statusCode, 204, del.body);
+      const out = await t.app.inject({ method: 'POST', url: '/api/v1/signout', headers: { ...headers, 'content-length': '0' } });
+      assert.equal(out.statusCode, 200, out.body);
+      // Malformed JSON is still refused.
+      const bad = await t.app.inject({ method: 'POST', url: '/api/v1/user/apitokens', headers, payload: '{"name":' });
+      assert.equal(bad.statusCode, 400, bad.body);
+      assert.equal(bad.json().error_type, 'invalid_request');
+    });
+
     it('answers a cookie that was never a session 401 and clears it; bad sign-in bodies 400; never a 5xx', async () => {
       for (const value of ['garbage', 'x'.repeat(300), '']) {
         const res = await t.app.inject({ url: '/api/v1/user/', headers: { cookie: `wharf_session=${value}` } });

@@ -27,7 +27,7 @@ function code(length: number): string {
   const bytes = randomBytes(length * 2);
   let out = '';
   // Rejection sampling keeps every character equally likely.
-  for (const b of bytes) if (b < 252 && out.length < length) out += ALPHABET[b % 36];
+  for (const b of bytes) if (b < 252 && out.length < length) out += ALPHABET.charAt(b % 36);
   return out.length === length ? out : code(length);
 }
 
