@@ -45,7 +45,8 @@ export async function oauthRoutes(app: FastifyInstance, opts: { registry: Regist
     const application = await accounts.oauthApplications.byClientId(form('client_id') ?? '');
     if (!application) throw new ApiError(404, 'not_found', 'no application has this client_id');
     const redirect = form('redirect_uri') ?? '';
-    if (!redirectAllowed(redirect, application.redirect_uri, origin(registry, req))) throw invalid(`redirect_uri must be the application's redirect URI or ${origin(registry, req)}${LOCAL_APP_PATH}`);
+    const selves = origins(registry, req);
+    if (!redirectAllowed(redirect, application.redirect_uri, selves)) throw invalid(`redirect_uri must be the application's redirect URI or ${selves[0]}${LOCAL_APP_PATH}`);
     const scopes = (form('scope') ?? '').split(/[\s,]+/).filter(Boolean);
     const unknown = scopes.filter((s) => !(API_SCOPES as readonly string[]).includes(s));
     if (scopes.length === 0 || unknown.length) throw invalid(`scope: give one or more of ${API_SCOPES.join(', ')}${unknown.length ? ` (unknown: ${unknown.join(', ').slice(0, 200)})` : ''}`);
@@ -90,20 +91,21 @@ function field(req: FastifyRequest): (name: string) => string | undefined {
   };
 }
 
-/** scheme://host[:port] as clients reach the registry. */
-function origin(registry: Registry, req: FastifyRequest): string {
-  return registry.options.baseUrl?.replace(/\/+$/, '') ?? `${req.protocol}://${req.host}`;
+/** scheme://host[:port] of this registry: `base_url` when set, and as this request reached it. */
+function origins(registry: Registry, req: FastifyRequest): string[] {
+  const own = `${req.protocol}://${req.host}`;
+  return registry.options.baseUrl ? [registry.options.baseUrl.replace(/\/+$/, ''), own] : [own];
 }
 
 /** The application's own redirect URI (the same, or below it on the same origin), or this registry's local token page. */
-function redirectAllowed(given: string, registered: string, self: string): boolean {
+function redirectAllowed(given: string, registered: string, selves: readonly string[]): boolean {
   let url: URL;
   try {
     url = new URL(given);
   } catch {
     return false;
   }
-  if (url.origin === new URL(self).origin && url.pathname === LOCAL_APP_PATH) return true;
+  if (url.pathname === LOCAL_APP_PATH && selves.some((self) => URL.canParse(self) && new URL(self).origin === url.origin)) return true;
   if (!registered) return false;
   try {
     const reg = new URL(registered);
