@@ -75,7 +75,16 @@ describe('configuration', () => {
 
   it('reads auth defaults and WHARF_ADMIN_PASSWORD as an alias of WHARF_AUTH_ADMIN_PASSWORD', () => {
     const defaults = loadConfig({ env: {} }).auth;
-    assert.deepEqual(defaults, { enabled: true, token_ttl: 300_000, admin_username: 'admin', default_visibility: 'private', login_failures_per_minute: 10 });
+    assert.deepEqual(defaults, {
+      enabled: true,
+      token_ttl: 300_000,
+      admin_username: 'admin',
+      default_visibility: 'private',
+      login_failures_per_minute: 10,
+      user_initialize: false,
+      session_idle_timeout: 12 * 3_600_000,
+      session_max_age: 7 * 86_400_000,
+    });
     assert.equal(loadConfig({ env: { WHARF_ADMIN_PASSWORD: 'alias-password' } }).auth.admin_password, 'alias-password');
     assert.equal(loadConfig({ env: { WHARF_ADMIN_PASSWORD: 'alias-password', WHARF_AUTH_ADMIN_PASSWORD: 'main-password' } }).auth.admin_password, 'main-password');
     assert.throws(() => loadConfig({ env: { WHARF_ADMIN_PASSWORD: 'short' } }), /auth\.admin_password/);

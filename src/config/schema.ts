@@ -97,8 +97,22 @@ export const configSchema = z.strictObject({
       default_visibility: z.enum(['private', 'public']).default('private'),
       /** Failed logins allowed per user name and per client address in any minute before 429. */
       login_failures_per_minute: z.number().int().min(1).default(10),
+      /**
+       * Create no superuser on the first start: the first user is created through `POST
+       * /api/v1/user/initialize` (Quay's first-user bootstrap) while the registry has no user.
+       */
+      user_initialize: z.boolean().default(false),
+      /** A signed-in session (`/api/v1/signin`) unused this long ends. */
+      session_idle_timeout: duration.prefault('12h').refine((ms) => ms >= 60_000, { message: 'must be at least 1m' }),
+      /** A signed-in session ends this long after sign-in, used or not. */
+      session_max_age: duration.prefault('7d').refine((ms) => ms >= 60_000, { message: 'must be at least 1m' }),
+      /** Lifetime of new app-specific tokens (`/api/v1/user/apptoken`); unset: they do not expire. */
+      app_token_expiration: duration.refine((ms) => ms >= 60_000, { message: 'must be at least 1m' }).optional(),
     })
-    .prefault({}),
+    .prefault({})
+    .refine((a) => !(a.user_initialize && a.admin_password !== undefined), {
+      message: 'auth.user_initialize creates no superuser on the first start, so auth.admin_password (WHARF_ADMIN_PASSWORD) has no use with it; set one or the other',
+    }),
   proxy_cache: z
     .strictObject({
       /** Organizations may be proxy caches for upstream registries; false turns the feature off everywhere. */

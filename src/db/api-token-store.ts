@@ -1,4 +1,7 @@
-/** API tokens of users: a name, scopes, an optional expiry, revocation; only the token's SHA-256 is stored. */
+/**
+ * API tokens of users: a name, scopes, an optional expiry, revocation; only the token's SHA-256 is stored.
+ * The same table holds app-specific tokens (`kind` 'app'), which also have a public `uuid`.
+ */
 import type { Kysely } from 'kysely';
 import type { Database } from './tables.js';
 
@@ -11,14 +14,19 @@ export interface ApiTokenRecord {
   expiresAt: number | null;
   lastUsedAt: number | null;
   revokedAt: number | null;
+  kind: TokenKind;
+  /** The public id of an app-specific token; null for API tokens. */
+  uuid: string | null;
 }
 
-const COLUMNS = ['id', 'user_id', 'name', 'scopes', 'created_at', 'expires_at', 'last_used_at', 'revoked_at'] as const;
+export type TokenKind = 'api' | 'app';
+
+const COLUMNS = ['id', 'user_id', 'name', 'scopes', 'created_at', 'expires_at', 'last_used_at', 'revoked_at', 'kind', 'uuid'] as const;
 
 export class ApiTokenStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async create(token: { userId: number; name: string; tokenHash: string; scopes: readonly string[]; expiresAt: number | null }): Promise<ApiTokenRecord> {
+  async create(token: { userId: number; name: string; tokenHash: string; scopes: readonly string[]; expiresAt: number | null; kind?: TokenKind; uuid?: string; applicationId?: number }): Promise<ApiTokenRecord> {
     const row = await this.db
       .insertInto('api_tokens')
       .values({
@@ -30,6 +38,9 @@ export class ApiTokenStore {
         expires_at: token.expiresAt,
         last_used_at: null,
         revoked_at: null,
+        kind: token.kind ?? 'api',
+        uuid: token.uuid ?? null,
+        application_id: token.applicationId ?? null,
       })
       .returning(COLUMNS)
       .executeTakeFirstOrThrow();
@@ -63,22 +74,29 @@ export class ApiTokenStore {
       .execute();
   }
 
-  /** Revokes one of the user's tokens; false if it does not exist, is someone else's, or was revoked already. */
-  async revoke(id: number, userId: number, now: number): Promise<boolean> {
+  /** Revokes one of the user's tokens of `kind`; false if it does not exist, is someone else's or another kind, or was revoked already. */
+  async revoke(id: number, userId: number, now: number, kind: TokenKind = 'api'): Promise<boolean> {
     const res = await this.db
       .updateTable('api_tokens')
       .set({ revoked_at: now })
       .where('id', '=', id)
       .where('user_id', '=', userId)
+      .where('kind', '=', kind)
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
   }
 
-  /** The user's tokens, newest first, revoked and expired ones included. */
-  async listForUser(userId: number): Promise<ApiTokenRecord[]> {
-    const rows = await this.db.selectFrom('api_tokens').select(COLUMNS).where('user_id', '=', userId).orderBy('id', 'desc').execute();
+  /** The user's tokens of `kind`, newest first, revoked and expired ones included. */
+  async listForUser(userId: number, kind: TokenKind = 'api'): Promise<ApiTokenRecord[]> {
+    const rows = await this.db.selectFrom('api_tokens').select(COLUMNS).where('user_id', '=', userId).where('kind', '=', kind).orderBy('id', 'desc').execute();
     return rows.map(toRecord);
+  }
+
+  /** The user's app-specific token with this uuid (revoked or not), or undefined. */
+  async findAppToken(userId: number, uuid: string): Promise<ApiTokenRecord | undefined> {
+    const row = await this.db.selectFrom('api_tokens').select(COLUMNS).where('uuid', '=', uuid).where('user_id', '=', userId).where('kind', '=', 'app').executeTakeFirst();
+    return row && toRecord(row);
   }
 }
 
@@ -91,6 +109,8 @@ function toRecord(row: {
   expires_at: number | null;
   last_used_at: number | null;
   revoked_at: number | null;
+  kind: string;
+  uuid: string | null;
 }): ApiTokenRecord {
   return {
     id: row.id,
@@ -101,5 +121,7 @@ function toRecord(row: {
     expiresAt: row.expires_at,
     lastUsedAt: row.last_used_at,
     revokedAt: row.revoked_at,
+    kind: row.kind === 'app' ? 'app' : 'api',
+    uuid: row.uuid,
   };
 }

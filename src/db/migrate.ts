@@ -8,6 +8,7 @@ import { gc } from './migrations/0004-gc.js';
 import { autoprune } from './migrations/0005-autoprune.js';
 import { quotas } from './migrations/0006-quotas.js';
 import { serverSettings } from './migrations/0007-server-settings.js';
+import { signIn } from './migrations/0008-sign-in.js';
 import { collectionLookups } from './migrations/0009-collection-lookups.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
@@ -19,6 +20,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0005-autoprune': autoprune(d),
     '0006-quotas': quotas(d),
     '0007-server-settings': serverSettings(d),
+    '0008-sign-in': signIn(d),
     '0009-collection-lookups': collectionLookups(d),
   };
 }

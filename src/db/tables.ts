@@ -167,6 +167,38 @@ export interface ApiTokensTable {
   expires_at: number | null;
   last_used_at: number | null;
   revoked_at: number | null;
+  /** 'api' (an API token) or 'app' (an app-specific token, a password for registry clients). */
+  kind: Generated<string>;
+  /** The public id of an app-specific token; null for API tokens. */
+  uuid: string | null;
+  /** The OAuth application an API token was granted through, if any. */
+  application_id: number | null;
+}
+
+/** An OAuth application of an organization (Quay's); only the SHA-256 of its client secret is stored. */
+export interface OAuthApplicationsTable {
+  id: Generated<number>;
+  namespace_id: number;
+  name: string;
+  client_id: string;
+  client_secret_hash: string;
+  description: string;
+  application_uri: string;
+  redirect_uri: string;
+  avatar_email: string | null;
+  created_at: number;
+}
+
+/** A signed-in session of `/api/v1/signin`: only the SHA-256 of the cookie's secret is stored. */
+export interface SessionsTable {
+  id: Generated<number>;
+  user_id: number;
+  token_hash: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+  ip: string | null;
+  user_agent: string | null;
 }
 
 export interface AuditLogTable {
@@ -380,6 +412,8 @@ export interface Database {
   robot_federations: RobotFederationsTable;
   team_robot_members: TeamRobotMembersTable;
   creator_default_permissions: CreatorDefaultPermissionsTable;
+  sessions: SessionsTable;
+  oauth_applications: OAuthApplicationsTable;
 }
 
 export type ManifestRow = Selectable<ManifestsTable>;

@@ -68,6 +68,37 @@ export class UserStore {
     return this.findByName(user.name);
   }
 
+  /**
+   * Creates the user only if there is no user yet, atomically (concurrent calls create one user at most):
+   * undefined when users exist or the name is taken.
+   */
+  async createFirst(user: NewUser): Promise<UserRecord | undefined> {
+    const now = Date.now();
+    try {
+      const created = await this.db.transaction().execute(async (tx) => {
+        const lock = this.dialect.keyLock('first-user');
+        if (lock) await lock.execute(tx);
+        const any = await tx.selectFrom('users').select('id').limit(1).executeTakeFirst();
+        if (any) return false;
+        const ns = await tx
+          .insertInto('namespaces')
+          .values({ name: user.name, kind: 'user', email: user.email, enabled: 1, created_at: now })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        await tx
+          .insertInto('users')
+          .values({ namespace_id: ns.id, password_hash: user.passwordHash, superuser: user.superuser ? 1 : 0, created_at: now })
+          .execute();
+        return true;
+      });
+      if (!created) return undefined;
+    } catch (err) {
+      if (this.dialect.isUniqueViolation(err)) return undefined;
+      throw err;
+    }
+    return this.findByName(user.name);
+  }
+
   async findByName(name: string): Promise<UserRecord | undefined> {
     const row = await this.byName.first(this.db, { name });
     return row && toRecord(row);

@@ -8,6 +8,8 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Registry } from '../registry/registry.js';
 import type { Accounts } from '../registry/accounts/accounts.js';
 import { apiPlugin } from './api/plugin.js';
+import { csrfRoutes } from './csrf-routes.js';
+import { oauthRoutes } from './oauth-routes.js';
 import { earlyErrorOptions, installEarlyErrors } from './early-errors.js';
 import { healthRoutes } from './health.js';
 
@@ -62,5 +64,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes, { registry: opts.registry, metrics: opts.metrics });
   await app.register(v2Plugin, { registry: opts.registry, metrics: opts.metrics });
   if (opts.accounts) await app.register(apiPlugin, { prefix: '/api/v1', registry: opts.registry, accounts: opts.accounts, version: WHARF_VERSION });
+  if (opts.accounts) await app.register(csrfRoutes, { accounts: opts.accounts });
+  if (opts.accounts) await app.register(oauthRoutes, { registry: opts.registry, accounts: opts.accounts });
   return app;
 }

@@ -1,6 +1,8 @@
 /**
  * First start: with an empty users table, create the superuser (`auth.admin_username`) with the
- * configured password or a random one. A generated password is shown on the terminal (stderr, never
+ * configured password or a random one — unless `auth.user_initialize` is set, in which case the first
+ * start creates no user and the operator's automation creates the first superuser with `POST
+ * /api/v1/user/initialize` (Quay's first-user bootstrap; refused once any user exists). A generated password is shown on the terminal (stderr, never
  * the JSON log) and kept in `<data_dir>/initial-admin-password` until it is changed
  * (main/initial-password.ts); every later start that still finds that file says where it is. Only the
  * password's scrypt hash is stored in the database.
@@ -27,6 +29,7 @@ export interface AdminAccess {
  * generated), or undefined when there were users already (see `pendingAdminPassword`).
  */
 export async function bootstrapAdmin(accounts: Accounts, config: Readonly<Config>): Promise<AdminAccess | undefined> {
+  if (config.auth.user_initialize) return undefined;
   const username = config.auth.admin_username;
   if ((await accounts.accounts.countUsers()) > 0) return undefined;
   const generated = config.auth.admin_password === undefined ? randomSecret() : undefined;

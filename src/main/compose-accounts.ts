@@ -9,9 +9,11 @@ import { RobotFederationStore } from '../db/robot-federation-store.js';
 import { StarStore } from '../db/star-store.js';
 import type { DialectAdapter } from '../db/dialect.js';
 import { NamespaceStore } from '../db/namespace-store.js';
+import { OAuthApplicationStore } from '../db/oauth-application-store.js';
 import { OrganizationStore } from '../db/organization-store.js';
 import { PermissionStore } from '../db/permission-store.js';
 import { RobotStore } from '../db/robot-store.js';
+import { SessionStore } from '../db/session-store.js';
 import { SigningKeyStore } from '../db/signing-key-store.js';
 import type { Database } from '../db/tables.js';
 import { TeamStore } from '../db/team-store.js';
@@ -30,6 +32,8 @@ export function accountStores(db: Kysely<Database>, dialect: DialectAdapter): Ac
     permissions: new PermissionStore(db, dialect),
     defaults: new DefaultPermissionStore(db),
     apiTokens: new ApiTokenStore(db),
+    sessions: new SessionStore(db),
+    oauthApplications: new OAuthApplicationStore(db, dialect),
     auditLog: new AuditLogStore(db),
     signingKeys: new SigningKeyStore(db),
     entitySearch: new EntitySearchStore(db),

@@ -93,6 +93,10 @@ export function createAccountServices(db: DatabaseHandle, config: Config, reposi
   return createAccounts(db.db, db.dialect, repositories, {
     defaultVisibility: config.auth.default_visibility,
     secrets: lazySecretBox(config),
+    sessionIdleMs: config.auth.session_idle_timeout,
+    sessionMaxAgeMs: config.auth.session_max_age,
+    appTokenLifetimeMs: config.auth.app_token_expiration,
+    userInitialize: config.auth.user_initialize,
     onPasswordSet: (name) => {
       // Best effort: a file that cannot be deleted here is found stale and deleted at the next start.
       if (name === config.auth.admin_username) {

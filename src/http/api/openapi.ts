@@ -51,9 +51,13 @@ export function openApiDocument(routes: readonly ApiRoute[], version: string): R
     openapi: '3.1.0',
     info: { title: 'Wharf management API', version },
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token' }, basic: { type: 'http', scheme: 'basic' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'An API token' },
+        basic: { type: 'http', scheme: 'basic' },
+        session: { type: 'apiKey', in: 'cookie', name: 'wharf_session', description: 'A session from POST /api/v1/signin; state-changing calls also send its CSRF token in X-CSRF-Token' },
+      },
     },
-    security: [{ bearer: [] }, { basic: [] }],
+    security: [{ bearer: [] }, { basic: [] }, { session: [] }],
     paths,
   };
 }

@@ -1,18 +1,21 @@
 /**
  * `/api/v1`, the management API (Quay's paths and JSON field names where Quay defines them). Callers
- * authenticate with a Bearer API token or HTTP Basic (password, robot token or API token); anonymous
- * callers reach only what is public. Errors are always the JSON shape of errors.ts.
+ * authenticate with a Bearer API token, HTTP Basic (password, robot token or API token) or a signed-in
+ * session cookie with its CSRF token (caller.ts); anonymous callers reach only what is public. Errors
+ * are always the JSON shape of errors.ts.
  *
  * Every route answers with and without its trailing slash. The routes on one repository are not
  * Fastify routes: `/repository/*` hands the raw path to the RepositoryRouter, which finds the
  * repository name and the route (repository-router.ts says how).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ANONYMOUS, type Principal } from '../../registry/access.js';
+import { ANONYMOUS } from '../../registry/access.js';
 import type { Accounts } from '../../registry/accounts/accounts.js';
 import type { Registry } from '../../registry/registry.js';
+import { acceptEmptyJsonBodies } from '../json-body.js';
+import { apiCaller } from './caller.js';
 import { ApiContext } from './context.js';
-import { invalid, renderApiError, unauthorized } from './errors.js';
+import { invalid, renderApiError } from './errors.js';
 import { nulTextField } from './nul-text.js';
 import { openApiDocument } from './openapi.js';
 import { RepositoryRouter } from './repository-router.js';
@@ -28,14 +31,7 @@ const TRAILING_REPOSITORY = '/:repository+';
 export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry; accounts: Accounts; version: string }): Promise<void> {
   const { registry, accounts } = opts;
   app.setErrorHandler((err, req, reply) => renderApiError(err, req, reply));
-  // Automation sends `Content-Type: application/json` on every request, a DELETE or a bodyless POST
-  // included: an empty body there is no body, not malformed JSON (Fastify's parser would refuse it).
-  const json = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    if (body.length === 0) done(null, undefined);
-    else json(req, body as string, done);
-  });
+  acceptEmptyJsonBodies(app);
   app.setNotFoundHandler((req, reply) => renderApiError(Object.assign(new Error(`no such endpoint: ${req.method} ${req.url.split('?')[0]}`), { statusCode: 404 }), req, reply));
 
   const document = openApiDocument(API_ROUTES, opts.version);
@@ -86,7 +82,7 @@ export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry
 /** Runs one route: the caller, the parsed input, the handler, the reply. */
 async function run(route: ApiRoute, params: unknown, services: Services, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   req.wharfRoute = `api_${route.tag}`;
-  const principal = await caller(services.registry, services.accounts, req);
+  const principal = route.caller === 'none' ? ANONYMOUS : await apiCaller(services.registry, services.accounts, req, reply);
   const ctx = new ApiContext(services.registry, services.accounts, principal, req, reply);
   const nul = nulTextField(req.body);
   if (nul) throw invalid(`${nul}: text must not contain NUL characters (\\u0000)`);
@@ -99,24 +95,4 @@ async function run(route: ApiRoute, params: unknown, services: Services, req: Fa
   if (reply.sent) return reply;
   const status = route.status ?? 200;
   return status === 204 ? reply.code(204).send() : reply.code(status).send(result);
-}
-
-/** The caller: a Bearer API token, HTTP Basic credentials, or nobody. */
-async function caller(registry: Registry, accounts: Accounts, req: FastifyRequest): Promise<Principal> {
-  const header = req.headers.authorization;
-  if (typeof header !== 'string' || header.trim() === '') return ANONYMOUS;
-  const [scheme, value = ''] = header.trim().split(/\s+/, 2);
-  if (/^bearer$/i.test(scheme!)) {
-    const verified = await accounts.apiTokens.verify(value);
-    if (!verified) throw unauthorized('invalid, expired or revoked API token');
-    return verified.principal;
-  }
-  if (/^basic$/i.test(scheme!) && registry.auth) {
-    const decoded = Buffer.from(value, 'base64').toString('utf8');
-    const i = decoded.indexOf(':');
-    if (i <= 0) throw unauthorized('malformed Basic credentials');
-    const ua = req.headers['user-agent'];
-    return registry.auth.login(decoded.slice(0, i), decoded.slice(i + 1), { ip: req.ip, userAgent: typeof ua === 'string' ? ua : undefined });
-  }
-  throw unauthorized('unsupported Authorization scheme; use Bearer (API token) or Basic');
 }

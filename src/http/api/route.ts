@@ -33,6 +33,11 @@ export interface ApiRoute<P = unknown, Q = unknown, B = unknown> {
   body?: z.ZodType<B>;
   /** Success status (default 200); 204 sends no body. */
   status?: number;
+  /**
+   * 'none': no credentials are read before the handler runs (it sees an anonymous caller and checks
+   * what it needs itself, as sign-in and sign-out do with their cookies).
+   */
+  caller?: 'none';
   /** The JSON the handler returns on success (none for 204); rendered into the OpenAPI document. */
   response?: z.ZodType;
   handler(ctx: ApiContext, input: RouteInput<P, Q, B>): Promise<unknown>;

@@ -18,5 +18,9 @@ import { entityRoutes } from './entities.js';
 import { messageRoutes } from './messages.js';
 import { starRoutes } from './stars.js';
 import { superuserOrganizationRoutes } from './superuser-organizations.js';
+import { signinRoutes } from './signin.js';
+import { userInitializeRoutes } from './user-initialize.js';
+import { appTokenRoutes } from './app-tokens.js';
+import { applicationRoutes } from './applications.js';
 
-export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes, ...entityRoutes, ...superuserOrganizationRoutes, ...starRoutes, ...messageRoutes];
+export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes, ...entityRoutes, ...superuserOrganizationRoutes, ...starRoutes, ...messageRoutes, ...signinRoutes, ...userInitializeRoutes, ...appTokenRoutes, ...applicationRoutes];

@@ -7,6 +7,7 @@
  */
 import type { NamespaceStore } from '../../db/namespace-store.js';
 import type { OrganizationRecord, OrganizationStore } from '../../db/organization-store.js';
+import type { SessionStore } from '../../db/session-store.js';
 import type { TeamStore } from '../../db/team-store.js';
 import type { UserRecord, UserStore } from '../../db/user-store.js';
 import type { Principal } from '../access.js';
@@ -37,6 +38,8 @@ export interface AccountStores {
   users: UserStore;
   organizations: OrganizationStore;
   teams: TeamStore;
+  /** Signed-in sessions, ended when a user's password is set or the user is disabled. */
+  sessions?: SessionStore;
 }
 
 export class AccountService {
@@ -45,7 +48,7 @@ export class AccountService {
 
   constructor(
     private readonly stores: AccountStores,
-    private readonly opts: { onPasswordSet?: (name: string) => void } = {},
+    private readonly opts: { onPasswordSet?: (name: string) => void; userInitialize?: boolean } = {},
   ) {
     this.dummyHash = hashPassword(randomSecret());
   }
@@ -70,14 +73,36 @@ export class AccountService {
     return (await this.stores.users.list(opts)).map(userInfo);
   }
 
+  /**
+   * Creates the first user, a superuser, only while there is no user at all (atomically: of concurrent
+   * calls, one succeeds); conflict when there are users already, not_found unless the registry was set
+   * up for it (`userInitialize`: the first start then created no superuser itself).
+   */
+  async createFirstUser(input: { name: string; password: string; email?: string | null }): Promise<UserInfo> {
+    if (!this.opts.userInitialize) {
+      throw new AccountError('not_found', 'first-user initialization is off: the first start created the superuser (set auth.user_initialize to create it through this endpoint instead)');
+    }
+    const name = validateNamespaceName(input.name);
+    const email = validateEmail(input.email);
+    const passwordHash = await hashPassword(checkPassword(input.password));
+    const user = await this.stores.users.createFirst({ name, email, passwordHash, superuser: true });
+    if (!user) throw new AccountError('conflict', 'the registry has users already; the first user can be created only while it has none');
+    return userInfo(user);
+  }
+
   countUsers(): Promise<number> {
     return this.stores.users.count();
   }
 
-  /** Sets a new password (null: the account can no longer log in with one); `onPasswordSet` hears of it once it is stored. */
+  /**
+   * Sets a new password (null: the account can no longer log in with one) and ends the user's sessions;
+   * `onPasswordSet` hears of it once it is stored.
+   */
   async setPassword(name: string, password: string | null): Promise<void> {
     const user = await this.requireUser(name);
     await this.stores.users.setPasswordHash(user.id, password === null ? null : await hashPassword(checkPassword(password)));
+    // Whoever knew the old password may have signed in with it.
+    await this.stores.sessions?.deleteForUser(user.id);
     this.opts.onPasswordSet?.(user.name);
   }
 
@@ -86,10 +111,12 @@ export class AccountService {
     await this.stores.users.setSuperuser(user.id, superuser);
   }
 
-  /** Disables or re-enables a user: a disabled user, and every robot of their namespace, can do nothing. */
+  /** Disables or re-enables a user: a disabled user, and every robot of their namespace, can do nothing; disabling ends the user's sessions. */
   async setEnabled(name: string, enabled: boolean): Promise<void> {
     const user = await this.requireUser(name);
     await this.stores.namespaces.setEnabled(user.namespaceId, enabled);
+    // Re-enabling the user does not bring their sessions back.
+    if (!enabled) await this.stores.sessions?.deleteForUser(user.id);
   }
 
   async setEmail(name: string, email: string | null): Promise<void> {

@@ -10,9 +10,11 @@ import type { GlobalMessageStore } from '../../db/global-message-store.js';
 import type { RobotFederationStore } from '../../db/robot-federation-store.js';
 import type { StarStore } from '../../db/star-store.js';
 import type { NamespaceStore } from '../../db/namespace-store.js';
+import type { OAuthApplicationStore } from '../../db/oauth-application-store.js';
 import type { OrganizationStore } from '../../db/organization-store.js';
 import type { PermissionStore } from '../../db/permission-store.js';
 import type { RobotStore } from '../../db/robot-store.js';
+import type { SessionStore } from '../../db/session-store.js';
 import type { SigningKeyStore } from '../../db/signing-key-store.js';
 import type { TeamStore } from '../../db/team-store.js';
 import type { UserStore } from '../../db/user-store.js';
@@ -20,15 +22,18 @@ import type { SecretBox } from '../proxy/secret-box.js';
 import type { RepositoryService, Visibility } from '../repositories.js';
 import { AccountService } from './account-service.js';
 import { ApiTokenService } from './api-token-service.js';
+import { AppTokenService } from './app-token-service.js';
 import { AuditService } from './audit-service.js';
 import { Authenticator } from './authenticator.js';
 import { EntitySearch } from './entity-search.js';
 import { MessageService } from './message-service.js';
 import { StarService } from './star-service.js';
 import { GrantService } from './grant-service.js';
+import { OAuthApplicationService } from './oauth-application-service.js';
 import { PermissionAccess } from './permission-access.js';
 import { PermissionService } from './permission-service.js';
 import { RobotService } from './robot-service.js';
+import { SessionService } from './session-service.js';
 import { SigningKeyService } from './signing-key-service.js';
 import { TeamService } from './team-service.js';
 
@@ -37,6 +42,12 @@ export interface Accounts {
   teams: TeamService;
   robots: RobotService;
   apiTokens: ApiTokenService;
+  /** App-specific tokens (Quay's): passwords for registry clients. */
+  appTokens: AppTokenService;
+  /** Signed-in sessions of `/api/v1/signin`. */
+  sessions: SessionService;
+  /** OAuth applications of organizations and the tokens granted through them. */
+  oauthApplications: OAuthApplicationService;
   authenticator: Authenticator;
   permissions: PermissionService;
   grants: GrantService;
@@ -59,6 +70,14 @@ export interface AccountsOptions {
   onPasswordSet?: (name: string) => void;
   /** The registry's secret box: robot tokens are kept sealed with it so that administrators can read them again. */
   secrets?: () => Promise<SecretBox>;
+  /** A session unused this long ends (default 12 hours). */
+  sessionIdleMs?: number;
+  /** A session ends this long after sign-in (default 7 days). */
+  sessionMaxAgeMs?: number;
+  /** Lifetime of new app-specific tokens (default: they do not expire). */
+  appTokenLifetimeMs?: number;
+  /** The first user is created through `createFirstUser` (`auth.user_initialize`), not by the first start. */
+  userInitialize?: boolean;
 }
 
 /** Every store the account services use. */
@@ -71,6 +90,8 @@ export interface AccountsStores {
   permissions: PermissionStore;
   defaults: DefaultPermissionStore;
   apiTokens: ApiTokenStore;
+  sessions: SessionStore;
+  oauthApplications: OAuthApplicationStore;
   auditLog: AuditLogStore;
   signingKeys: SigningKeyStore;
   entitySearch: EntitySearchStore;
@@ -81,7 +102,7 @@ export interface AccountsStores {
 
 /** The account services over `stores`; `repositories` is the registry's repository service. */
 export function wireAccounts(stores: AccountsStores, repositories: RepositoryService, opts: AccountsOptions = {}): Accounts {
-  const accounts = new AccountService(stores, { onPasswordSet: opts.onPasswordSet });
+  const accounts = new AccountService(stores, { onPasswordSet: opts.onPasswordSet, userInitialize: opts.userInitialize });
   const robots = new RobotService(stores, { secrets: opts.secrets });
   const apiTokens = new ApiTokenService(stores, { now: opts.now });
   const permissions = new PermissionService(stores);
@@ -91,6 +112,9 @@ export function wireAccounts(stores: AccountsStores, repositories: RepositorySer
     teams: new TeamService(stores),
     robots,
     apiTokens,
+    appTokens: new AppTokenService(stores, { lifetimeMs: opts.appTokenLifetimeMs, now: opts.now }),
+    oauthApplications: new OAuthApplicationService(stores, apiTokens, { now: opts.now }),
+    sessions: new SessionService(stores, { idleMs: opts.sessionIdleMs ?? 12 * 3_600_000, maxAgeMs: opts.sessionMaxAgeMs ?? 7 * 86_400_000, now: opts.now }),
     authenticator: new Authenticator({ accounts, robots, apiTokens }, stores),
     permissions,
     grants: new GrantService(stores),

@@ -2,7 +2,7 @@
  * API tokens: per user, named, scoped (api-scopes.ts), optionally expiring, revocable. The token is 256
  * random bits shown once at creation; only its SHA-256 is stored, and lookups are by that digest.
  */
-import type { ApiTokenRecord, ApiTokenStore } from '../../db/api-token-store.js';
+import type { ApiTokenRecord, ApiTokenStore, TokenKind } from '../../db/api-token-store.js';
 import type { UserStore } from '../../db/user-store.js';
 import type { Principal } from '../access.js';
 import { AccountError } from './account-error.js';
@@ -33,7 +33,7 @@ export class ApiTokenService {
   }
 
   /** Creates a token for the user; the plaintext is returned here and never again. */
-  async create(userName: string, input: { name: string; scopes: readonly string[]; expiresAt?: number | null }): Promise<{ token: ApiTokenInfo; secret: string }> {
+  async create(userName: string, input: { name: string; scopes: readonly string[]; expiresAt?: number | null; applicationId?: number }): Promise<{ token: ApiTokenInfo; secret: string }> {
     const user = await this.requireUser(userName);
     if (typeof input.name !== 'string' || input.name.trim() === '' || input.name.length > MAX_NAME) {
       throw new AccountError('invalid_request', `a token name is 1 to ${MAX_NAME} characters`);
@@ -47,19 +47,20 @@ export class ApiTokenService {
       throw new AccountError('invalid_request', 'a token may live at most 10 years; create a new one before it expires');
     }
     const secret = randomSecret();
-    const record = await this.stores.apiTokens.create({ userId: user.id, name: input.name, tokenHash: sha256(secret), scopes, expiresAt });
+    const record = await this.stores.apiTokens.create({ userId: user.id, name: input.name, tokenHash: sha256(secret), scopes, expiresAt, applicationId: input.applicationId });
     return { token: info(record), secret };
   }
 
   /**
-   * The token's user as a principal capped by the token's scopes, if the token exists, is neither
-   * revoked nor expired, and its user is enabled; records the use (at most once a minute).
+   * The token's user as a principal capped by the token's scopes, if the token exists (of `kind`, when
+   * given: API tokens and app-specific tokens share this check), is neither revoked nor expired, and its
+   * user is enabled; records the use (at most once a minute).
    */
-  async verify(secret: string): Promise<{ principal: Extract<Principal, { kind: 'user' }>; token: ApiTokenInfo } | undefined> {
+  async verify(secret: string, kind?: TokenKind): Promise<{ principal: Extract<Principal, { kind: 'user' }>; token: ApiTokenInfo } | undefined> {
     if (typeof secret !== 'string' || secret.length === 0 || secret.length > 512) return undefined;
     const now = this.now();
     const record = await this.stores.apiTokens.findActiveByHash(sha256(secret), now);
-    if (!record) return undefined;
+    if (!record || (kind !== undefined && record.kind !== kind)) return undefined;
     const user = await this.stores.users.findById(record.userId);
     if (!user || !user.enabled) return undefined;
     await this.stores.apiTokens.touch(record.id, now);

@@ -2,8 +2,9 @@
  * Turns credentials into a principal, for HTTP Basic on `/v2`, the token endpoint and `/api/v1`:
  *
  *   `<ns>+<robot>` : robot token       → the robot
- *   `$token`       : API token         → the token's user, capped by its scopes (as Quay's app tokens)
- *   `<user>`       : API token of user → that user, capped by the token's scopes
+ *   `$app`         : app token         → the token's user, capped by the repository scopes (Quay's app tokens)
+ *   `$token`       : API token         → the token's user, capped by its scopes
+ *   `<user>`       : API or app token of user → that user, capped by the token's scopes
  *   `<user>`       : password          → that user
  *
  * Every failure is the same `undefined`, whatever the reason (unknown name, wrong secret, disabled,
@@ -15,16 +16,17 @@ import type { RobotStore } from '../../db/robot-store.js';
 import type { Principal } from '../access.js';
 import type { AccountService } from './account-service.js';
 import type { ApiTokenService } from './api-token-service.js';
+import { APP_TOKEN_USERNAME } from './app-token-service.js';
 import { isLookupName, parseRobotName } from './names.js';
 import { sha256 } from './passwords.js';
 import type { RobotService } from './robot-service.js';
 
-export type AuthMethod = 'password' | 'robot_token' | 'api_token';
+export type AuthMethod = 'password' | 'robot_token' | 'api_token' | 'app_token';
 
 export interface Authenticated {
   principal: Exclude<Principal, { kind: 'anonymous' }>;
   method: AuthMethod;
-  /** The API token's id, when `method` is 'api_token'. */
+  /** The API or app token's id, when `method` is 'api_token' or 'app_token'. */
   tokenId?: number;
 }
 
@@ -44,10 +46,12 @@ export class Authenticator {
       return robot && { principal: robot, method: 'robot_token' };
     }
     const viaToken = await this.services.apiTokens.verify(secret);
-    if (viaToken && (username === API_TOKEN_USERNAME || username === viaToken.principal.name)) {
-      return { principal: viaToken.principal, method: 'api_token', tokenId: viaToken.token.id };
+    if (viaToken) {
+      const kind = viaToken.token.kind;
+      const named = username === viaToken.principal.name || username === (kind === 'app' ? APP_TOKEN_USERNAME : API_TOKEN_USERNAME);
+      if (named) return { principal: viaToken.principal, method: kind === 'app' ? 'app_token' : 'api_token', tokenId: viaToken.token.id };
     }
-    if (username === API_TOKEN_USERNAME) return undefined;
+    if (username === API_TOKEN_USERNAME || username === APP_TOKEN_USERNAME) return undefined;
     const user = await this.services.accounts.verifyPassword(username, secret);
     return user && { principal: user, method: 'password' };
   }

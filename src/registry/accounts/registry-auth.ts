@@ -13,7 +13,7 @@ import { RegistryError } from '../../oci/errors.js';
 import type { RepositoryName } from '../../oci/reference.js';
 import { ANONYMOUS, type AccessService, type GrantingAccess, type Principal } from '../access.js';
 import type { AuditService } from './audit-service.js';
-import type { Authenticator } from './authenticator.js';
+import type { AuthMethod, Authenticator } from './authenticator.js';
 import type { LoginThrottle } from './login-throttle.js';
 import { sha256 } from './passwords.js';
 import type { IssuedToken, RegistryTokens, TokenAccess } from './registry-tokens.js';
@@ -69,7 +69,7 @@ export class RegistryAuth {
     return (await this.loginWith(username, secret, client)).principal;
   }
 
-  private async loginWith(username: string, secret: string, client: ClientInfo): Promise<{ principal: Exclude<Principal, { kind: 'anonymous' }>; apiTokenId?: number }> {
+  private async loginWith(username: string, secret: string, client: ClientInfo): Promise<{ principal: Exclude<Principal, { kind: 'anonymous' }>; apiTokenId?: number; method: AuthMethod }> {
     // Throttled per user name and per client address, as the issue asks: guesses spread over many
     // addresses still hit the per-user limit (at the price that failures can lock an account out for a
     // minute). Behind a reverse proxy, set `trust_proxy` so that the address is the client's.
@@ -83,7 +83,7 @@ export class RegistryAuth {
     if (cached && cached.expiresAt > this.now() && cached.name === username) {
       if ((await this.deps.authenticator.passwordStamp(username)) === cached.stamp) {
         const principal = await this.deps.authenticator.principalFor(username);
-        if (principal) return { principal };
+        if (principal) return { principal, method: 'password' };
       }
       this.cache.delete(cacheKey);
     }
@@ -107,11 +107,14 @@ export class RegistryAuth {
         while (this.cache.size > CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
       }
     }
-    return { principal: result.principal, apiTokenId: result.tokenId };
+    return { principal: result.principal, apiTokenId: result.tokenId, method: result.method };
   }
 
-  /** Like `login`, with the API token's id when the secret was one (to tie a bearer token to it). */
-  loginForToken(username: string, secret: string, client: ClientInfo): Promise<{ principal: Exclude<Principal, { kind: 'anonymous' }>; apiTokenId?: number }> {
+  /**
+   * Like `login`, with how the secret proved the account and the API or app token's id when it was one
+   * (to tie a bearer token to it, or to refuse a token where only the password will do).
+   */
+  loginForToken(username: string, secret: string, client: ClientInfo): Promise<{ principal: Exclude<Principal, { kind: 'anonymous' }>; apiTokenId?: number; method: AuthMethod }> {
     return this.loginWith(username, secret, client);
   }
 
