@@ -8,6 +8,7 @@ import { gc } from './migrations/0004-gc.js';
 import { autoprune } from './migrations/0005-autoprune.js';
 import { quotas } from './migrations/0006-quotas.js';
 import { serverSettings } from './migrations/0007-server-settings.js';
+import { tagImmutabilityAndLabels } from './migrations/0010-tag-immutability-and-labels.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
@@ -18,6 +19,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0005-autoprune': autoprune(d),
     '0006-quotas': quotas(d),
     '0007-server-settings': serverSettings(d),
+    '0010-tag-immutability-and-labels': tagImmutabilityAndLabels(d),
   };
 }
 

@@ -14,5 +14,11 @@ import { logRoutes } from './logs.js';
 import { proxyCacheRoutes } from './proxycache.js';
 import { autopruneRoutes } from './autoprune.js';
 import { quotaRoutes } from './quota.js';
+import { immutabilityRoutes } from './immutability.js';
+import { manifestRoutes } from './manifests.js';
+import { manifestLabelRoutes } from './manifest-labels.js';
+import { pullStatisticsRoutes } from './pull-statistics.js';
+import { registryInfoRoutes } from './registry-info.js';
 
-export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes];
+export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes,
+  ...immutabilityRoutes, ...manifestRoutes, ...manifestLabelRoutes, ...pullStatisticsRoutes, ...registryInfoRoutes];
