@@ -38,14 +38,15 @@ for (const dialect of DIALECTS) {
     });
 
     it('prunes with it, leaving immutable tags alone and not counting them', async () => {
-      // v2 is the newest tag; v1 is made immutable, so keeping 1 keeps v2 and v1 and prunes latest.
-      await w.update(`repository/${REPO}/tag/v1`, { immutable: true });
+      // v2, the newest tag, is made immutable: keeping 1 keeps the newest of the others (latest) and
+      // prunes v1; were v2 counted, latest would go too.
+      await w.update(`repository/${REPO}/tag/v2`, { immutable: true });
       assert.equal((await run(REPO, { method: 'tags', value: '1' }) as { changed: boolean }).changed, true);
       const ns = (await w.t.registry.repositories.details(REPO as never))!;
       const res = await w.t.registry.autoprune.pruner.prune({ namespaceId: ns.namespaceId, namespace: 'qc' }, { nowMs: Date.now() });
       assert.deepEqual(res.errors, []);
-      assert.deepEqual(res.pruned.map((p) => p.tag), ['latest']);
-      assert.deepEqual((await w.getTags('qc', 'team/app')).map((t) => t.name).sort(), ['v1', 'v2']);
+      assert.deepEqual(res.pruned.map((p) => p.tag), ['v1']);
+      assert.deepEqual((await w.getTags('qc', 'team/app')).map((t) => t.name).sort(), ['latest', 'v2']);
     });
 
     it('refuses bad input, writers and strangers with Quay\'s error shape and no 5xx', async () => {
