@@ -2,7 +2,7 @@
  * The audit log: append-only entries naming actor, namespace and repository by name (copied, so that
  * entries outlive what they mention), queried newest first with an id cursor.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from './tables.js';
 
 export interface AuditRecord {
@@ -76,6 +76,24 @@ export class AuditLogStore {
       metadata: r.metadata,
       createdAt: r.created_at,
     }));
+  }
+
+  /**
+   * How many `pull_repo` entries of the repository name the tag (`{"tag": …}`, pulls by tag) or the
+   * manifest (`{"manifest_digest": …}`, every pull that served it), and when the latest was recorded.
+   */
+  async pullCount(namespace: string, repository: string, match: { tag: string } | { manifestDigest: string }): Promise<{ count: number; last: number | null }> {
+    const fragment = 'tag' in match ? `"tag":${JSON.stringify(match.tag)}` : `"manifest_digest":${JSON.stringify(match.manifestDigest)}`;
+    const pattern = `%${fragment.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const row = await this.db
+      .selectFrom('audit_log')
+      .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.max('created_at').as('last')])
+      .where('namespace', '=', namespace)
+      .where('repository', '=', repository)
+      .where('kind', '=', 'pull_repo')
+      .where(sql<boolean>`metadata like ${pattern} escape '\\'`)
+      .executeTakeFirstOrThrow();
+    return { count: Number(row.n), last: row.last === null || row.last === undefined ? null : Number(row.last) };
   }
 }
 

@@ -210,6 +210,8 @@ export class AutopruneStore {
       .where('t.repository_id', '=', repositoryId)
       .where(liveTag('t', now))
       .where('t.hidden', '=', 0)
+      // Immutable tags are never pruned, nor counted by number_of_tags (as Quay).
+      .where('t.immutable', '=', 0)
       .execute();
     return rows.map((r) => ({ id: r.id, name: r.name, lifetimeStart: Number(r.lifetime_start) }));
   }

@@ -61,7 +61,7 @@ export class EvictionStore {
     });
   }
 
-  /** The namespace's live tag pulled least recently (hidden tags of manifests pulled by digest included). */
+  /** The namespace's live, mutable tag pulled least recently (hidden tags of manifests pulled by digest included). */
   async leastRecentlyPulled(namespaceId: number, now: number): Promise<EvictionCandidate | undefined> {
     const row = await this.db
       .selectFrom('tags as t')
@@ -70,6 +70,7 @@ export class EvictionStore {
       .where('r.namespace_id', '=', namespaceId)
       .where('t.lifetime_end', 'is', null)
       .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', now)]))
+      .where('t.immutable', '=', 0)
       .orderBy(sql`case when t.expires_at is null then 1 else 0 end`)
       .orderBy('t.expires_at')
       .orderBy('t.id')
@@ -79,11 +80,12 @@ export class EvictionStore {
     return { tagId: Number(row.id), repositoryId: Number(row.repository_id), repository: row.repository, tag: row.name, expiresAt: row.expires_at ?? null };
   }
 
-  /** Deletes the tag, history included (it is not restorable); returns the manifests its rows pointed at. */
+  /** Deletes the tag, history included (it is not restorable), unless it is immutable; returns the manifests its rows pointed at. */
   async evict(c: EvictionCandidate): Promise<number[]> {
     return this.db.transaction().execute(async (tx) => {
-      const rows = await tx.selectFrom('tags').select(['id', 'manifest_id']).where('repository_id', '=', c.repositoryId).where('name', '=', c.tag).execute();
-      if (!rows.length) return [];
+      const rows = await tx.selectFrom('tags').select(['id', 'manifest_id', 'immutable', 'lifetime_end']).where('repository_id', '=', c.repositoryId).where('name', '=', c.tag).execute();
+      // Made immutable since it was picked: an immutable tag is never evicted.
+      if (!rows.length || rows.some((r) => r.immutable === 1 && r.lifetime_end === null)) return [];
       await tx.deleteFrom('tags').where('id', 'in', rows.map((r) => Number(r.id))).execute();
       return [...new Set(rows.map((r) => Number(r.manifest_id)))];
     });

@@ -1,11 +1,12 @@
 /** Manifests, their links to blobs and children, tags with history, and referrers. */
-import type { Kysely, Transaction } from 'kysely';
+import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { Digest } from '../oci/digest.js';
 import type { DialectAdapter } from './dialect.js';
 import { PreparedQuery } from './prepared-query.js';
 import { QuotaAccounting, type Charge } from './quota-accounting.js';
 import { QuotaStore, rejectThreshold } from './quota-store.js';
 import type { Database } from './tables.js';
+import { TagImmutable } from './tag-immutable.js';
 
 /** A write that lost a race with garbage collection (a row it relied on went); `put` tries again. */
 class LostToGc extends Error {}
@@ -58,6 +59,8 @@ export interface ManifestWrite {
   tagExpiresAt?: number | null;
   /** The tag is hidden (never listed): it only keeps a manifest cached by digest alive. */
   hiddenTag?: boolean;
+  /** A tag row this write creates is immutable (an immutability policy selects the tag). */
+  tagImmutable?: boolean;
 }
 
 /** A live tag of a proxy-cache repository with its expiry and target. */
@@ -160,6 +163,9 @@ export class ManifestStore {
    * A created manifest's blobs are counted in its repository's and namespace's sizes in the same
    * transaction; when that takes the namespace over a Reject limit of its quota the write is rolled
    * back and QuotaExceeded thrown (a write that adds no new bytes to the namespace always passes).
+   *
+   * A tag that is immutable and points at another manifest is not moved: a push throws TagImmutable
+   * and nothing of the write is kept; a cache write (`lazy`) stores the manifest and leaves the tag.
    */
   async put(w: ManifestWrite): Promise<ManifestWriteResult> {
     // Racing pushes of the same manifest or tag can collide on a unique index (PostgreSQL); the
@@ -257,7 +263,9 @@ export class ManifestStore {
           if (limit !== undefined && charge.after > limit) throw new QuotaExceeded(charge.namespaceId, limit, charge.after);
         }
       }
-      if (w.tag !== undefined) await this.moveTag(tx, w.repositoryId, w.tag, manifest.id, { expiresAt: w.tagExpiresAt ?? null, hidden: w.hiddenTag === true });
+      if (w.tag !== undefined) {
+        await this.moveTag(tx, w.repositoryId, w.tag, manifest.id, { expiresAt: w.tagExpiresAt ?? null, hidden: w.hiddenTag === true, immutable: w.tagImmutable === true, cached: w.lazy === true });
+      }
       return { ok: true, manifestId: manifest.id, created, ...(charge ? { charge } : {}) };
     });
   }
@@ -268,11 +276,11 @@ export class ManifestStore {
     repositoryId: number,
     tag: string,
     manifestId: number,
-    opts: { expiresAt: number | null; hidden: boolean } = { expiresAt: null, hidden: false },
+    opts: { expiresAt: number | null; hidden: boolean; immutable: boolean; cached: boolean },
   ): Promise<void> {
     const live = await tx
       .selectFrom('tags')
-      .select(['id', 'manifest_id', 'expires_at'])
+      .select(['id', 'manifest_id', 'expires_at', 'immutable'])
       .where('repository_id', '=', repositoryId)
       .where('name', '=', tag)
       .where('lifetime_end', 'is', null)
@@ -280,14 +288,29 @@ export class ManifestStore {
     const now = Date.now();
     // An expired row is history already: it ends at its expiry and a new row starts.
     const expired = live?.expires_at !== null && live?.expires_at !== undefined && live.expires_at <= now;
+    const immutable = live !== undefined && !expired && live.immutable === 1;
     if (live && !expired && live.manifest_id === manifestId) {
-      if (live.expires_at !== opts.expiresAt) await tx.updateTable('tags').set({ expires_at: opts.expiresAt }).where('id', '=', live.id).execute();
+      // An immutable tag keeps no expiry.
+      if (!immutable && live.expires_at !== opts.expiresAt) await tx.updateTable('tags').set({ expires_at: opts.expiresAt }).where('id', '=', live.id).execute();
       return;
+    }
+    if (immutable) {
+      if (opts.cached) return;
+      throw new TagImmutable(tag);
     }
     if (live) await tx.updateTable('tags').set({ lifetime_end: expired ? live.expires_at : now }).where('id', '=', live.id).execute();
     await tx
       .insertInto('tags')
-      .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, lifetime_start: now, lifetime_end: null, hidden: opts.hidden ? 1 : 0, expires_at: opts.expiresAt })
+      .values({
+        repository_id: repositoryId,
+        name: tag,
+        manifest_id: manifestId,
+        lifetime_start: now,
+        lifetime_end: null,
+        hidden: opts.hidden ? 1 : 0,
+        expires_at: opts.immutable && !opts.hidden ? null : opts.expiresAt,
+        immutable: opts.immutable && !opts.hidden ? 1 : 0,
+      })
       .execute();
   }
 
@@ -309,7 +332,7 @@ export class ManifestStore {
     return { repositoryId: Number(repositoryId), manifest: manifest as StoredManifest, expiresAt: expiresAt ?? null };
   }
 
-  /** Sets the expiry of a live tag; false when there is none. */
+  /** Sets the expiry of a live, mutable tag (an immutable tag keeps none); false when there is none. */
   async setTagExpiry(repositoryId: number, tag: string, expiresAt: number | null): Promise<boolean> {
     const res = await this.db
       .updateTable('tags')
@@ -317,27 +340,25 @@ export class ManifestStore {
       .where('repository_id', '=', repositoryId)
       .where('name', '=', tag)
       .where('lifetime_end', 'is', null)
+      .where('immutable', '=', 0)
       .executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
   }
 
-  /** Ends a live (unexpired) tag's lifetime (it stays in the history). */
+  /** Ends a live (unexpired) tag's lifetime (it stays in the history); TagImmutable for an immutable tag. */
   async deleteTag(repositoryId: number, tag: string): Promise<boolean> {
     const now = Date.now();
-    const res = await this.db
-      .updateTable('tags')
-      .set({ lifetime_end: now })
-      .where('repository_id', '=', repositoryId)
-      .where('name', '=', tag)
-      .where('lifetime_end', 'is', null)
-      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows) > 0;
+    const live = (eb: ExpressionBuilder<Database, 'tags'>) =>
+      eb.and([eb('repository_id', '=', repositoryId), eb('name', '=', tag), eb('lifetime_end', 'is', null), eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)])]);
+    const res = await this.db.updateTable('tags').set({ lifetime_end: now }).where(live).where('immutable', '=', 0).executeTakeFirst();
+    if (Number(res.numUpdatedRows) > 0) return true;
+    if (await this.db.selectFrom('tags').select('id').where(live).where('immutable', '=', 1).executeTakeFirst()) throw new TagImmutable(tag);
+    return false;
   }
 
   /**
    * Deletes a manifest for good, with every tag (live or historical) that points at it. Refuses when an
-   * index in the repository still lists it as a child.
+   * index in the repository still lists it as a child; TagImmutable when an immutable live tag points at it.
    */
   async deleteByDigest(repositoryId: number, digest: Digest): Promise<{ deleted: boolean; referencedBy: Digest[] }> {
     return this.db.transaction().execute(async (tx) => {
@@ -351,6 +372,15 @@ export class ManifestStore {
         .limit(5)
         .execute();
       if (parents.length) return { deleted: false, referencedBy: parents.map((p) => p.digest as Digest) };
+      const pinned = await tx
+        .selectFrom('tags')
+        .select('name')
+        .where('manifest_id', '=', m.id)
+        .where('immutable', '=', 1)
+        .where('hidden', '=', 0)
+        .where('lifetime_end', 'is', null)
+        .executeTakeFirst();
+      if (pinned) throw new TagImmutable(pinned.name);
       await this.accounting.release(tx, [m.id]);
       await tx.deleteFrom('tags').where('manifest_id', '=', m.id).execute();
       await tx.deleteFrom('manifests').where('id', '=', m.id).execute();

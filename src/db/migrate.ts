@@ -10,6 +10,7 @@ import { quotas } from './migrations/0006-quotas.js';
 import { serverSettings } from './migrations/0007-server-settings.js';
 import { signIn } from './migrations/0008-sign-in.js';
 import { collectionLookups } from './migrations/0009-collection-lookups.js';
+import { tagImmutabilityAndLabels } from './migrations/0010-tag-immutability-and-labels.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
@@ -22,6 +23,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0007-server-settings': serverSettings(d),
     '0008-sign-in': signIn(d),
     '0009-collection-lookups': collectionLookups(d),
+    '0010-tag-immutability-and-labels': tagImmutabilityAndLabels(d),
   };
 }
 

@@ -93,6 +93,8 @@ export interface TagsTable {
   hidden: number;
   /** Proxy-cache tags: when the cached tag stops being served without an upstream check (epoch ms); null = never. */
   expires_at: Generated<number | null>;
+  /** 1: the live tag cannot be moved, deleted, expired or pruned (registry/tag-immutability.ts). */
+  immutable: Generated<number>;
 }
 
 export interface UploadsTable {
@@ -376,6 +378,29 @@ export interface CreatorDefaultPermissionsTable {
   role: string;
 }
 
+/** An immutability policy of a namespace (`repository_id` null) or of one of its repositories. */
+export interface ImmutabilityPoliciesTable {
+  uuid: string;
+  namespace_id: number;
+  repository_id: number | null;
+  /** A regular expression matched at the start of the tag name. */
+  tag_pattern: string;
+  /** 1 = tags the pattern matches are immutable; 0 = tags it does not match. */
+  tag_pattern_matches: number;
+  created_at: number;
+}
+
+/** A label added to a manifest through the API (labels of the image configuration are read from it). */
+export interface ManifestLabelsTable {
+  uuid: string;
+  manifest_id: number;
+  key: string;
+  value: string;
+  /** 'text/plain' | 'application/json' */
+  media_type: string;
+  created_at: number;
+}
+
 export interface Database {
   namespaces: NamespacesTable;
   repositories: RepositoriesTable;
@@ -414,6 +439,8 @@ export interface Database {
   creator_default_permissions: CreatorDefaultPermissionsTable;
   sessions: SessionsTable;
   oauth_applications: OAuthApplicationsTable;
+  immutability_policies: ImmutabilityPoliciesTable;
+  manifest_labels: ManifestLabelsTable;
 }
 
 export type ManifestRow = Selectable<ManifestsTable>;

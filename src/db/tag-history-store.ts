@@ -7,12 +7,16 @@
  * A tag with an expiry (`expires_at`) that has passed is not live: it is history from its expiry on,
  * and its row is closed at that time when the tag is next moved (tag-lifetime.ts). A history row can be
  * restored while it is within its namespace's time-machine window.
+ *
+ * An immutable live tag (`immutable` = 1) is never moved, ended, given an expiry or purged here: those
+ * writes throw TagImmutable and change nothing (registry/tag-immutability.ts states the rule).
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Digest } from '../oci/digest.js';
 import type { DialectAdapter } from './dialect.js';
 import type { Database } from './tables.js';
 import { liveTag, tagEnd, windowMs } from './tag-lifetime.js';
+import { TagImmutable } from './tag-immutable.js';
 
 export interface TagRow {
   name: string;
@@ -27,6 +31,8 @@ export interface TagRow {
   lifetimeEnd?: number;
   /** A live tag's future expiry (epoch ms), if it has one. */
   expiresAt?: number;
+  /** The tag cannot be moved, deleted, expired or pruned. */
+  immutable: boolean;
 }
 
 /** What the history holds of a tag's past target (see `historicalTarget`). */
@@ -65,7 +71,7 @@ export class TagHistoryStore {
     let query = this.db
       .selectFrom('tags as t')
       .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-      .select(['t.name', 'm.digest', 'm.media_type', 'm.size', 't.lifetime_start', 't.expires_at'])
+      .select(['t.name', 'm.digest', 'm.media_type', 'm.size', 't.lifetime_start', 't.expires_at', 't.immutable'])
       .select(tagEnd('t', now).as('lifetime_end'))
       .select((eb) =>
         eb
@@ -98,6 +104,7 @@ export class TagHistoryStore {
       lifetimeStart: Number(r.lifetime_start),
       ...(r.lifetime_end === null ? {} : { lifetimeEnd: Number(r.lifetime_end) }),
       ...(r.lifetime_end === null && r.expires_at !== null ? { expiresAt: Number(r.expires_at) } : {}),
+      immutable: Number(r.immutable) === 1,
     }));
   }
 
@@ -154,9 +161,10 @@ export class TagHistoryStore {
 
   /**
    * Points the tag at the manifest (the previous target, if any, becomes history) and returns the
-   * previous target's digest; nothing changes when it points there already.
+   * previous target's digest; nothing changes when it points there already. A row it creates is
+   * immutable with `immutable`. TagImmutable when the live tag is immutable and points elsewhere.
    */
-  async retarget(repositoryId: number, tag: string, manifestId: number): Promise<{ previous?: Digest; changed: boolean } | undefined> {
+  async retarget(repositoryId: number, tag: string, manifestId: number, opts: { immutable?: boolean } = {}): Promise<{ previous?: Digest; changed: boolean } | undefined> {
     return this.db.transaction().execute(async (tx) => {
       await this.lockRepository(tx, repositoryId);
       // The target must still exist; share-locked so that garbage collection cannot delete it under us.
@@ -165,7 +173,7 @@ export class TagHistoryStore {
       const live = await tx
         .selectFrom('tags as t')
         .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-        .select(['t.id', 't.manifest_id', 't.expires_at', 'm.digest'])
+        .select(['t.id', 't.manifest_id', 't.expires_at', 't.immutable', 'm.digest'])
         .where('t.repository_id', '=', repositoryId)
         .where('t.name', '=', tag)
         .where('t.lifetime_end', 'is', null)
@@ -174,10 +182,11 @@ export class TagHistoryStore {
       // An expired row is history already: it ends at its expiry.
       const expired = live?.expires_at !== null && live?.expires_at !== undefined && live.expires_at <= now;
       if (live && !expired && live.manifest_id === manifestId) return { previous: live.digest as Digest, changed: false };
+      if (live && !expired && live.immutable === 1) throw new TagImmutable(tag);
       if (live) await tx.updateTable('tags').set({ lifetime_end: expired ? live.expires_at : now }).where('id', '=', live.id).execute();
       await tx
         .insertInto('tags')
-        .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, lifetime_start: now, lifetime_end: null, hidden: 0 })
+        .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, lifetime_start: now, lifetime_end: null, hidden: 0, immutable: opts.immutable ? 1 : 0 })
         .execute();
       return { previous: expired ? undefined : (live?.digest as Digest | undefined), changed: true };
     });
@@ -194,7 +203,7 @@ export class TagHistoryStore {
       let q = tx
         .selectFrom('tags as t')
         .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-        .select(['t.id', 'm.digest'])
+        .select(['t.id', 't.immutable', 'm.digest'])
         .where('t.repository_id', '=', repositoryId)
         .where('t.name', '=', tag)
         .where(liveTag('t', now))
@@ -202,14 +211,15 @@ export class TagHistoryStore {
       if (opts.onlyRow !== undefined) q = q.where('t.id', '=', opts.onlyRow);
       const live = await q.executeTakeFirst();
       if (!live) return undefined;
+      if (live.immutable === 1) throw new TagImmutable(tag);
       await tx.updateTable('tags').set({ lifetime_end: now }).where('id', '=', live.id).execute();
       return live.digest as Digest;
     });
   }
 
   /**
-   * Sets (or, with null, clears) the expiry of a live, visible tag; undefined when the tag is not live.
-   * Returns its target and its previous expiry.
+   * Sets (or, with null, clears) the expiry of a live, visible tag; undefined when the tag is not live,
+   * TagImmutable when it is immutable and `expiresAt` is not null. Returns its target and its previous expiry.
    */
   async setExpiry(repositoryId: number, tag: string, expiresAt: number | null): Promise<{ digest: Digest; previous: number | null } | undefined> {
     return this.db.transaction().execute(async (tx) => {
@@ -217,13 +227,14 @@ export class TagHistoryStore {
       const live = await tx
         .selectFrom('tags as t')
         .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-        .select(['t.id', 't.expires_at', 'm.digest'])
+        .select(['t.id', 't.expires_at', 't.immutable', 'm.digest'])
         .where('t.repository_id', '=', repositoryId)
         .where('t.name', '=', tag)
         .where(liveTag('t', Date.now()))
         .where('t.hidden', '=', 0)
         .executeTakeFirst();
       if (!live) return undefined;
+      if (live.immutable === 1 && expiresAt !== null) throw new TagImmutable(tag);
       await tx.updateTable('tags').set({ expires_at: expiresAt }).where('id', '=', live.id).execute();
       return { digest: live.digest as Digest, previous: live.expires_at === null ? null : Number(live.expires_at) };
     });
@@ -231,15 +242,48 @@ export class TagHistoryStore {
 
   /**
    * Deletes every row of the tag, live and history (only those pointing at `digest` when given), so
-   * that it cannot be restored; returns the number of rows removed.
+   * that it cannot be restored; returns the number of rows removed. TagImmutable, removing nothing,
+   * when the rows include an immutable live one.
    */
   async purge(repositoryId: number, tag: string, digest?: Digest): Promise<number> {
-    let q = this.db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).where('hidden', '=', 0);
-    if (digest !== undefined) {
-      q = q.where('manifest_id', 'in', this.db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).where('digest', '=', digest));
-    }
-    const res = await q.executeTakeFirst();
-    return Number(res.numDeletedRows);
+    return this.db.transaction().execute(async (tx) => {
+      await this.lockRepository(tx, repositoryId);
+      const target = (db: Transaction<Database>) => db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).where('digest', '=', digest!);
+      let locked = tx.selectFrom('tags').select('id').where('repository_id', '=', repositoryId).where('name', '=', tag).where('hidden', '=', 0).where('immutable', '=', 1).where('lifetime_end', 'is', null);
+      if (digest !== undefined) locked = locked.where('manifest_id', 'in', target(tx));
+      if (await locked.executeTakeFirst()) throw new TagImmutable(tag);
+      let q = tx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).where('hidden', '=', 0);
+      if (digest !== undefined) q = q.where('manifest_id', 'in', target(tx));
+      const res = await q.executeTakeFirst();
+      return Number(res.numDeletedRows);
+    });
+  }
+
+  /**
+   * Makes a live, visible tag immutable (its expiry, if any, is cleared: an immutable tag does not
+   * expire) or mutable again; undefined when the tag is not live. Returns its target and whether it was
+   * immutable before.
+   */
+  async setImmutable(repositoryId: number, tag: string, immutable: boolean): Promise<{ digest: Digest; previous: boolean } | undefined> {
+    return this.db.transaction().execute(async (tx) => {
+      await this.lockRepository(tx, repositoryId);
+      const live = await tx
+        .selectFrom('tags as t')
+        .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+        .select(['t.id', 't.immutable', 'm.digest'])
+        .where('t.repository_id', '=', repositoryId)
+        .where('t.name', '=', tag)
+        .where(liveTag('t', Date.now()))
+        .where('t.hidden', '=', 0)
+        .executeTakeFirst();
+      if (!live) return undefined;
+      await tx
+        .updateTable('tags')
+        .set(immutable ? { immutable: 1, expires_at: null } : { immutable: 0 })
+        .where('id', '=', live.id)
+        .execute();
+      return { digest: live.digest as Digest, previous: live.immutable === 1 };
+    });
   }
 
   /** Tag moves in one repository are serialised by a lock on its row (SQLite write transactions are exclusive already). */

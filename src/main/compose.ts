@@ -24,6 +24,13 @@ import { ManifestService } from '../registry/manifests.js';
 import type { Registry } from '../registry/registry.js';
 import { RepositoryService } from '../registry/repositories.js';
 import { TagService } from '../registry/tags.js';
+import { ImmutabilityStore } from '../db/immutability-store.js';
+import { ManifestLabelStore } from '../db/manifest-label-store.js';
+import { AuditLogStore } from '../db/audit-log-store.js';
+import { ImmutabilityPolicies } from '../registry/tag-immutability.js';
+import { ImageConfigReader } from '../registry/image-config.js';
+import { ManifestLabelService } from '../registry/manifest-labels.js';
+import { PullStatistics } from '../registry/pull-statistics.js';
 import { UploadService } from '../registry/uploads.js';
 import type { Accounts } from '../registry/accounts/accounts.js';
 import { LoginThrottle } from '../registry/accounts/login-throttle.js';
@@ -136,7 +143,9 @@ export function createServices(deps: ServiceDeps): Services {
   const baseAccess: GrantingAccess = accounts?.access ?? new OpenAccess();
   // Proxy organizations: members pull through, anonymous pulls when allowed, writes refused.
   const blobs = new BlobService(blobStore, storage, blobWriteGuard);
-  const manifests = new ManifestService(manifestStore, { maxManifestSize: config.registry.max_manifest_size, quota: quotaGate });
+  const immutability = new ImmutabilityPolicies({ store: new ImmutabilityStore(db.db), namespaces: new NamespaceStore(db.db, db.dialect), audit: accounts?.audit });
+  const manifests = new ManifestService(manifestStore, { maxManifestSize: config.registry.max_manifest_size, quota: quotaGate, immutability });
+  const images = new ImageConfigReader(manifestStore, blobs);
   const local: LocalContentDeps = { manifests, blobs, repositories, maxPageSize: config.registry.max_page_size };
   const proxy =
     proxyConfig &&
@@ -165,7 +174,7 @@ export function createServices(deps: ServiceDeps): Services {
       audit: accounts.audit,
       throttle: new LoginThrottle(config.auth.login_failures_per_minute),
     });
-  const tags = new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore, { timeMachineDefaultMs: config.gc.time_machine_default });
+  const tags = new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore, { timeMachineDefaultMs: config.gc.time_machine_default, immutability });
   const registry: Registry = {
     access: deps.access ?? access,
     auth,
@@ -178,6 +187,10 @@ export function createServices(deps: ServiceDeps): Services {
     manifests,
     quotaGate,
     tags,
+    immutability,
+    images,
+    manifestLabels: new ManifestLabelService(images, new ManifestLabelStore(db.db)),
+    pullStatistics: new PullStatistics(accounts ? new AuditLogStore(db.db) : undefined, async () => accounts?.audit.flush()),
     timeMachine: new TimeMachineService(new TimeMachineStore(db.db), {
       defaultS: config.gc.time_machine_default / 1000,
       optionsS: config.gc.time_machine_options.map((ms) => ms / 1000),

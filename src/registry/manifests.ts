@@ -11,6 +11,7 @@ import { quotaExceeded } from './quota/quota-gate.js';
 import { parseManifest, requiredBlobs, type Descriptor } from '../oci/manifest.js';
 import { MediaType, normalizeMediaType } from '../oci/media-types.js';
 import { splitRepositoryName, type Reference, type RepositoryName } from '../oci/reference.js';
+import { immutableRefusal, type ImmutabilityPolicies } from './tag-immutability.js';
 
 export type { StoredManifest };
 
@@ -49,7 +50,7 @@ export interface CachedManifestWrite {
 export class ManifestService {
   constructor(
     private readonly store: ManifestStore,
-    private readonly opts: { maxManifestSize: number; quota?: ManifestQuota },
+    private readonly opts: { maxManifestSize: number; quota?: ManifestQuota; immutability?: ImmutabilityPolicies },
   ) {}
 
   /**
@@ -71,7 +72,8 @@ export class ManifestService {
    * Validates and stores a manifest, tagging it when `ref` is a tag: every manifest write (a push, a
    * cache fill with `cached`) goes through here and the namespace's quota. A manifest that would take
    * the namespace over a Reject limit is refused and nothing of it is stored; one that crosses a
-   * Warning limit is reported.
+   * Warning limit is reported. A push onto an immutable tag that points elsewhere is refused
+   * (TagImmutableError) and stores nothing; a tag it creates is immutable when a policy selects it.
    */
   async put(repo: RepositoryRef, ref: Reference, bytes: Buffer, contentType: string | undefined, cached?: CachedManifestWrite): Promise<ManifestPutResult> {
     if (bytes.byteLength > this.opts.maxManifestSize) {
@@ -97,6 +99,7 @@ export class ManifestService {
       tag: cached ? cached.tag : ref.kind === 'tag' ? ref.tag : undefined,
       ...(cached && { lazy: true, blobSizes: new Map(blobs.map((d) => [d.digest, d.size])), tagExpiresAt: cached.expiresAt, hiddenTag: cached.hidden }),
     };
+    if (write.tag !== undefined && !write.hiddenTag && this.opts.immutability) write.tagImmutable = await this.opts.immutability.selects(repo.id, write.tag);
     // An index counts through its children, each made room for when it is fetched.
     const room = cached?.makeRoom && manifest.manifests.length === 0 ? cached.makeRoom : undefined;
     const stage = cached ? 'proxy' : 'manifest';
@@ -107,7 +110,7 @@ export class ManifestService {
         result = await this.store.put(write);
         break;
       } catch (err) {
-        if (!(err instanceof QuotaExceeded)) throw err;
+        if (!(err instanceof QuotaExceeded)) immutableRefusal(err, repo);
         if (!room || attempt >= 2) throw this.opts.quota?.refused(repo.namespace, stage) ?? quotaExceeded(repo.namespace);
       }
     }
@@ -129,13 +132,17 @@ export class ManifestService {
     };
   }
 
-  /** Deletes a tag (the manifest stays) or a manifest by digest (with the tags that point at it). */
+  /**
+   * Deletes a tag (the manifest stays) or a manifest by digest (with the tags that point at it);
+   * TagImmutableError when that would delete an immutable tag.
+   */
   async delete(repo: RepositoryRef, ref: Reference): Promise<void> {
     if (ref.kind === 'tag') {
-      if (!(await this.store.deleteTag(repo.id, ref.tag))) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${ref.tag} not found`);
+      const deleted = await this.store.deleteTag(repo.id, ref.tag).catch((err: unknown) => immutableRefusal(err, repo));
+      if (!deleted) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${ref.tag} not found`);
       return;
     }
-    const res = await this.store.deleteByDigest(repo.id, ref.digest);
+    const res = await this.store.deleteByDigest(repo.id, ref.digest).catch((err: unknown) => immutableRefusal(err, repo));
     if (res.referencedBy.length) {
       throw new RegistryError('DENIED', `manifest ${ref.digest} is referenced by index ${res.referencedBy.join(', ')}; delete the index first`, undefined, 409);
     }

@@ -14,6 +14,10 @@ import type { RepositoryService } from './repositories.js';
 import type { TagService } from './tags.js';
 import type { TimeMachineService } from './time-machine.js';
 import type { UploadService } from './uploads.js';
+import type { ImmutabilityPolicies } from './tag-immutability.js';
+import type { ImageConfigReader } from './image-config.js';
+import type { ManifestLabelService } from './manifest-labels.js';
+import type { PullStatistics } from './pull-statistics.js';
 
 export interface HealthCheck {
   /** Each dependency by name, true when it answered. */
@@ -30,6 +34,14 @@ export interface Registry {
   tags: TagService;
   /** Namespaces' time-machine windows. */
   timeMachine: TimeMachineService;
+  /** Tag immutability policies of namespaces and repositories (tag-immutability.ts states the rule). */
+  immutability: ImmutabilityPolicies;
+  /** Stored manifests with their image configuration (layers, history), for the management API. */
+  images: ImageConfigReader;
+  /** Manifest labels: the image configuration's and those added through the API. */
+  manifestLabels: ManifestLabelService;
+  /** Pull counts of tags and manifests, from the audit log. */
+  pullStatistics: PullStatistics;
   /** Garbage collection: one pass on demand (`wharf gc`) or from the worker. */
   gc: GarbageCollector;
   /** Auto-prune policies (API, CLI) and the pruner the worker runs. */

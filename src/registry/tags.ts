@@ -10,6 +10,9 @@
  * window (`namespaces.time_machine_s`, else `gc.time_machine_default`, two weeks by default) and its
  * manifest exists. Garbage collection (gc.ts) deletes history rows past the window, then the manifests
  * and blobs nothing references any more; `expire` removes rows at once.
+ *
+ * Immutable tags (tag-immutability.ts): moving, deleting, expiring or purging one throws
+ * TagImmutableError and changes nothing; a tag these methods create is immutable when a policy selects it.
  */
 import { isTimeMs, MAX_TIME_MS } from '../config/units.js';
 import type { ManifestStore } from '../db/manifest-store.js';
@@ -19,6 +22,7 @@ import type { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import type { Tag } from '../oci/reference.js';
 import { formatDuration } from './time-machine.js';
+import { immutableRefusal, type ImmutabilityPolicies } from './tag-immutability.js';
 
 export type { TagRow };
 
@@ -32,12 +36,15 @@ export const MAX_TAG_PAGE = 100;
 export class TagService {
   private readonly defaultWindowMs: number;
 
+  private readonly immutability?: ImmutabilityPolicies;
+
   constructor(
     private readonly history: TagHistoryStore,
     private readonly manifests: ManifestStore,
-    opts: { timeMachineDefaultMs?: number } = {},
+    opts: { timeMachineDefaultMs?: number; immutability?: ImmutabilityPolicies } = {},
   ) {
     this.defaultWindowMs = opts.timeMachineDefaultMs ?? 14 * 86_400_000;
+    this.immutability = opts.immutability;
   }
 
   /** One page (1-based) of tags, newest first; with `onlyActive: false` history rows too. */
@@ -53,7 +60,8 @@ export class TagService {
   /** Points the tag at a manifest of the repository (MANIFEST_UNKNOWN if there is none with that digest); returns the previous target. */
   async set(repo: RepositoryRef, tag: Tag, digest: Digest): Promise<{ previous?: Digest; changed: boolean }> {
     const manifest = await this.manifests.findByDigest(repo.id, digest);
-    const res = manifest && (await this.history.retarget(repo.id, tag, manifest.id));
+    const immutable = manifest !== undefined && (await this.immutability?.selects(repo.id, tag)) === true;
+    const res = manifest && (await this.history.retarget(repo.id, tag, manifest.id, { immutable }).catch((err: unknown) => immutableRefusal(err, repo)));
     if (!res) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} not found in ${repo.namespace}/${repo.name}`);
     return res;
   }
@@ -66,7 +74,7 @@ export class TagService {
   async setExpiration(repo: RepositoryRef, tag: Tag, expiresAt: number | null, now = Date.now()): Promise<{ digest: Digest; previous: number | null }> {
     if (expiresAt !== null && !isTimeMs(expiresAt)) throw new RegistryError('TAG_INVALID', `the expiration ${expiresAt} ms is not a time Wharf stores (0 to ${MAX_TIME_MS}, 9999-12-31)`);
     if (expiresAt !== null && !(expiresAt > now)) throw new RegistryError('TAG_INVALID', `the expiration ${new Date(expiresAt).toISOString()} is not in the future`);
-    const res = await this.history.setExpiry(repo.id, tag, expiresAt);
+    const res = await this.history.setExpiry(repo.id, tag, expiresAt).catch((err: unknown) => immutableRefusal(err, repo));
     if (!res) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} not found in ${repo.namespace}/${repo.name}`);
     return res;
   }
@@ -76,7 +84,7 @@ export class TagService {
    * MANIFEST_UNKNOWN if it is not live (with `onlyRow`: if its live row is not that one any more).
    */
   async delete(repo: RepositoryRef, tag: Tag, opts: { onlyRow?: number } = {}): Promise<Digest> {
-    const digest = await this.history.end(repo.id, tag, opts);
+    const digest = await this.history.end(repo.id, tag, opts).catch((err: unknown) => immutableRefusal(err, repo));
     if (!digest) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} not found in ${repo.namespace}/${repo.name}`);
     return digest;
   }
@@ -96,7 +104,8 @@ export class TagService {
           `outside the time-machine window of namespace ${repo.namespace} (${formatDuration(target.windowMs)}); it can no longer be restored`,
       );
     }
-    const res = await this.history.retarget(repo.id, tag, target.manifestId);
+    const immutable = (await this.immutability?.selects(repo.id, tag)) === true;
+    const res = await this.history.retarget(repo.id, tag, target.manifestId, { immutable }).catch((err: unknown) => immutableRefusal(err, repo));
     if (!res) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} no longer exists in ${repo.namespace}/${repo.name}`);
     return res;
   }
@@ -106,8 +115,18 @@ export class TagService {
    * when given), so it cannot be restored. Returns the number of rows removed; MANIFEST_UNKNOWN if none.
    */
   async expire(repo: RepositoryRef, tag: Tag, digest?: Digest): Promise<number> {
-    const removed = await this.history.purge(repo.id, tag, digest);
+    const removed = await this.history.purge(repo.id, tag, digest).catch((err: unknown) => immutableRefusal(err, repo));
     if (removed === 0) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} has no ${digest ? `rows pointing at ${digest}` : 'live or history rows'} in ${repo.namespace}/${repo.name}`);
     return removed;
+  }
+
+  /**
+   * Makes a live tag immutable (clearing any expiry) or mutable again; MANIFEST_UNKNOWN if it is not
+   * live. Who may do which is the caller's check (making a tag mutable needs a repository admin).
+   */
+  async setImmutable(repo: RepositoryRef, tag: Tag, immutable: boolean): Promise<{ digest: Digest; previous: boolean }> {
+    const res = await this.history.setImmutable(repo.id, tag, immutable);
+    if (!res) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} not found in ${repo.namespace}/${repo.name}`);
+    return res;
   }
 }

@@ -1,14 +1,16 @@
 /**
  * The one error shape of `/api/v1`: `{status, error_type, detail, title, error_message, type}` (Quay's
  * fields). Services throw AccountError or RegistryError; the edge throws ApiError; zod and Fastify
- * errors for bad input become `invalid_request`. Nothing a client sends produces a 500.
+ * errors for bad input become `invalid_request`. A refused change of an immutable tag is Quay's
+ * `409 tag_immutable`. Nothing a client sends produces a 500.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
 import { isRegistryError, type RegistryError } from '../../oci/errors.js';
 import { isAccountError } from '../../registry/accounts/account-error.js';
+import { TagImmutableError } from '../../registry/tag-immutability.js';
 
-export type ApiErrorType = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'not_found' | 'conflict' | 'too_many_requests' | 'unsupported' | 'internal_error';
+export type ApiErrorType = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'not_found' | 'conflict' | 'tag_immutable' | 'too_many_requests' | 'unsupported' | 'internal_error';
 
 export class ApiError extends Error {
   headers: Record<string, string> = {};
@@ -29,6 +31,8 @@ export const invalid = (message: string) => new ApiError(400, 'invalid_request',
 export const conflict = (message: string) => new ApiError(409, 'conflict', message);
 
 function fromRegistry(err: RegistryError): ApiError {
+  // Quay's answer to a change of an immutable tag (a DENIED on /v2).
+  if (err instanceof TagImmutableError) return new ApiError(409, 'tag_immutable', err.message);
   let e: ApiError;
   switch (err.code) {
     case 'UNAUTHORIZED':

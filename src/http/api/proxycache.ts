@@ -18,7 +18,7 @@ import { z } from 'zod';
 import type { ProxyConfigChanges, ProxyConfigInput } from '../../registry/proxy/proxy-config-service.js';
 import type { ProxyCacheSummary } from '../../registry/proxy/proxy-config.js';
 import type { ApiContext } from './context.js';
-import { ApiError } from './errors.js';
+import { ApiError, invalid } from './errors.js';
 import { administeredOrganization, visibleOrganization } from './organization-access.js';
 import { defineRoute } from './route.js';
 
@@ -135,6 +135,8 @@ export const proxyCacheRoutes = [
     async handler(ctx, { params, body }) {
       const proxy = service(ctx);
       const { org } = await administeredOrganization(ctx, params.orgname);
+      // As Quay: a cache refreshes its tags from the upstream, which an immutable tag would refuse.
+      if (await ctx.registry.immutability.hasImmutableTags(org.name)) throw invalid('Cannot convert organization to proxy cache: immutable tags exist');
       await proxy.create(org.name, inputOf(body), who(ctx));
       return jsonString(ctx, 201, 'Created');
     },

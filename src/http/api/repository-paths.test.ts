@@ -9,7 +9,7 @@
  * sub-resources (`%2F` only), with and without the trailing slash. Before every call the target is
  * seeded afresh and every name its path could be read as is created; after it, the reply and the
  * target's state must show that the target was reached, and no other repository of the registry may
- * have changed.
+ * have changed (its row, tags, permissions, policies or manifest labels).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -64,6 +64,11 @@ const permissions = async (w: World, n: RepositoryName) =>
 const policies = async (w: World, n: RepositoryName) => w.api.t.registry.autoprune.policies.list({ repository: await required(w, n) });
 const addPolicy = async (w: World, n: RepositoryName, value: number) =>
   (await w.api.t.registry.autoprune.policies.create({ repository: await required(w, n) }, { method: 'number_of_tags', value }, { actor: { kind: 'anonymous' } })).uuid;
+const immutabilityPolicies = async (w: World, n: RepositoryName) => w.api.t.registry.immutability.list({ repository: await required(w, n) });
+const addImmutabilityPolicy = async (w: World, n: RepositoryName, tagPattern: string) =>
+  (await w.api.t.registry.immutability.create({ repository: await required(w, n) }, { tagPattern }, { actor: { kind: 'anonymous' } })).uuid;
+const labels = async (w: World, n: RepositoryName) => (await w.api.t.registry.manifestLabels.list(await required(w, n), (await w.digests(n)).v1)).map((l) => `${l.key}=${l.value}`);
+const addLabel = async (w: World, n: RepositoryName) => (await w.api.t.registry.manifestLabels.add(await required(w, n), (await w.digests(n)).v1, { key: 'k', value: n })).id;
 
 /** The JSON of a successful reply with the expected status. */
 function ok(res: Reply, status: number): any {
@@ -271,6 +276,104 @@ const CASES: Record<string, Case> = {
       assert.deepEqual(await policies(w, n), []);
     },
   },
+  'GET /immutabilitypolicy/': {
+    suffix: 'immutabilitypolicy/',
+    prepare: async (w, n) => ({ uuid: await addImmutabilityPolicy(w, n, 'x') }),
+    async check(_w, _n, res, p) {
+      assert.deepEqual((ok(res, 200).policies as Array<{ uuid: string }>).map((x) => x.uuid), [p.uuid]);
+    },
+  },
+  'POST /immutabilitypolicy/': {
+    suffix: 'immutabilitypolicy/',
+    body: { tagPattern: 'v1' },
+    async check(w, n, res) {
+      const { uuid } = ok(res, 201);
+      assert.deepEqual((await immutabilityPolicies(w, n)).map((x) => [x.uuid, x.tagPattern]), [[uuid, 'v1']]);
+      assert.deepEqual((await w.api.t.registry.tags.list(await required(w, n), { onlyActive: true, page: 1, limit: 10 })).tags.map((t) => [t.name, t.immutable]), [['v1', true]]);
+    },
+  },
+  'GET /immutabilitypolicy/:policy_uuid': {
+    suffix: (p) => `immutabilitypolicy/${p.uuid}`,
+    prepare: async (w, n) => ({ uuid: await addImmutabilityPolicy(w, n, 'x') }),
+    async check(_w, _n, res, p) {
+      assert.equal(ok(res, 200).uuid, p.uuid);
+    },
+  },
+  'PUT /immutabilitypolicy/:policy_uuid': {
+    suffix: (p) => `immutabilitypolicy/${p.uuid}`,
+    prepare: async (w, n) => ({ uuid: await addImmutabilityPolicy(w, n, 'x') }),
+    body: { tagPattern: 'y', tagPatternMatches: false },
+    async check(w, n, res, p) {
+      ok(res, 204);
+      assert.deepEqual((await immutabilityPolicies(w, n)).map((x) => [x.uuid, x.tagPattern, x.tagPatternMatches]), [[p.uuid, 'y', false]]);
+    },
+  },
+  'DELETE /immutabilitypolicy/:policy_uuid': {
+    suffix: (p) => `immutabilitypolicy/${p.uuid}`,
+    prepare: async (w, n) => ({ uuid: await addImmutabilityPolicy(w, n, 'x') }),
+    async check(w, n, res, p) {
+      assert.equal(ok(res, 200).uuid, p.uuid);
+      assert.deepEqual(await immutabilityPolicies(w, n), []);
+    },
+  },
+  'GET /manifest/:digest': {
+    suffix: (p) => `manifest/${p.digest}`,
+    prepare: async (w, n) => ({ digest: (await w.digests(n)).v2 }),
+    async check(_w, _n, res, p) {
+      assert.equal(ok(res, 200).digest, p.digest);
+    },
+  },
+  'GET /manifest/:digest/labels': {
+    suffix: (p) => `manifest/${p.digest}/labels`,
+    prepare: async (w, n) => ({ digest: (await w.digests(n)).v1, id: await addLabel(w, n) }),
+    async check(_w, _n, res, p) {
+      assert.deepEqual((ok(res, 200).labels as Array<{ id: string }>).map((l) => l.id), [p.id]);
+    },
+  },
+  'POST /manifest/:digest/labels': {
+    suffix: (p) => `manifest/${p.digest}/labels`,
+    prepare: async (w, n) => ({ digest: (await w.digests(n)).v1 }),
+    body: { key: 'added', value: 'here', media_type: 'text/plain' },
+    async check(w, n, res) {
+      ok(res, 201);
+      assert.deepEqual(await labels(w, n), ['added=here']);
+    },
+  },
+  'GET /manifest/:digest/labels/:label_id': {
+    suffix: (p) => `manifest/${p.digest}/labels/${p.id}`,
+    prepare: async (w, n) => ({ digest: (await w.digests(n)).v1, id: await addLabel(w, n) }),
+    async check(_w, n, res, p) {
+      assert.deepEqual([ok(res, 200).id, res.json().value], [p.id, n]);
+    },
+  },
+  'DELETE /manifest/:digest/labels/:label_id': {
+    suffix: (p) => `manifest/${p.digest}/labels/${p.id}`,
+    prepare: async (w, n) => ({ digest: (await w.digests(n)).v1, id: await addLabel(w, n) }),
+    async check(w, n, res) {
+      ok(res, 204);
+      assert.deepEqual(await labels(w, n), []);
+    },
+  },
+  'GET /manifest/:digest/security': {
+    suffix: (p) => `manifest/${p.digest}/security`,
+    prepare: async (w, n) => ({ digest: (await w.digests(n)).v2 }),
+    async check(_w, _n, res) {
+      assert.deepEqual(ok(res, 200), { status: 'unsupported', data: null });
+    },
+  },
+  'GET /manifest/:digest/pull_statistics': {
+    suffix: (p) => `manifest/${p.digest}/pull_statistics`,
+    prepare: async (w, n) => ({ digest: (await w.digests(n)).v2 }),
+    async check(_w, _n, res, p) {
+      assert.equal(ok(res, 200).manifest_digest, p.digest);
+    },
+  },
+  'GET /tag/:tag/pull_statistics': {
+    suffix: 'tag/v1/pull_statistics',
+    async check(w, n, res) {
+      assert.equal(ok(res, 200).current_manifest_digest, (await w.digests(n)).v1);
+    },
+  },
 };
 const REPOSITORY_ROUTES = API_ROUTES.filter((r) => repositorySubPath(r) !== undefined);
 
@@ -296,7 +399,8 @@ function neighbours(n: RepositoryName, suffix: string): RepositoryName[] {
 
 /**
  * What any repository route could change, of every repository but `except`, by full name: the
- * repository row, its tags with their history, its permissions and its auto-prune policies.
+ * repository row, its tags with their history (and immutability), its permissions, its auto-prune and
+ * immutability policies and its manifest labels.
  */
 async function registryState(w: World, except: RepositoryName): Promise<Map<string, unknown[]>> {
   const db = w.api.t.db.db;
@@ -307,6 +411,9 @@ async function registryState(w: World, except: RepositoryName): Promise<Map<stri
   for (const t of await db.selectFrom('tags as t').innerJoin('manifests as m', 'm.id', 't.manifest_id').select(['t.id', 't.repository_id', 't.name', 'm.digest', 't.lifetime_end']).orderBy('t.id').execute()) add(t.repository_id, t);
   for (const p of await db.selectFrom('repository_permissions').selectAll().orderBy(['subject_kind', 'subject_id']).execute()) add(p.repository_id, p);
   for (const p of await db.selectFrom('autoprune_policies').select(['uuid', 'repository_id', 'value']).orderBy('uuid').execute()) add(p.repository_id, p);
+  for (const p of await db.selectFrom('immutability_policies').select(['uuid', 'repository_id', 'tag_pattern', 'tag_pattern_matches']).orderBy('uuid').execute()) add(p.repository_id, p);
+  for (const t of await db.selectFrom('tags').select(['id', 'repository_id', 'immutable']).orderBy('id').execute()) add(t.repository_id, t);
+  for (const l of await db.selectFrom('manifest_labels as l').innerJoin('manifests as m', 'm.id', 'l.manifest_id').select(['l.uuid', 'm.repository_id', 'l.key', 'l.value']).orderBy('l.uuid').execute()) add(l.repository_id, l);
   const out = new Map<string, unknown[]>();
   for (const r of repos) if (`${r.namespace}/${r.name}` !== except) out.set(`${r.namespace}/${r.name}`, rows.get(r.id)!);
   return out;

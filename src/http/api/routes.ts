@@ -22,5 +22,11 @@ import { signinRoutes } from './signin.js';
 import { userInitializeRoutes } from './user-initialize.js';
 import { appTokenRoutes } from './app-tokens.js';
 import { applicationRoutes } from './applications.js';
+import { immutabilityRoutes } from './immutability.js';
+import { manifestRoutes } from './manifests.js';
+import { manifestLabelRoutes } from './manifest-labels.js';
+import { pullStatisticsRoutes } from './pull-statistics.js';
+import { registryInfoRoutes } from './registry-info.js';
 
-export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes, ...entityRoutes, ...superuserOrganizationRoutes, ...starRoutes, ...messageRoutes, ...signinRoutes, ...userInitializeRoutes, ...appTokenRoutes, ...applicationRoutes];
+export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes, ...entityRoutes, ...superuserOrganizationRoutes, ...starRoutes, ...messageRoutes, ...signinRoutes, ...userInitializeRoutes, ...appTokenRoutes, ...applicationRoutes,
+  ...immutabilityRoutes, ...manifestRoutes, ...manifestLabelRoutes, ...pullStatisticsRoutes, ...registryInfoRoutes];

@@ -2,14 +2,18 @@
  * Tags and their history (the time machine): list (live, or with `onlyActiveTags=false` history too,
  * newest first), create or move, give an expiration (Quay's `expiration`, epoch seconds; an expired tag
  * leaves the live view and becomes history), delete (the tag moves to history), restore an earlier
- * target while it is within the namespace's time-machine window, expire for good. Reading needs read on
- * the repository; everything else write, and a repository state that accepts writes (as on /v2).
+ * target while it is within the namespace's time-machine window, expire for good, make immutable.
+ * Reading needs read on the repository; everything else write (making a tag mutable again: admin), and a
+ * repository state that accepts writes (as on /v2). A change of an immutable tag is refused with
+ * `409 tag_immutable` (registry/tag-immutability.ts).
  */
 import { z } from 'zod';
 import { MediaType } from '../../oci/media-types.js';
 import type { TagRow } from '../../registry/tags.js';
 import { MAX_TAG_PAGE } from '../../registry/tags.js';
 import { digest, epochSeconds, httpDate, isoTime, queryBool, queryInt, repositoryPathName, seconds, tagName } from './params.js';
+import { roleAtLeast } from '../../registry/accounts/roles.js';
+import { forbidden } from './errors.js';
 import { requireRepository } from './repository-access.js';
 import { defineRoute, REPOSITORY_PATH } from './route.js';
 
@@ -37,6 +41,7 @@ const TagSchema = z.strictObject({
   last_modified: z.string(),
   end_ts: z.int().optional(),
   expiration: z.string().optional(),
+  immutable: z.boolean(),
 });
 
 function tagView(t: TagRow) {
@@ -51,6 +56,7 @@ function tagView(t: TagRow) {
     start_ts: seconds(t.lifetimeStart),
     last_modified: httpDate(t.lifetimeStart),
     ...endView(t.lifetimeEnd ?? t.expiresAt),
+    immutable: t.immutable,
   };
 }
 
@@ -83,18 +89,28 @@ export const tagRoutes = [
     method: 'PUT',
     path: `${REPOSITORY_PATH}/tag/:tag`,
     summary:
-      'Create the tag, or move it, to a manifest of the repository (the previous target stays in history); and/or set its `expiration` (epoch seconds in the future, at most 253402300799 = 9999-12-31T23:59:59Z; null: none)',
+      'Create the tag, or move it, to a manifest of the repository (the previous target stays in history); and/or set its `expiration` (epoch seconds in the future, at most 253402300799 = 9999-12-31T23:59:59Z; null: none); and/or make it `immutable` (true: write; false: repository admin). 409 tag_immutable for a change of an immutable tag',
     tag: 'tag',
     status: 201,
     params: tagParams,
     body: z
-      .object({ manifest_digest: digest.optional(), expiration: epochSeconds.nullable().optional() })
-      .refine((b) => b.manifest_digest !== undefined || b.expiration !== undefined, 'give manifest_digest, expiration, or both'),
+      .object({ manifest_digest: digest.optional(), expiration: epochSeconds.nullable().optional(), immutable: z.boolean().optional() })
+      .refine((b) => b.manifest_digest !== undefined || b.expiration !== undefined || b.immutable !== undefined, 'give manifest_digest, expiration, immutable, or several'),
     response: z.strictObject({ name: z.string(), manifest_digest: z.string() }),
     async handler(ctx, { params, body }) {
-      const { repo } = await requireRepository(ctx, params.repository, 'write');
-      let current = body.manifest_digest;
+      const { repo, role } = await requireRepository(ctx, params.repository, 'write');
+      if (body.immutable === false && !roleAtLeast(role, 'admin')) throw forbidden(`making a tag mutable again needs admin permission on ${params.repository}`);
+      const lock = async (immutable: boolean) => {
+        const res = await ctx.registry.tags.setImmutable(repo, params.tag, immutable);
+        if (res.previous !== immutable) {
+          await ctx.audit('change_tag_immutability', { namespace: repo.namespace, repository: repo.name, metadata: { tag: params.tag, manifest_digest: res.digest, immutable } });
+        }
+        return res.digest;
+      };
+      // Unlocked first, locked last: the other changes of the same request apply to a mutable tag.
+      let current = body.immutable === false ? await lock(false) : body.manifest_digest;
       if (body.manifest_digest !== undefined) {
+        current = body.manifest_digest;
         const res = await ctx.registry.tags.set(repo, params.tag, body.manifest_digest);
         if (res.changed) {
           const metadata = { tag: params.tag, manifest_digest: body.manifest_digest, ...(res.previous ? { original_manifest_digest: res.previous } : {}) };
@@ -110,6 +126,7 @@ export const tagRoutes = [
           await ctx.audit('change_tag_expiration', { namespace: repo.namespace, repository: repo.name, metadata });
         }
       }
+      if (body.immutable === true) current = await lock(true);
       return { name: params.tag, manifest_digest: current! };
     },
   }),

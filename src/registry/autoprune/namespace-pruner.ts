@@ -8,7 +8,8 @@
  *   - Only repositories in state NORMAL are pruned: MIRROR and READ_ONLY ones are skipped. Proxy-cache
  *     organizations are pruned like any other namespace (a policy there is an explicit choice; a pruned
  *     cached tag is fetched again on its next pull).
- *   - Which tags: see tag-selection.ts (date policies before count policies; hidden tags never).
+ *   - Which tags: see tag-selection.ts (date policies before count policies; hidden and immutable tags
+ *     never: immutable ones are not even counted).
  *   - A pruned tag is deleted through TagService.delete: its lifetime ends, it stays in history and can
  *     be restored like any deleted tag. A tag moved or deleted meanwhile is left alone. Each pruned tag
  *     gets an `autoprune_tag_delete` audit entry.
@@ -19,6 +20,7 @@ import { isRegistryError } from '../../oci/errors.js';
 import type { Tag } from '../../oci/reference.js';
 import type { AuditContext } from '../accounts/audit-service.js';
 import type { TagService } from '../tags.js';
+import { TagImmutableError } from '../tag-immutability.js';
 import { PatternMatcher, PatternTimeoutError } from './pattern-matcher.js';
 import { policyValue } from './policy.js';
 import { selectTagsToPrune, type AppliedPolicy, type Matcher } from './tag-selection.js';
@@ -127,8 +129,9 @@ export class NamespacePruner {
         try {
           pruned.digest = await this.deps.tags.delete({ id: repo.id, namespace: ns.namespace, name: repo.name }, tag.name as Tag, { onlyRow: tag.id });
         } catch (err) {
-          // Moved or deleted since it was read: whatever happened to it was newer than this decision.
+          // Moved, deleted or made immutable since it was read: whatever happened to it was newer than this decision.
           if (isRegistryError(err) && err.code === 'MANIFEST_UNKNOWN') continue;
+          if (err instanceof TagImmutableError) continue;
           throw err;
         }
         this.record(pruned);

@@ -13,7 +13,7 @@ export class PatternTimeoutError extends Error {
   }
 }
 
-const SCRIPT = new Script('(() => { const re = new RegExp(pattern); return names.map((n) => re.test(n)); })()');
+const SCRIPT = new Script('(() => { const re = new RegExp(pattern, flags); return names.map((n) => { re.lastIndex = 0; return re.test(n); }); })()');
 
 export class PatternMatcher {
   private readonly context: Context = createContext({});
@@ -23,10 +23,15 @@ export class PatternMatcher {
     this.timeoutMs = opts.timeoutMs ?? 2000;
   }
 
-  /** For each name, whether `pattern` is found in it (an unanchored search, like Quay's). */
-  matches(pattern: string, names: readonly string[]): boolean[] {
+  /**
+   * For each name, whether `pattern` is found in it (an unanchored search, like Quay's auto-prune), or
+   * with `atStart` whether it matches at the start of it (like Python's `re.match`, which Quay's
+   * immutability policies use).
+   */
+  matches(pattern: string, names: readonly string[], opts: { atStart?: boolean } = {}): boolean[] {
     if (names.length === 0) return [];
     this.context.pattern = pattern;
+    this.context.flags = opts.atStart ? 'y' : '';
     this.context.names = names;
     try {
       return Array.from(SCRIPT.runInContext(this.context, { timeout: this.timeoutMs }) as ArrayLike<boolean>, Boolean);
