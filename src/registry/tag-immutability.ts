@@ -76,8 +76,9 @@ export class ImmutabilityPolicies {
   private readonly matcher: PatternMatcher;
 
   constructor(private readonly deps: ImmutabilityDeps) {
-    // A pattern runs on every push of a tag: a pathological one fails fast instead of stalling it.
-    this.matcher = deps.matcher ?? new PatternMatcher({ timeoutMs: 200 });
+    // A pattern runs on every push of a tag: a pathological one is stopped (after the matcher's
+    // default 2 s, wide enough that a busy machine never stops a sound one) instead of stalling it.
+    this.matcher = deps.matcher ?? new PatternMatcher();
   }
 
   /** Whether the policies in force for the repository select `tag` (a tag created now is then immutable). */
@@ -146,13 +147,17 @@ export class ImmutabilityPolicies {
     if (marked > 0) await this.audit('tags_made_immutable_by_policy', t, who, { tag_pattern: fields.tagPattern, tag_pattern_matches: fields.tagPatternMatches, count: marked });
   }
 
-  /** For each name, whether the policy selects it; a pattern too slow to run selects nothing. */
+  /**
+   * For each name, whether the policy selects it. A pattern too slow to run selects every name: the
+   * guarantee fails closed (a tag an administrator can make mutable again), never open (a tag meant to
+   * be immutable left movable).
+   */
   private select(p: ImmutabilityFields, names: string[]): boolean[] {
     let hits: boolean[];
     try {
       hits = this.matcher.matches(p.tagPattern, names, { atStart: true });
     } catch (err) {
-      if (err instanceof PatternTimeoutError) return names.map(() => false);
+      if (err instanceof PatternTimeoutError) return names.map(() => true);
       throw err;
     }
     return hits.map((h) => h === p.tagPatternMatches);
