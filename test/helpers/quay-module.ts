@@ -1,21 +1,29 @@
 /**
- * The HTTP calls of the Quay Ansible collection (`infra.quay_configuration`), as its modules make them,
- * against a Wharf app through `inject()`. The collection cannot be installed here, so the tests under
- * test/quay-collection/ replay each module's flow call by call: the same method, path (trailing slash
- * and all), query (Python's `True`/`False`), JSON body and headers (`Content-Type: application/json` on
- * every request, bodyless DELETEs included), and read back the same status codes and fields.
+ * One run of a Quay Ansible collection module (`infra.quay_configuration`), as its
+ * `plugins/module_utils/api_module.py` makes its calls, over a QuayClient (quay-session.ts) that signed
+ * in with a user name and password or carries a token. The collection cannot be installed here, so the
+ * tests under test/quay-collection/ replay each module's flow call by call: the same method, path
+ * (`/api/v1/<endpoint>`, trailing slash and all), query (Python's `True`/`False`), JSON body and headers
+ * (`Content-Type: application/json` and `Accept: application/json` on every request, bodyless GETs and
+ * DELETEs included; `X-CSRF-Token` and the session cookie after a sign-in, `Authorization: Bearer` with
+ * a token), and read back the same status codes and fields.
  *
- * How the collection treats answers (its module_utils):
- *   GET of one object   200 → the JSON (keys with `_` also copied without it, `super_user` → `superuser`);
- *                       404 (or the call's other accepted codes) → absent; anything else fails the module
+ * Every answer is checked: never a 5xx, always JSON, and an error (4xx) in Quay's shape
+ * (`status`, `error_type`, `detail`). How the collection treats answers:
+ *   GET of one object   200 → the JSON; 404 (or the call's other accepted codes) → absent; else fails
  *   POST (create)       200, 201, 204 → done; anything else fails
  *   PUT  (update)       200, 201, 204 → done; anything else fails
  *   DELETE              200–204 → changed; 400 or 404 → not changed; anything else fails
  *   401, 403, 405 and every 5xx fail the module at once, whatever the call.
- *
  * A failure is thrown as ModuleFailure; `calls` records every request for the tests to inspect.
+ *
+ * Two families of helpers, as the collection's modules use them:
+ *   get / create / put / update(old, endpoint, fields) / delete(object, endpoint) / whoAmI /
+ *   getOrganization / getTeam / getAccount / getNamespace / splitName   (the APIModule methods)
+ *   raw / getObject / remove / getTags                                   (the bare calls, for status checks)
  */
-import type { FastifyInstance } from 'fastify';
+import assert from 'node:assert/strict';
+import type { QuayClient } from './quay-session.js';
 
 export class ModuleFailure extends Error {
   override name = 'ModuleFailure';
@@ -27,45 +35,51 @@ export interface Call {
   status: number;
 }
 
-type Json = Record<string, any>;
+export interface Answer {
+  status: number;
+  json: any;
+  headers: Record<string, unknown>;
+}
 
-export class QuayModuleCalls {
+type Json = Record<string, any>;
+type Query = Record<string, string | number | boolean>;
+
+/** The need_update of modules that compare values read back: a key of `next` whose value differs in `old` (absent = null). */
+export function needUpdate(old: Record<string, unknown> | undefined | null, next: Record<string, unknown>): boolean {
+  return Object.keys(next).some((k) => JSON.stringify(next[k]) !== JSON.stringify((old ?? {})[k] ?? null));
+}
+
+export class QuayModule {
   readonly calls: Call[] = [];
   private orgCache = new Map<string, Json | null>();
 
-  /** `authorization`: what the module sends (`Bearer <token>` for `quay_token`). */
-  constructor(
-    private readonly app: () => FastifyInstance,
-    private readonly authorization: string,
-  ) {}
+  constructor(readonly client: QuayClient) {}
 
-  /** One request as the collection's session sends it; fails on 401/403/405/5xx like the collection. */
-  async request(method: string, endpoint: string, opts: { query?: Record<string, string | number | boolean>; body?: unknown; okErrorCodes?: number[] } = {}): Promise<{ status: number; json: any }> {
+  /** One request as the module's session sends it: no 5xx, JSON, errors in Quay's shape; the answer whatever its status. */
+  async raw(method: string, endpoint: string, body?: unknown, query?: Query): Promise<Answer> {
+    const res = await this.client.api(method, endpoint, body, {}, query);
     const path = `/api/v1/${endpoint.replace(/^\/+/, '')}`;
-    const query = opts.query ? `?${new URLSearchParams(Object.entries(opts.query).map(([k, v]) => [k, typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v)])).toString()}` : '';
-    const res = await this.app().inject({
-      method: method as 'GET',
-      url: path + query,
-      headers: { 'content-type': 'application/json', accept: 'application/json', authorization: this.authorization },
-      ...(opts.body === undefined ? {} : { payload: typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body) }),
-    });
-    this.calls.push({ method, path: path + query, status: res.statusCode });
-    const ok = opts.okErrorCodes ?? [404];
-    if (res.statusCode >= 500) throw new ModuleFailure(`server error ${res.statusCode} on ${method} ${path}: ${res.body}`);
-    if (!ok.includes(res.statusCode) && [401, 403, 405].includes(res.statusCode)) throw new ModuleFailure(`HTTP ${res.statusCode} on ${method} ${path}: ${res.body}`);
-    let json: any = {};
-    if (res.body) {
-      try {
-        json = JSON.parse(res.body);
-      } catch {
-        throw new ModuleFailure(`not JSON from ${method} ${path}: ${res.body.slice(0, 200)}`);
-      }
+    this.calls.push({ method, path: query ? `${path}?${new URLSearchParams(Object.entries(query).map(([k, v]) => [k, typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v)])).toString()}` : path, status: res.status });
+    assert.ok(res.status < 500, `${method} ${endpoint}: ${res.status} ${res.raw}`);
+    if (res.json === undefined) throw new ModuleFailure(`not JSON from ${method} ${endpoint}: ${res.raw.slice(0, 200)}`);
+    if (res.status >= 400) {
+      assert.equal(res.json.status, res.status, `${method} ${endpoint}: error shape ${res.raw}`);
+      assert.equal(typeof res.json.error_type, 'string', res.raw);
+      assert.equal(typeof res.json.detail, 'string', res.raw);
     }
-    return { status: res.statusCode, json };
+    return { status: res.status, json: res.json, headers: res.headers };
   }
 
-  /** get_object_path: the object, or null when the answer is one of `okErrorCodes` (404 by default). */
-  async get(endpoint: string, opts: { query?: Record<string, string | number | boolean>; okErrorCodes?: number[] } = {}): Promise<Json | null> {
+  /** make_json_request: fails on 401/403/405 unless accepted in `okErrorCodes`. */
+  async request(method: string, endpoint: string, opts: { query?: Query; body?: unknown; okErrorCodes?: number[] } = {}): Promise<{ status: number; json: any }> {
+    const res = await this.raw(method, endpoint, opts.body, opts.query);
+    const ok = opts.okErrorCodes ?? [404];
+    if (!ok.includes(res.status) && [401, 403, 405].includes(res.status)) throw new ModuleFailure(`HTTP ${res.status} on ${method} ${endpoint}: ${JSON.stringify(res.json)}`);
+    return res;
+  }
+
+  /** get_object_path: the object, or null when the answer is one of `okErrorCodes` (404 by default); `_` keys also without it. */
+  async get(endpoint: string, opts: { query?: Query; okErrorCodes?: number[] } = {}): Promise<Json | null> {
     const ok = opts.okErrorCodes ?? [404];
     const res = await this.request('GET', endpoint, { query: opts.query, okErrorCodes: ok });
     if (ok.includes(res.status)) return null;
@@ -75,6 +89,14 @@ export class QuayModuleCalls {
       for (const k of Object.keys(json)) if (k.includes('_')) json[k.replace(/_/g, '')] = json[k];
     }
     return json;
+  }
+
+  /** A GET read as is: undefined when the answer is one of `okErrorCodes`, the JSON on 200, else fails. */
+  async getObject(endpoint: string, query?: Query, okErrorCodes = [404]): Promise<any> {
+    const res = await this.raw('GET', endpoint, undefined, query);
+    if (okErrorCodes.includes(res.status)) return undefined;
+    assert.equal(res.status, 200, `GET ${endpoint}: ${JSON.stringify(res.json)}`);
+    return res.json;
   }
 
   /** create: POST; the reply's JSON. */
@@ -91,7 +113,7 @@ export class QuayModuleCalls {
     return res.json;
   }
 
-  /** need_update: whether a field of `fields` differs from `old` (a password always does). */
+  /** The need_update of the APIModule: whether a field of `fields` differs from `old` (a password always does). */
   needUpdate(old: Json | null, fields: Json): boolean {
     return Object.keys(fields).some((k) => k === 'password' || fields[k] !== (old ?? {})[k]);
   }
@@ -103,13 +125,34 @@ export class QuayModuleCalls {
     return true;
   }
 
+  /** A DELETE: 200–204 'changed', 400/404 'unchanged', anything else fails. */
+  async remove(endpoint: string): Promise<'changed' | 'unchanged'> {
+    const res = await this.request('DELETE', endpoint, { okErrorCodes: [400, 404] });
+    if ([200, 201, 202, 204].includes(res.status)) return 'changed';
+    if ([400, 404].includes(res.status)) return 'unchanged';
+    throw new ModuleFailure(`Unable to delete ${endpoint}: ${res.status}`);
+  }
+
   /** delete: nothing when `object` is null; whether something was deleted. */
   async delete(object: unknown, endpoint: string): Promise<boolean> {
     if (object === null || object === undefined || object === false || object === '') return false;
-    const res = await this.request('DELETE', endpoint, { okErrorCodes: [400, 404] });
-    if ([200, 201, 202, 204].includes(res.status)) return true;
-    if ([400, 404].includes(res.status)) return false;
-    throw new ModuleFailure(`Unable to delete ${endpoint}: ${res.status}`);
+    return (await this.remove(endpoint)) === 'changed';
+  }
+
+  /** get_tags: `…/tag/?onlyActiveTags=…&limit=100[&specificTag=]&page=N`, every page, filtered by digest when given. */
+  async getTags(namespace: string, repository: string, opts: { tag?: string; digest?: string; onlyActive?: boolean } = {}): Promise<any[]> {
+    const out: any[] = [];
+    for (let page = 1; ; page++) {
+      const query: Query = { onlyActiveTags: opts.onlyActive ?? true, limit: 100 };
+      if (opts.tag) query.specificTag = opts.tag;
+      query.page = page;
+      const tags = await this.getObject(`repository/${namespace}/${repository}/tag/`, query);
+      if (!tags) break;
+      const list: any[] = tags.tags ?? [];
+      out.push(...(opts.tag || !opts.digest ? list : list.filter((x) => x.manifest_digest === opts.digest)));
+      if (!tags.has_additional) break;
+    }
+    return out;
   }
 
   /** who_am_i: the caller's user name. */
@@ -180,5 +223,11 @@ export class QuayModuleCalls {
   /** The requests with a 4xx or 5xx answer (404s of lookups included). */
   failures(): Call[] {
     return this.calls.filter((c) => c.status >= 400);
+  }
+
+  /** The module's exit: POST signout after a sign-in (the module ignores its answer; it must not be a 5xx). */
+  async exit(): Promise<void> {
+    const out = await this.client.signOut();
+    if (out) assert.ok(out.status < 500, `sign-out: ${out.status} ${out.raw}`);
   }
 }
