@@ -1,9 +1,9 @@
 /**
  * The main() of `quay_organization_immutability` and `quay_repository_immutability` (the two modules
  * differ only in the base path and in how they find the namespace), over the replayed calls of
- * collection-calls.ts.
+ * quay-world.ts.
  */
-import { needUpdate, type CollectionWorld } from './collection-calls.js';
+import { needUpdate, type QuayWorld } from './quay-world.js';
 
 export interface ImmutabilityParams {
   tag_pattern: string;
@@ -15,7 +15,7 @@ export interface ImmutabilityParams {
 export type ImmutabilityOutcome = { changed: boolean } | { failed: string };
 
 /** `base` is `organization/{org}` or `repository/{namespace}/{repository}`; `policies` what its GET gave (undefined: 404). */
-export async function immutabilityModule(w: CollectionWorld, base: string, p: ImmutabilityParams): Promise<ImmutabilityOutcome> {
+export async function immutabilityModule(w: QuayWorld, base: string, p: ImmutabilityParams): Promise<ImmutabilityOutcome> {
   const state = p.state ?? 'present';
   const list = await w.getObject(`${base}/immutabilitypolicy/`);
   let policy: any;

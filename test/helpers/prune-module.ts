@@ -1,8 +1,8 @@
 /**
  * The main() of `quay_organization_prune` and `quay_repository_prune` (they differ only in the base
- * path), over the replayed calls of collection-calls.ts.
+ * path), over the replayed calls of quay-world.ts.
  */
-import type { CollectionWorld } from './collection-calls.js';
+import type { QuayWorld } from './quay-world.js';
 
 export interface PruneParams {
   method: 'tags' | 'date';
@@ -26,7 +26,7 @@ export function pruneData(p: PruneParams): Record<string, unknown> {
 }
 
 /** `base` is `organization/{org}` or `repository/{namespace}/{repository}`. */
-export async function pruneModule(w: CollectionWorld, base: string, p: PruneParams, opts: { repository?: boolean } = {}): Promise<PruneOutcome> {
+export async function pruneModule(w: QuayWorld, base: string, p: PruneParams, opts: { repository?: boolean } = {}): Promise<PruneOutcome> {
   const data = pruneData(p);
   const policies = await w.getObject(`${base}/autoprunepolicy/`);
   const policy = (policies?.policies ?? []).find(

@@ -4,7 +4,8 @@
  * `response_type=token&client_id&redirect_uri=<host>/oauth/localapp&scope&_csrf_token` to
  * /oauth/authorizeapp without following the redirect, and cuts the token out of `Location` with
  * `access_token=(.*?)&`. With `for_user` it POSTs /oauth/authorize/assignuser?… instead, which Wharf
- * does not offer (404, Quay's answer when FEATURE_ASSIGN_OAUTH_TOKEN is off). Both dialects.
+ * does not offer (404, Quay's answer when FEATURE_ASSIGN_OAUTH_TOKEN is off). Both dialects;
+ * with sign-in only, as the module supports no token (the grant is a web form sent with the session).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

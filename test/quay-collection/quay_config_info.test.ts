@@ -4,14 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildCollectionWorld, type CollectionWorld } from '../helpers/collection-calls.js';
+import { AUTH_MODES, buildQuayWorld, type QuayWorld } from '../helpers/quay-world.js';
 import { DIALECTS } from '../helpers/databases.js';
 
-for (const dialect of DIALECTS) {
-  describe(`quay_config_info replayed (${dialect})`, () => {
-    let w: CollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_config_info replayed (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildCollectionWorld(dialect, { base_url: 'https://registry.example.test' });
+      w = await buildQuayWorld(dialect, mode, { config: { base_url: 'https://registry.example.test' }, seed: true });
     });
     after(async () => w.close());
 

@@ -1,5 +1,5 @@
 /**
- * The collection's `quay_default_perm` module, replayed call by call (quay-module-calls.ts): the
+ * The collection's `quay_default_perm` module, replayed call by call (quay-module.ts): the
  * organization from GET organization/{org}, the existing default from GET organization/{org}/prototypes
  * (matched on delegate name and kind, and on `activating_user` — none when no creator is given), the
  * delegate and creator looked up (users through GET entities/{name}, robots through their endpoint,
@@ -10,8 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RepositoryName } from '../../src/oci/reference.js';
 import { DIALECTS } from '../helpers/databases.js';
-import { buildQuayCollectionWorld, type QuayCollectionWorld } from '../helpers/quay-collection-world.js';
-import { ModuleFailure, type QuayModuleCalls } from '../helpers/quay-module-calls.js';
+import { AUTH_MODES, buildQuayWorld, ModuleFailure, type QuayModule, type QuayWorld } from '../helpers/quay-world.js';
 
 interface DefaultPermParams {
   organization: string;
@@ -22,7 +21,7 @@ interface DefaultPermParams {
   state?: 'present' | 'absent';
 }
 
-async function quayDefaultPerm(m: QuayModuleCalls, p: DefaultPermParams): Promise<{ changed: boolean }> {
+async function quayDefaultPerm(m: QuayModule, p: DefaultPermParams): Promise<{ changed: boolean }> {
   const kind = p.type ?? 'user';
   if (!(await m.getOrganization(p.organization))) {
     if (p.state === 'absent') return { changed: false };
@@ -59,11 +58,11 @@ async function quayDefaultPerm(m: QuayModuleCalls, p: DefaultPermParams): Promis
   return { changed: await m.update(proto, byId, { role: p.role }) };
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_default_perm against Wharf (${dialect})`, () => {
-    let w: QuayCollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_default_perm against Wharf (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildQuayCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode);
       for (const name of ['owner', 'dev', 'lead']) await w.a.accounts.createUser({ name, password: `${name}-password-1` });
       await w.a.accounts.createOrganization({ name: 'prod', creator: 'owner' });
       await w.a.teams.createTeam('prod', 'ops', { role: 'member' });
@@ -71,7 +70,7 @@ for (const dialect of DIALECTS) {
       await w.a.teams.addMember('prod', 'builders', 'lead');
       await w.a.robots.create('prod', 'ci');
     });
-    after(() => w?.t.close());
+    after(() => w?.close());
 
     const cases: Array<[string, DefaultPermParams]> = [
       ['a user', { organization: 'prod', name: 'dev', role: 'read' }],

@@ -3,6 +3,7 @@
  * anonymous POST user/initialize {username, password, access_token, email?}, on a registry started with
  * `auth.user_initialize`, on both dialects. The module is documented to fail once users exist; the token
  * it returns then drives the other modules, and the password signs in as the collection does.
+ * The module is the collection's one anonymous module (APIModuleNoAuth): it runs in no other auth mode.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

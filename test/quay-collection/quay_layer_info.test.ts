@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildCollectionWorld, REPO, type CollectionWorld } from '../helpers/collection-calls.js';
+import { AUTH_MODES, buildQuayWorld, REPO, type QuayWorld } from '../helpers/quay-world.js';
 import { DIALECTS } from '../helpers/databases.js';
 
-async function quayLayerInfo(w: CollectionWorld, image: string): Promise<any[]> {
+async function quayLayerInfo(w: QuayWorld, image: string): Promise<any[]> {
   const at = image.indexOf('@');
   const colon = image.lastIndexOf(':');
   const repo = at >= 0 ? image.slice(0, at) : colon > 0 ? image.slice(0, colon) : image;
@@ -24,11 +24,11 @@ async function quayLayerInfo(w: CollectionWorld, image: string): Promise<any[]> 
   return m?.layers ? [...m.layers].sort((a, b) => b.index - a.index) : [];
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_layer_info replayed (${dialect})`, () => {
-    let w: CollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_layer_info replayed (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode, { seed: true });
     });
     after(async () => w.close());
 

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildCollectionWorld, REPO, type CollectionWorld } from '../helpers/collection-calls.js';
+import { AUTH_MODES, buildQuayWorld, REPO, type QuayWorld } from '../helpers/quay-world.js';
 import { DIALECTS } from '../helpers/databases.js';
 
 interface LabelParams {
@@ -17,7 +17,7 @@ interface LabelParams {
   state?: 'present' | 'absent';
 }
 
-async function quayManifestLabel(w: CollectionWorld, p: LabelParams): Promise<{ changed: boolean; label?: any }> {
+async function quayManifestLabel(w: QuayWorld, p: LabelParams): Promise<{ changed: boolean; label?: any }> {
   const at = p.image.indexOf('@');
   const colon = p.image.lastIndexOf(':');
   const repo = at >= 0 ? p.image.slice(0, at) : colon > p.image.lastIndexOf('/') ? p.image.slice(0, colon) : p.image;
@@ -56,11 +56,11 @@ async function quayManifestLabel(w: CollectionWorld, p: LabelParams): Promise<{ 
   return { changed: true, label: data.label };
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_manifest_label replayed (${dialect})`, () => {
-    let w: CollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_manifest_label replayed (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode, { seed: true });
     });
     after(async () => w.close());
 

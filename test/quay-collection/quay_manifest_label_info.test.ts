@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildCollectionWorld, REPO, type CollectionWorld } from '../helpers/collection-calls.js';
+import { AUTH_MODES, buildQuayWorld, REPO, type QuayWorld } from '../helpers/quay-world.js';
 import { DIALECTS } from '../helpers/databases.js';
 
-async function quayManifestLabelInfo(w: CollectionWorld, p: { image: string; key?: string }): Promise<any[]> {
+async function quayManifestLabelInfo(w: QuayWorld, p: { image: string; key?: string }): Promise<any[]> {
   const at = p.image.indexOf('@');
   const colon = p.image.lastIndexOf(':');
   const repo = at >= 0 ? p.image.slice(0, at) : colon > 0 ? p.image.slice(0, colon) : p.image;
@@ -25,11 +25,11 @@ async function quayManifestLabelInfo(w: CollectionWorld, p: { image: string; key
   return p.key ? labels.filter((l) => l.key === p.key) : labels;
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_manifest_label_info replayed (${dialect})`, () => {
-    let w: CollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_manifest_label_info replayed (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode, { seed: true });
       await w.create(`repository/${REPO}/manifest/${w.one.digest}/labels`, { key: 'env', value: 'prod', media_type: 'text/plain' });
     });
     after(async () => w.close());

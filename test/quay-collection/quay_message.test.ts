@@ -1,5 +1,5 @@
 /**
- * The collection's `quay_message` module, replayed call by call (quay-module-calls.ts): every message
+ * The collection's `quay_message` module, replayed call by call (quay-module.ts): every message
  * from GET messages, matches by content, substring, regular expression or severity, removal with
  * DELETE message/{uuid} (singular), and (re)creation with POST messages {message: {content, severity,
  * media_type}} — a changed message is deleted and posted again.
@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS } from '../helpers/databases.js';
-import { buildQuayCollectionWorld, type QuayCollectionWorld } from '../helpers/quay-collection-world.js';
-import type { QuayModuleCalls } from '../helpers/quay-module-calls.js';
+import { AUTH_MODES, buildQuayWorld, type QuayModule, type QuayWorld } from '../helpers/quay-world.js';
 
 type Severity = 'info' | 'warning' | 'error';
 interface MessageParams {
@@ -21,7 +20,7 @@ interface MessageParams {
   state?: 'present' | 'absent';
 }
 
-async function quayMessage(m: QuayModuleCalls, p: MessageParams): Promise<{ changed: boolean }> {
+async function quayMessage(m: QuayModule, p: MessageParams): Promise<{ changed: boolean }> {
   const listed = await m.get('messages');
   const matches: Array<Record<string, any>> = [];
   for (const message of listed?.messages ?? []) {
@@ -62,14 +61,14 @@ async function quayMessage(m: QuayModuleCalls, p: MessageParams): Promise<{ chan
   return { changed: true };
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_message against Wharf (${dialect})`, () => {
-    let w: QuayCollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_message against Wharf (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildQuayCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode);
       await w.a.accounts.createUser({ name: 'plain', password: 'plain-password-1' });
     });
-    after(() => w?.t.close());
+    after(() => w?.close());
 
     const list = async () => ((await (await w.module()).get('messages'))?.messages ?? []) as Array<Record<string, unknown>>;
 

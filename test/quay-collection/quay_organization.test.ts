@@ -1,5 +1,5 @@
 /**
- * The collection's `quay_organization` module, replayed call by call (quay-module-calls.ts): the
+ * The collection's `quay_organization` module, replayed call by call (quay-module.ts): the
  * organization (and the `new_name` one) from GET organization/{org}, creation with POST organization/,
  * a rename with PUT superuser/organizations/{org} {name}, email and time machine with PUT
  * organization/{org} (compared against `email` and `tag_expiration_s` read back), removal with DELETE.
@@ -9,8 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RepositoryName } from '../../src/oci/reference.js';
 import { DIALECTS } from '../helpers/databases.js';
-import { buildQuayCollectionWorld, type QuayCollectionWorld } from '../helpers/quay-collection-world.js';
-import { ModuleFailure, type QuayModuleCalls } from '../helpers/quay-module-calls.js';
+import { AUTH_MODES, buildQuayWorld, ModuleFailure, type QuayModule, type QuayWorld } from '../helpers/quay-world.js';
 
 interface OrganizationParams {
   name: string;
@@ -21,7 +20,7 @@ interface OrganizationParams {
   state?: 'present' | 'absent';
 }
 
-async function quayOrganization(m: QuayModuleCalls, p: OrganizationParams): Promise<{ changed: boolean }> {
+async function quayOrganization(m: QuayModule, p: OrganizationParams): Promise<{ changed: boolean }> {
   let name = p.name;
   let org = await m.getOrganization(p.name);
   const renamed = p.new_name ? await m.getOrganization(p.new_name) : null;
@@ -52,14 +51,14 @@ async function quayOrganization(m: QuayModuleCalls, p: OrganizationParams): Prom
   return { changed: created || updated };
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_organization against Wharf (${dialect})`, () => {
-    let w: QuayCollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_organization against Wharf (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildQuayCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode);
       await w.a.accounts.createUser({ name: 'taken', password: 'taken-password-1' });
     });
-    after(() => w?.t.close());
+    after(() => w?.close());
 
     it('creates an organization; a second run changes nothing; email and time machine change once', async () => {
       const params: OrganizationParams = { name: 'prod', email: 'prod@example.com' };

@@ -6,15 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildCollectionWorld, REPO, type CollectionWorld } from '../helpers/collection-calls.js';
+import { ADMIN_PASSWORD, AUTH_MODES, buildQuayWorld, REPO, type QuayWorld } from '../helpers/quay-world.js';
 import { DIALECTS } from '../helpers/databases.js';
 import { immutabilityModule, type ImmutabilityParams } from '../helpers/immutability-module.js';
 
-for (const dialect of DIALECTS) {
-  describe(`quay_organization_immutability replayed (${dialect})`, () => {
-    let w: CollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_organization_immutability replayed (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode, { seed: true });
     });
     after(async () => w.close());
 
@@ -40,7 +40,7 @@ for (const dialect of DIALECTS) {
       await w.pushImage(REPO, 'v3', 'three');
       await w.pushImage(REPO, 'dev-v3', 'three');
       assert.deepEqual(await immutable(), { latest: false, v1: true, v2: true, v3: true, 'dev-v3': false });
-      const basic = `Basic ${Buffer.from('admin:collection-admin-password-1').toString('base64')}`;
+      const basic = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`;
       const res = await w.t.app.inject({
         method: 'PUT',
         url: `/v2/${REPO}/manifests/v1`,

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { buildCollectionWorld, type CollectionWorld } from '../helpers/collection-calls.js';
+import { AUTH_MODES, buildQuayWorld, type QuayWorld } from '../helpers/quay-world.js';
 import { DIALECTS } from '../helpers/databases.js';
 
 interface ProxyParams {
@@ -21,7 +21,7 @@ interface ProxyParams {
   state?: 'present' | 'absent';
 }
 
-async function quayProxyCache(w: CollectionWorld, p: ProxyParams): Promise<{ changed: boolean }> {
+async function quayProxyCache(w: QuayWorld, p: ProxyParams): Promise<{ changed: boolean }> {
   const registry = p.registry ?? 'quay.io';
   const expiration = p.expiration ?? 86_400;
   if (!(await w.getObject(`organization/${p.organization}`))) {
@@ -55,12 +55,12 @@ async function quayProxyCache(w: CollectionWorld, p: ProxyParams): Promise<{ cha
   return { changed: true };
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_proxy_cache replayed (${dialect})`, () => {
-    let w: CollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_proxy_cache replayed (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     const upstream = '127.0.0.1:1';
     before(async () => {
-      w = await buildCollectionWorld(dialect, { 'proxy_cache.allow_private_upstreams': ['127.0.0.1'], 'proxy_cache.secret_key': randomBytes(32).toString('base64') });
+      w = await buildQuayWorld(dialect, mode, { config: { 'proxy_cache.allow_private_upstreams': ['127.0.0.1'], 'proxy_cache.secret_key': randomBytes(32).toString('base64') }, seed: true });
       await w.t.accounts!.accounts.createOrganization({ name: 'cache', creator: 'admin' });
     });
     after(async () => w.close());

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildCollectionWorld, ADMIN_PASSWORD, REPO, type CollectionWorld } from '../helpers/collection-calls.js';
+import { AUTH_MODES, buildQuayWorld, ADMIN_PASSWORD, REPO, type QuayWorld } from '../helpers/quay-world.js';
 import { DIALECTS } from '../helpers/databases.js';
 
-async function quayPullStatInfo(w: CollectionWorld, p: { repository: string; tag?: string; digest?: string }): Promise<Record<string, unknown>> {
+async function quayPullStatInfo(w: QuayWorld, p: { repository: string; tag?: string; digest?: string }): Promise<Record<string, unknown>> {
   const [namespace, repository] = [p.repository.slice(0, p.repository.indexOf('/')), p.repository.slice(p.repository.indexOf('/') + 1)];
   if (!(await w.getObject(`organization/${namespace}`))) return { changed: false, stats: [] };
   const stats = p.digest
@@ -22,16 +22,16 @@ async function quayPullStatInfo(w: CollectionWorld, p: { repository: string; tag
   return result;
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_pull_stat_info replayed (${dialect})`, () => {
-    let w: CollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_pull_stat_info replayed (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     const basic = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`;
     const pull = async (ref: string) => {
       const res = await w.t.app.inject({ method: 'GET', url: `/v2/${REPO}/manifests/${ref}`, headers: { authorization: basic, accept: 'application/vnd.oci.image.manifest.v1+json' } });
       assert.equal(res.statusCode, 200, res.body);
     };
     before(async () => {
-      w = await buildCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode, { seed: true });
     });
     after(async () => w.close());
 

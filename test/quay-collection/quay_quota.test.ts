@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildCollectionWorld, needUpdate, type CollectionWorld } from '../helpers/collection-calls.js';
+import { AUTH_MODES, buildQuayWorld, needUpdate, type QuayWorld } from '../helpers/quay-world.js';
 import { DIALECTS } from '../helpers/databases.js';
 
 interface QuotaParams {
@@ -18,7 +18,7 @@ interface QuotaParams {
   state?: 'present' | 'absent';
 }
 
-async function quayQuota(w: CollectionWorld, p: QuotaParams): Promise<{ changed: boolean }> {
+async function quayQuota(w: QuayWorld, p: QuotaParams): Promise<{ changed: boolean }> {
   const org = await w.getObject(`organization/${p.organization}`);
   if (!org) {
     assert.equal(p.state, 'absent');
@@ -61,12 +61,12 @@ async function quayQuota(w: CollectionWorld, p: QuotaParams): Promise<{ changed:
   return { changed: updated };
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_quota replayed (${dialect})`, () => {
-    let w: CollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_quota replayed (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     const GiB = 1024 ** 3;
     before(async () => {
-      w = await buildCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode, { seed: true });
     });
     after(async () => w.close());
 

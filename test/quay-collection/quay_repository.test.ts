@@ -1,5 +1,5 @@
 /**
- * The collection's `quay_repository` module, replayed call by call (quay-module-calls.ts), with nested
+ * The collection's `quay_repository` module, replayed call by call (quay-module.ts), with nested
  * names (`prod/team/app`: namespace `prod`, repository `team/app`): GET repository/{full} (404 = absent),
  * POST repository, PUT repository/{full} {description}, POST …/changevisibility, PUT …/changestate
  * {state} (no robot), POST user/starred / DELETE user/starred/{full} against `is_starred`, and the team and
@@ -10,8 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RepositoryName } from '../../src/oci/reference.js';
 import { DIALECTS } from '../helpers/databases.js';
-import { buildQuayCollectionWorld, type QuayCollectionWorld } from '../helpers/quay-collection-world.js';
-import { ModuleFailure, type QuayModuleCalls } from '../helpers/quay-module-calls.js';
+import { AUTH_MODES, buildQuayWorld, ModuleFailure, type QuayModule, type QuayWorld } from '../helpers/quay-world.js';
 
 interface Perm {
   type?: 'user' | 'team';
@@ -30,7 +29,7 @@ interface RepositoryParams {
   state?: 'present' | 'absent';
 }
 
-async function quayRepository(m: QuayModuleCalls, p: RepositoryParams): Promise<{ changed: boolean }> {
+async function quayRepository(m: QuayModule, p: RepositoryParams): Promise<{ changed: boolean }> {
   const split = await m.splitName(p.name.replace(/^\/+|\/+$/g, ''), p.state ?? 'present');
   if (split === 'absent') return { changed: false };
   const full = `${split.namespace}/${split.short}`;
@@ -85,17 +84,17 @@ async function quayRepository(m: QuayModuleCalls, p: RepositoryParams): Promise<
   return { changed };
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_repository against Wharf, nested names (${dialect})`, () => {
-    let w: QuayCollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_repository against Wharf, nested names (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildQuayCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode);
       for (const name of ['owner', 'dev', 'reader']) await w.a.accounts.createUser({ name, password: `${name}-password-1` });
       await w.a.accounts.createOrganization({ name: 'prod', creator: 'owner' });
       await w.a.teams.createTeam('prod', 'ops', { role: 'member' });
       await w.a.robots.create('prod', 'ci');
     });
-    after(() => w?.t.close());
+    after(() => w?.close());
 
     const full: RepositoryParams = {
       name: 'prod/team/app',

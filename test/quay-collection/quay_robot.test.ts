@@ -1,5 +1,5 @@
 /**
- * The collection's `quay_robot` module, replayed call by call (quay-module-calls.ts): the namespace
+ * The collection's `quay_robot` module, replayed call by call (quay-module.ts): the namespace
  * comes from the name (`org+short`, or the caller's own for a bare name), the robot from GET
  * organization/{org}/robots/{short} or user/robots/{short} (400 or 404 = absent), creation is PUT with
  * the description, federations are read with GET …/federation and replaced with POST …/federation (a
@@ -8,8 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS } from '../helpers/databases.js';
-import { buildQuayCollectionWorld, type QuayCollectionWorld } from '../helpers/quay-collection-world.js';
-import type { QuayModuleCalls } from '../helpers/quay-module-calls.js';
+import { AUTH_MODES, buildQuayWorld, type QuayModule, type QuayWorld } from '../helpers/quay-world.js';
 
 interface RobotParams {
   name: string;
@@ -19,7 +18,7 @@ interface RobotParams {
   state?: 'present' | 'absent';
 }
 
-async function quayRobot(m: QuayModuleCalls, p: RobotParams): Promise<{ changed: boolean; name?: string; token?: string }> {
+async function quayRobot(m: QuayModule, p: RobotParams): Promise<{ changed: boolean; name?: string; token?: string }> {
   const split = await m.splitName(p.name, p.state ?? 'present', '+');
   if (split === 'absent') return { changed: false };
   const path = split.isOrg ? `organization/${split.namespace}/robots/${split.short}` : `user/robots/${split.short}`;
@@ -45,18 +44,18 @@ async function quayRobot(m: QuayModuleCalls, p: RobotParams): Promise<{ changed:
   return exit(true, created);
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_robot against Wharf (${dialect})`, () => {
-    let w: QuayCollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_robot against Wharf (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildQuayCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode);
       await w.a.accounts.createUser({ name: 'owner', password: 'owner-password-1' });
       await w.a.accounts.createUser({ name: 'member', password: 'member-password-1' });
       await w.a.accounts.createOrganization({ name: 'prod', creator: 'owner' });
       await w.a.teams.createTeam('prod', 'devs', { role: 'member' });
       await w.a.teams.addMember('prod', 'devs', 'member');
     });
-    after(() => w?.t.close());
+    after(() => w?.close());
 
     const gha = { issuer: 'https://token.actions.githubusercontent.com', subject: 'repo:acme/app:ref:refs/heads/main' };
     const gitlab = { issuer: 'https://gitlab.example.com', subject: 'project_path:acme/app:ref_type:branch:ref:main' };

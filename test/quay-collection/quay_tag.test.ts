@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildCollectionWorld, needUpdate, REPO, type CollectionWorld } from '../helpers/collection-calls.js';
+import { AUTH_MODES, buildQuayWorld, needUpdate, REPO, type QuayWorld } from '../helpers/quay-world.js';
 import { DIALECTS } from '../helpers/databases.js';
 
 interface TagParams {
@@ -20,7 +20,7 @@ interface TagParams {
 type Outcome = { changed: boolean } | { failed: string };
 
 /** The module's main(), over the replayed calls. */
-async function quayTag(w: CollectionWorld, p: TagParams): Promise<Outcome> {
+async function quayTag(w: QuayWorld, p: TagParams): Promise<Outcome> {
   const state = p.state ?? 'present';
   const at = p.image.indexOf('@');
   const [repo, ref] = at >= 0 ? [p.image.slice(0, at), p.image.slice(at + 1)] : p.image.includes(':') ? [p.image.slice(0, p.image.lastIndexOf(':')), p.image.slice(p.image.lastIndexOf(':') + 1)] : [p.image, 'latest'];
@@ -66,11 +66,11 @@ async function quayTag(w: CollectionWorld, p: TagParams): Promise<Outcome> {
   return (await put(p.tag, fields)) ?? { changed: true };
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_tag replayed (${dialect})`, () => {
-    let w: CollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_tag replayed (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode, { seed: true });
     });
     after(async () => w.close());
 

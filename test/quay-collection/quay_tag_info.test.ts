@@ -5,20 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildCollectionWorld, REPO, type CollectionWorld } from '../helpers/collection-calls.js';
+import { AUTH_MODES, buildQuayWorld, REPO, type QuayWorld } from '../helpers/quay-world.js';
 import { DIALECTS } from '../helpers/databases.js';
 
-async function quayTagInfo(w: CollectionWorld, p: { repository: string; tag?: string; digest?: string; onlyActiveTags?: boolean }) {
+async function quayTagInfo(w: QuayWorld, p: { repository: string; tag?: string; digest?: string; onlyActiveTags?: boolean }) {
   const [namespace, repository] = [p.repository.slice(0, p.repository.indexOf('/')), p.repository.slice(p.repository.indexOf('/') + 1)];
   if (!(await w.getObject(`organization/${namespace}`))) return [];
   return w.getTags(namespace, repository, { tag: p.tag, digest: p.digest, onlyActive: p.onlyActiveTags ?? false });
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_tag_info replayed (${dialect})`, () => {
-    let w: CollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_tag_info replayed (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode, { seed: true });
       // History: latest moves to image two, so its earlier row ends.
       await w.update(`repository/${REPO}/tag/latest`, { manifest_digest: w.two.digest });
     });

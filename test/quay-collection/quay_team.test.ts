@@ -1,5 +1,5 @@
 /**
- * The collection's `quay_team` module, replayed call by call (quay-module-calls.ts): the team comes from
+ * The collection's `quay_team` module, replayed call by call (quay-module.ts): the team comes from
  * GET organization/{org} (`teams`), is created or changed with PUT …/team/{team}, its members are read
  * with GET …/members?includePending=True, each new member is found (users through GET entities/{name},
  * robots through GET organization/{org}/robots/{short}) and added with PUT …/members/{name}; with
@@ -8,8 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS } from '../helpers/databases.js';
-import { buildQuayCollectionWorld, type QuayCollectionWorld } from '../helpers/quay-collection-world.js';
-import { ModuleFailure, type QuayModuleCalls } from '../helpers/quay-module-calls.js';
+import { AUTH_MODES, buildQuayWorld, ModuleFailure, type QuayModule, type QuayWorld } from '../helpers/quay-world.js';
 
 interface TeamParams {
   name: string;
@@ -21,7 +20,7 @@ interface TeamParams {
   state?: 'present' | 'absent';
 }
 
-async function quayTeam(m: QuayModuleCalls, p: TeamParams): Promise<{ changed: boolean }> {
+async function quayTeam(m: QuayModule, p: TeamParams): Promise<{ changed: boolean }> {
   const org = await m.getOrganization(p.organization);
   if (!org) {
     if (p.state === 'absent') return { changed: false };
@@ -50,18 +49,18 @@ async function quayTeam(m: QuayModuleCalls, p: TeamParams): Promise<{ changed: b
   return { changed: updated || toAdd.length > 0 || toDelete.length > 0 };
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_team against Wharf (${dialect})`, () => {
-    let w: QuayCollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_team against Wharf (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildQuayCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode);
       for (const name of ['owner', 'alice', 'bob', 'alicia']) await w.a.accounts.createUser({ name, password: `${name}-password-1` });
       await w.a.accounts.createOrganization({ name: 'prod', creator: 'owner' });
       await w.a.robots.create('prod', 'deployer');
       await w.a.accounts.createOrganization({ name: 'other', creator: 'owner' });
       await w.a.robots.create('other', 'stranger');
     });
-    after(() => w?.t.close());
+    after(() => w?.close());
 
     it('creates a team with user and robot members; a second run changes nothing', async () => {
       const params: TeamParams = { name: 'devs', organization: 'prod', role: 'creator', description: 'Developers', members: ['alice', 'prod+deployer'] };

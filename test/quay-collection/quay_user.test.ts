@@ -1,13 +1,12 @@
 /**
- * The collection's `quay_user` module, replayed call by call (quay-module-calls.ts): it looks the user
+ * The collection's `quay_user` module, replayed call by call (quay-module.ts): it looks the user
  * up with GET superuser/users/{username} (404 = absent), creates it with POST superuser/users/, changes
  * it with PUT superuser/users/{username}, and deletes it (after re-enabling and demoting it) with DELETE.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS } from '../helpers/databases.js';
-import { buildQuayCollectionWorld, type QuayCollectionWorld } from '../helpers/quay-collection-world.js';
-import type { QuayModuleCalls } from '../helpers/quay-module-calls.js';
+import { AUTH_MODES, buildQuayWorld, type QuayModule, type QuayWorld } from '../helpers/quay-world.js';
 
 interface UserParams {
   username: string;
@@ -19,7 +18,7 @@ interface UserParams {
 }
 
 /** What the module does with these parameters; `changed` as it reports it, `warned` for a superuser it leaves alone. */
-async function quayUser(m: QuayModuleCalls, p: UserParams): Promise<{ changed: boolean; warned?: boolean }> {
+async function quayUser(m: QuayModule, p: UserParams): Promise<{ changed: boolean; warned?: boolean }> {
   const path = `superuser/users/${p.username}`;
   let details = await m.get(path);
   if (details?.super_user) return { changed: false, warned: true };
@@ -43,13 +42,13 @@ async function quayUser(m: QuayModuleCalls, p: UserParams): Promise<{ changed: b
   return { changed: created || updated };
 }
 
-for (const dialect of DIALECTS) {
-  describe(`quay_user against Wharf (${dialect})`, () => {
-    let w: QuayCollectionWorld;
+for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
+  describe(`quay_user against Wharf (${dialect}, ${mode})`, () => {
+    let w: QuayWorld;
     before(async () => {
-      w = await buildQuayCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, mode);
     });
-    after(() => w?.t.close());
+    after(() => w?.close());
 
     it('creates a user, changes nothing on a second run, then updates email, enabled and password', async () => {
       const params: UserParams = { username: 'jdoe', email: 'jdoe@example.com', enabled: true };

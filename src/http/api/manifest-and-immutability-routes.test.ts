@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildCollectionWorld, REPO, type CollectionWorld } from '../../../test/helpers/collection-calls.js';
+import { buildQuayWorld, REPO, type QuayWorld } from '../../../test/helpers/quay-world.js';
 import { DIALECTS } from '../../../test/helpers/databases.js';
 import { openApiDocument } from './openapi.js';
 import type { ApiRoute } from './route.js';
@@ -42,9 +42,9 @@ describe('OpenAPI document of the immutability, manifest and registry routes', (
 
 for (const dialect of DIALECTS) {
   describe(`immutability, manifest and registry routes (${dialect})`, () => {
-    let w: CollectionWorld;
+    let w: QuayWorld;
     before(async () => {
-      w = await buildCollectionWorld(dialect);
+      w = await buildQuayWorld(dialect, 'token', { seed: true });
     });
     after(async () => w.close());
 
