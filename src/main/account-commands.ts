@@ -97,7 +97,7 @@ export async function runAccountCommand(command: string, args: string[], opts: C
           await accounts.grants.setRepositoryPermission(repo, { kind: 'robot', name: robot.name }, role);
           await accounts.audit.record('change_repo_permission', { actor, namespace: robot.namespace, repository: repoName.slice(robot.namespace.length + 1), metadata: { robot: robot.name, role } });
         }
-        process.stderr.write(`created robot ${robot.name}${repos.length ? ` with ${role} access to ${repos.join(', ')}` : ''}; its token (shown once) follows\n`);
+        process.stderr.write(`created robot ${robot.name}${repos.length ? ` with ${role} access to ${repos.join(', ')}` : ''}; its token follows (its administrators can read it again through the API)\n`);
         process.stdout.write(`${token}\n`);
         return 0;
       }

@@ -54,7 +54,7 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
   {
     command: 'robot create',
     synopsis: 'NAMESPACE+NAME [--description D] [--repo NAMESPACE/REPO ...] [--role read|write|admin]',
-    summary: ['create a robot account and print its token (shown once); with --repo, give it', 'ROLE (default write) on each repository, creating missing ones'],
+    summary: ['create a robot account and print its token; with --repo, give it', 'ROLE (default write) on each repository, creating missing ones'],
     options: [
       ['--description D', 'what the robot is for'],
       ['--repo NAMESPACE/REPO', 'a repository of the namespace to give the robot ROLE on; repeat for several'],

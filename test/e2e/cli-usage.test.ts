@@ -79,6 +79,6 @@ describe('wharf usage: version, help per group and per command, secrets printed 
     const robot = await wharf(['robot', 'create', 'acme+ci']);
     assert.equal(robot.code, 0, robot.stderr);
     assert.match(robot.stdout, /^[A-Za-z0-9_-]{32,}\n$/);
-    assert.match(robot.stderr, /token \(shown once\) follows\n$/);
+    assert.match(robot.stderr, /its token follows \(its administrators can read it again through the API\)\n$/);
   });
 });
