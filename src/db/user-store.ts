@@ -50,17 +50,7 @@ export class UserStore {
   async create(user: NewUser): Promise<UserRecord | undefined> {
     const now = Date.now();
     try {
-      await this.db.transaction().execute(async (tx) => {
-        const ns = await tx
-          .insertInto('namespaces')
-          .values({ name: user.name, kind: 'user', email: user.email, enabled: 1, created_at: now })
-          .returning('id')
-          .executeTakeFirstOrThrow();
-        await tx
-          .insertInto('users')
-          .values({ namespace_id: ns.id, password_hash: user.passwordHash, superuser: user.superuser ? 1 : 0, created_at: now })
-          .execute();
-      });
+      await this.db.transaction().execute((tx) => insertUser(tx, user, now));
     } catch (err) {
       if (this.dialect.isUniqueViolation(err)) return undefined;
       throw err;
@@ -80,15 +70,7 @@ export class UserStore {
         if (lock) await lock.execute(tx);
         const any = await tx.selectFrom('users').select('id').limit(1).executeTakeFirst();
         if (any) return false;
-        const ns = await tx
-          .insertInto('namespaces')
-          .values({ name: user.name, kind: 'user', email: user.email, enabled: 1, created_at: now })
-          .returning('id')
-          .executeTakeFirstOrThrow();
-        await tx
-          .insertInto('users')
-          .values({ namespace_id: ns.id, password_hash: user.passwordHash, superuser: user.superuser ? 1 : 0, created_at: now })
-          .execute();
+        await insertUser(tx, user, now);
         return true;
       });
       if (!created) return undefined;
@@ -152,4 +134,17 @@ function toRecord(row: {
     passwordHash: row.password_hash,
     createdAt: row.created_at,
   };
+}
+
+/** The user's namespace row and user row, inside the caller's transaction. */
+async function insertUser(tx: Kysely<Database>, user: NewUser, now: number): Promise<void> {
+  const ns = await tx
+    .insertInto('namespaces')
+    .values({ name: user.name, kind: 'user', email: user.email, enabled: 1, created_at: now })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  await tx
+    .insertInto('users')
+    .values({ namespace_id: ns.id, password_hash: user.passwordHash, superuser: user.superuser ? 1 : 0, created_at: now })
+    .execute();
 }
