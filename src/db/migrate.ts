@@ -11,6 +11,7 @@ import { serverSettings } from './migrations/0007-server-settings.js';
 import { signIn } from './migrations/0008-sign-in.js';
 import { collectionLookups } from './migrations/0009-collection-lookups.js';
 import { tagImmutabilityAndLabels } from './migrations/0010-tag-immutability-and-labels.js';
+import { repositoryMirrors } from './migrations/0011-repository-mirrors.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
@@ -24,6 +25,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0008-sign-in': signIn(d),
     '0009-collection-lookups': collectionLookups(d),
     '0010-tag-immutability-and-labels': tagImmutabilityAndLabels(d),
+    '0011-repository-mirrors': repositoryMirrors(d),
   };
 }
 

@@ -12,6 +12,7 @@
  *   namespaces 1─* autoprune_policies ─> repositories (0..1)   (auto-prune; autoprune_tasks: the worker's queue)
  *   namespaces 1─0..1 namespace_quotas 1─* quota_limits         (storage quotas; totals in *_sizes, counted
  *                                                                through quota_*_blobs: migrations/0006-quotas.ts)
+ *   repositories 1─0..1 repository_mirrors                     (a repository synced from another registry)
  *   repository_stars, global_messages, robot_federations, team_robot_members, creator_default_permissions
  *                                                              (Quay's API extras: migrations/0009-collection-lookups.ts)
  */
@@ -401,6 +402,46 @@ export interface ManifestLabelsTable {
   created_at: number;
 }
 
+/** A repository kept in sync with an external one (migrations/0011-repository-mirrors.ts). */
+export interface RepositoryMirrorsTable {
+  repository_id: number;
+  is_enabled: number;
+  external_reference: string;
+  username_enc: string | null;
+  password_enc: string | null;
+  verify_tls: number;
+  unsigned_images: number;
+  /** JSON {http_proxy?, https_proxy?, no_proxy?} */
+  proxy: string;
+  /** JSON array of tag globs */
+  root_rule: string;
+  /** JSON array of architectures; [] = all */
+  architecture_filter: string;
+  rollback_on_failure: number;
+  sync_interval_s: number;
+  timeout_s: number;
+  sync_start_at: number | null;
+  sync_expires_at: number | null;
+  sync_retries_remaining: number;
+  /** 'NEVER_RUN' | 'SYNC_NOW' | 'SYNCING' | 'SUCCESS' | 'FAIL' | 'CANCEL' */
+  sync_status: string;
+  sync_txn: string;
+  sync_holder: string | null;
+  run_started_at: number | null;
+  run_tags_total: number | null;
+  run_tags_done: number | null;
+  run_bytes: number | null;
+  run_current_tag: string | null;
+  last_started_at: number | null;
+  last_finished_at: number | null;
+  /** 'SUCCESS' | 'PARTIAL' | 'FAIL' | 'CANCEL' */
+  last_outcome: string | null;
+  last_message: string | null;
+  last_bytes: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   namespaces: NamespacesTable;
   repositories: RepositoriesTable;
@@ -441,6 +482,7 @@ export interface Database {
   oauth_applications: OAuthApplicationsTable;
   immutability_policies: ImmutabilityPoliciesTable;
   manifest_labels: ManifestLabelsTable;
+  repository_mirrors: RepositoryMirrorsTable;
 }
 
 export type ManifestRow = Selectable<ManifestsTable>;
