@@ -8,11 +8,12 @@
 #     bench/quota-bench.ts     pushes into organizations with and without a quota, and into Distribution,
 #     bench/gc-bench.ts        GC and the quota recount over 100k blobs / 1M tag rows, on SQLite and on
 #                              PostgreSQL (a throw-away cluster, unless BENCH_GC_PG_URL names one),
+#     bench/mirror-bench.ts    repository mirroring vs `skopeo sync` from the same upstream, cold and warm,
 #   each of which prints a table or lines with ratios (PASS/MISS against the targets). See docs/benchmarks.md.
 #   With BENCH_SUITE=all (about 10 minutes on a quiet machine, up to about 18 on a busy one) a suite that
 #   breaks does not stop the ones after it.
 # Exit status: 0 when the runs completed (a MISS is reported, not failed), non-zero when something broke.
-# Knobs (environment): BENCH_SUITE (all | registry | proxy | quota | gc; default all),
+# Knobs (environment): BENCH_SUITE (all | registry | proxy | quota | gc | mirror; default all),
 #   all but gc: BENCH_QUIET_WAIT_MS (3000), WHARF_BENCH_LOG_LEVEL (warn),
 #     WHARF_BENCH_FROM_SRC=1 (run Wharf through tsx instead of compiling);
 #   registry and proxy: BENCH_BLOB_MIB (256), BENCH_REPEATS (5), BENCH_CONCURRENCY (8), BENCH_WRK_SECONDS (10),
@@ -25,12 +26,14 @@
 #     BENCH_QUOTA_LAYERS (3), BENCH_QUOTA_LAYER_MIN_MIB / _MAX_MIB (1 / 4), BENCH_QUOTA_CHUNK_KIB (1024),
 #     BENCH_QUOTA_LIMIT_GIB (1024), BENCH_QUOTA_JSON (results file);
 #   gc: BENCH_GC_BLOBS (100000), BENCH_GC_TAGS (1000000), BENCH_GC_BATCH (500),
-#     BENCH_GC_PG_URL (an admin URL of an existing PostgreSQL; default: a throw-away cluster).
+#     BENCH_GC_PG_URL (an admin URL of an existing PostgreSQL; default: a throw-away cluster);
+#   mirror: BENCH_MIRROR_TAGS (100), BENCH_MIRROR_BASE_LAYERS (3), BENCH_MIRROR_BASE_MIB (32),
+#     BENCH_MIRROR_UNIQUE_KIB (2048), BENCH_MIRROR_REPEATS (3), BENCH_MIRROR_POLL_S (1), BENCH_MIRROR_JSON (results file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 suite=${BENCH_SUITE:-all}
-case "$suite" in all | registry | proxy | quota | gc) ;; *) echo "BENCH_SUITE must be all, registry, proxy, quota or gc (got \"$suite\")" >&2; exit 2 ;; esac
+case "$suite" in all | registry | proxy | quota | gc | mirror) ;; *) echo "BENCH_SUITE must be all, registry, proxy, quota, gc or mirror (got \"$suite\")" >&2; exit 2 ;; esac
 runs() { [ "$suite" = all ] || [ "$suite" = "$1" ]; }
 own_pg=0
 if runs gc && [ -z "${BENCH_GC_PG_URL:-}" ]; then own_pg=1; fi
@@ -38,6 +41,7 @@ if runs gc && [ -z "${BENCH_GC_PG_URL:-}" ]; then own_pg=1; fi
 source scripts/lib/debian-packages.sh
 packages=()
 if [ "$suite" != gc ]; then packages+=(docker-registry wrk curl); fi
+if runs mirror; then packages+=(skopeo); fi
 if ((own_pg)); then packages+=(postgresql); fi
 ensure_debian_packages "${packages[@]}"
 
@@ -107,6 +111,7 @@ if runs gc; then
   if ((own_pg)); then start_pg; fi
   suite_run "gc and quota recount" 1 node --import tsx bench/gc-bench.ts
 fi
+if runs mirror; then suite_run mirror 4 node --import tsx bench/mirror-bench.ts; fi
 if ((${#failed[@]})); then
   echo "== failed: ${failed[*]}" >&2
   exit 1

@@ -1,0 +1,148 @@
+/**
+ * Drives a repository mirror of a listening Wharf through `/api/v1` as an operator does, for the
+ * end-to-end tests and the mirror benchmark:
+ *
+ *   POST /api/v1/repository/{repo}/mirror           {external_reference, sync_interval, …} → 201
+ *   POST /api/v1/repository/{repo}/mirror/sync-now  → 204
+ *   GET  /api/v1/repository/{repo}/mirror           → {sync_status, progress, last_run, …}
+ *
+ * A run has finished when `last_run` names it (its `finished` differs from the one before the
+ * request) and the status is neither SYNCING nor SYNC_NOW.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export type MirrorStatus = 'NEVER_RUN' | 'SYNC_NOW' | 'SYNCING' | 'SUCCESS' | 'FAIL' | 'CANCEL';
+
+export interface MirrorRunView {
+  started: string | null;
+  finished: string;
+  outcome: 'SUCCESS' | 'PARTIAL' | 'FAIL' | 'CANCEL';
+  message: string | null;
+  bytes: number;
+}
+
+/** The fields of GET …/mirror that the tests and the benchmark read. */
+export interface MirrorView {
+  is_enabled: boolean;
+  external_reference: string;
+  sync_status: MirrorStatus;
+  robot_username: string;
+  root_rule: { rule_kind: string; rule_value: string[] };
+  external_registry_username?: string | null;
+  progress: { tags_total: number | null; tags_done: number; bytes: number; current_tag: string | null; started: string } | null;
+  last_run: MirrorRunView | null;
+}
+
+/** The body of POST …/mirror (see docs/mirroring.md). */
+export interface MirrorConfigInput {
+  external_reference: string;
+  sync_interval: number;
+  sync_start_date: string;
+  root_rule: { rule_kind: 'tag_glob_csv'; rule_value: string[] };
+  robot_username: string;
+  is_enabled?: boolean;
+  skopeo_timeout_interval?: number;
+  external_registry_username?: string;
+  external_registry_password?: string;
+  external_registry_config?: { verify_tls?: boolean; unsigned_images?: boolean; proxy?: { http_proxy?: string; https_proxy?: string; no_proxy?: string } };
+  architecture_filter?: string[];
+  rollback_on_failure?: boolean;
+}
+
+export interface ApiAnswer {
+  status: number;
+  text: string;
+  json: any;
+}
+
+/** One `/api/v1` request with `authorization`; the body parsed when it is JSON. */
+export async function apiRequest(baseUrl: string, authorization: string, method: string, path: string, body?: unknown): Promise<ApiAnswer> {
+  const res = await fetch(`${baseUrl}/api/v1${path}`, {
+    method,
+    headers: { authorization, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, text, json };
+}
+
+/** `YYYY-MM-DDTHH:MM:SSZ`, the form `sync_start_date` takes. */
+export function syncStartDate(at: Date): string {
+  return at.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** The mirror API of one repository (`ns/path…`, raw `/`), as `authorization`. */
+export class MirrorApi {
+  constructor(
+    readonly baseUrl: string,
+    readonly authorization: string,
+    readonly repository: string,
+  ) {}
+
+  private call(method: string, suffix: string, body?: unknown): Promise<ApiAnswer> {
+    return apiRequest(this.baseUrl, this.authorization, method, `/repository/${this.repository}/mirror${suffix}`, body);
+  }
+
+  /** POST …/mirror; throws unless 201. */
+  async create(input: MirrorConfigInput): Promise<void> {
+    const r = await this.call('POST', '', input);
+    if (r.status !== 201) throw new Error(`POST mirror of ${this.repository}: ${r.status} ${r.text.slice(0, 500)}`);
+  }
+
+  /** PUT …/mirror with the fields to change; throws unless 201 or 200. */
+  async update(input: Partial<MirrorConfigInput>): Promise<void> {
+    const r = await this.call('PUT', '', input);
+    if (r.status !== 201 && r.status !== 200) throw new Error(`PUT mirror of ${this.repository}: ${r.status} ${r.text.slice(0, 500)}`);
+  }
+
+  async get(): Promise<MirrorView> {
+    const r = await this.call('GET', '');
+    if (r.status !== 200 || typeof r.json !== 'object') throw new Error(`GET mirror of ${this.repository}: ${r.status} ${r.text.slice(0, 500)}`);
+    return r.json as MirrorView;
+  }
+
+  /** POST …/mirror/sync-now; throws unless 204. */
+  async syncNow(): Promise<void> {
+    const r = await this.call('POST', '/sync-now');
+    if (r.status !== 204) throw new Error(`POST mirror/sync-now of ${this.repository}: ${r.status} ${r.text.slice(0, 500)}`);
+  }
+
+  /** POST …/mirror/sync-cancel; throws unless 204. */
+  async cancel(): Promise<void> {
+    const r = await this.call('POST', '/sync-cancel');
+    if (r.status !== 204) throw new Error(`POST mirror/sync-cancel of ${this.repository}: ${r.status} ${r.text.slice(0, 500)}`);
+  }
+
+  /**
+   * Polls GET …/mirror every `intervalMs` until a run other than `previous` (its `finished`) has
+   * finished; returns the last view and when (performance.now()) a run was first seen SYNCING.
+   * Throws after `timeoutMs` with the last view.
+   */
+  async waitForRun(opts: { previous?: MirrorRunView | null; timeoutMs?: number; intervalMs?: number; onView?: (v: MirrorView) => void } = {}): Promise<{ view: MirrorView; syncingSeenAt: number | null }> {
+    const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
+    let syncingSeenAt: number | null = null;
+    let view: MirrorView | undefined;
+    for (;;) {
+      view = await this.get();
+      opts.onView?.(view);
+      if (view.sync_status === 'SYNCING' && syncingSeenAt === null) syncingSeenAt = performance.now();
+      const done = view.last_run !== null && view.last_run.finished !== opts.previous?.finished && view.sync_status !== 'SYNCING' && view.sync_status !== 'SYNC_NOW';
+      if (done) return { view, syncingSeenAt };
+      if (Date.now() >= deadline) throw new Error(`mirror of ${this.repository}: no finished run within ${opts.timeoutMs ?? 300_000} ms; last view ${JSON.stringify(view)}`);
+      await sleep(opts.intervalMs ?? 50);
+    }
+  }
+
+  /** sync-now, then waitForRun; returns the finished run's view. */
+  async syncAndWait(opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<MirrorView> {
+    const before = await this.get();
+    await this.syncNow();
+    return (await this.waitForRun({ ...opts, previous: before.last_run })).view;
+  }
+}
