@@ -8,9 +8,10 @@
  *
  *   1. cold: the destination is empty (a new Distribution and a new Wharf for every repetition);
  *   2. warm: the same sync again, nothing changed upstream (BENCH_MIRROR_WARM_RUNS times each).
- * Skopeo's time is the process's wall time. Wharf's is the run as its API reports it (`last_run`,
- * finished − started), and also from the `sync-now` request until `GET …/mirror` shows the run
- * finished (which adds the worker's wait for its next poll, `mirror.poll_interval` 1 s, and this
+ * Skopeo's time is the process's wall time. Wharf's is the run as its worker records it (claim to
+ * release, the milliseconds of `last_started_at`/`last_finished_at` in its SQLite database; the API
+ * shows the same to the second), and also from the `sync-now` request until `GET …/mirror` shows the
+ * run finished (which adds the worker's wait for its next poll, `mirror.poll_interval` 1 s, and this
  * script's 25 ms polling). What reached the upstream in each run is read from its access log:
  * blob GETs and bytes, manifest requests (GET and HEAD) per tag, all requests.
  *
@@ -29,7 +30,9 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
-import { MirrorApi, apiRequest, syncStartDate, type MirrorView } from '../test/helpers/mirror-api.js';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { MirrorApi, apiRequest, syncStartDate } from '../test/helpers/mirror-api.js';
 import { AccessLog, type LoggedRequest } from './lib/access-log.js';
 import { MANIFEST_ACCEPT, verifyBlob } from './lib/content.js';
 import { DISTURBED_CORES, MiB, Probe, envInt, fmt, log, median, range, requireTools, run, undisturbed, waitForQuiet, type PhaseCpu } from './lib/measure.js';
@@ -182,38 +185,47 @@ async function skopeoSync(upstream: Server, upstreamLog: AccessLog, dest: Server
   return { seconds: m.seconds, wallSeconds: m.seconds, syncCpuSeconds: serverCpu + r.cpuSeconds, peakRssMiB: m.peakRssMiB, cpu: m.cpu, upstream: countUpstream(upstreamLog.since(mark)) };
 }
 
-/** The run's duration from the API's timestamps, when they carry milliseconds; else null. */
-function apiRunSeconds(view: MirrorView): number | null {
-  const run = view.last_run;
-  if (!run?.started || !/\.\d+/.test(run.started) || !/\.\d+/.test(run.finished)) return null;
-  const ms = Date.parse(run.finished) - Date.parse(run.started);
-  return Number.isFinite(ms) && ms >= 0 ? ms / 1000 : null;
+/**
+ * The last finished run of the mirror as the worker recorded it (epoch ms): the API shows whole
+ * seconds, too coarse for runs of a fraction of one, so the benchmark reads Wharf's SQLite database.
+ */
+function lastRunMs(wharf: Server): { startedAt: number; finishedAt: number; bytes: number } {
+  const db = new Database(join(wharf.dataDir, 'wharf.db'), { readonly: true, fileMustExist: true });
+  try {
+    const row = db.prepare('select last_started_at, last_finished_at, last_bytes from repository_mirrors').get() as
+      | { last_started_at: number | null; last_finished_at: number | null; last_bytes: number | null }
+      | undefined;
+    if (!row || row.last_started_at === null || row.last_finished_at === null) throw new Error(`${wharf.label}: the mirror row records no finished run`);
+    return { startedAt: Number(row.last_started_at), finishedAt: Number(row.last_finished_at), bytes: Number(row.last_bytes ?? 0) };
+  } finally {
+    db.close();
+  }
 }
 
 async function wharfSync(upstream: Server, upstreamLog: AccessLog, d: Destinations): Promise<SyncRun> {
   await run('sync', []);
   await waitForQuiet(settings.quietWaitMs);
-  const before = await d.mirror.get();
   const mark = upstreamLog.mark();
   const probe = new Probe(d.wharf.pid, settings.rssSampleMs, [upstream.pid]);
   probe.start();
   const t0 = performance.now();
+  const requested = Date.now();
   await d.mirror.syncNow();
-  const { view, syncingSeenAt } = await d.mirror.waitForRun({ previous: before.last_run, intervalMs: 25, timeoutMs: 600_000 });
+  const { view } = await d.mirror.waitForRun({ intervalMs: 25, timeoutMs: 600_000 });
   const t1 = performance.now();
   const m = probe.stop(0);
   if (view.last_run?.outcome !== 'SUCCESS') throw new Error(`Wharf's mirror run did not succeed: ${JSON.stringify(view.last_run)} (status ${view.sync_status})`);
+  const recorded = lastRunMs(d.wharf);
+  if (recorded.startedAt < requested - 1000) throw new Error(`${d.wharf.label}: the last run recorded started before sync-now (${new Date(recorded.startedAt).toISOString()})`);
   await upstreamLog.settle(200);
-  // Without milliseconds in the API's timestamps: from the first poll that saw SYNCING.
-  const seconds = apiRunSeconds(view) ?? (t1 - (syncingSeenAt ?? t0)) / 1000;
   return {
-    seconds,
+    seconds: (recorded.finishedAt - recorded.startedAt) / 1000,
     wallSeconds: (t1 - t0) / 1000,
     syncCpuSeconds: m.cpu.serverCores * m.seconds,
     peakRssMiB: m.peakRssMiB,
     cpu: m.cpu,
     upstream: countUpstream(upstreamLog.since(mark)),
-    reportedBytes: view.last_run.bytes,
+    reportedBytes: recorded.bytes,
   };
 }
 
@@ -334,7 +346,7 @@ async function main(live: LiveResources): Promise<void> {
         `Repository mirroring: Wharf vs skopeo sync — medians of ${settings.repeats} cold and ${settings.repeats * settings.warmRuns} warm runs each, ${date} UTC`,
         `${machine.nproc} CPUs ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, kernel ${machine.kernel}; ${skopeoVersion} into ${distVersion}`,
         `${settings.tags} tags, ${settings.baseLayers} shared layers of ${settings.baseMiB} MiB + one of ${settings.uniqueKiB} KiB per tag; Wharf: SQLite, mirror.poll_interval ${settings.pollIntervalS}s; ` +
-          'Wharf time = the run as GET …/mirror reports it (last_run finished − started), skopeo = its wall time',
+          'Wharf time = the run from claim to release (last_run), skopeo = its wall time',
       ],
       rows,
       ['Wharf', 'skopeo sync'],

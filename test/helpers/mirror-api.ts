@@ -6,8 +6,9 @@
  *   POST /api/v1/repository/{repo}/mirror/sync-now  → 204
  *   GET  /api/v1/repository/{repo}/mirror           → {sync_status, progress, last_run, …}
  *
- * A run has finished when `last_run` names it (its `finished` differs from the one before the
- * request) and the status is neither SYNCING nor SYNC_NOW.
+ * After a sync-now (204: the status is SYNC_NOW until a worker claims the mirror), the run has
+ * finished once the status is neither SYNC_NOW nor SYNCING; `last_run` then describes it. (Its
+ * timestamps have whole seconds, so two runs within a second cannot be told apart by them.)
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -120,29 +121,29 @@ export class MirrorApi {
   }
 
   /**
-   * Polls GET …/mirror every `intervalMs` until a run other than `previous` (its `finished`) has
-   * finished; returns the last view and when (performance.now()) a run was first seen SYNCING.
-   * Throws after `timeoutMs` with the last view.
+   * Polls GET …/mirror every `intervalMs` until the run asked for (sync-now, or one in flight) has
+   * finished: the status is neither SYNC_NOW nor SYNCING and `last_run` is set. Call it after a
+   * successful sync-now (which leaves SYNC_NOW until a worker claims the mirror), or while a run is in
+   * flight. Returns the last view and when (performance.now()) the run was first seen SYNCING. Throws
+   * after `timeoutMs` with the last view.
    */
-  async waitForRun(opts: { previous?: MirrorRunView | null; timeoutMs?: number; intervalMs?: number; onView?: (v: MirrorView) => void } = {}): Promise<{ view: MirrorView; syncingSeenAt: number | null }> {
-    const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
+  async waitForRun(opts: { timeoutMs?: number; intervalMs?: number; onView?: (v: MirrorView) => void } = {}): Promise<{ view: MirrorView; syncingSeenAt: number | null }> {
+    const timeoutMs = opts.timeoutMs ?? 300_000;
+    const deadline = Date.now() + timeoutMs;
     let syncingSeenAt: number | null = null;
-    let view: MirrorView | undefined;
     for (;;) {
-      view = await this.get();
+      const view = await this.get();
       opts.onView?.(view);
       if (view.sync_status === 'SYNCING' && syncingSeenAt === null) syncingSeenAt = performance.now();
-      const done = view.last_run !== null && view.last_run.finished !== opts.previous?.finished && view.sync_status !== 'SYNCING' && view.sync_status !== 'SYNC_NOW';
-      if (done) return { view, syncingSeenAt };
-      if (Date.now() >= deadline) throw new Error(`mirror of ${this.repository}: no finished run within ${opts.timeoutMs ?? 300_000} ms; last view ${JSON.stringify(view)}`);
+      if (view.sync_status !== 'SYNCING' && view.sync_status !== 'SYNC_NOW' && view.last_run !== null) return { view, syncingSeenAt };
+      if (Date.now() >= deadline) throw new Error(`mirror of ${this.repository}: the run did not finish within ${timeoutMs} ms; last view ${JSON.stringify(view)}`);
       await sleep(opts.intervalMs ?? 50);
     }
   }
 
   /** sync-now, then waitForRun; returns the finished run's view. */
   async syncAndWait(opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<MirrorView> {
-    const before = await this.get();
     await this.syncNow();
-    return (await this.waitForRun({ ...opts, previous: before.last_run })).view;
+    return (await this.waitForRun(opts)).view;
   }
 }
