@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { ctrPull, startContainerd, type ContainerdProcess } from '../helpers/containerd.js';
+import { openDatabase } from '../../src/db/connect.js';
 import { createPostgresDatabase, DIALECTS } from '../helpers/databases.js';
 import { startDistribution, type DistributionProcess } from '../helpers/distribution-process.js';
 import { rethrowFailures, waitFor } from '../helpers/e2e-utils.js';
@@ -39,8 +40,11 @@ const FIRST_TAGS = ['v1.0', 'v1.1', 'v2.0', 'rc1', 'rcx', 'dev'];
 const MATCHED = ['rc1', 'v1.0', 'v1.1'];
 /** What a client shows when the registry refuses a write into the mirror. */
 const MIRROR_REFUSAL = /is a mirror; only its mirror robot may change it/;
-/** Short, so that a killed worker's run is taken over within seconds. */
-const LEASE = '4s';
+/**
+ * Longer than a `wharf serve` takes to start and poll once, so that a process that took a live claim
+ * over would do it before the lease expired (and be caught); short enough for a test.
+ */
+const LEASE = '15s';
 /** Several serve processes on one database must share the key the upstream credentials are sealed with. */
 const SECRET_KEY = 'a3'.repeat(32);
 
@@ -125,6 +129,16 @@ for (const dialect of DIALECTS) describe(`repository mirroring end to end (${dia
    */
   const manifestRequests = (ref: string, method: 'GET' | 'HEAD') => upstream!.count({ method, path: `/v2/${UPSTREAM_REPO}/manifests/${ref}`, status: 200 });
   const blobGets = (digest: string) => upstream!.count({ method: 'GET', path: `/v2/${UPSTREAM_REPO}/blobs/${digest}`, status: 200 });
+
+  /** The schedule columns of the mirror's row, read from the database the processes share. */
+  const scheduleRow = async () => {
+    const db = await openDatabase({ url: W().dbUrl, dataDir, poolSize: 1 });
+    try {
+      return await db.db.selectFrom('repository_mirrors').select(['sync_status', 'sync_expires_at', 'sync_holder', 'last_started_at']).executeTakeFirstOrThrow();
+    } finally {
+      await db.close();
+    }
+  };
 
   /** Like `it`, but a failure also prints the tails of the processes' output. */
   const test = (name: string, fn: (t: TestContext) => Promise<void>): void => {
@@ -251,10 +265,16 @@ for (const dialect of DIALECTS) describe(`repository mirroring end to end (${dia
     await killed.kill();
     hold.remove();
     const held = blobGets(ownLayer);
+    // Nobody renews the claim any more: it lasts until this instant.
+    const claim = await scheduleRow();
+    assert.equal(claim.sync_status, 'SYNCING');
+    assert.ok(claim.sync_holder !== null && claim.sync_expires_at !== null, JSON.stringify(claim));
     current = await serve();
 
     const { view } = await mirror().waitForRun({ timeoutMs: 120_000 });
     assert.equal(view.last_run?.outcome, 'SUCCESS', JSON.stringify(view));
+    const takeover = await scheduleRow();
+    assert.ok(Number(takeover.last_started_at) >= Number(claim.sync_expires_at), `the run was taken over at ${takeover.last_started_at}, before the killed process's lease expired at ${claim.sync_expires_at}`);
     assert.equal(await digestOf(W(), 'v1.2'), v12.manifestDigest);
     assert.equal(await digestOf(W(), 'v1.3'), v13.manifestDigest);
     assert.equal(blobGets(ownLayer), held + 1, 'the new process fetched the held-back blob once');
