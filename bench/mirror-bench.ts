@@ -30,6 +30,7 @@
  * Exit status: 0 when the run completed (targets met or missed), 1 when something broke.
  */
 import { rm, writeFile } from 'node:fs/promises';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -230,6 +231,36 @@ async function wharfSync(upstream: Server, upstreamLog: AccessLog, d: Destinatio
   };
 }
 
+/**
+ * The floor of a warm re-sync: one `HEAD` per tag against the upstream, 8 at a time over kept-alive
+ * connections (node:http), and nothing else; wall seconds.
+ */
+async function bareHeads(upstream: Server, fixture: SharedLayerRepo): Promise<number> {
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: 8 });
+  const url = new URL(upstream.url);
+  const head = (tag: string) =>
+    new Promise<void>((resolve, reject) => {
+      const req = httpRequest({ host: url.hostname, port: url.port, method: 'HEAD', path: `/v2/${UPSTREAM_REPO}/manifests/${tag}`, agent, headers: { Accept: MANIFEST_ACCEPT } }, (res) => {
+        res.resume();
+        res.once('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HEAD ${tag}: ${res.statusCode}`))));
+      });
+      req.once('error', reject);
+      req.end();
+    });
+  try {
+    await waitForQuiet(settings.quietWaitMs);
+    const tags = [...fixture.manifests.keys()];
+    const t0 = performance.now();
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      for (let i = next++; i < tags.length; i = next++) await head(tags[i]!);
+    }));
+    return (performance.now() - t0) / 1000;
+  } finally {
+    agent.destroy();
+  }
+}
+
 /** Every tag of the fixture is in `repo` on `s` with the upstream's manifest digest. */
 async function verifyTags(s: Server, repo: string, auth: string | undefined, fixture: SharedLayerRepo): Promise<void> {
   const headers: Record<string, string> = { Accept: MANIFEST_ACCEPT, ...(auth ? { Authorization: auth } : {}) };
@@ -266,6 +297,7 @@ async function main(live: LiveResources): Promise<void> {
 
     const cold: Record<Side, SyncRun[]> = { wharf: [], skopeo: [] };
     const warm: Record<Side, SyncRun[]> = { wharf: [], skopeo: [] };
+    const heads: number[] = [];
     for (let rep = 0; rep < settings.repeats; rep++) {
       const d = await startDestinations(rep, workDir, upstream, servers);
       log(`repetition ${rep + 1}: destination ${d.dest.url} (pid ${d.dest.pid}), wharf ${d.wharf.url} (pid ${d.wharf.pid})`);
@@ -290,6 +322,11 @@ async function main(live: LiveResources): Promise<void> {
         for (const l of [m.layers[0]!, m.layers.at(-1)!]) await verifyBlob(`${d.wharf.url}/v2/${WHARF_REPO}/blobs/${l.digest}`, BASIC, l.digest, l.size);
       }
       for (let w = 0; w < settings.warmRuns; w++) for (const side of w % 2 === 0 ? order : [...order].reverse()) await once(side, 'warm');
+      for (let w = 0; w < settings.warmRuns; w++) {
+        const secs = await bareHeads(upstream, fixture);
+        heads.push(secs);
+        log(`${settings.tags} bare HEADs against the upstream, 8 at a time: ${fmt(secs, 3)} s`);
+      }
       for (const s of [d.wharf, d.dest]) {
         await s.stop();
         servers.splice(servers.indexOf(s), 1);
@@ -319,7 +356,7 @@ async function main(live: LiveResources): Promise<void> {
 
     const coldTime = row(`cold sync, ${settings.tags} tags, ${fmt(repoMiB)} MiB`, cold, (r) => r.seconds, 's', 2, { target: `≤ ${TARGETS.coldRatio.toFixed(1)}×` });
     coldTime.pass = coldTime.wharf / coldTime.dist <= TARGETS.coldRatio;
-    const warmTime = row('warm re-sync, nothing changed', warm, (r) => r.seconds, 's', 2, { target: `≤ ${TARGETS.warmRatio.toFixed(1)}×` });
+    const warmTime = row('warm re-sync, nothing changed', warm, (r) => r.seconds, 's', 2, { target: `≤ ${TARGETS.warmRatio.toFixed(1)}× (HEADs ${fmt(median(heads), 2)} s)` });
     warmTime.pass = warmTime.wharf / warmTime.dist <= TARGETS.warmRatio;
     const warmBytes = row('  upstream blob bytes', warm, (r) => r.upstream.blobBytes / MiB, 'MiB', 1, { noRatio: true, target: `Wharf = ${TARGETS.warmBlobBytes}` });
     warmBytes.wharf = worst(warm.wharf, (r) => r.upstream.blobBytes / MiB);
@@ -354,6 +391,7 @@ async function main(live: LiveResources): Promise<void> {
     );
     lines.push(
       '',
+      `${settings.tags} HEADs alone (8 at a time, kept-alive connections, nothing else): median ${fmt(median(heads), 3)} s, ${fmt(Math.min(...heads), 3)}–${fmt(Math.max(...heads), 3)} s over ${heads.length} rounds.`,
       `Wharf's warm runs, upstream: ${warm.wharf.map((r) => `${r.upstream.requests} requests (${r.upstream.manifestRequests} manifest, ${r.upstream.blobGets} blob GETs, ${r.upstream.blobBytes} bytes)`).join('; ')}`,
       `Wharf's runs reported moving ${cold.wharf.map((r) => fmt((r.reportedBytes ?? 0) / MiB, 1)).join(', ')} MiB cold and ${warm.wharf.map((r) => String(r.reportedBytes ?? 0)).join(', ')} bytes warm.`,
     );
@@ -369,7 +407,7 @@ async function main(live: LiveResources): Promise<void> {
     process.stdout.write(lines.join('\n'));
 
     if (settings.jsonOut) {
-      await writeFile(settings.jsonOut, JSON.stringify({ date: new Date().toISOString(), machine, distribution: distVersion, skopeo: skopeoVersion, settings, targets: TARGETS, rows, cold, warm }, null, 2));
+      await writeFile(settings.jsonOut, JSON.stringify({ date: new Date().toISOString(), machine, distribution: distVersion, skopeo: skopeoVersion, settings, targets: TARGETS, rows, cold, warm, bareHeadSeconds: heads }, null, 2));
       log(`results written to ${settings.jsonOut}`);
     }
   } finally {
