@@ -50,6 +50,7 @@ import type { ContentResolver } from '../registry/content.js';
 import { LocalContentResolver, type LocalContentDeps } from '../registry/local-content.js';
 import { EvictionStore } from '../db/eviction-store.js';
 import { BlobFills } from '../registry/proxy/blob-fills.js';
+import { UpstreamImport } from '../registry/upstream-import/upstream-import.js';
 import { NamespaceStore } from '../db/namespace-store.js';
 import { CircuitBreakers } from '../upstream/circuit-breaker.js';
 import { SsrfGuard } from '../upstream/ssrf.js';
@@ -147,14 +148,23 @@ export function createServices(deps: ServiceDeps): Services {
   const manifests = new ManifestService(manifestStore, { maxManifestSize: config.registry.max_manifest_size, quota: quotaGate, immutability });
   const images = new ImageConfigReader(manifestStore, blobs);
   const local: LocalContentDeps = { manifests, blobs, repositories, maxPageSize: config.registry.max_page_size };
+  // The one import from upstream registries (proxy cache and mirrors): one fill per digest in this process.
+  const upstreamImport = new UpstreamImport({
+    manifests,
+    repositories,
+    blobs: blobStore,
+    storage,
+    fills: new BlobFills({ storage, spoolDir: join(config.data_dir, 'tmp', 'fills'), log: deps.logger }),
+    maxManifestBytes: config.registry.max_manifest_size,
+    log: deps.logger,
+  });
   const proxy =
     proxyConfig &&
     createProxyContent({
       db,
-      storage,
       config,
       configs: proxyConfig,
-      blobStore,
+      upstreamImport,
       manifestStore,
       local,
       logger: deps.logger,
@@ -235,10 +245,9 @@ export function createServices(deps: ServiceDeps): Services {
  */
 function createProxyContent(deps: {
   db: DatabaseHandle;
-  storage: BlobDriver;
   config: Config;
   configs: ProxyConfigService;
-  blobStore: BlobStore;
+  upstreamImport: UpstreamImport;
   manifestStore: ManifestStore;
   local: LocalContentDeps;
   logger?: Logger;
@@ -264,13 +273,8 @@ function createProxyContent(deps: {
   deps.configs.subscribe((_id, organization) => directory.invalidate(organization));
   const events = new ProxyEvents();
   const pull = new PullThrough({
-    manifests: local.manifests,
-    repositories: local.repositories,
-    blobs: deps.blobStore,
-    storage: deps.storage,
-    fills: new BlobFills({ storage: deps.storage, spoolDir: join(config.data_dir, 'tmp', 'fills'), log: deps.logger }),
+    upstreamImport: deps.upstreamImport,
     events,
-    maxManifestBytes: config.registry.max_manifest_size,
     room: deps.eviction,
     log: deps.logger,
   });
