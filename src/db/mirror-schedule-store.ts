@@ -134,6 +134,20 @@ export class MirrorScheduleStore {
     return row?.sync_status as MirrorSyncStatus | undefined;
   }
 
+  /**
+   * Gives the claim up without an outcome (this process is stopping): the lease expires now, so the
+   * next worker to poll takes the mirror over. False when the claim was lost already.
+   */
+  async abandon(repositoryId: number, txn: string, now: number): Promise<boolean> {
+    const res = await this.db
+      .updateTable('repository_mirrors')
+      .set({ sync_expires_at: now, sync_holder: null })
+      .where('repository_id', '=', repositoryId)
+      .where('sync_txn', '=', txn)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
   /** Gives the mirror back with the run's outcome (see the file comment); false when the claim was lost. */
   async release(repositoryId: number, txn: string, run: MirrorRelease, now: number): Promise<{ released: boolean; status?: MirrorSyncStatus }> {
     return this.db.transaction().execute(async (tx) => {

@@ -66,6 +66,7 @@ import { createAutoprune } from './compose-autoprune.js';
 import { createProxyConfigService } from './compose-proxy-config.js';
 import { lazySecretBox } from '../registry/proxy/secret-box.js';
 import { createQuotaService } from './compose-quota.js';
+import { createMirrorRun } from './compose-mirror.js';
 
 export function createStorage(config: Config): BlobDriver {
   if (config.storage.driver === 'memory') return new MemoryBlobDriver();
@@ -185,6 +186,7 @@ export function createServices(deps: ServiceDeps): Services {
       throttle: new LoginThrottle(config.auth.login_failures_per_minute),
     });
   const tags = new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore, { timeMachineDefaultMs: config.gc.time_machine_default, immutability });
+  const mirrors = createMirrorRun(config, { upstreamImport, manifests, repositories, tags, audit: accounts?.audit, logger: deps.logger });
   const registry: Registry = {
     access: deps.access ?? access,
     auth,
@@ -209,6 +211,7 @@ export function createServices(deps: ServiceDeps): Services {
       { store: new GcStore(db.db, db.dialect), preview: new GcPreviewStore(db.db), guards: blobGuards, storage },
       { gracePeriodMs: config.gc.grace_period, timeMachineDefaultMs: config.gc.time_machine_default, batchSize: config.gc.batch_size, sweepBatch: config.gc.sweep_batch, log: deps.logger, audit: accounts?.audit },
     ),
+    mirrors,
     autoprune: createAutoprune(db.db, db.dialect, config, {
       tags,
       audit: accounts?.audit,

@@ -7,6 +7,7 @@ import type { BlobService } from './blobs.js';
 import type { ContentResolver } from './content.js';
 import type { GarbageCollector } from './gc.js';
 import type { ManifestService } from './manifests.js';
+import type { MirrorRun } from './mirror/mirror-run.js';
 import type { ProxyConfigService } from './proxy/proxy-config-service.js';
 import type { QuotaService } from './quota/quota-service.js';
 import type { QuotaGate } from './quota/quota-gate.js';
@@ -44,6 +45,8 @@ export interface Registry {
   pullStatistics: PullStatistics;
   /** Garbage collection: one pass on demand (`wharf gc`) or from the worker. */
   gc: GarbageCollector;
+  /** One run of a repository mirror, as the mirror worker calls it (mirror/mirror-run.ts). */
+  mirrors: MirrorRun;
   /** Auto-prune policies (API, CLI) and the pruner the worker runs. */
   autoprune: Autoprune;
   /** Storage quotas of namespaces and the usage they are checked against (API, CLI). */

@@ -47,10 +47,10 @@ export class Transport {
   constructor(
     guard: SsrfGuard,
     readonly timeouts: Timeouts = DEFAULT_TIMEOUTS,
-    private readonly opts: { retries?: number; userAgent?: string } = {},
+    private readonly opts: { retries?: number; userAgent?: string; verifyTls?: boolean } = {},
   ) {
     this.agent = new Agent({
-      connect: guard.connector({ timeout: timeouts.connectMs }),
+      connect: guard.connector({ timeout: timeouts.connectMs, rejectUnauthorized: opts.verifyTls !== false }),
       headersTimeout: timeouts.headersMs,
       bodyTimeout: timeouts.bodyIdleMs,
       keepAliveTimeout: 4_000,
