@@ -1,5 +1,5 @@
 /**
- * The repository-mirror worker: every poll it claims due mirrors (db/mirror-schedule-store.ts) up to
+ * The repository-mirror worker: every poll it claims due mirrors (the schedule, mirror-schedule.ts) up to
  * its free run slots, runs each (registry/mirror/mirror-run.ts) in the background, renews the claims
  * while they run and releases each with its outcome. Any number of processes may run the worker: a
  * claim is a compare-and-swap (with `FOR UPDATE SKIP LOCKED` on PostgreSQL), so each due mirror runs
@@ -8,14 +8,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { MirrorClaim, MirrorProgress, MirrorScheduleStore } from '../../db/mirror-schedule-store.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
 import type { MirrorRun, MirrorRunReport, MirrorRunSignal } from '../../registry/mirror/mirror-run.js';
+import type { MirrorClaim, MirrorProgress, MirrorSchedule } from '../../registry/mirror/mirror-schedule.js';
 import { Poller } from '../poller.js';
 
 export interface MirrorWorkerDeps {
-  schedule: Pick<MirrorScheduleStore, 'claimDue' | 'renew' | 'progress' | 'release' | 'abandon'>;
+  schedule: MirrorSchedule;
   run: Pick<MirrorRun, 'run'>;
   /** How often to look for due mirrors. */
   pollMs: number;
