@@ -17,7 +17,7 @@
  * | upstream      | oci, config, observability                                              |
  * | registry      | oci, config, observability, storage, db, upstream                       |
  * | http          | oci, config, observability, registry                                    |
- * | workers       | oci, config, observability, registry; from db/ only the leases: worker-lease-store, mirror-schedule-store |
+ * | workers       | oci, config, observability, registry; from db/ only worker-lease-store  |
  * | main          | everything (the composition root)                                       |
  *
  * Packages (node:* built-ins anywhere; a package not in this table is refused until it has a row):
@@ -73,7 +73,7 @@ export const LAYERS = {
 
 /** Single modules a layer may import from a layer it otherwise may not (paths under src/, no extension). */
 export const EXCEPTIONS = {
-  workers: ['db/worker-lease-store', 'db/mirror-schedule-store'],
+  workers: ['db/worker-lease-store'],
 };
 
 /** Which layers may import each package (a name ending in `/*` covers a scope). */
