@@ -10,6 +10,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { MirrorScheduleStore } from '../../src/db/mirror-schedule-store.js';
 import { MirrorStore, type MirrorRecord } from '../../src/db/mirror-store.js';
 import { createMirrorWorker } from '../../src/main/compose-mirror.js';
+import { MirrorWorker } from '../../src/workers/mirror/mirror-worker.js';
 import { parseRepositoryName, type RepositoryName } from '../../src/oci/reference.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
@@ -271,6 +272,51 @@ for (const dialect of DIALECTS) {
       const r = await record(id);
       assert.equal(r.sync.status, 'SUCCESS');
       assert.equal((await schedule.release(id, dead!.txn, { outcome: 'FAIL', message: 'late', bytes: 0, startedAt: 0 }, Date.now())).released, false, 'the dead worker cannot overwrite the outcome');
+    });
+
+    it('a long run renews its claim: no other worker takes the mirror while it runs', async () => {
+      for (const tag of ['r0', 'r1', 'r2']) await pushRandomImage(dist.url, 'renew/app', tag, { basic, layerSizes: [256 * 1024] });
+      const slow = up.inject({ method: 'GET', path: /^\/v2\/renew\/app\/blobs\//, fault: { kind: 'throttle', bytesPerSecond: 192 * 1024 } });
+      const id = await mirror('mirrors/renew', 'renew/app');
+      const schedule = new MirrorScheduleStore(t.db.db, t.db.dialect);
+      const short = new MirrorWorker({ schedule, run: t.registry.mirrors, pollMs: 1000, concurrentRuns: 1, leaseMs: 600, holder: 'short-lease' });
+      const running = short.runOnce();
+      let stolen = 0;
+      let polls = 0;
+      let finished = false;
+      void running.finally(() => (finished = true));
+      while (!finished) {
+        stolen += (await worker('thief').runOnce()).length;
+        polls++;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      slow.remove();
+      const [report] = await running;
+      assert.equal(report?.outcome, 'SUCCESS', report?.message);
+      assert.ok(report!.finishedAt - report!.startedAt > 1200, 'the run outlasted its lease twice over');
+      assert.ok(polls > 5);
+      assert.equal(stolen, 0);
+      assert.equal((await record(id)).sync.status, 'SUCCESS');
+    });
+
+    it('a worker that stops mid-run hands its mirror on at once', async () => {
+      for (const tag of ['s0', 's1', 's2', 's3', 's4', 's5']) await pushRandomImage(dist.url, 'stop/app', tag, { basic, layerSizes: [256 * 1024] });
+      const slow = up.inject({ method: 'GET', path: /^\/v2\/stop\/app\/blobs\//, fault: { kind: 'throttle', bytesPerSecond: 256 * 1024 } });
+      const id = await mirror('mirrors/stop', 'stop/app');
+      const stopping = worker('stopping');
+      const runs = await stopping.poll();
+      assert.equal(runs.length, 1);
+      await waitFor('the first tag to be done', async () => ((await record(id)).sync.run?.tagsDone ?? 0) >= 1, 30_000);
+      await stopping.stop();
+      slow.remove();
+      const [report] = await Promise.all(runs);
+      assert.ok(report!.tags.changed.length < 6, 'stopped before the end');
+      const r = await record(id);
+      assert.equal(r.sync.status, 'SYNCING');
+      assert.ok(r.sync.expiresAt! <= Date.now(), 'the claim ran out at once');
+      const [next] = await worker('next').runOnce();
+      assert.equal(next?.outcome, 'SUCCESS', next?.message);
+      assert.equal([...(await liveTags('mirrors/stop')).keys()].length, 6);
     });
 
     it('upstream down: FAIL with a connection error and no local tag deleted; retried on the next poll, then on the grid', async () => {
