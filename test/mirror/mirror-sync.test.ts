@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { MirrorScheduleStore } from '../../src/db/mirror-schedule-store.js';
 import { MirrorStore, type MirrorRecord } from '../../src/db/mirror-store.js';
@@ -280,7 +282,9 @@ for (const dialect of DIALECTS) {
       const id = await mirror('mirrors/renew', 'renew/app');
       const schedule = new MirrorScheduleStore(t.db.db, t.db.dialect);
       const short = new MirrorWorker({ schedule, run: t.registry.mirrors, pollMs: 1000, concurrentRuns: 1, leaseMs: 600, holder: 'short-lease' });
-      const running = short.runOnce();
+      const runs = await short.poll();
+      assert.equal(runs.length, 1, 'the short-lease worker has the mirror');
+      const running = Promise.all(runs);
       let stolen = 0;
       let polls = 0;
       let finished = false;
@@ -317,6 +321,41 @@ for (const dialect of DIALECTS) {
       const [next] = await worker('next').runOnce();
       assert.equal(next?.outcome, 'SUCCESS', next?.message);
       assert.equal([...(await liveTags('mirrors/stop')).keys()].length, 6);
+    });
+
+    it('proxy settings: the run goes through the HTTP proxy, unless no_proxy names the upstream', async () => {
+      await pushRandomImage(dist.url, 'proxied/app', 'v1', { basic });
+      const tunnels: string[] = [];
+      const proxy = createServer();
+      proxy.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+        tunnels.push(req.url ?? '');
+        const [host, port] = (req.url ?? '').split(':') as [string, string];
+        const upstream = connect(Number(port), host, () => {
+          socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          upstream.write(head);
+          upstream.pipe(socket);
+          socket.pipe(upstream);
+        });
+        upstream.on('error', () => socket.destroy());
+        socket.on('error', () => upstream.destroy());
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+      try {
+        const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+        const id = await mirror('mirrors/proxied', 'proxied/app');
+        await updateMirror(t.db, id, { proxy: JSON.stringify({ http_proxy: proxyUrl, https_proxy: proxyUrl }) });
+        const [report] = await worker().runOnce();
+        assert.equal(report?.outcome, 'SUCCESS', report?.message);
+        assert.ok(tunnels.includes(up.host), `tunnels: ${tunnels.join(', ')}`);
+        const through = tunnels.length;
+        await updateMirror(t.db, id, { proxy: JSON.stringify({ http_proxy: proxyUrl, https_proxy: proxyUrl, no_proxy: 'example.com,127.0.0.1' }), sync_status: 'SYNC_NOW', sync_expires_at: null });
+        const [direct] = await worker().runOnce();
+        assert.equal(direct?.outcome, 'SUCCESS', direct?.message);
+        assert.equal(tunnels.length, through, 'no_proxy: no tunnel');
+      } finally {
+        proxy.closeAllConnections();
+        await new Promise((r) => proxy.close(r));
+      }
     });
 
     it('upstream down: FAIL with a connection error and no local tag deleted; retried on the next poll, then on the grid', async () => {
