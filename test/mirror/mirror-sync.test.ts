@@ -304,7 +304,7 @@ for (const dialect of DIALECTS) {
     });
 
     it('a worker that stops mid-run hands its mirror on at once', async () => {
-      for (const tag of ['s0', 's1', 's2', 's3', 's4', 's5']) await pushRandomImage(dist.url, 'stop/app', tag, { basic, layerSizes: [256 * 1024] });
+      for (const tag of ['s0', 's1', 's2', 's3', 's4', 's5', 's6', 's7']) await pushRandomImage(dist.url, 'stop/app', tag, { basic, layerSizes: [256 * 1024] });
       const slow = up.inject({ method: 'GET', path: /^\/v2\/stop\/app\/blobs\//, fault: { kind: 'throttle', bytesPerSecond: 256 * 1024 } });
       const id = await mirror('mirrors/stop', 'stop/app');
       const stopping = worker('stopping');
@@ -314,13 +314,13 @@ for (const dialect of DIALECTS) {
       await stopping.stop();
       slow.remove();
       const [report] = await Promise.all(runs);
-      assert.ok(report!.tags.changed.length < 6, 'stopped before the end');
+      assert.ok(report!.tags.changed.length < 8, 'stopped before the end');
       const r = await record(id);
       assert.equal(r.sync.status, 'SYNCING');
       assert.ok(r.sync.expiresAt! <= Date.now(), 'the claim ran out at once');
       const [next] = await worker('next').runOnce();
       assert.equal(next?.outcome, 'SUCCESS', next?.message);
-      assert.equal([...(await liveTags('mirrors/stop')).keys()].length, 6);
+      assert.equal([...(await liveTags('mirrors/stop')).keys()].length, 8);
     });
 
     it('proxy settings: the run goes through the HTTP proxy, unless no_proxy names the upstream', async () => {
@@ -356,6 +356,32 @@ for (const dialect of DIALECTS) {
         proxy.closeAllConnections();
         await new Promise((r) => proxy.close(r));
       }
+    });
+
+    it('upstream down mid-run: the tags done stay, the rest fail (PARTIAL); the next run fetches only what is missing', async () => {
+      const tags = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7'];
+      const layers = new Map<string, string>();
+      for (const tag of tags) layers.set(tag, (await pushRandomImage(dist.url, 'midrun/app', tag, { basic, layerSizes: [256 * 1024] })).layers[0]!.digest);
+      const slow = up.inject({ method: 'GET', path: /^\/v2\/midrun\/app\/blobs\//, fault: { kind: 'throttle', bytesPerSecond: 256 * 1024 } });
+      const id = await mirror('mirrors/midrun', 'midrun/app');
+      const running = worker().runOnce();
+      await waitFor('the first tag to be done', async () => ((await record(id)).sync.run?.tagsDone ?? 0) >= 1, 30_000);
+      up.setUpstreamDown(true);
+      const [report] = await running;
+      up.setUpstreamDown(false);
+      slow.remove();
+      assert.equal(report?.outcome, 'PARTIAL', report?.message);
+      assert.equal(report?.reason, 'connection_error', report?.message);
+      const done = report!.tags.changed;
+      assert.ok(done.length >= 1 && report!.tags.failed.length >= 1, report!.message);
+      assert.deepEqual([...(await liveTags('mirrors/midrun')).keys()].sort(), [...done].sort(), 'failed tags are not created');
+      up.clearRequests();
+      await syncNow(id);
+      const [again] = await worker().runOnce();
+      assert.equal(again?.outcome, 'SUCCESS', again?.message);
+      assert.deepEqual([...(await liveTags('mirrors/midrun')).keys()].sort(), tags);
+      assert.deepEqual(again!.tags.unchanged.sort(), [...done].sort());
+      for (const tag of done) assert.equal(up.count({ method: 'GET', path: `/v2/midrun/app/blobs/${layers.get(tag)}` }), 0, `${tag} is not fetched again`);
     });
 
     it('upstream down: FAIL with a connection error and no local tag deleted; retried on the next poll, then on the grid', async () => {

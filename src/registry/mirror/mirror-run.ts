@@ -34,7 +34,10 @@ import { TagGlobs } from './tag-glob.js';
 export type MirrorRunSignal = 'go' | 'cancel' | 'lost';
 
 export interface MirrorRunControl {
+  /** Records progress (at most every `progressIntervalMs`); the answer says whether to go on. */
   progress(p: MirrorProgress): Promise<MirrorRunSignal>;
+  /** Asked before every tag, without a database round trip: true stops the run as a lost claim (the worker is stopping, or its lease was lost). */
+  interrupted?(): boolean;
 }
 
 export interface MirrorAudit {
@@ -158,7 +161,10 @@ export class MirrorRun {
         const s = await progress.report({ tagsDone: done, bytes: report.bytes, currentTag: tag });
         if (s !== 'go') signal = s;
       },
-      () => signal !== 'go',
+      () => {
+        if (signal === 'go' && control.interrupted?.()) signal = 'lost';
+        return signal !== 'go';
+      },
     );
     if (signal === 'go') signal = await progress.report({ tagsDone: done, bytes: report.bytes, currentTag: null }, true);
     if (signal === 'lost') {

@@ -107,6 +107,7 @@ export class MirrorWorker {
           if (status === undefined) return 'lost';
           return status === 'CANCEL' ? 'cancel' : 'go';
         },
+        interrupted: () => this.stopping || lost,
       });
     } catch (err) {
       log?.error({ err, repository }, 'mirror run failed');
