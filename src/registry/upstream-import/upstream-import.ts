@@ -22,7 +22,7 @@ import type { UpstreamClient } from '../../upstream/upstream-client.js';
 import type { BlobBody } from '../blobs.js';
 import type { CachedManifestWrite, ManifestService, StoredManifest } from '../manifests.js';
 import type { RepositoryService } from '../repositories.js';
-import { upstreamFailure } from '../proxy/upstream-failure.js';
+import { upstreamFailure } from './upstream-failure.js';
 
 /** A blob fill in flight (proxy/blob-fills.ts). */
 export interface FillHandle {
