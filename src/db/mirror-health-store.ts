@@ -3,7 +3,7 @@
  * and live leases, over the enabled mirrors of repositories in state MIRROR (as Quay counts them),
  * optionally of one namespace; and pages of those mirrors, in name order.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { selectMirrors, toMirrorRecord, type MirrorRecord, type MirrorSyncStatus } from './mirror-store.js';
 import type { Database } from './tables.js';
 
@@ -36,8 +36,8 @@ export class MirrorHealthStore {
       .select((eb) => [
         'm.sync_status',
         eb.fn.countAll<number | string>().as('n'),
-        eb.fn.sum<number | string | null>(eb.case().when('m.sync_status', '=', 'SYNCING').then(eb.fn.coalesce('m.run_tags_total', eb.val(0))).else(0).end()).as('total_tags'),
-        eb.fn.sum<number | string | null>(eb.case().when('m.sync_status', '=', 'SYNCING').then(eb.fn.coalesce('m.run_tags_done', eb.val(0))).else(0).end()).as('done_tags'),
+        // A run that has not counted its tags yet has none pending; one that counted them, total − done.
+        sql<number | string | null>`sum(case when ${eb.ref('m.sync_status')} = 'SYNCING' and ${eb.ref('m.run_tags_total')} > coalesce(${eb.ref('m.run_tags_done')}, 0) then ${eb.ref('m.run_tags_total')} - coalesce(${eb.ref('m.run_tags_done')}, 0) else 0 end)`.as('pending'),
         eb.fn
           .sum<number | string | null>(
             eb
@@ -59,7 +59,7 @@ export class MirrorHealthStore {
       const n = Number(r.n);
       total += n;
       if (r.sync_status in byStatus) byStatus[r.sync_status as MirrorSyncStatus] += n;
-      tagsPending += Math.max(0, Number(r.total_tags ?? 0) - Number(r.done_tags ?? 0));
+      tagsPending += Number(r.pending ?? 0);
       activeRuns += Number(r.live ?? 0);
     }
     return { total, byStatus, tagsPending, activeRuns };

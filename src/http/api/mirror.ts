@@ -16,7 +16,7 @@
  * reached with its name encoded, `/repository/mirror%2Fhealth`.
  */
 import { z } from 'zod';
-import { formatDate } from '../../registry/mirror/mirror-config-input.js';
+import { FIELD_NAMES, formatDate } from '../../registry/mirror/mirror-config-input.js';
 import type { MirrorView } from '../../registry/mirror/mirror-config-service.js';
 import type { ApiContext } from './context.js';
 import { ApiError, notFound, unauthorized } from './errors.js';
@@ -26,6 +26,8 @@ import { requireRepository } from './repository-access.js';
 import { defineRoute, REPOSITORY_PATH } from './route.js';
 
 const one = z.object({ repository: repositoryPathName });
+/** A JSON object with Quay's fields, their values checked by the service (for Quay's messages); others ignored. */
+const Body = z.looseObject(Object.fromEntries(FIELD_NAMES.map((k) => [k, z.unknown().optional()])));
 
 const ProxySchema = z.strictObject({ http_proxy: z.string().nullable(), https_proxy: z.string().nullable(), no_proxy: z.string().nullable() });
 const MirrorSchema = z.strictObject({
@@ -182,7 +184,7 @@ export const mirrorRoutes = [
     tag: 'mirror',
     status: 201,
     params: one,
-    body: z.unknown(),
+    body: Body,
     response: z.literal(''),
     async handler(ctx, { params, body }) {
       const mirrors = service(ctx);
@@ -198,7 +200,7 @@ export const mirrorRoutes = [
     tag: 'mirror',
     status: 201,
     params: one,
-    body: z.unknown(),
+    body: Body,
     response: z.literal(''),
     async handler(ctx, { params, body }) {
       const mirrors = service(ctx);

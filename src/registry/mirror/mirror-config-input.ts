@@ -82,6 +82,9 @@ const FIELDS = {
   rollback_on_failure: flag('rollback_on_failure'),
 };
 
+/** Every field a body may have. */
+export const FIELD_NAMES = Object.keys(FIELDS) as Array<keyof typeof FIELDS>;
+
 /** The body of a create (POST). */
 export const CreateSchema = z.object(FIELDS).partial({
   is_enabled: true,

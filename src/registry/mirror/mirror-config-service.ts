@@ -51,6 +51,9 @@ import { MirrorHealthReport, type MirrorHealthDeps, type MirrorHealthQuery, type
 
 export type AuditWho = Pick<AuditContext, 'actor' | 'ip' | 'userAgent'>;
 
+/** The fields SecretBox seals the mirror credentials under (a worker opens them with the same names). */
+export const MIRROR_SECRET_FIELDS = { username: 'mirror_username', password: 'mirror_password' } as const;
+
 /** What the username shows when the stored one cannot be decrypted (Quay's text). */
 export const UNDECRYPTABLE_USERNAME = '(invalid. please re-enter)';
 
@@ -269,8 +272,8 @@ export class MirrorConfigService {
   private async seal(username: string | null, password: string | null): Promise<Credentials> {
     const box = username || password ? await this.deps.secrets() : undefined;
     return {
-      usernameEnc: username ? box!.seal(username, 'mirror_username') : null,
-      passwordEnc: password ? box!.seal(password, 'mirror_password') : null,
+      usernameEnc: username ? box!.seal(username, MIRROR_SECRET_FIELDS.username) : null,
+      passwordEnc: password ? box!.seal(password, MIRROR_SECRET_FIELDS.password) : null,
     };
   }
 
@@ -279,7 +282,7 @@ export class MirrorConfigService {
     let username: string | null = null;
     if (usernameEnc !== null) {
       try {
-        username = (await this.deps.secrets()).open(usernameEnc, 'mirror_username');
+        username = (await this.deps.secrets()).open(usernameEnc, MIRROR_SECRET_FIELDS.username);
       } catch (err) {
         if (!(err instanceof SecretBoxError)) throw err;
         username = UNDECRYPTABLE_USERNAME;
@@ -294,9 +297,6 @@ export class MirrorConfigService {
     }
   }
 }
-
-/** The fields SecretBox seals the mirror credentials under (a worker opens them with the same names). */
-export const MIRROR_SECRET_FIELDS = { username: 'mirror_username', password: 'mirror_password' } as const;
 
 function invalid(message: string): AccountError {
   return new AccountError('invalid_request', message);
