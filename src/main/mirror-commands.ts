@@ -124,8 +124,12 @@ export async function runMirrorCommand(command: string, args: string[], opts: Mi
         }
         case 'sync': {
           const before = await service.get(repo);
-          const m = await service.syncNow(repo, who);
-          process.stderr.write(`asked for a sync of ${name} from ${m.externalReference}\n`);
+          if (before?.sync.status === 'SYNCING' && opts.wait) {
+            process.stderr.write(`a sync of ${name} is running already; following it\n`);
+          } else {
+            const m = await service.syncNow(repo, who);
+            process.stderr.write(`asked for a sync of ${name} from ${m.externalReference}\n`);
+          }
           if (!opts.wait) return 0;
           const store = new MirrorStore(db.db, db.dialect);
           const result = await waitForRun({

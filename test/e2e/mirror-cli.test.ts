@@ -160,6 +160,18 @@ for (const dialect of DIALECTS) {
       assert.equal(res.stdout, 'SUCCESS: 3 tags mirrored\n');
     });
 
+    it('sync --wait follows a sync that is running already instead of asking for another', async () => {
+      const started = Date.now();
+      await report({ sync_status: 'SYNCING', sync_expires_at: started + 60_000, run_started_at: started, run_tags_total: 2, run_tags_done: 0, run_bytes: 0, run_current_tag: 'latest' });
+      const res = await syncWait([
+        [/a sync of acme\/team\/app is running already; following it\n(.|\n)*0\/2 tags, 0\.0 Byte, latest\n/, async () => {
+          await report({ sync_status: 'SUCCESS', last_started_at: started, last_finished_at: started + 2, last_outcome: 'SUCCESS', last_message: '2 tags mirrored', last_bytes: 0 });
+        }],
+      ]);
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(res.stdout, 'SUCCESS: 2 tags mirrored\n');
+    });
+
     it('sync --wait exits 1 when the run is partial; sync without --wait only asks', async () => {
       const res = await syncWait([
         [
