@@ -13,12 +13,9 @@
  *   - the repository is in state MIRROR while it has a mirror, and NORMAL again after DELETE;
  *   - each changed field is recorded as `repo_mirror_config_changed {changed, to}` (a password as "********").
  */
-import { isIP } from 'node:net';
 import type { MirrorChanges, MirrorFields, MirrorProxySettings, MirrorRecord, MirrorStore } from '../../db/mirror-store.js';
 import type { RepositoryDetails } from '../../db/repository-store.js';
-import { parseRepositoryName } from '../../oci/reference.js';
-import { UpstreamBlockedError } from '../../upstream/errors.js';
-import { parseUpstreamSpec, UpstreamSpecError, type SsrfGuard } from '../../upstream/ssrf.js';
+import type { SsrfGuard } from '../../upstream/ssrf.js';
 import { AccountError } from '../accounts/account-error.js';
 import type { AuditContext } from '../accounts/audit-service.js';
 import type { GrantService } from '../accounts/grant-service.js';
@@ -38,15 +35,14 @@ import {
   INVALID_ROBOT,
   MAX_GLOBS,
   MIN_TIMEOUT_S,
-  NOT_ALLOWED,
   parseStartDate,
   PASSWORD_WITHOUT_USERNAME,
   TIMEOUT_TOO_SHORT_CREATE,
   TIMEOUT_TOO_SHORT_UPDATE,
   UNKNOWN_ROBOT,
   type MirrorChangesInput,
-  type MirrorCreateInput,
 } from './mirror-config-input.js';
+import { checkMirrorSource } from './mirror-source.js';
 import { MirrorHealthReport, type MirrorHealthDeps, type MirrorHealthQuery, type MirrorHealthView } from './mirror-health.js';
 
 export type AuditWho = Pick<AuditContext, 'actor' | 'ip' | 'userAgent'>;
@@ -250,23 +246,9 @@ export class MirrorConfigService {
     if (!roleAtLeast(held, 'write')) await this.deps.grants.setRepositoryPermission(repo, { kind: 'robot', name: robot }, 'write');
   }
 
-  /** Quay's format checks of `host[:port]/path`, then the SSRF guard on the host (with DNS). */
   private async checkReference(reference: string): Promise<void> {
-    const problem = referenceProblem(reference);
+    const problem = await checkMirrorSource(reference, this.deps.guard, this.deps.serverGuard);
     if (problem) throw invalid(problem);
-    const host = parseUpstreamSpec(reference.slice(0, reference.indexOf('/'))).host;
-    const refusal = await passes(this.deps.guard, host);
-    if (refusal instanceof UpstreamBlockedError) {
-      const serverAllows = this.deps.serverGuard !== undefined && (await passes(this.deps.serverGuard, host)) === true;
-      throw invalid(`${NOT_ALLOWED}: ${refusal.message}${serverAllows ? " (the running server allows it: run this command with the server's --config and WHARF_* variables)" : ''}`);
-    }
-    if (refusal instanceof Error) throw invalid(refusal.message);
-    if (this.deps.serverGuard) {
-      const server = await passes(this.deps.serverGuard, host);
-      if (server instanceof UpstreamBlockedError) {
-        throw invalid(`${NOT_ALLOWED}: the running server would refuse it: ${server.message}. Give the server the same proxy_cache.allow_private_upstreams, or run this command with the server's --config and WHARF_* variables`);
-      }
-    }
   }
 
   private async seal(username: string | null, password: string | null): Promise<Credentials> {
@@ -346,45 +328,4 @@ function proxySettings(current: MirrorProxySettings, given: { http_proxy?: strin
 /** The registry part (`host[:port]`, lower case) of a reference. */
 function registryOf(reference: string): string {
   return reference.slice(0, Math.max(0, reference.indexOf('/'))).toLowerCase();
-}
-
-const HOSTNAME_RE = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
-
-/** Quay's checks of a mirror source `registry[:port]/path` (its messages), and the path's grammar. */
-function referenceProblem(reference: string): string | undefined {
-  if (!reference.trim()) return 'External registry reference is required';
-  if (/\s/.test(reference)) return 'External registry reference must not include whitespace';
-  if (reference.includes('://')) return 'External registry reference must not include a URL scheme';
-  if (/[?#\\%]/.test(reference)) return 'External registry reference contains an invalid character';
-  const slash = reference.indexOf('/');
-  if (slash <= 0 || slash === reference.length - 1) return 'External registry reference must include a repository path';
-  const registry = reference.slice(0, slash);
-  const path = reference.slice(slash + 1);
-  if (registry.includes('@')) return 'External registry reference must include a valid registry hostname';
-  const m = /^(\[[^\]]*\]|[^:[\]]*)(?::(\d*))?$/.exec(registry);
-  if (!m) return 'External registry reference contains an invalid registry authority';
-  const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
-  if (m[2] !== undefined && (m[2] === '' || Number(m[2]) < 1 || Number(m[2]) > 65535)) return 'External registry reference contains an invalid registry port';
-  if (m[1]!.startsWith('[') ? isIP(host) !== 6 : !(isIP(host) === 4 || HOSTNAME_RE.test(host))) return 'External registry reference must include a valid registry hostname';
-  if (!parseRepositoryName(path).ok) return `External registry reference has an invalid repository path "${path.slice(0, 200)}"`;
-  try {
-    parseUpstreamSpec(registry);
-  } catch (err) {
-    if (err instanceof UpstreamSpecError) return err.message;
-    throw err;
-  }
-  return undefined;
-}
-
-/** true when the guard lets the host through; its refusal or DNS error otherwise. */
-async function passes(guard: SsrfGuard, host: string): Promise<true | Error> {
-  try {
-    await guard.checkHost(host);
-    return true;
-  } catch (err) {
-    if (err instanceof UpstreamBlockedError) return err;
-    const code = (err as NodeJS.ErrnoException)?.code;
-    if (code) return new Error(`Cannot resolve hostname '${host}'`);
-    throw err;
-  }
 }
