@@ -39,6 +39,7 @@ describe('mirror sync --wait', () => {
     assert.equal(result.outcome, 'PARTIAL');
     assert.equal(out.text, `\r\x1b[K[${'#'.repeat(6)}${'.'.repeat(18)}] 1/4 tags, 0.0 Byte, b\r\x1b[K`);
     assert.equal(progressLine(run(4, null), true, 20).length, 19, 'cut to the terminal width');
+    assert.equal(progressLine(run(4, null), true, 0), `[${'#'.repeat(24)}] 4/4 tags, 0.0 Byte`, 'a terminal without a width gets 80 columns');
   });
 
   it('a run that finished before the request is not the one waited for; a cancel before any run ends the wait', async () => {

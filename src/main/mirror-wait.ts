@@ -40,7 +40,9 @@ export function progressLine(run: NonNullable<MirrorRecord['sync']['run']>, tty:
   const share = run.tagsTotal ? Math.min(1, run.tagsDone / run.tagsTotal) : 0;
   const filled = Math.round(share * BAR);
   const line = `[${'#'.repeat(filled)}${'.'.repeat(BAR - filled)}] ${text}`;
-  return line.length > columns - 1 ? line.slice(0, Math.max(0, columns - 1)) : line;
+  // A terminal that reports no width (0 on some consoles and pseudo-terminals) gets 80 columns.
+  const width = columns >= 20 ? columns : 80;
+  return line.length > width - 1 ? line.slice(0, width - 1) : line;
 }
 
 /** Waits for the run asked for; the outcome of the new last run (see the file comment). */

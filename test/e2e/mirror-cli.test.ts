@@ -100,9 +100,12 @@ for (const dialect of DIALECTS) {
     });
 
     /** Runs `mirror sync REPO --wait`, calling `step(stderrSoFar)` as its output grows. */
-    const syncWait = (steps: Array<[RegExp, () => Promise<void>]>) =>
+    const syncWait = (steps: Array<[RegExp, () => Promise<void>]>, opts: { terminal?: boolean } = {}) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((done, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main/cli.ts'), 'mirror', 'sync', REPO, '--wait'], {
+        const argv = [process.execPath, '--import', 'tsx', join(repoRoot, 'src/main/cli.ts'), 'mirror', 'sync', REPO, '--wait'];
+        // On a terminal: `script` runs the command on a pseudo-terminal (its output, both streams, on stdout).
+        const [bin, ...args] = opts.terminal ? ['script', '-qefc', argv.map((a) => `'${a}'`).join(' '), '/dev/null'] : argv;
+        const child = spawn(bin!, args, {
           cwd: repoRoot,
           env: Object.fromEntries(Object.entries({ ...process.env, WHARF_DATA_DIR: dir, WHARF_LOG_LEVEL: 'warn', WHARF_DB_URL: undefined, ...env }).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv,
         });
@@ -111,7 +114,7 @@ for (const dialect of DIALECTS) {
         let next = 0;
         let busy = false;
         const advance = () => {
-          if (busy || next >= steps.length || !steps[next]![0].test(stderr)) return;
+          if (busy || next >= steps.length || !steps[next]![0].test(opts.terminal ? stdout : stderr)) return;
           busy = true;
           steps[next++]![1]().then(
             () => {
@@ -124,12 +127,18 @@ for (const dialect of DIALECTS) {
             },
           );
         };
-        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+          advance();
+        });
         child.stderr.on('data', (d: Buffer) => {
           stderr += d.toString();
           advance();
         });
         child.on('error', reject);
+        // A step that never comes would leave the command waiting: end it so that the test fails.
+        const stop = setTimeout(() => child.kill('SIGKILL'), 120_000);
+        child.on('close', () => clearTimeout(stop));
         child.on('close', (code) => (next === steps.length ? done({ code, stdout, stderr }) : reject(new Error(`exited ${code} after ${next} steps: ${stderr}`))));
       });
 
@@ -158,6 +167,19 @@ for (const dialect of DIALECTS) {
       ]);
       assert.equal(res.code, 0, res.stderr);
       assert.equal(res.stdout, 'SUCCESS: 3 tags mirrored\n');
+    });
+
+    it('sync --wait on a terminal draws a progress bar in place', async () => {
+      const started = Date.now();
+      const res = await syncWait(
+        [
+          [/queued; waiting for a mirror worker/, async () => report({ sync_status: 'SYNCING', sync_expires_at: started + 60_000, run_started_at: started, run_tags_total: 2, run_tags_done: 1, run_bytes: 1024, run_current_tag: 'v2' })],
+          [/\r\x1b\[K\[#{12}\.{12}\] 1\/2 tags, 1\.0 KiB, v2/, async () => report({ sync_status: 'SUCCESS', last_started_at: started, last_finished_at: started + 3, last_outcome: 'SUCCESS', last_message: 'done', last_bytes: 1024 })],
+        ],
+        { terminal: true },
+      );
+      assert.equal(res.code, 0, res.stdout);
+      assert.match(res.stdout, /\r\x1b\[KSUCCESS: done\r?\n$/);
     });
 
     it('sync --wait follows a sync that is running already instead of asking for another', async () => {
