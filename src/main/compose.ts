@@ -64,6 +64,7 @@ import { databaseStartupError } from './database-error.js';
 import { forgetInitialPassword } from './initial-password.js';
 import { createAutoprune } from './compose-autoprune.js';
 import { createProxyConfigService } from './compose-proxy-config.js';
+import { createMirrorConfigService } from './compose-mirror-config.js';
 import { lazySecretBox } from '../registry/proxy/secret-box.js';
 import { createQuotaService } from './compose-quota.js';
 import { createMirrorRun } from './compose-mirror.js';
@@ -192,6 +193,7 @@ export function createServices(deps: ServiceDeps): Services {
     auth,
     audit: accounts?.audit,
     proxyConfig,
+    mirrorConfig: accounts && createMirrorConfigService(db.db, db.dialect, config, accounts),
     content: proxy?.resolver ?? new LocalContentResolver(local),
     repositories,
     blobs,

@@ -9,6 +9,7 @@ import type { GarbageCollector } from './gc.js';
 import type { ManifestService } from './manifests.js';
 import type { MirrorRun } from './mirror/mirror-run.js';
 import type { ProxyConfigService } from './proxy/proxy-config-service.js';
+import type { MirrorConfigService } from './mirror/mirror-config-service.js';
 import type { QuotaService } from './quota/quota-service.js';
 import type { QuotaGate } from './quota/quota-gate.js';
 import type { RepositoryService } from './repositories.js';
@@ -65,6 +66,8 @@ export interface Registry {
   content: ContentResolver;
   /** Proxy-cache organizations' configurations; absent when `proxy_cache.enabled` is false. */
   proxyConfig?: ProxyConfigService;
+  /** Repository mirrors' configurations (API, CLI); absent when the registry runs without accounts. */
+  mirrorConfig?: MirrorConfigService;
   /** Parsing options the edge needs. */
   options: { defaultNamespace: string; maxPageSize: number; maxManifestSize: number; baseUrl?: string };
 }

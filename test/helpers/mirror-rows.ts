@@ -7,6 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { DatabaseHandle } from '../../src/db/connect.js';
 import { RepositoryStore } from '../../src/db/repository-store.js';
 import type { RepositoryMirrorsTable } from '../../src/db/tables.js';
+import { MIRROR_SECRET_FIELDS } from '../../src/registry/mirror/mirror-upstream.js';
 import { SecretBox } from '../../src/registry/proxy/secret-box.js';
 
 export interface MirrorRowInput {
@@ -40,8 +41,8 @@ export async function insertMirror(db: DatabaseHandle, name: string, m: MirrorRo
     repository_id: repo.id,
     is_enabled: m.enabled === false ? 0 : 1,
     external_reference: m.externalReference ?? 'registry.example.com/library/app',
-    username_enc: m.credentials ? m.credentials.box.seal(m.credentials.username, 'username') : null,
-    password_enc: m.credentials ? m.credentials.box.seal(m.credentials.password, 'password') : null,
+    username_enc: m.credentials ? m.credentials.box.seal(m.credentials.username, MIRROR_SECRET_FIELDS.username) : null,
+    password_enc: m.credentials ? m.credentials.box.seal(m.credentials.password, MIRROR_SECRET_FIELDS.password) : null,
     verify_tls: m.verifyTls === true ? 1 : 0,
     unsigned_images: 0,
     proxy: '{}',

@@ -22,8 +22,11 @@ export interface SecretOpener {
   open(sealed: string, field: string): string;
 }
 
-/** The SecretBox fields mirror credentials are sealed under (the same as the proxy cache's). */
-export const MIRROR_SECRET_FIELDS = { username: 'username', password: 'password' } as const;
+/**
+ * The SecretBox fields mirror credentials are sealed under (with the proxy cache's key): the
+ * configuration service seals with them, a run opens with them.
+ */
+export const MIRROR_SECRET_FIELDS = { username: 'mirror_username', password: 'mirror_password' } as const;
 
 /** A mirror whose upstream cannot be used as configured; `reason` as the failure metrics count it. */
 export class MirrorSetupError extends Error {
