@@ -207,6 +207,22 @@ export const configSchema = z.strictObject({
     .prefault({})
     .refine((g) => g.time_machine_options.includes(g.time_machine_default), { message: 'gc.time_machine_default must be one of gc.time_machine_options' })
     .refine((g) => [g.time_machine_default, ...g.time_machine_options].every((ms) => ms % 1000 === 0), { message: 'time-machine windows are whole seconds' }),
+  mirror: z
+    .strictObject({
+      /** Run the repository-mirror worker in this process (mirrors can be configured either way). */
+      enabled: z.boolean().default(true),
+      /** How often the worker looks for due mirrors. */
+      poll_interval: duration.prefault('30s').refine((ms) => ms >= 100, { message: 'must be at least 100ms' }),
+      /** Mirror runs this process runs at the same time. */
+      concurrent_runs: z.number().int().min(1).max(64).default(2),
+      /** How long a claimed mirror stays claimed without its worker renewing the claim (a dead worker's mirror is taken over after this). */
+      lease: duration.prefault('2m').refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
+      /** Tags of one run synced at once (their upstream HEADs and manifests). */
+      tag_concurrency: z.number().int().min(1).max(64).default(8),
+      /** Blob transfers in flight per run. */
+      blob_concurrency: z.number().int().min(1).max(64).default(6),
+    })
+    .prefault({}),
   /** How long to let requests in flight finish on SIGTERM before closing connections. */
   shutdown_timeout: duration.prefault('30s'),
   /**

@@ -61,6 +61,11 @@ export interface ManifestWrite {
   hiddenTag?: boolean;
   /** A tag row this write creates is immutable (an immutability policy selects the tag). */
   tagImmutable?: boolean;
+  /**
+   * Children an index may lack (a sparse index: the platforms a mirror's architecture filter left out);
+   * the index is linked to those that are present.
+   */
+  omittedChildren?: ReadonlySet<Digest>;
 }
 
 /** A live tag of a proxy-cache repository with its expiry and target. */
@@ -222,7 +227,7 @@ export class ManifestStore {
       const haveBlobs = new Set(blobs.map((b) => b.digest));
       const haveChildren = new Set(children.map((c) => c.digest));
       const missingBlobs = blobDigests.filter((d) => !haveBlobs.has(d));
-      const missingChildren = childDigests.filter((d) => !haveChildren.has(d));
+      const missingChildren = childDigests.filter((d) => !haveChildren.has(d) && !w.omittedChildren?.has(d as Digest));
       if (!w.lazy && (missingBlobs.length || missingChildren.length)) return { ok: false, missingBlobs, missingChildren };
 
       let created = false;

@@ -4,7 +4,8 @@
  * side (mirror-schedule-store.ts: claim, renew, progress, release) read. Credentials arrive already
  * encrypted and leave encrypted; JSON columns are parsed here, once.
  */
-import type { Kysely, Selectable } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import type { Database, RepositoryMirrorsTable } from './tables.js';
 
@@ -129,7 +130,18 @@ export function toMirrorRecord(row: MirrorRow): MirrorRecord {
   };
 }
 
-/** Reads mirror configurations; the configuration side adds its writes here. */
+/** The fields a configuration change may set, and the robot it may move to. */
+export type MirrorChanges = Partial<MirrorFields> & { startAt?: number; robotId?: number };
+
+export type MirrorDeleteResult = 'deleted' | 'missing' | 'syncing';
+
+/**
+ * Mirror configurations, for the configuration side: create, change, delete, sync-now and cancel.
+ * None of these writes touches the lease of a run in flight (`sync_txn`, `sync_expires_at`, `sync_holder`,
+ * `run_*`), so that the worker running it can still renew and release it; only sync-now, which is refused
+ * while SYNCING, and a cancel of a run not yet claimed rotate `sync_txn` (a claim that read the old state
+ * then loses its compare-and-swap).
+ */
 export class MirrorStore {
   constructor(
     protected readonly db: Kysely<Database>,
@@ -141,4 +153,119 @@ export class MirrorStore {
     const row = await selectMirrors(this.db).where('m.repository_id', '=', repositoryId).executeTakeFirst();
     return row && toMirrorRecord(row);
   }
+
+  /**
+   * Makes the repository a mirror, in one transaction: the row (status NEVER_RUN, 3 retries, due at
+   * `startAt`), the repository's state MIRROR and its mirror robot. Undefined when it already has one.
+   */
+  async create(repositoryId: number, fields: MirrorFields, opts: { startAt: number; robotId: number; now: number }): Promise<MirrorRecord | undefined> {
+    try {
+      await this.db.transaction().execute(async (tx) => {
+        await tx
+          .insertInto('repository_mirrors')
+          .values({ ...(columns(fields) as Insertable<RepositoryMirrorsTable>), repository_id: repositoryId, sync_start_at: opts.startAt, sync_txn: randomUUID(), created_at: opts.now, updated_at: opts.now })
+          .execute();
+        await tx.updateTable('repositories').set({ state: 'MIRROR', mirror_robot_id: opts.robotId }).where('id', '=', repositoryId).execute();
+      });
+    } catch (err) {
+      if (this.dialect.isUniqueViolation(err)) return undefined;
+      throw err;
+    }
+    return this.find(repositoryId);
+  }
+
+  /** Changes the fields given (and the mirror robot); undefined when the repository has no mirror. */
+  async update(repositoryId: number, changes: MirrorChanges, now: number): Promise<MirrorRecord | undefined> {
+    const { startAt, robotId, ...fields } = changes;
+    const found = await this.db.transaction().execute(async (tx) => {
+      const res = await tx
+        .updateTable('repository_mirrors')
+        .set({ ...columns(fields), ...(startAt !== undefined ? { sync_start_at: startAt } : {}), updated_at: now })
+        .where('repository_id', '=', repositoryId)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 0) return false;
+      if (robotId !== undefined) await tx.updateTable('repositories').set({ mirror_robot_id: robotId }).where('id', '=', repositoryId).execute();
+      return true;
+    });
+    return found ? this.find(repositoryId) : undefined;
+  }
+
+  /**
+   * Ends the mirroring: deletes the row and turns the repository back to NORMAL without a mirror robot,
+   * in one transaction. 'syncing' (nothing changed) while a run holds a lease that has not expired.
+   */
+  async delete(repositoryId: number, now: number): Promise<MirrorDeleteResult> {
+    return this.db.transaction().execute(async (tx) => {
+      const res = await tx
+        .deleteFrom('repository_mirrors')
+        .where('repository_id', '=', repositoryId)
+        .where((eb) => eb.or([eb('sync_status', '<>', 'SYNCING'), eb('sync_expires_at', 'is', null), eb('sync_expires_at', '<=', now)]))
+        .executeTakeFirst();
+      if (Number(res.numDeletedRows) === 0) {
+        const row = await tx.selectFrom('repository_mirrors').select('repository_id').where('repository_id', '=', repositoryId).executeTakeFirst();
+        return row ? 'syncing' : 'missing';
+      }
+      await tx.updateTable('repositories').set({ state: 'NORMAL', mirror_robot_id: null }).where('id', '=', repositoryId).execute();
+      return 'deleted';
+    });
+  }
+
+  /**
+   * Asks for a run now (Quay's sync-now): SYNC_NOW, no lease, at least one retry, a new `sync_txn`.
+   * Undefined, changing nothing, when there is no mirror or it is SYNCING.
+   */
+  async syncNow(repositoryId: number, now: number): Promise<MirrorRecord | undefined> {
+    const res = await this.db
+      .updateTable('repository_mirrors')
+      .set((eb) => ({
+        sync_status: 'SYNC_NOW',
+        sync_expires_at: null,
+        sync_retries_remaining: eb.case().when('sync_retries_remaining', '<', 1).then(1).else(eb.ref('sync_retries_remaining')).end(),
+        sync_txn: randomUUID(),
+        updated_at: now,
+      }))
+      .where('repository_id', '=', repositoryId)
+      .where('sync_status', '<>', 'SYNCING')
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) ? this.find(repositoryId) : undefined;
+  }
+
+  /**
+   * Cancels a run in flight or asked for (Quay's sync-cancel): CANCEL with no retries left, so that it
+   * runs again only on sync-now. Only from SYNCING or SYNC_NOW; undefined otherwise. The worker of a
+   * SYNCING run keeps its `sync_txn` (it stops at the next tag and releases the mirror as cancelled).
+   */
+  async cancel(repositoryId: number, now: number): Promise<MirrorRecord | undefined> {
+    const res = await this.db
+      .updateTable('repository_mirrors')
+      .set((eb) => ({
+        sync_status: 'CANCEL',
+        sync_retries_remaining: 0,
+        sync_txn: eb.case().when('sync_status', '=', 'SYNC_NOW').then(randomUUID()).else(eb.ref('sync_txn')).end(),
+        updated_at: now,
+      }))
+      .where('repository_id', '=', repositoryId)
+      .where('sync_status', 'in', ['SYNCING', 'SYNC_NOW'])
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) ? this.find(repositoryId) : undefined;
+  }
+}
+
+/** The columns of the fields given (absent fields are left out). */
+function columns(f: Partial<MirrorFields>): Partial<Insertable<RepositoryMirrorsTable>> {
+  const out: Partial<Insertable<RepositoryMirrorsTable>> = {};
+  const flag = (v: boolean) => (v ? 1 : 0);
+  if (f.enabled !== undefined) out.is_enabled = flag(f.enabled);
+  if (f.externalReference !== undefined) out.external_reference = f.externalReference;
+  if (f.usernameEnc !== undefined) out.username_enc = f.usernameEnc;
+  if (f.passwordEnc !== undefined) out.password_enc = f.passwordEnc;
+  if (f.verifyTls !== undefined) out.verify_tls = flag(f.verifyTls);
+  if (f.unsignedImages !== undefined) out.unsigned_images = flag(f.unsignedImages);
+  if (f.proxy !== undefined) out.proxy = JSON.stringify(f.proxy);
+  if (f.tagGlobs !== undefined) out.root_rule = JSON.stringify(f.tagGlobs);
+  if (f.architectures !== undefined) out.architecture_filter = JSON.stringify(f.architectures);
+  if (f.rollbackOnFailure !== undefined) out.rollback_on_failure = flag(f.rollbackOnFailure);
+  if (f.syncIntervalS !== undefined) out.sync_interval_s = f.syncIntervalS;
+  if (f.timeoutS !== undefined) out.timeout_s = f.timeoutS;
+  return out;
 }

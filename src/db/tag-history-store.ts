@@ -120,6 +120,19 @@ export class TagHistoryStore {
     return Number(row.n);
   }
 
+  /** Every live, visible tag of the repository with the digest it points at. */
+  async liveTargets(repositoryId: number, now = Date.now()): Promise<Map<string, Digest>> {
+    const rows = await this.db
+      .selectFrom('tags as t')
+      .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+      .select(['t.name', 'm.digest'])
+      .where('t.repository_id', '=', repositoryId)
+      .where('t.hidden', '=', 0)
+      .where(liveTag('t', now))
+      .execute();
+    return new Map(rows.map((r) => [r.name, r.digest as Digest]));
+  }
+
   /** The digest a live tag points at, or undefined. */
   async liveDigest(repositoryId: number, tag: string, now = Date.now()): Promise<Digest | undefined> {
     const row = await this.db

@@ -7,6 +7,7 @@ import { GC_OPTIONS } from './gc-command.js';
 import { NODES_CONFIG_OPTIONS } from './nodes-config.js';
 import { PROXYCACHE_COMMANDS, PROXYCACHE_OPTIONS } from './proxycache-commands.js';
 import { QUOTA_COMMANDS, QUOTA_OPTIONS } from './quota-commands.js';
+import { MIRROR_COMMANDS, MIRROR_OPTIONS } from './mirror-commands.js';
 
 /** Every command cli.ts dispatches (`quota limit` takes add or delete as its next word). */
 const DISPATCHED = [
@@ -17,6 +18,7 @@ const DISPATCHED = [
   ...ACCOUNT_COMMANDS,
   ...PROXYCACHE_COMMANDS,
   ...AUTOPRUNE_COMMANDS,
+  ...MIRROR_COMMANDS,
   ...QUOTA_COMMANDS.flatMap((c) => (c === 'quota limit' ? ['quota limit add', 'quota limit delete'] : [c])),
 ];
 
@@ -40,6 +42,8 @@ describe('wharf help', () => {
       ['quota recount', flagsOf(QUOTA_OPTIONS)],
       ['nodes-config', flagsOf(NODES_CONFIG_OPTIONS)],
       ['proxycache set', [...flagsOf(PROXYCACHE_OPTIONS), '--password', '--password-stdin']],
+      ['mirror set', [...flagsOf(Object.fromEntries(Object.entries(MIRROR_OPTIONS).filter(([k]) => k !== 'wait'))), '--username', '--password', '--password-stdin', '--no-credentials']],
+      ['mirror sync', ['--wait']],
       ['robot create', ['--description', '--repo', '--role']],
       ['user create', ['--password', '--password-stdin', '--superuser', '--email']],
     ];
@@ -56,7 +60,7 @@ describe('wharf help', () => {
   });
 
   it("a group's help lists exactly its commands; other words fall back to the general help", () => {
-    for (const group of ['user', 'org', 'robot', 'proxycache', 'autoprune', 'quota', 'quota limit', 'config']) {
+    for (const group of ['user', 'org', 'robot', 'proxycache', 'mirror', 'autoprune', 'quota', 'quota limit', 'config']) {
       assert.ok(isCommandGroup(group), group);
       const lines = helpFor(group.split(' ')).split('\n').filter((l) => /^ {2}[a-z]/.test(l));
       const listed = lines.map((l) => DISPATCHED.filter((c) => `${l.trim()} `.startsWith(`${c} `)).sort((a, b) => b.length - a.length)[0]);

@@ -35,6 +35,29 @@ const PROXY_SETTINGS: Array<[string, string]> = [
   ['--no-answers-for', 'answer mirror requests for no registry'],
 ];
 
+const MIRROR_SETTINGS: Array<[string, string]> = [
+  ['--source REF', 'the repository to mirror: host[:port]/path/name (no scheme)'],
+  ['--tags GLOB', 'tags to mirror, as globs (*, ?, [a-z], [!a-z]); repeat or separate with commas'],
+  ['--robot NS+NAME', 'the robot of the namespace that writes the mirrored tags (gets write on the repository)'],
+  ['--interval SECONDS', 'time between two syncs (3600, 6h, 1d; default 1d)'],
+  ['--start DATE', 'the first sync: YYYY-MM-DDTHH:MM:SSZ or now (default now)'],
+  ['--timeout SECONDS', 'longest run (at least 300, the default)'],
+  ['--enable', 'sync on the schedule (the default for a new mirror)'],
+  ['--disable', 'stop the scheduled syncs (mirror sync still runs one)'],
+  ['--username X', 'log in to the source as X (with --password or --password-stdin)'],
+  ['--password P', 'the source password (visible to other local users: prefer --password-stdin)'],
+  ['--password-stdin', 'read the source password from standard input (one line)'],
+  ['--no-credentials', 'pull from the source anonymously (forget stored credentials)'],
+  ['--[no-]verify-tls', 'verify the source\'s TLS certificate (default: yes)'],
+  ['--[no-]unsigned-images', 'accept images without signatures (kept for Quay compatibility)'],
+  ['--http-proxy URL', 'the proxy for plain HTTP to the source ("" for none)'],
+  ['--https-proxy URL', 'the proxy for HTTPS to the source ("" for none)'],
+  ['--no-proxy HOSTS', 'hosts reached without the proxy, comma-separated ("" for none)'],
+  ['--architecture A', 'keep only these platforms of multi-platform images (amd64, arm64, arm, ppc64le, s390x, 386, riscv64); repeat for several'],
+  ['--all-architectures', 'keep every platform (the default)'],
+  ['--[no-]rollback', 'when a sync fails, put every tag it changed back (default: only failed tags keep their old target)'],
+];
+
 export const COMMAND_HELP: readonly CommandHelp[] = [
   { command: 'serve', synopsis: '[--tls-self-signed HOST]', summary: ['start the registry'], options: [['--tls-self-signed HOST', 'serve HTTPS with a self-signed certificate for HOST (generated once, kept in the data directory)']] },
   { command: 'config check', synopsis: '', summary: ['validate the configuration and print it (secrets redacted)'], options: [] },
@@ -77,6 +100,22 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     options: PROXY_SETTINGS,
   },
   { command: 'proxycache list', synopsis: '', summary: ['list the proxy-cache organizations'], options: [] },
+  {
+    command: 'mirror set',
+    synopsis:
+      'NAMESPACE/REPO [--source REF] [--tags GLOB ...] [--robot NS+NAME] [--interval SECONDS]\n[--start DATE] [--timeout SECONDS] [--enable | --disable]\n[--username X (--password P | --password-stdin) | --no-credentials] [--[no-]verify-tls]\n[--http-proxy URL] [--https-proxy URL] [--no-proxy HOSTS]\n[--architecture A ... | --all-architectures] [--[no-]rollback] [--[no-]unsigned-images]',
+    summary: ['make REPO a mirror of the repository REF, or change the settings given of its', 'mirror (--source, --tags and --robot are needed only to create it)'],
+    options: MIRROR_SETTINGS,
+  },
+  { command: 'mirror show', synopsis: 'NAMESPACE/REPO', summary: ["print REPO's mirror configuration and its runs as JSON (never the password)"], options: [] },
+  {
+    command: 'mirror sync',
+    synopsis: 'NAMESPACE/REPO [--wait]',
+    summary: ['sync REPO as soon as a mirror worker is free; with --wait, follow the run', '(a progress bar on a terminal) and exit 0 only if it succeeded'],
+    options: [['--wait', 'wait for the run to end, showing its progress; exit 1 when it fails, is partial or is cancelled']],
+  },
+  { command: 'mirror cancel', synopsis: 'NAMESPACE/REPO', summary: ['cancel the running or requested sync of REPO (it stops between two tags)'], options: [] },
+  { command: 'mirror delete', synopsis: 'NAMESPACE/REPO', summary: ['stop mirroring REPO: it becomes an ordinary repository (its tags stay)'], options: [] },
   {
     command: 'autoprune run',
     synopsis: '[--dry-run]',

@@ -5,6 +5,7 @@ import { ACCOUNT_COMMANDS, runAccountCommand, UsageError } from './account-comma
 import { PROXYCACHE_COMMANDS, PROXYCACHE_OPTIONS, runProxyCacheCommand } from './proxycache-commands.js';
 import { AUTOPRUNE_COMMANDS, AUTOPRUNE_OPTIONS, runAutopruneCommand } from './autoprune-commands.js';
 import { QUOTA_COMMANDS, QUOTA_OPTIONS, runQuotaCommand } from './quota-commands.js';
+import { MIRROR_COMMANDS, MIRROR_OPTIONS, runMirrorCommand } from './mirror-commands.js';
 import { SecretKeyError } from '../registry/proxy/secret-box.js';
 import { NODES_CONFIG_OPTIONS, runNodesConfig } from './nodes-config.js';
 import { generalHelp, helpFor, isCommandGroup } from './cli-help.js';
@@ -35,13 +36,15 @@ async function main(argv: string[]): Promise<number> {
       ...GC_OPTIONS,
       ...QUOTA_OPTIONS,
       ...NODES_CONFIG_OPTIONS,
+      ...MIRROR_OPTIONS,
     },
   });
   const accountCommand = ACCOUNT_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const proxyCommand = PROXYCACHE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const autopruneCommand = AUTOPRUNE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const quotaCommand = QUOTA_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
-  const command = accountCommand ?? proxyCommand ?? autopruneCommand ?? quotaCommand ?? positionals.join(' ');
+  const mirrorCommand = MIRROR_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
+  const command = accountCommand ?? proxyCommand ?? autopruneCommand ?? quotaCommand ?? mirrorCommand ?? positionals.join(' ');
   if (values.version) {
     process.stdout.write(`wharf ${WHARF_VERSION}\n`);
     return 0;
@@ -59,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     case accountCommand: {
       const { password, superuser, email, owner, description, repo, role } = values;
-      const foreign = Object.keys(PROXYCACHE_OPTIONS).filter((k) => values[k as keyof typeof values] !== undefined);
+      const foreign = [...Object.keys(PROXYCACHE_OPTIONS), ...Object.keys(MIRROR_OPTIONS)].filter((k) => values[k as keyof typeof values] !== undefined);
       if (foreign.length) throw new UsageError(`wharf ${command} does not take --${foreign.join(', --')}`);
       return runAccountCommand(command, positionals.slice(2), { password, 'password-stdin': values['password-stdin'], superuser, email, owner, description, repo, role }, config, readStdin);
     }
@@ -74,6 +77,10 @@ async function main(argv: string[]): Promise<number> {
     case quotaCommand: {
       const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
       return runQuotaCommand(command, positionals.slice(2), opts, config);
+    }
+    case mirrorCommand: {
+      const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
+      return runMirrorCommand(command, positionals.slice(2), opts, config, readStdin);
     }
     case 'gc': {
       const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;

@@ -50,6 +50,7 @@ import type { ContentResolver } from '../registry/content.js';
 import { LocalContentResolver, type LocalContentDeps } from '../registry/local-content.js';
 import { EvictionStore } from '../db/eviction-store.js';
 import { BlobFills } from '../registry/proxy/blob-fills.js';
+import { UpstreamImport } from '../registry/upstream-import/upstream-import.js';
 import { NamespaceStore } from '../db/namespace-store.js';
 import { CircuitBreakers } from '../upstream/circuit-breaker.js';
 import { SsrfGuard } from '../upstream/ssrf.js';
@@ -63,8 +64,10 @@ import { databaseStartupError } from './database-error.js';
 import { forgetInitialPassword } from './initial-password.js';
 import { createAutoprune } from './compose-autoprune.js';
 import { createProxyConfigService } from './compose-proxy-config.js';
+import { createMirrorConfigService } from './compose-mirror-config.js';
 import { lazySecretBox } from '../registry/proxy/secret-box.js';
 import { createQuotaService } from './compose-quota.js';
+import { createMirrorRun } from './compose-mirror.js';
 
 export function createStorage(config: Config): BlobDriver {
   if (config.storage.driver === 'memory') return new MemoryBlobDriver();
@@ -147,14 +150,23 @@ export function createServices(deps: ServiceDeps): Services {
   const manifests = new ManifestService(manifestStore, { maxManifestSize: config.registry.max_manifest_size, quota: quotaGate, immutability });
   const images = new ImageConfigReader(manifestStore, blobs);
   const local: LocalContentDeps = { manifests, blobs, repositories, maxPageSize: config.registry.max_page_size };
+  // The one import from upstream registries (proxy cache and mirrors): one fill per digest in this process.
+  const upstreamImport = new UpstreamImport({
+    manifests,
+    repositories,
+    blobs: blobStore,
+    storage,
+    fills: new BlobFills({ storage, spoolDir: join(config.data_dir, 'tmp', 'fills'), log: deps.logger }),
+    maxManifestBytes: config.registry.max_manifest_size,
+    log: deps.logger,
+  });
   const proxy =
     proxyConfig &&
     createProxyContent({
       db,
-      storage,
       config,
       configs: proxyConfig,
-      blobStore,
+      upstreamImport,
       manifestStore,
       local,
       logger: deps.logger,
@@ -175,11 +187,13 @@ export function createServices(deps: ServiceDeps): Services {
       throttle: new LoginThrottle(config.auth.login_failures_per_minute),
     });
   const tags = new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore, { timeMachineDefaultMs: config.gc.time_machine_default, immutability });
+  const mirrors = createMirrorRun(config, { upstreamImport, manifests, repositories, tags, audit: accounts?.audit, logger: deps.logger });
   const registry: Registry = {
     access: deps.access ?? access,
     auth,
     audit: accounts?.audit,
     proxyConfig,
+    mirrorConfig: accounts && createMirrorConfigService(db.db, db.dialect, config, accounts),
     content: proxy?.resolver ?? new LocalContentResolver(local),
     repositories,
     blobs,
@@ -199,6 +213,7 @@ export function createServices(deps: ServiceDeps): Services {
       { store: new GcStore(db.db, db.dialect), preview: new GcPreviewStore(db.db), guards: blobGuards, storage },
       { gracePeriodMs: config.gc.grace_period, timeMachineDefaultMs: config.gc.time_machine_default, batchSize: config.gc.batch_size, sweepBatch: config.gc.sweep_batch, log: deps.logger, audit: accounts?.audit },
     ),
+    mirrors,
     autoprune: createAutoprune(db.db, db.dialect, config, {
       tags,
       audit: accounts?.audit,
@@ -235,10 +250,9 @@ export function createServices(deps: ServiceDeps): Services {
  */
 function createProxyContent(deps: {
   db: DatabaseHandle;
-  storage: BlobDriver;
   config: Config;
   configs: ProxyConfigService;
-  blobStore: BlobStore;
+  upstreamImport: UpstreamImport;
   manifestStore: ManifestStore;
   local: LocalContentDeps;
   logger?: Logger;
@@ -264,13 +278,8 @@ function createProxyContent(deps: {
   deps.configs.subscribe((_id, organization) => directory.invalidate(organization));
   const events = new ProxyEvents();
   const pull = new PullThrough({
-    manifests: local.manifests,
-    repositories: local.repositories,
-    blobs: deps.blobStore,
-    storage: deps.storage,
-    fills: new BlobFills({ storage: deps.storage, spoolDir: join(config.data_dir, 'tmp', 'fills'), log: deps.logger }),
+    upstreamImport: deps.upstreamImport,
     events,
-    maxManifestBytes: config.registry.max_manifest_size,
     room: deps.eviction,
     log: deps.logger,
   });

@@ -18,6 +18,7 @@ import { StartupError } from './startup-error.js';
 import { tlsOptions } from './tls.js';
 import { createAutopruneWorker } from './compose-autoprune.js';
 import { createGcWorker } from './compose-gc.js';
+import { createMirrorWorker } from './compose-mirror.js';
 
 const UPLOAD_SWEEP_MS = 10 * 60 * 1000;
 
@@ -79,6 +80,9 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   // Garbage collection: one pass per gc.interval across all processes (leased through the database).
   const gc = config.gc.enabled ? createGcWorker(db, registry.gc, { intervalMs: config.gc.interval, log: logger, metrics }) : undefined;
   gc?.start();
+  // Repository mirrors: due mirrors are claimed through the database by any number of processes.
+  const mirror = config.mirror.enabled ? createMirrorWorker(db, registry, config, { log: logger, metrics }) : undefined;
+  mirror?.start();
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -88,6 +92,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     clearInterval(sweep);
     const autopruneStopped = autoprune?.stop();
     const gcStopped = gc?.stop();
+    const mirrorStopped = mirror?.stop();
     const force = setTimeout(() => {
       logger.warn('shutdown timeout reached; closing remaining connections');
       app.server.closeAllConnections?.();
@@ -98,6 +103,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
       await registry.content.close();
       await autopruneStopped;
       await gcStopped;
+      await mirrorStopped;
       // Pull entries are written in the background; they go in before the database closes.
       await registry.audit?.flush();
       await db.close();

@@ -33,6 +33,15 @@ export class Metrics {
   /** Cached tags a proxy-cache organization evicted to stay within its quota. */
   readonly proxyEvictions: Counter<'organization'>;
 
+  readonly mirrorSyncs: Counter<'outcome'>;
+  readonly mirrorSyncDuration: Histogram;
+  readonly mirrorFailures: Counter<'reason'>;
+  readonly mirrorLastStatus: Gauge<'repository'>;
+  readonly mirrorLastSync: Gauge<'repository'>;
+  readonly mirrorPendingTags: Gauge<'repository'>;
+  readonly mirrorWorkersActive: Gauge;
+  readonly mirrorUpstreamBytes: Counter;
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'wharf_' });
     this.requests = new Counter({
@@ -158,6 +167,52 @@ export class Metrics {
       name: 'wharf_proxy_evicted_tags_total',
       help: 'Cached tags of proxy-cache organizations evicted (least recently pulled first) to make room within the quota',
       labelNames: ['organization'],
+      registers: [this.registry],
+    });
+    this.mirrorSyncs = new Counter({
+      name: 'wharf_mirror_syncs_total',
+      help: 'Finished repository mirror runs by outcome: SUCCESS, PARTIAL, FAIL, CANCEL',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+    });
+    this.mirrorSyncDuration = new Histogram({
+      name: 'wharf_mirror_sync_duration_seconds',
+      help: 'Duration of repository mirror runs',
+      buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400],
+      registers: [this.registry],
+    });
+    this.mirrorFailures = new Counter({
+      name: 'wharf_mirror_sync_failures_total',
+      help: 'Failed repository mirror runs (and partial ones, by their first failed tag) by reason',
+      labelNames: ['reason'],
+      registers: [this.registry],
+    });
+    this.mirrorLastStatus = new Gauge({
+      name: 'wharf_mirror_last_sync_status',
+      help: 'Status of the last run of each mirrored repository this process ran: 0 failed (or partial, cancelled), 1 succeeded, 2 in progress',
+      labelNames: ['repository'],
+      registers: [this.registry],
+    });
+    this.mirrorLastSync = new Gauge({
+      name: 'wharf_mirror_last_sync_timestamp_seconds',
+      help: 'When the last run of each mirrored repository this process ran finished (Unix time)',
+      labelNames: ['repository'],
+      registers: [this.registry],
+    });
+    this.mirrorPendingTags = new Gauge({
+      name: 'wharf_mirror_pending_tags',
+      help: 'Tags the run in progress of each mirrored repository has still to sync',
+      labelNames: ['repository'],
+      registers: [this.registry],
+    });
+    this.mirrorWorkersActive = new Gauge({
+      name: 'wharf_mirror_workers_active',
+      help: 'Mirror runs in progress in this process',
+      registers: [this.registry],
+    });
+    this.mirrorUpstreamBytes = new Counter({
+      name: 'wharf_mirror_upstream_bytes_total',
+      help: 'Manifest and blob bytes mirror runs fetched from upstream registries',
       registers: [this.registry],
     });
   }

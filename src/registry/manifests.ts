@@ -74,8 +74,17 @@ export class ManifestService {
    * the namespace over a Reject limit is refused and nothing of it is stored; one that crosses a
    * Warning limit is reported. A push onto an immutable tag that points elsewhere is refused
    * (TagImmutableError) and stores nothing; a tag it creates is immutable when a policy selects it.
+   * `sparse.omittedChildren`: children of an index that need not be in the repository (a mirror's
+   * architecture filter left them out); every other reference must be there, as for a push.
    */
-  async put(repo: RepositoryRef, ref: Reference, bytes: Buffer, contentType: string | undefined, cached?: CachedManifestWrite): Promise<ManifestPutResult> {
+  async put(
+    repo: RepositoryRef,
+    ref: Reference,
+    bytes: Buffer,
+    contentType: string | undefined,
+    cached?: CachedManifestWrite,
+    sparse?: { omittedChildren: ReadonlySet<Digest> },
+  ): Promise<ManifestPutResult> {
     if (bytes.byteLength > this.opts.maxManifestSize) {
       throw new RegistryError('SIZE_INVALID', `manifest is ${bytes.byteLength} bytes; the limit is ${this.opts.maxManifestSize}`, undefined, 413);
     }
@@ -97,6 +106,7 @@ export class ManifestService {
       blobDigests: blobs.map((d) => d.digest),
       childDigests: manifest.manifests.map((d) => d.digest),
       tag: cached ? cached.tag : ref.kind === 'tag' ? ref.tag : undefined,
+      ...(sparse && { omittedChildren: sparse.omittedChildren }),
       ...(cached && { lazy: true, blobSizes: new Map(blobs.map((d) => [d.digest, d.size])), tagExpiresAt: cached.expiresAt, hiddenTag: cached.hidden }),
     };
     if (write.tag !== undefined && !write.hiddenTag && this.opts.immutability) write.tagImmutable = await this.opts.immutability.selects(repo.id, write.tag);

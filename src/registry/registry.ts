@@ -7,7 +7,9 @@ import type { BlobService } from './blobs.js';
 import type { ContentResolver } from './content.js';
 import type { GarbageCollector } from './gc.js';
 import type { ManifestService } from './manifests.js';
+import type { MirrorRun } from './mirror/mirror-run.js';
 import type { ProxyConfigService } from './proxy/proxy-config-service.js';
+import type { MirrorConfigService } from './mirror/mirror-config-service.js';
 import type { QuotaService } from './quota/quota-service.js';
 import type { QuotaGate } from './quota/quota-gate.js';
 import type { RepositoryService } from './repositories.js';
@@ -44,6 +46,8 @@ export interface Registry {
   pullStatistics: PullStatistics;
   /** Garbage collection: one pass on demand (`wharf gc`) or from the worker. */
   gc: GarbageCollector;
+  /** One run of a repository mirror, as the mirror worker calls it (mirror/mirror-run.ts). */
+  mirrors: MirrorRun;
   /** Auto-prune policies (API, CLI) and the pruner the worker runs. */
   autoprune: Autoprune;
   /** Storage quotas of namespaces and the usage they are checked against (API, CLI). */
@@ -62,6 +66,8 @@ export interface Registry {
   content: ContentResolver;
   /** Proxy-cache organizations' configurations; absent when `proxy_cache.enabled` is false. */
   proxyConfig?: ProxyConfigService;
+  /** Repository mirrors' configurations (API, CLI); absent when the registry runs without accounts. */
+  mirrorConfig?: MirrorConfigService;
   /** Parsing options the edge needs. */
   options: { defaultNamespace: string; maxPageSize: number; maxManifestSize: number; baseUrl?: string };
 }

@@ -53,6 +53,11 @@ export class TagService {
     return { tags: rows.slice(0, q.limit), hasAdditional: rows.length > q.limit };
   }
 
+  /** Every live tag of the repository and the digest it points at. */
+  liveTargets(repo: RepositoryRef): Promise<Map<string, Digest>> {
+    return this.history.liveTargets(repo.id);
+  }
+
   countLive(repo: RepositoryRef): Promise<number> {
     return this.history.countLive(repo.id);
   }

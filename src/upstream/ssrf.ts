@@ -260,9 +260,17 @@ export class SsrfGuard {
     );
   };
 
-  /** An undici connector that checks IP-literal hosts itself and resolves names through `lookup`. */
-  connector(opts: { timeout: number }): buildConnector.connector {
-    const base = buildConnector({ timeout: opts.timeout, lookup: this.lookup, autoSelectFamily: true });
+  /**
+   * An undici connector that checks IP-literal hosts itself and resolves names through `lookup`;
+   * `rejectUnauthorized: false` accepts any TLS certificate (a mirror with `verify_tls: false`).
+   */
+  connector(opts: { timeout: number; rejectUnauthorized?: boolean }): buildConnector.connector {
+    const base = buildConnector({
+      timeout: opts.timeout,
+      lookup: this.lookup,
+      autoSelectFamily: true,
+      ...(opts.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
+    });
     return (options, callback) => {
       const host = options.hostname.replace(/^\[(.*)\]$/, '$1');
       const name = normalizeHostname(host);

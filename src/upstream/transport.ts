@@ -5,7 +5,7 @@
  * transport failures and HTTP statuses to the typed errors in errors.ts.
  */
 import type { Readable } from 'node:stream';
-import { Agent, request } from 'undici';
+import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import {
   UpstreamAuthError,
   UpstreamError,
@@ -41,20 +41,35 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
 const RETRYABLE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
+export interface TransportOptions {
+  retries?: number;
+  userAgent?: string;
+  /** False accepts any TLS certificate of the upstream. */
+  verifyTls?: boolean;
+  /**
+   * An HTTP proxy (`http://[user:pass@]host:port`) every request goes through (a CONNECT tunnel); the
+   * proxy's address is resolved through the guard, the upstream's is the proxy's to resolve.
+   */
+  proxyUrl?: string;
+}
+
 export class Transport {
-  private readonly agent: Agent;
+  private readonly agent: Dispatcher;
 
   constructor(
     guard: SsrfGuard,
     readonly timeouts: Timeouts = DEFAULT_TIMEOUTS,
-    private readonly opts: { retries?: number; userAgent?: string } = {},
+    private readonly opts: TransportOptions = {},
   ) {
-    this.agent = new Agent({
-      connect: guard.connector({ timeout: timeouts.connectMs }),
-      headersTimeout: timeouts.headersMs,
-      bodyTimeout: timeouts.bodyIdleMs,
-      keepAliveTimeout: 4_000,
-    });
+    const common = { headersTimeout: timeouts.headersMs, bodyTimeout: timeouts.bodyIdleMs, keepAliveTimeout: 4_000 };
+    this.agent = opts.proxyUrl
+      ? new ProxyAgent({
+          uri: opts.proxyUrl,
+          ...common,
+          proxyTls: { timeout: timeouts.connectMs, lookup: guard.lookup, autoSelectFamily: true },
+          requestTls: { timeout: timeouts.connectMs, ...(opts.verifyTls === false ? { rejectUnauthorized: false } : {}) },
+        })
+      : new Agent({ connect: guard.connector({ timeout: timeouts.connectMs, rejectUnauthorized: opts.verifyTls !== false }), ...common });
   }
 
   /**

@@ -51,6 +51,10 @@ export interface UpstreamClientOptions {
   tokenMarginMs?: number;
   /** Retries of a request whose connection broke before any response; default 1. */
   retries?: number;
+  /** False accepts any TLS certificate of the upstream (default true). */
+  verifyTls?: boolean;
+  /** An HTTP proxy to reach the upstream through (transport.ts). */
+  proxyUrl?: string;
   now?: () => number;
 }
 
@@ -118,7 +122,7 @@ export class UpstreamClient {
     this.spec = opts.spec;
     this.now = opts.now ?? Date.now;
     this.breaker = opts.breaker ?? new CircuitBreaker(opts.spec.host);
-    this.transport = new Transport(opts.guard, { ...DEFAULT_TIMEOUTS, ...opts.timeouts }, { retries: opts.retries });
+    this.transport = new Transport(opts.guard, { ...DEFAULT_TIMEOUTS, ...opts.timeouts }, { retries: opts.retries, verifyTls: opts.verifyTls, proxyUrl: opts.proxyUrl });
     this.auth = new Authenticator(this.transport, opts.spec.baseUrl, { credentials: opts.credentials, tokenMarginMs: opts.tokenMarginMs, now: this.now });
     this.maxManifestBytes = opts.maxManifestBytes ?? 4 * 1024 * 1024;
   }

@@ -18,7 +18,7 @@ for (const dialect of DIALECTS) for (const mode of AUTH_MODES) {
     it('answers anonymous callers with Quay\'s capabilities document', async () => {
       const res = await w.raw('GET', 'registry/capabilities', undefined, null);
       assert.equal(res.status, 200);
-      assert.deepEqual(res.json, { sparse_manifests: { supported: false, required_architectures: [], optional_architectures_allowed: false }, mirror_architectures: [] });
+      assert.deepEqual(res.json, { sparse_manifests: { supported: false, required_architectures: [], optional_architectures_allowed: false }, mirror_architectures: ['386', 'amd64', 'arm', 'arm64', 'ppc64le', 'riscv64', 's390x'] });
       assert.deepEqual((await w.raw('GET', 'registry/capabilities/')).json, res.json, 'with a trailing slash and a token too');
     });
 

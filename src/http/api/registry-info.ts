@@ -6,13 +6,14 @@
  *   GET /superuser/config        superusers    {"config": {...}}: the Quay configuration keys that
  *                                              describe what this registry does, with Wharf's values
  *
- * Wharf stores an index only when every child manifest is in the repository, so sparse manifests are
- * not supported; repository mirroring has no architecture filter, so `mirror_architectures` is empty.
+ * A push stores an index only when every child manifest is in the repository, so sparse manifests are
+ * not supported for clients; `mirror_architectures` lists what a mirror's `architecture_filter` takes.
  * The configuration view names features and settings only: never a secret, a path or a database URL.
  */
 import { z } from 'zod';
 import { formatDuration } from '../../registry/time-machine.js';
 import { defineRoute } from './route.js';
+import { ARCHITECTURES } from '../../registry/mirror/mirror-config-input.js';
 
 const ConfigSchema = z.strictObject({
   SERVER_HOSTNAME: z.string().nullable(),
@@ -40,7 +41,7 @@ export const registryInfoRoutes = [
       mirror_architectures: z.array(z.string()),
     }),
     async handler() {
-      return { sparse_manifests: { supported: false, required_architectures: [], optional_architectures_allowed: false }, mirror_architectures: [] };
+      return { sparse_manifests: { supported: false, required_architectures: [], optional_architectures_allowed: false }, mirror_architectures: [...ARCHITECTURES].sort() };
     },
   }),
   defineRoute({

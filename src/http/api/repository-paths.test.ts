@@ -70,6 +70,19 @@ const addImmutabilityPolicy = async (w: World, n: RepositoryName, tagPattern: st
 const labels = async (w: World, n: RepositoryName) => (await w.api.t.registry.manifestLabels.list(await required(w, n), (await w.digests(n)).v1)).map((l) => `${l.key}=${l.value}`);
 const addLabel = async (w: World, n: RepositoryName) => (await w.api.t.registry.manifestLabels.add(await required(w, n), (await w.digests(n)).v1, { key: 'k', value: n })).id;
 
+const MIRROR_BODY = {
+  sync_interval: 60,
+  sync_start_date: '2026-01-01T00:00:00Z',
+  root_rule: { rule_kind: 'tag_glob_csv', rule_value: ['*'] },
+  robot_username: `${NAMESPACE}+mirrorbot`,
+};
+/** A mirror source naming the repository, so that a reply shows which mirror it read. */
+const sourceOf = (n: RepositoryName) => `203.0.113.10/src/${n}`;
+const addMirror = async (w: World, n: RepositoryName) =>
+  w.api.t.registry.mirrorConfig!.create(await required(w, n), { ...MIRROR_BODY, external_reference: sourceOf(n) }, { actor: { kind: 'anonymous' } });
+const mirrorRow = async (w: World, n: RepositoryName) =>
+  w.api.t.db.db.selectFrom('repository_mirrors').selectAll().where('repository_id', '=', (await required(w, n)).id).executeTakeFirst();
+
 /** The JSON of a successful reply with the expected status. */
 function ok(res: Reply, status: number): any {
   assert.equal(res.statusCode, status, res.body);
@@ -368,6 +381,60 @@ const CASES: Record<string, Case> = {
       assert.equal(ok(res, 200).manifest_digest, p.digest);
     },
   },
+  'GET /mirror': {
+    suffix: 'mirror',
+    prepare: async (w, n) => (await addMirror(w, n), {}),
+    async check(_w, n, res) {
+      assert.equal(ok(res, 200).external_reference, sourceOf(n));
+    },
+  },
+  'POST /mirror': {
+    suffix: 'mirror',
+    body: async (_w, n) => ({ ...MIRROR_BODY, external_reference: sourceOf(n) }),
+    async check(w, n, res) {
+      ok(res, 201);
+      assert.equal((await required(w, n)).state, 'MIRROR');
+      assert.equal((await mirrorRow(w, n))?.external_reference, sourceOf(n));
+    },
+  },
+  'PUT /mirror': {
+    suffix: 'mirror',
+    prepare: async (w, n) => (await addMirror(w, n), {}),
+    body: { sync_interval: 777 },
+    async check(w, n, res) {
+      ok(res, 201);
+      assert.equal(Number((await mirrorRow(w, n))?.sync_interval_s), 777);
+    },
+  },
+  'DELETE /mirror': {
+    suffix: 'mirror',
+    prepare: async (w, n) => (await addMirror(w, n), {}),
+    async check(w, n, res) {
+      ok(res, 204);
+      assert.equal((await required(w, n)).state, 'NORMAL');
+      assert.equal(await mirrorRow(w, n), undefined);
+    },
+  },
+  'POST /mirror/sync-now': {
+    suffix: 'mirror/sync-now',
+    prepare: async (w, n) => (await addMirror(w, n), {}),
+    async check(w, n, res) {
+      ok(res, 204);
+      assert.equal((await mirrorRow(w, n))?.sync_status, 'SYNC_NOW');
+    },
+  },
+  'POST /mirror/sync-cancel': {
+    suffix: 'mirror/sync-cancel',
+    async prepare(w, n) {
+      await addMirror(w, n);
+      await w.api.t.registry.mirrorConfig!.syncNow(await required(w, n), { actor: { kind: 'anonymous' } });
+      return {};
+    },
+    async check(w, n, res) {
+      ok(res, 204);
+      assert.equal((await mirrorRow(w, n))?.sync_status, 'CANCEL');
+    },
+  },
   'GET /tag/:tag/pull_statistics': {
     suffix: 'tag/v1/pull_statistics',
     async check(w, n, res) {
@@ -400,19 +467,20 @@ function neighbours(n: RepositoryName, suffix: string): RepositoryName[] {
 /**
  * What any repository route could change, of every repository but `except`, by full name: the
  * repository row, its tags with their history (and immutability), its permissions, its auto-prune and
- * immutability policies and its manifest labels.
+ * immutability policies, its manifest labels and its mirror.
  */
 async function registryState(w: World, except: RepositoryName): Promise<Map<string, unknown[]>> {
   const db = w.api.t.db.db;
-  const repos = await db.selectFrom('repositories as r').innerJoin('namespaces as n', 'n.id', 'r.namespace_id').select(['r.id', 'r.name', 'n.name as namespace', 'r.visibility', 'r.state', 'r.description']).execute();
+  const repos = await db.selectFrom('repositories as r').innerJoin('namespaces as n', 'n.id', 'r.namespace_id').select(['r.id', 'r.name', 'n.name as namespace', 'r.visibility', 'r.state', 'r.description', 'r.mirror_robot_id']).execute();
   const rows = new Map<number, unknown[]>();
-  for (const r of repos) rows.set(r.id, [r.id, r.visibility, r.state, r.description]);
+  for (const r of repos) rows.set(r.id, [r.id, r.visibility, r.state, r.description, r.mirror_robot_id]);
   const add = (id: number | null, row: unknown) => rows.get(id!)?.push(row);
   for (const t of await db.selectFrom('tags as t').innerJoin('manifests as m', 'm.id', 't.manifest_id').select(['t.id', 't.repository_id', 't.name', 'm.digest', 't.lifetime_end']).orderBy('t.id').execute()) add(t.repository_id, t);
   for (const p of await db.selectFrom('repository_permissions').selectAll().orderBy(['subject_kind', 'subject_id']).execute()) add(p.repository_id, p);
   for (const p of await db.selectFrom('autoprune_policies').select(['uuid', 'repository_id', 'value']).orderBy('uuid').execute()) add(p.repository_id, p);
   for (const p of await db.selectFrom('immutability_policies').select(['uuid', 'repository_id', 'tag_pattern', 'tag_pattern_matches']).orderBy('uuid').execute()) add(p.repository_id, p);
   for (const t of await db.selectFrom('tags').select(['id', 'repository_id', 'immutable']).orderBy('id').execute()) add(t.repository_id, t);
+  for (const m of await db.selectFrom('repository_mirrors').selectAll().execute()) add(m.repository_id, m);
   for (const l of await db.selectFrom('manifest_labels as l').innerJoin('manifests as m', 'm.id', 'l.manifest_id').select(['l.uuid', 'm.repository_id', 'l.key', 'l.value']).orderBy('l.uuid').execute()) add(l.repository_id, l);
   const out = new Map<string, unknown[]>();
   for (const r of repos) if (`${r.namespace}/${r.name}` !== except) out.set(`${r.namespace}/${r.name}`, rows.get(r.id)!);
@@ -449,6 +517,7 @@ for (const dialect of DIALECTS) {
       await a.accounts.createOrganization({ name: NAMESPACE, creator: 'oadmin' });
       await a.teams.createTeam(NAMESPACE, 'devs', { role: 'member' });
       await a.teams.createTeam(NAMESPACE, 'ops', { role: 'member' });
+      await a.robots.create(NAMESPACE, 'mirrorbot');
     });
     after(async () => w.api.t.close());
 

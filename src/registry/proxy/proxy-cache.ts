@@ -31,7 +31,7 @@ import type { RepositoryService } from '../repositories.js';
 import type { ProxyTarget, ProxyUpstream } from './proxy-directory.js';
 import type { ProxyEvents } from './proxy-events.js';
 import type { ProxiedBlob, PullThrough } from './pull-through.js';
-import { upstreamFailure } from './upstream-failure.js';
+import { upstreamFailure } from '../upstream-import/upstream-failure.js';
 
 export interface ProxiedManifest extends StoredManifest {
   cache: CacheResult;

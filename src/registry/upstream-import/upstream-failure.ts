@@ -1,5 +1,5 @@
 /**
- * What a client of the proxy sees when the upstream fails and nothing cached may be served. Never a
+ * What a caller of the upstream import (a proxy-cache client, a mirror tag) sees when the upstream fails and nothing local may be used. Never a
  * 500: the upstream's 404 stays a 404 (with its reason), a rate limit a 429 with Retry-After, and every
  * other failure (down, timing out, corrupt, refused by the SSRF guard, access revoked) a clear 503 or 404.
  */
