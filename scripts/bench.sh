@@ -10,7 +10,7 @@
 #                              PostgreSQL (a throw-away cluster, unless BENCH_GC_PG_URL names one),
 #     bench/mirror-bench.ts    repository mirroring vs `skopeo sync` from the same upstream, cold and warm,
 #   each of which prints a table or lines with ratios (PASS/MISS against the targets). See docs/benchmarks.md.
-#   With BENCH_SUITE=all (about 10 minutes on a quiet machine, up to about 18 on a busy one) a suite that
+#   With BENCH_SUITE=all (about 14 minutes on a quiet machine, up to about 22 on a busy one) a suite that
 #   breaks does not stop the ones after it.
 # Exit status: 0 when the runs completed (a MISS is reported, not failed), non-zero when something broke.
 # Knobs (environment): BENCH_SUITE (all | registry | proxy | quota | gc | mirror; default all),
