@@ -213,7 +213,7 @@ async function wharfSync(upstream: Server, upstreamLog: AccessLog, d: Destinatio
   const t0 = performance.now();
   const requested = Date.now();
   await d.mirror.syncNow();
-  const { view } = await d.mirror.waitForRun({ intervalMs: 100, timeoutMs: 600_000 });
+  const view = await d.mirror.waitForRun({ intervalMs: 100, timeoutMs: 600_000 });
   const t1 = performance.now();
   const m = probe.stop(0);
   if (view.last_run?.outcome !== 'SUCCESS') throw new Error(`Wharf's mirror run did not succeed: ${JSON.stringify(view.last_run)} (status ${view.sync_status})`);

@@ -271,7 +271,7 @@ for (const dialect of DIALECTS) describe(`repository mirroring end to end (${dia
     assert.ok(claim.sync_holder !== null && claim.sync_expires_at !== null, JSON.stringify(claim));
     current = await serve();
 
-    const { view } = await mirror().waitForRun({ timeoutMs: 120_000 });
+    const view = await mirror().waitForRun({ timeoutMs: 120_000 });
     assert.equal(view.last_run?.outcome, 'SUCCESS', JSON.stringify(view));
     const takeover = await scheduleRow();
     assert.ok(Number(takeover.last_started_at) >= Number(claim.sync_expires_at), `the run was taken over at ${takeover.last_started_at}, before the killed process's lease expired at ${claim.sync_expires_at}`);
@@ -295,7 +295,7 @@ for (const dialect of DIALECTS) describe(`repository mirroring end to end (${dia
         const started = (await auditEntries('repo_mirror_sync_started')).length;
         const success = (await auditEntries('repo_mirror_sync_success')).length;
         await mirror(other).syncNow();
-        const { view } = await mirror(W()).waitForRun({ timeoutMs: 120_000 });
+        const view = await mirror(W()).waitForRun({ timeoutMs: 120_000 });
         assert.equal(view.last_run?.outcome, 'SUCCESS', `${round}: ${JSON.stringify(view)}`);
         assert.equal((await auditEntries('repo_mirror_sync_started')).length, started + 1, `${round}: one run started`);
         assert.equal((await auditEntries('repo_mirror_sync_success')).length, success + 1, `${round}: one run finished`);

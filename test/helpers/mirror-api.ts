@@ -96,12 +96,6 @@ export class MirrorApi {
     if (r.status !== 201) throw new Error(`POST mirror of ${this.repository}: ${r.status} ${r.text.slice(0, 500)}`);
   }
 
-  /** PUT …/mirror with the fields to change; throws unless 201 or 200. */
-  async update(input: Partial<MirrorConfigInput>): Promise<void> {
-    const r = await this.call('PUT', '', input);
-    if (r.status !== 201 && r.status !== 200) throw new Error(`PUT mirror of ${this.repository}: ${r.status} ${r.text.slice(0, 500)}`);
-  }
-
   async get(): Promise<MirrorView> {
     const r = await this.call('GET', '');
     if (r.status !== 200 || typeof r.json !== 'object') throw new Error(`GET mirror of ${this.repository}: ${r.status} ${r.text.slice(0, 500)}`);
@@ -114,28 +108,18 @@ export class MirrorApi {
     if (r.status !== 204) throw new Error(`POST mirror/sync-now of ${this.repository}: ${r.status} ${r.text.slice(0, 500)}`);
   }
 
-  /** POST …/mirror/sync-cancel; throws unless 204. */
-  async cancel(): Promise<void> {
-    const r = await this.call('POST', '/sync-cancel');
-    if (r.status !== 204) throw new Error(`POST mirror/sync-cancel of ${this.repository}: ${r.status} ${r.text.slice(0, 500)}`);
-  }
-
   /**
    * Polls GET …/mirror every `intervalMs` until the run asked for (sync-now, or one in flight) has
    * finished: the status is neither SYNC_NOW nor SYNCING and `last_run` is set. Call it after a
    * successful sync-now (which leaves SYNC_NOW until a worker claims the mirror), or while a run is in
-   * flight. Returns the last view and when (performance.now()) the run was first seen SYNCING. Throws
-   * after `timeoutMs` with the last view.
+   * flight. Returns the first view that shows it finished; throws after `timeoutMs` with the last view.
    */
-  async waitForRun(opts: { timeoutMs?: number; intervalMs?: number; onView?: (v: MirrorView) => void } = {}): Promise<{ view: MirrorView; syncingSeenAt: number | null }> {
+  async waitForRun(opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<MirrorView> {
     const timeoutMs = opts.timeoutMs ?? 300_000;
     const deadline = Date.now() + timeoutMs;
-    let syncingSeenAt: number | null = null;
     for (;;) {
       const view = await this.get();
-      opts.onView?.(view);
-      if (view.sync_status === 'SYNCING' && syncingSeenAt === null) syncingSeenAt = performance.now();
-      if (view.sync_status !== 'SYNCING' && view.sync_status !== 'SYNC_NOW' && view.last_run !== null) return { view, syncingSeenAt };
+      if (view.sync_status !== 'SYNCING' && view.sync_status !== 'SYNC_NOW' && view.last_run !== null) return view;
       if (Date.now() >= deadline) throw new Error(`mirror of ${this.repository}: the run did not finish within ${timeoutMs} ms; last view ${JSON.stringify(view)}`);
       await sleep(opts.intervalMs ?? 50);
     }
@@ -144,6 +128,6 @@ export class MirrorApi {
   /** sync-now, then waitForRun; returns the finished run's view. */
   async syncAndWait(opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<MirrorView> {
     await this.syncNow();
-    return (await this.waitForRun(opts)).view;
+    return this.waitForRun(opts);
   }
 }
