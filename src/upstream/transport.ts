@@ -106,7 +106,10 @@ export class Transport {
     const retries = this.opts.retries ?? 1;
     for (let attempt = 0; ; attempt++) {
       try {
-        const res = await request(url, { method, headers, dispatcher: this.agent });
+        // undici closes a connection after a HEAD unless told otherwise (for servers that send a body
+        // with it); registries do not, and Go's clients (containerd, skopeo) keep the connection too: a
+        // mirror's re-sync makes one HEAD per tag, which would otherwise each open a connection.
+        const res = await request(url, { method, headers, dispatcher: this.agent, ...(method === 'HEAD' && { reset: false }) });
         return { status: res.statusCode, headers: res.headers, body: res.body, url };
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
