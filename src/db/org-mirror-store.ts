@@ -154,15 +154,32 @@ export class OrgMirrorStore {
     return (await this.find(namespaceId))!;
   }
 
-  /** Changes the fields given; undefined when there is no configuration. */
+  /**
+   * Changes the fields given; undefined when there is no configuration. Enabling or disabling it does
+   * the same to the repository mirrors of the repositories it discovered that are still at the source
+   * (Quay syncs an organization's repositories only while its mirror is enabled), in one transaction.
+   */
   async update(namespaceId: number, changes: OrgMirrorChanges, now: number): Promise<OrgMirrorRecord | undefined> {
     const { startAt, ...fields } = changes;
-    const res = await this.db
-      .updateTable('organization_mirrors')
-      .set({ ...columns(fields), ...(startAt !== undefined ? { sync_start_at: startAt } : {}), updated_at: now })
-      .where('namespace_id', '=', namespaceId)
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows) ? this.find(namespaceId) : undefined;
+    const found = await this.db.transaction().execute(async (tx) => {
+      const res = await tx
+        .updateTable('organization_mirrors')
+        .set({ ...columns(fields), ...(startAt !== undefined ? { sync_start_at: startAt } : {}), updated_at: now })
+        .where('namespace_id', '=', namespaceId)
+        .executeTakeFirst();
+      if (!Number(res.numUpdatedRows)) return false;
+      if (fields.enabled !== undefined) {
+        await tx
+          .updateTable('repository_mirrors')
+          .set({ is_enabled: fields.enabled ? 1 : 0, updated_at: now })
+          .where('repository_id', 'in', (eb) =>
+            eb.selectFrom('organization_mirror_repositories').select('repository_id').where('namespace_id', '=', namespaceId).where('repository_id', 'is not', null).where('vanished_at', 'is', null),
+          )
+          .execute();
+      }
+      return true;
+    });
+    return found ? this.find(namespaceId) : undefined;
   }
 
   /**

@@ -153,6 +153,13 @@ for (const dialect of DIALECTS) {
       const tool = (await call('GET', '/organization/mirror-org/mirror/repositories', admin)).body!.repositories.find((r: any) => r.name === 'team/tool');
       assert.equal(tool.sync_status, 'SKIP');
       assert.match(tool.status_message, /no longer at the source/);
+
+      // Disabling the organization mirror disables its repositories' syncs; enabling it enables those still at the source.
+      const enabled = async () => Object.fromEntries((await t.db.db.selectFrom('repository_mirrors as m').innerJoin('repositories as r', 'r.id', 'm.repository_id').select(['r.name', 'm.is_enabled']).execute()).map((r) => [r.name, r.is_enabled]));
+      assert.equal((await call('PUT', '/organization/mirror-org/mirror', admin, { is_enabled: false })).status, 200);
+      assert.deepEqual(await enabled(), { app: 0, 'team/new': 0, 'team/tool': 0 });
+      assert.equal((await call('PUT', '/organization/mirror-org/mirror', admin, { is_enabled: true })).status, 200);
+      assert.deepEqual(await enabled(), { app: 1, 'team/new': 1, 'team/tool': 0 });
     });
 
     it('wrong credentials: the discovery FAILs with the reason and counts a retry down; verify says so too', async () => {
