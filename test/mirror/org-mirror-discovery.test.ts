@@ -160,6 +160,17 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await enabled(), { app: 0, 'team/new': 0, 'team/tool': 0 });
       assert.equal((await call('PUT', '/organization/mirror-org/mirror', admin, { is_enabled: true })).status, 200);
       assert.deepEqual(await enabled(), { app: 1, 'team/new': 1, 'team/tool': 0 });
+
+      // Back at the source: synced again.
+      imgs['team/tool:again'] = (await pushRandomImage(srcUrl, 'upstream/team/tool', 'again', { basic })).digest;
+      assert.equal((await call('POST', '/organization/mirror-org/mirror/sync-now', admin)).status, 204);
+      const [back] = await discover();
+      assert.equal(back?.outcome, 'SUCCESS', back?.message);
+      assert.deepEqual(back?.created, []);
+      assert.deepEqual(await enabled(), { app: 1, 'team/new': 1, 'team/tool': 1 });
+      assert.deepEqual((await syncRepos()).map((r) => r.outcome), ['SUCCESS', 'SUCCESS', 'SUCCESS']);
+      assert.deepEqual(await liveTags('mirror-org/team/tool'), { again: imgs['team/tool:again'] }, 'a tag gone from the source goes into the time machine, as for any mirror');
+      assert.equal((await call('GET', '/organization/mirror-org/mirror', admin)).body!.repo_sync_status_counts.SKIP, 0);
     });
 
     it('wrong credentials: the discovery FAILs with the reason and counts a retry down; verify says so too', async () => {
