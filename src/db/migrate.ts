@@ -12,6 +12,7 @@ import { signIn } from './migrations/0008-sign-in.js';
 import { collectionLookups } from './migrations/0009-collection-lookups.js';
 import { tagImmutabilityAndLabels } from './migrations/0010-tag-immutability-and-labels.js';
 import { repositoryMirrors } from './migrations/0011-repository-mirrors.js';
+import { organizationMirrors } from './migrations/0012-organization-mirrors.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
@@ -26,6 +27,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0009-collection-lookups': collectionLookups(d),
     '0010-tag-immutability-and-labels': tagImmutabilityAndLabels(d),
     '0011-repository-mirrors': repositoryMirrors(d),
+    '0012-organization-mirrors': organizationMirrors(d),
   };
 }
 

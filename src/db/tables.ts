@@ -442,6 +442,49 @@ export interface RepositoryMirrorsTable {
   updated_at: number;
 }
 
+/** An organization kept as a copy of an external namespace (migrations/0012-organization-mirrors.ts). */
+export interface OrganizationMirrorsTable {
+  namespace_id: number;
+  is_enabled: number;
+  /** 'quay' | 'harbor' */
+  registry_type: string;
+  registry_url: string;
+  external_namespace: string;
+  username_enc: string | null;
+  password_enc: string | null;
+  verify_tls: number;
+  /** JSON {http_proxy?, https_proxy?, no_proxy?} */
+  proxy: string;
+  robot_id: number | null;
+  /** 'public' | 'private' */
+  visibility: string;
+  /** JSON array of repository-name globs; [] = all */
+  repository_filters: string;
+  sync_interval_s: number;
+  timeout_s: number;
+  sync_start_at: number | null;
+  sync_expires_at: number | null;
+  sync_retries_remaining: number;
+  /** 'NEVER_RUN' | 'SYNC_NOW' | 'SYNCING' | 'SUCCESS' | 'FAIL' | 'CANCEL' */
+  sync_status: string;
+  sync_txn: string;
+  sync_holder: string | null;
+  last_finished_at: number | null;
+  last_message: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A repository an organization mirror found at its source. */
+export interface OrganizationMirrorRepositoriesTable {
+  namespace_id: number;
+  name: string;
+  repository_id: number | null;
+  discovered_at: number;
+  vanished_at: number | null;
+  message: string | null;
+}
+
 export interface Database {
   namespaces: NamespacesTable;
   repositories: RepositoriesTable;
@@ -483,6 +526,8 @@ export interface Database {
   immutability_policies: ImmutabilityPoliciesTable;
   manifest_labels: ManifestLabelsTable;
   repository_mirrors: RepositoryMirrorsTable;
+  organization_mirrors: OrganizationMirrorsTable;
+  organization_mirror_repositories: OrganizationMirrorRepositoriesTable;
 }
 
 export type ManifestRow = Selectable<ManifestsTable>;

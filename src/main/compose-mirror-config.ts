@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { DialectAdapter } from '../db/dialect.js';
 import { MirrorHealthStore } from '../db/mirror-health-store.js';
 import { MirrorStore } from '../db/mirror-store.js';
+import { OrgMirrorStore } from '../db/org-mirror-store.js';
 import { ProxyCacheStore } from '../db/proxy-cache-store.js';
 import type { Database } from '../db/tables.js';
 import type { Accounts } from '../registry/accounts/accounts.js';
@@ -42,6 +43,7 @@ export function createMirrorConfigService(
     }
   }
   const proxies = new ProxyCacheStore(db, dialect);
+  const orgMirrors = new OrgMirrorStore(db, dialect);
   return new MirrorConfigService({
     store: new MirrorStore(db, dialect),
     health: new MirrorHealthStore(db),
@@ -49,6 +51,7 @@ export function createMirrorConfigService(
     grants: accounts.grants,
     audit: accounts.audit,
     isProxyCache: async (namespaceId) => (await proxies.findByNamespaceId(namespaceId)) !== undefined,
+    isOrgMirror: (namespaceId) => orgMirrors.exists(namespaceId),
     secrets: lazySecretBox(config),
     guard,
     serverGuard,

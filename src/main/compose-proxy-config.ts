@@ -4,6 +4,7 @@ import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { DialectAdapter } from '../db/dialect.js';
 import { NamespaceStore } from '../db/namespace-store.js';
+import { OrgMirrorStore } from '../db/org-mirror-store.js';
 import { ProxyCacheStore } from '../db/proxy-cache-store.js';
 import type { Database } from '../db/tables.js';
 import { ProxyConfigService, type ProxyConfigServiceDeps } from '../registry/proxy/proxy-config-service.js';
@@ -39,9 +40,11 @@ export function createProxyConfigService(
       // An allowlist this version cannot read: only this process's guard applies.
     }
   }
+  const orgMirrors = new OrgMirrorStore(db, dialect);
   return new ProxyConfigService({
     store: new ProxyCacheStore(db, dialect),
     namespaces: new NamespaceStore(db, dialect),
+    isOrgMirror: (namespaceId) => orgMirrors.exists(namespaceId),
     secrets: lazySecretBox(config),
     guard,
     serverGuard,

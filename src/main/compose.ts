@@ -65,6 +65,7 @@ import { forgetInitialPassword } from './initial-password.js';
 import { createAutoprune } from './compose-autoprune.js';
 import { createProxyConfigService } from './compose-proxy-config.js';
 import { createMirrorConfigService } from './compose-mirror-config.js';
+import { createOrgMirrorConfigService } from './compose-org-mirror.js';
 import { lazySecretBox } from '../registry/proxy/secret-box.js';
 import { createQuotaService } from './compose-quota.js';
 import { createMirrorRun } from './compose-mirror.js';
@@ -194,6 +195,7 @@ export function createServices(deps: ServiceDeps): Services {
     audit: accounts?.audit,
     proxyConfig,
     mirrorConfig: accounts && createMirrorConfigService(db.db, db.dialect, config, accounts),
+    orgMirrorConfig: accounts && createOrgMirrorConfigService(db, config, accounts),
     content: proxy?.resolver ?? new LocalContentResolver(local),
     repositories,
     blobs,

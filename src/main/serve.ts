@@ -19,6 +19,7 @@ import { tlsOptions } from './tls.js';
 import { createAutopruneWorker } from './compose-autoprune.js';
 import { createGcWorker } from './compose-gc.js';
 import { createMirrorWorker } from './compose-mirror.js';
+import { createOrgMirrorWorker } from './compose-org-mirror.js';
 
 const UPLOAD_SWEEP_MS = 10 * 60 * 1000;
 
@@ -83,6 +84,9 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   // Repository mirrors: due mirrors are claimed through the database by any number of processes.
   const mirror = config.mirror.enabled ? createMirrorWorker(db, registry, config, { log: logger, metrics }) : undefined;
   mirror?.start();
+  // Organization mirrors: due discoveries, leased the same way; their repositories are synced by the worker above.
+  const orgMirror = config.mirror.enabled && accounts ? createOrgMirrorWorker(db, config, accounts, { log: logger }) : undefined;
+  orgMirror?.start();
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -93,6 +97,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     const autopruneStopped = autoprune?.stop();
     const gcStopped = gc?.stop();
     const mirrorStopped = mirror?.stop();
+    const orgMirrorStopped = orgMirror?.stop();
     const force = setTimeout(() => {
       logger.warn('shutdown timeout reached; closing remaining connections');
       app.server.closeAllConnections?.();
@@ -104,6 +109,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
       await autopruneStopped;
       await gcStopped;
       await mirrorStopped;
+      await orgMirrorStopped;
       // Pull entries are written in the background; they go in before the database closes.
       await registry.audit?.flush();
       await db.close();

@@ -13,6 +13,7 @@ import type { MirrorConfigService } from './mirror/mirror-config-service.js';
 import type { QuotaService } from './quota/quota-service.js';
 import type { QuotaGate } from './quota/quota-gate.js';
 import type { RepositoryService } from './repositories.js';
+import type { OrgMirrorConfigService } from './mirror/org-mirror-config-service.js';
 import type { TagService } from './tags.js';
 import type { TimeMachineService } from './time-machine.js';
 import type { UploadService } from './uploads.js';
@@ -68,6 +69,8 @@ export interface Registry {
   proxyConfig?: ProxyConfigService;
   /** Repository mirrors' configurations (API, CLI); absent when the registry runs without accounts. */
   mirrorConfig?: MirrorConfigService;
+  /** Organization mirrors' configurations (API); absent when the registry runs without accounts. */
+  orgMirrorConfig?: OrgMirrorConfigService;
   /** Parsing options the edge needs. */
   options: { defaultNamespace: string; maxPageSize: number; maxManifestSize: number; baseUrl?: string };
 }

@@ -65,6 +65,8 @@ export interface MirrorConfigServiceDeps {
   grants: Pick<GrantService, 'getRepositoryPermission' | 'setRepositoryPermission'>;
   /** Whether the namespace is a proxy-cache organization (its repositories are filled on demand instead). */
   isProxyCache(namespaceId: number): Promise<boolean>;
+  /** Whether the namespace is an organization mirror (its repository mirrors are made by its discovery). */
+  isOrgMirror?(namespaceId: number): Promise<boolean>;
   audit?: { record(kind: string, ctx: AuditContext): Promise<void> };
   secrets: () => Promise<SecretBox>;
   guard: SsrfGuard;
@@ -96,6 +98,7 @@ export class MirrorConfigService {
     const name = `${repo.namespace}/${repo.name}`;
     if (await this.deps.isProxyCache(repo.namespaceId)) throw invalid(`${repo.namespace} is a proxy-cache organization: its repositories are filled from its upstream and cannot be mirrors`);
     if (await this.deps.store.find(repo.id)) throw new AccountError('conflict', ALREADY_EXISTS(name));
+    if (await this.deps.isOrgMirror?.(repo.namespaceId)) throw invalid(`${repo.namespace} is an organization mirror: its repositories are mirrored from the source its mirror configuration names`);
     await this.checkReference(input.external_reference);
     const architectures = checkArchitectures(input.architecture_filter);
     const timeoutS = input.skopeo_timeout_interval ?? DEFAULT_TIMEOUT_S;
