@@ -154,6 +154,18 @@ export class MirrorStore {
     return row && toMirrorRecord(row);
   }
 
+  /** Whether any repository of the namespace is a mirror. */
+  async anyInNamespace(namespaceId: number): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('repository_mirrors as m')
+      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .select('m.repository_id')
+      .where('r.namespace_id', '=', namespaceId)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   /**
    * Makes the repository a mirror, in one transaction: the row (status NEVER_RUN, 3 retries, due at
    * `startAt`), the repository's state MIRROR and its mirror robot. Undefined when it already has one.

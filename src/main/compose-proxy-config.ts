@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { DialectAdapter } from '../db/dialect.js';
 import { NamespaceStore } from '../db/namespace-store.js';
 import { OrgMirrorStore } from '../db/org-mirror-store.js';
+import { MirrorStore } from '../db/mirror-store.js';
 import { ProxyCacheStore } from '../db/proxy-cache-store.js';
 import type { Database } from '../db/tables.js';
 import { ProxyConfigService, type ProxyConfigServiceDeps } from '../registry/proxy/proxy-config-service.js';
@@ -41,10 +42,12 @@ export function createProxyConfigService(
     }
   }
   const orgMirrors = new OrgMirrorStore(db, dialect);
+  const repositoryMirrors = new MirrorStore(db, dialect);
   return new ProxyConfigService({
     store: new ProxyCacheStore(db, dialect),
     namespaces: new NamespaceStore(db, dialect),
     isOrgMirror: (namespaceId) => orgMirrors.exists(namespaceId),
+    hasRepositoryMirrors: (namespaceId) => repositoryMirrors.anyInNamespace(namespaceId),
     secrets: lazySecretBox(config),
     guard,
     serverGuard,

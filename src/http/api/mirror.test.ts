@@ -214,6 +214,14 @@ for (const dialect of DIALECTS) {
         await detail(call('POST', mirror('orgb/cached'), auth.oadmin, { ...BODY, robot_username: 'orgb+foreign' }), 400, /proxy-cache organization/);
         await t.db.db.deleteFrom('proxy_cache_configs').where('namespace_id', '=', ns.id).execute();
       });
+
+      it('refuses to make an organization with mirrored repositories a proxy cache (the cache would shadow them)', async () => {
+        await fresh();
+        await detail(call('POST', '/organization/orga/proxycache', auth.oadmin, { upstream_registry: '10.0.0.1' }), 400, /^orga has mirrored repositories: /);
+        const ns = await t.db.db.selectFrom('namespaces').select('id').where('name', '=', 'orga').executeTakeFirstOrThrow();
+        assert.equal(await t.db.db.selectFrom('proxy_cache_configs').select('namespace_id').where('namespace_id', '=', ns.id).executeTakeFirst(), undefined);
+        assert.ok(await row(), 'the mirror stays');
+      });
     });
 
     describe('who may', () => {

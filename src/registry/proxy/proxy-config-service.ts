@@ -52,6 +52,8 @@ export interface ProxyConfigServiceDeps {
   guard: SsrfGuard;
   /** Whether the organization is an organization mirror (a proxy cache cannot be configured there). */
   isOrgMirror?(namespaceId: number): Promise<boolean>;
+  /** Whether a repository of the organization is a repository mirror (its content would be shadowed by the cache). */
+  hasRepositoryMirrors?(namespaceId: number): Promise<boolean>;
   /**
    * The SSRF guard of the server that will dial the upstream, when this process is another one (the
    * CLI) and the server's allowlist differs from its own: an upstream must pass both guards, and a
@@ -111,6 +113,7 @@ export class ProxyConfigService {
     const parsed = parse(InputSchema, input);
     if (await this.deps.store.findByNamespaceId(ns.id)) throw invalid(ALREADY_EXISTS);
     if (await this.deps.isOrgMirror?.(ns.id)) throw invalid(`${org} is an organization mirror: remove its mirror configuration before making it a proxy cache`);
+    if (await this.deps.hasRepositoryMirrors?.(ns.id)) throw invalid(`${org} has mirrored repositories: stop mirroring them (DELETE /api/v1/repository/{repo}/mirror) before making it a proxy cache`);
     const credentials = pair(parsed.username, parsed.password);
     const hosts = parsed.answersFor && normalizeHosts(parsed.answersFor);
     const { spec, upstreamRegistry } = await this.checkUpstream(parsed.upstreamRegistry, parsed.insecure);
