@@ -8,8 +8,8 @@
  *
  *   1. cold: the destination is empty (a new Distribution and a new Wharf for every repetition);
  *   2. warm: the same sync again, nothing changed upstream (BENCH_MIRROR_WARM_RUNS times each);
- *   3. warm with the upstream BENCH_MIRROR_RTT_MS away: both sides sync the same upstream again, now
- *      through a forwarder on 127.0.0.1 that adds that round-trip time (lib/latency-forwarder.ts).
+ *   3. warm with the upstream BENCH_MIRROR_RTT_MS away (BENCH_MIRROR_RTT_RUNS times each): both sides
+ *      sync the same upstream again, now through a forwarder on 127.0.0.1 that adds that round-trip time (lib/latency-forwarder.ts).
  *      Skopeo's source names the forwarder; Wharf's mirror gets it as its external_reference (PUT
  *      …/mirror), so its local tags stay as they are and the runs stay warm.
  * Skopeo's time is the process's wall time. Wharf's is the run as its worker records it (claim to
@@ -60,6 +60,8 @@ const settings = {
   warmRuns: envInt('BENCH_MIRROR_WARM_RUNS', 3, 1, 20),
   /** Round-trip time (ms) the forwarder adds for the warm runs against a distant upstream. */
   rttMs: envInt('BENCH_MIRROR_RTT_MS', 20, 1, 1000),
+  /** Warm re-syncs of each side per repetition with the upstream rttMs away (skopeo's take about 14 s at 20 ms). */
+  rttRuns: envInt('BENCH_MIRROR_RTT_RUNS', 1, 1, 20),
   pollIntervalS: envInt('BENCH_MIRROR_POLL_S', 1, 1, 60),
   rssSampleMs: envInt('BENCH_RSS_SAMPLE_MS', 50, 10, 1000),
   quietWaitMs: envInt('BENCH_QUIET_WAIT_MS', 3000, 0, 60_000),
@@ -353,10 +355,10 @@ async function main(live: LiveResources): Promise<void> {
       if (put.status !== 201) throw new Error(`PUT mirror on ${d.wharf.label}: ${put.status} ${put.text.slice(0, 500)}`);
       const source = (await d.mirror.get()).external_reference;
       if (source !== `${distant}/${UPSTREAM_REPO}`) throw new Error(`${d.wharf.label}: the mirror's external_reference is ${source} after the PUT`);
-      for (let w = 0; w < settings.warmRuns; w++) for (const side of w % 2 === 0 ? order : [...order].reverse()) await once(side, 'far');
+      for (let w = 0; w < settings.rttRuns; w++) for (const side of w % 2 === 0 ? order : [...order].reverse()) await once(side, 'far');
       await verifyTags(d.dest, SKOPEO_REPO, undefined, fixture);
       await verifyTags(d.wharf, WHARF_REPO, BASIC, fixture);
-      for (let w = 0; w < settings.warmRuns; w++) {
+      for (let w = 0; w < settings.rttRuns; w++) {
         const secs = await bareHeads(distant, fixture);
         farHeads.push(secs);
         log(`${settings.tags} bare HEADs through the forwarder (${settings.rttMs} ms), 8 at a time: ${fmt(secs, 3)} s`);
@@ -422,7 +424,7 @@ async function main(live: LiveResources): Promise<void> {
     const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
     const lines = renderTable(
       [
-        `Repository mirroring: Wharf vs skopeo sync — medians of ${settings.repeats} cold, ${settings.repeats * settings.warmRuns} warm and ${settings.repeats * settings.warmRuns} warm ` +
+        `Repository mirroring: Wharf vs skopeo sync — medians of ${settings.repeats} cold, ${settings.repeats * settings.warmRuns} warm and ${settings.repeats * settings.rttRuns} warm ` +
           `with the upstream ${settings.rttMs} ms away runs each, ${date} UTC`,
         `${machine.nproc} CPUs ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, kernel ${machine.kernel}; ${skopeoVersion} into ${distVersion}`,
         `${settings.tags} tags, ${settings.baseLayers} shared layers of ${settings.baseMiB} MiB + one of ${settings.uniqueKiB} KiB per tag; Wharf: SQLite, mirror.poll_interval ${settings.pollIntervalS}s; ` +
