@@ -325,6 +325,7 @@ async function main(live: LiveResources): Promise<void> {
       const order: Side[] = rep % 2 === 0 ? ['skopeo', 'wharf'] : ['wharf', 'skopeo'];
       const once = async (side: Side, phase: 'cold' | 'warm' | 'far') => {
         const source = phase === 'far' ? distant : near;
+        const connections0 = forwarder!.connections;
         const r = side === 'skopeo' ? await skopeoSync(source, upstream, upstreamLog, d.dest) : await wharfSync(upstream, upstreamLog, d);
         ({ cold, warm, far })[phase][side].push(r);
         const u = r.upstream;
@@ -332,7 +333,9 @@ async function main(live: LiveResources): Promise<void> {
           `${phase === 'far' ? `warm, ${settings.rttMs} ms away,` : phase} ${side.padEnd(6)}: ${fmt(r.seconds, 2)} s` +
             (side === 'wharf' ? ` (sync-now → finished seen ${fmt(r.wallSeconds, 2)} s; run reports ${fmt((r.reportedBytes ?? 0) / MiB, 1)} MiB)` : '') +
             `, CPU ${fmt(r.syncCpuSeconds, 2)} s, peak RSS ${fmt(r.peakRssMiB)} MiB; upstream: ${u.requests} requests, ${u.manifestRequests} manifest, ` +
-            `${u.blobGets} blob GETs, ${fmt(u.blobBytes / MiB, 1)} MiB; cores: other ${fmt(r.cpu.otherCores, 2)}`,
+            `${u.blobGets} blob GETs, ${fmt(u.blobBytes / MiB, 1)} MiB; ` +
+            (phase === 'far' ? `${forwarder!.connections - connections0} connections through the forwarder; ` : '') +
+            `cores: other ${fmt(r.cpu.otherCores, 2)}`,
         );
       };
       for (const side of order) await once(side, 'cold');
