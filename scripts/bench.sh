@@ -29,7 +29,7 @@
 #     BENCH_GC_PG_URL (an admin URL of an existing PostgreSQL; default: a throw-away cluster);
 #   mirror: BENCH_MIRROR_TAGS (100), BENCH_MIRROR_BASE_LAYERS (3), BENCH_MIRROR_BASE_MIB (32),
 #     BENCH_MIRROR_UNIQUE_KIB (2048), BENCH_MIRROR_REPEATS (3), BENCH_MIRROR_WARM_RUNS (3), BENCH_MIRROR_RTT_MS (20),
-#     BENCH_MIRROR_POLL_S (1), BENCH_MIRROR_JSON (results file).
+#     BENCH_MIRROR_RTT_RUNS (1), BENCH_MIRROR_POLL_S (1), BENCH_MIRROR_JSON (results file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
