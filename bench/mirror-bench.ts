@@ -7,14 +7,19 @@
  *      └── wharf serve (wharf-K): bench/app mirrors <upstream>/bench/app, tags `*`
  *
  *   1. cold: the destination is empty (a new Distribution and a new Wharf for every repetition);
- *   2. warm: the same sync again, nothing changed upstream (BENCH_MIRROR_WARM_RUNS times each).
+ *   2. warm: the same sync again, nothing changed upstream (BENCH_MIRROR_WARM_RUNS times each);
+ *   3. warm with the upstream BENCH_MIRROR_RTT_MS away (BENCH_MIRROR_RTT_RUNS times each): both sides
+ *      sync the same upstream again, now through a forwarder on 127.0.0.1 that adds that round-trip time (lib/latency-forwarder.ts).
+ *      Skopeo's source names the forwarder; Wharf's mirror gets it as its external_reference (PUT
+ *      …/mirror), so its local tags stay as they are and the runs stay warm.
  * Skopeo's time is the process's wall time. Wharf's is the run as its worker records it (claim to
  * release, the milliseconds of `last_started_at`/`last_finished_at` in its SQLite database; the API
  * shows the same to the second), and also from the `sync-now` request until `GET …/mirror` shows the
  * run finished (which adds the worker's wait for its next poll, `mirror.poll_interval` 1 s, and this
  * script's polling every 100 ms: each GET signs in with Basic credentials, and polling faster
  * costs Wharf CPU during the run it measures). What reached the upstream in each run is read from its access log:
- * blob GETs and bytes, manifest requests (GET and HEAD) per tag, all requests.
+ * blob GETs and bytes, manifest requests (GET and HEAD) per tag, all requests. The floor of a warm
+ * re-sync, 100 bare HEADs 8 at a time, is measured both directly and through the forwarder.
  *
  * Wharf runs with authentication on (`/api/v1` is served only then), SQLite, compiled as in the other
  * benchmarks. Before `wharf serve` the CLI creates the superuser and the organization `bench`; then,
@@ -22,8 +27,9 @@
  * repository (POST /repository), the mirror (POST /repository/bench/app/mirror, start date a day
  * ahead so that only `sync-now` starts a run), then `sync-now` and polling of GET …/mirror.
  *
- * After the cold runs both destinations must hold every tag with the upstream's manifest digest, and
- * two blobs must come back intact from Wharf; every Wharf run must end in SUCCESS. Runs alternate which
+ * After the cold runs, and again after the runs through the forwarder, both destinations must hold
+ * every tag with the upstream's manifest digest, and two blobs must come back intact from Wharf; every
+ * Wharf run must end in SUCCESS. Runs alternate which
  * of the two goes first; medians leave out runs during which other processes used ≥ 0.25 cores where
  * at least half remain (registry-bench.ts). Run through `npm run bench` (BENCH_SUITE=mirror).
  *
@@ -37,6 +43,7 @@ import Database from 'better-sqlite3';
 import { MirrorApi, apiRequest, syncStartDate } from '../test/helpers/mirror-api.js';
 import { AccessLog, type LoggedRequest } from './lib/access-log.js';
 import { MANIFEST_ACCEPT, verifyBlob } from './lib/content.js';
+import { LatencyForwarder } from './lib/latency-forwarder.js';
 import { DISTURBED_CORES, MiB, Probe, envInt, fmt, log, median, range, requireTools, run, undisturbed, waitForQuiet, type PhaseCpu } from './lib/measure.js';
 import { renderTable, type Row } from './lib/report.js';
 import { beginBench, runBench, type LiveResources } from './lib/run.js';
@@ -51,6 +58,10 @@ const settings = {
   repeats: envInt('BENCH_MIRROR_REPEATS', 3, 1, 20),
   /** Warm re-syncs of each side per repetition (they take seconds, and vary more than the cold ones). */
   warmRuns: envInt('BENCH_MIRROR_WARM_RUNS', 3, 1, 20),
+  /** Round-trip time (ms) the forwarder adds for the warm runs against a distant upstream. */
+  rttMs: envInt('BENCH_MIRROR_RTT_MS', 20, 1, 1000),
+  /** Warm re-syncs of each side per repetition with the upstream rttMs away (skopeo's take about 14 s at 20 ms). */
+  rttRuns: envInt('BENCH_MIRROR_RTT_RUNS', 1, 1, 20),
   pollIntervalS: envInt('BENCH_MIRROR_POLL_S', 1, 1, 60),
   rssSampleMs: envInt('BENCH_RSS_SAMPLE_MS', 50, 10, 1000),
   quietWaitMs: envInt('BENCH_QUIET_WAIT_MS', 3000, 0, 60_000),
@@ -62,7 +73,7 @@ const settings = {
 const TARGETS = {
   /** Cold sync: Wharf's time over skopeo's, at most. */
   coldRatio: 1.0,
-  /** Warm re-sync: Wharf's time over skopeo's, at most. */
+  /** Warm re-sync, on loopback and with the upstream BENCH_MIRROR_RTT_MS away: Wharf's time over skopeo's, at most. */
   warmRatio: 0.1,
   warmBlobBytes: 0,
   warmManifestRequestsPerTag: 1,
@@ -157,7 +168,8 @@ async function startDestinations(rep: number, workDir: string, upstream: Server,
 // ---------------------------------------------------------------------------------------------------
 // The two syncs
 
-async function skopeoSync(upstream: Server, upstreamLog: AccessLog, dest: Server): Promise<SyncRun> {
+/** `skopeo sync` from `source` (host:port of the upstream, or of the forwarder in front of it) into `dest`. */
+async function skopeoSync(source: string, upstream: Server, upstreamLog: AccessLog, dest: Server): Promise<SyncRun> {
   await run('sync', []);
   await waitForQuiet(settings.quietWaitMs);
   const mark = upstreamLog.mark();
@@ -177,7 +189,7 @@ async function skopeoSync(upstream: Server, upstreamLog: AccessLog, dest: Server
     '--dest-no-creds',
     '--retry-times',
     '0',
-    `${new URL(upstream.url).host}/${UPSTREAM_REPO}`,
+    `${source}/${UPSTREAM_REPO}`,
     `${new URL(dest.url).host}/${SKOPEO_DEST_PATH}`,
   ]);
   const m = probe.stop(r.cpuSeconds);
@@ -232,12 +244,13 @@ async function wharfSync(upstream: Server, upstreamLog: AccessLog, d: Destinatio
 }
 
 /**
- * The floor of a warm re-sync: one `HEAD` per tag against the upstream, 8 at a time over kept-alive
- * connections (node:http), and nothing else; wall seconds.
+ * The floor of a warm re-sync: one `HEAD` per tag against `address` (host:port of the upstream or of
+ * the forwarder in front of it), 8 at a time over kept-alive connections (node:http, opened in the
+ * round), and nothing else; wall seconds.
  */
-async function bareHeads(upstream: Server, fixture: SharedLayerRepo): Promise<number> {
+async function bareHeads(address: string, fixture: SharedLayerRepo): Promise<number> {
   const agent = new HttpAgent({ keepAlive: true, maxSockets: 8 });
-  const url = new URL(upstream.url);
+  const url = new URL(`http://${address}`);
   const head = (tag: string) =>
     new Promise<void>((resolve, reject) => {
       const req = httpRequest({ host: url.hostname, port: url.port, method: 'HEAD', path: `/v2/${UPSTREAM_REPO}/manifests/${tag}`, agent, headers: { Accept: MANIFEST_ACCEPT } }, (res) => {
@@ -285,11 +298,16 @@ async function main(live: LiveResources): Promise<void> {
   const skopeoVersion = (await run('skopeo', ['--version'])).stdout.trim();
   const servers: Server[] = [];
   live.servers = servers;
+  let forwarder: LatencyForwarder | undefined;
   try {
     const upstream = await startDistribution({ label: 'upstream', workDir, accessLog: true });
     servers.push(upstream);
     const upstreamLog = new AccessLog(upstream.logPath);
     log(`upstream ${upstream.url} (pid ${upstream.pid}); ${skopeoVersion}; ${distVersion}`);
+    const near = new URL(upstream.url).host;
+    forwarder = new LatencyForwarder({ host: '127.0.0.1', port: Number(new URL(upstream.url).port) }, settings.rttMs);
+    const distant = await forwarder.start();
+    log(`latency forwarder ${distant} → upstream, adding a round trip of ${settings.rttMs} ms`);
     log(`pushing ${UPSTREAM_REPO}: ${settings.tags} tags, each ${settings.baseLayers} shared layers of ${settings.baseMiB} MiB and one of ${settings.uniqueKiB} KiB of its own`);
     const fixture = await pushSharedLayerRepo(upstream.url, UPSTREAM_REPO, { tags: settings.tags, baseLayers: settings.baseLayers, baseMiB: settings.baseMiB, uniqueKiB: settings.uniqueKiB });
     const repoMiB = fixture.bytes / MiB;
@@ -297,20 +315,27 @@ async function main(live: LiveResources): Promise<void> {
 
     const cold: Record<Side, SyncRun[]> = { wharf: [], skopeo: [] };
     const warm: Record<Side, SyncRun[]> = { wharf: [], skopeo: [] };
+    /** Warm runs with the upstream rttMs away (through the forwarder). */
+    const far: Record<Side, SyncRun[]> = { wharf: [], skopeo: [] };
     const heads: number[] = [];
+    const farHeads: number[] = [];
     for (let rep = 0; rep < settings.repeats; rep++) {
       const d = await startDestinations(rep, workDir, upstream, servers);
       log(`repetition ${rep + 1}: destination ${d.dest.url} (pid ${d.dest.pid}), wharf ${d.wharf.url} (pid ${d.wharf.pid})`);
       const order: Side[] = rep % 2 === 0 ? ['skopeo', 'wharf'] : ['wharf', 'skopeo'];
-      const once = async (side: Side, phase: 'cold' | 'warm') => {
-        const r = side === 'skopeo' ? await skopeoSync(upstream, upstreamLog, d.dest) : await wharfSync(upstream, upstreamLog, d);
-        (phase === 'cold' ? cold : warm)[side].push(r);
+      const once = async (side: Side, phase: 'cold' | 'warm' | 'far') => {
+        const source = phase === 'far' ? distant : near;
+        const connections0 = forwarder!.connections;
+        const r = side === 'skopeo' ? await skopeoSync(source, upstream, upstreamLog, d.dest) : await wharfSync(upstream, upstreamLog, d);
+        ({ cold, warm, far })[phase][side].push(r);
         const u = r.upstream;
         log(
-          `${phase} ${side.padEnd(6)}: ${fmt(r.seconds, 2)} s` +
+          `${phase === 'far' ? `warm, ${settings.rttMs} ms away,` : phase} ${side.padEnd(6)}: ${fmt(r.seconds, 2)} s` +
             (side === 'wharf' ? ` (sync-now → finished seen ${fmt(r.wallSeconds, 2)} s; run reports ${fmt((r.reportedBytes ?? 0) / MiB, 1)} MiB)` : '') +
             `, CPU ${fmt(r.syncCpuSeconds, 2)} s, peak RSS ${fmt(r.peakRssMiB)} MiB; upstream: ${u.requests} requests, ${u.manifestRequests} manifest, ` +
-            `${u.blobGets} blob GETs, ${fmt(u.blobBytes / MiB, 1)} MiB; cores: other ${fmt(r.cpu.otherCores, 2)}`,
+            `${u.blobGets} blob GETs, ${fmt(u.blobBytes / MiB, 1)} MiB; ` +
+            (phase === 'far' ? `${forwarder!.connections - connections0} connections through the forwarder; ` : '') +
+            `cores: other ${fmt(r.cpu.otherCores, 2)}`,
         );
       };
       for (const side of order) await once(side, 'cold');
@@ -323,9 +348,23 @@ async function main(live: LiveResources): Promise<void> {
       }
       for (let w = 0; w < settings.warmRuns; w++) for (const side of w % 2 === 0 ? order : [...order].reverse()) await once(side, 'warm');
       for (let w = 0; w < settings.warmRuns; w++) {
-        const secs = await bareHeads(upstream, fixture);
+        const secs = await bareHeads(near, fixture);
         heads.push(secs);
         log(`${settings.tags} bare HEADs against the upstream, 8 at a time: ${fmt(secs, 3)} s`);
+      }
+      // Both sides warm: the same upstream again, through the forwarder. Only the mirror's source
+      // changes (no credentials to move), so Wharf's local tags are those the warm runs left.
+      const put = await apiRequest(d.wharf.url, BASIC, 'PUT', `/repository/${WHARF_REPO}/mirror`, { external_reference: `${distant}/${UPSTREAM_REPO}` });
+      if (put.status !== 201) throw new Error(`PUT mirror on ${d.wharf.label}: ${put.status} ${put.text.slice(0, 500)}`);
+      const source = (await d.mirror.get()).external_reference;
+      if (source !== `${distant}/${UPSTREAM_REPO}`) throw new Error(`${d.wharf.label}: the mirror's external_reference is ${source} after the PUT`);
+      for (let w = 0; w < settings.rttRuns; w++) for (const side of w % 2 === 0 ? order : [...order].reverse()) await once(side, 'far');
+      await verifyTags(d.dest, SKOPEO_REPO, undefined, fixture);
+      await verifyTags(d.wharf, WHARF_REPO, BASIC, fixture);
+      for (let w = 0; w < settings.rttRuns; w++) {
+        const secs = await bareHeads(distant, fixture);
+        farHeads.push(secs);
+        log(`${settings.tags} bare HEADs through the forwarder (${settings.rttMs} ms), 8 at a time: ${fmt(secs, 3)} s`);
       }
       for (const s of [d.wharf, d.dest]) {
         await s.stop();
@@ -356,14 +395,25 @@ async function main(live: LiveResources): Promise<void> {
 
     const coldTime = row(`cold sync, ${settings.tags} tags, ${fmt(repoMiB)} MiB`, cold, (r) => r.seconds, 's', 2, { target: `≤ ${TARGETS.coldRatio.toFixed(1)}×` });
     coldTime.pass = coldTime.wharf / coldTime.dist <= TARGETS.coldRatio;
-    const warmTime = row('warm re-sync, nothing changed', warm, (r) => r.seconds, 's', 2, { target: `≤ ${TARGETS.warmRatio.toFixed(1)}× (HEADs ${fmt(median(heads), 2)} s)` });
-    warmTime.pass = warmTime.wharf / warmTime.dist <= TARGETS.warmRatio;
-    const warmBytes = row('  upstream blob bytes', warm, (r) => r.upstream.blobBytes / MiB, 'MiB', 1, { noRatio: true, target: `Wharf = ${TARGETS.warmBlobBytes}` });
-    warmBytes.wharf = worst(warm.wharf, (r) => r.upstream.blobBytes / MiB);
-    warmBytes.pass = worst(warm.wharf, (r) => r.upstream.blobBytes) === TARGETS.warmBlobBytes;
-    const warmManifests = row('  upstream manifest requests per tag', warm, perTag, '', 2, { noRatio: true, target: `Wharf ≤ ${TARGETS.warmManifestRequestsPerTag}` });
-    warmManifests.wharf = worst(warm.wharf, perTag);
-    warmManifests.pass = warmManifests.wharf <= TARGETS.warmManifestRequestsPerTag;
+    /** The rows of a set of warm runs; `floor` the bare HEADs' seconds measured beside them. */
+    const warmRows = (metric: string, runs: Record<Side, SyncRun[]>, floor: number[]): Row[] => {
+      const time = row(metric, runs, (r) => r.seconds, 's', 2, { target: `≤ ${TARGETS.warmRatio.toFixed(1)}× (HEADs ${fmt(median(floor), 2)} s)` });
+      time.pass = time.wharf / time.dist <= TARGETS.warmRatio;
+      const bytes = row('  upstream blob bytes', runs, (r) => r.upstream.blobBytes / MiB, 'MiB', 1, { noRatio: true, target: `Wharf = ${TARGETS.warmBlobBytes}` });
+      bytes.wharf = worst(runs.wharf, (r) => r.upstream.blobBytes / MiB);
+      bytes.pass = worst(runs.wharf, (r) => r.upstream.blobBytes) === TARGETS.warmBlobBytes;
+      const manifests = row('  upstream manifest requests per tag', runs, perTag, '', 2, { noRatio: true, target: `Wharf ≤ ${TARGETS.warmManifestRequestsPerTag}` });
+      manifests.wharf = worst(runs.wharf, perTag);
+      manifests.pass = manifests.wharf <= TARGETS.warmManifestRequestsPerTag;
+      return [
+        time,
+        row('  from sync-now until the API shows it done', runs, (r) => r.wallSeconds, 's', 2),
+        row('  CPU of the syncing side', runs, (r) => r.syncCpuSeconds, 's', 2),
+        bytes,
+        manifests,
+        row('  upstream requests in all', runs, (r) => r.upstream.requests, '', 0),
+      ];
+    };
     const rows: Row[] = [
       coldTime,
       row('  from sync-now until the API shows it done', cold, (r) => r.wallSeconds, 's', 2),
@@ -371,17 +421,14 @@ async function main(live: LiveResources): Promise<void> {
       row('  upstream blob GETs', cold, (r) => r.upstream.blobGets, '', 0, { noRatio: true }),
       row('  upstream blob bytes', cold, (r) => r.upstream.blobBytes / MiB, 'MiB', 0),
       row('  peak RSS (Wharf; destination Distribution)', cold, (r) => r.peakRssMiB, 'MiB', 0, { noRatio: true }),
-      warmTime,
-      row('  from sync-now until the API shows it done', warm, (r) => r.wallSeconds, 's', 2),
-      row('  CPU of the syncing side', warm, (r) => r.syncCpuSeconds, 's', 2),
-      warmBytes,
-      warmManifests,
-      row('  upstream requests in all', warm, (r) => r.upstream.requests, '', 0),
+      ...warmRows('warm re-sync, nothing changed', warm, heads),
+      ...warmRows(`warm re-sync, upstream ${settings.rttMs} ms away`, far, farHeads),
     ];
     const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
     const lines = renderTable(
       [
-        `Repository mirroring: Wharf vs skopeo sync — medians of ${settings.repeats} cold and ${settings.repeats * settings.warmRuns} warm runs each, ${date} UTC`,
+        `Repository mirroring: Wharf vs skopeo sync — medians of ${settings.repeats} cold, ${settings.repeats * settings.warmRuns} warm and ${settings.repeats * settings.rttRuns} warm ` +
+          `with the upstream ${settings.rttMs} ms away runs each, ${date} UTC`,
         `${machine.nproc} CPUs ${machine.cpuModel}, ${machine.memoryGiB} GiB, Node ${machine.node}, kernel ${machine.kernel}; ${skopeoVersion} into ${distVersion}`,
         `${settings.tags} tags, ${settings.baseLayers} shared layers of ${settings.baseMiB} MiB + one of ${settings.uniqueKiB} KiB per tag; Wharf: SQLite, mirror.poll_interval ${settings.pollIntervalS}s; ` +
           'Wharf time = the run from claim to release (last_run), skopeo = its wall time',
@@ -393,9 +440,13 @@ async function main(live: LiveResources): Promise<void> {
       '',
       `${settings.tags} HEADs alone (8 at a time, kept-alive connections, nothing else): median ${fmt(median(heads), 3)} s, ${fmt(Math.min(...heads), 3)}–${fmt(Math.max(...heads), 3)} s over ${heads.length} rounds.`,
       `Wharf's warm runs, upstream: ${warm.wharf.map((r) => `${r.upstream.requests} requests (${r.upstream.manifestRequests} manifest, ${r.upstream.blobGets} blob GETs, ${r.upstream.blobBytes} bytes)`).join('; ')}`,
-      `Wharf's runs reported moving ${cold.wharf.map((r) => fmt((r.reportedBytes ?? 0) / MiB, 1)).join(', ')} MiB cold and ${warm.wharf.map((r) => String(r.reportedBytes ?? 0)).join(', ')} bytes warm.`,
+      `${settings.tags} HEADs through the forwarder (${settings.rttMs} ms round trip, 8 at a time, connections opened in the round): median ${fmt(median(farHeads), 3)} s, ` +
+        `${fmt(Math.min(...farHeads), 3)}–${fmt(Math.max(...farHeads), 3)} s over ${farHeads.length} rounds.`,
+      `Wharf's warm runs with the upstream ${settings.rttMs} ms away, upstream: ${far.wharf.map((r) => `${r.upstream.requests} requests (${r.upstream.manifestRequests} manifest, ${r.upstream.blobGets} blob GETs, ${r.upstream.blobBytes} bytes)`).join('; ')}`,
+      `Wharf's runs reported moving ${cold.wharf.map((r) => fmt((r.reportedBytes ?? 0) / MiB, 1)).join(', ')} MiB cold, ${warm.wharf.map((r) => String(r.reportedBytes ?? 0)).join(', ')} bytes warm ` +
+        `and ${far.wharf.map((r) => String(r.reportedBytes ?? 0)).join(', ')} bytes warm with the upstream ${settings.rttMs} ms away.`,
     );
-    const all = [...cold.wharf, ...cold.skopeo, ...warm.wharf, ...warm.skopeo];
+    const all = [...cold.wharf, ...cold.skopeo, ...warm.wharf, ...warm.skopeo, ...far.wharf, ...far.skopeo];
     const disturbed = all.filter((r) => r.cpu.otherCores >= DISTURBED_CORES).length;
     lines.push(
       `load average (1 min) before ${fmt(loadBefore, 2)}, after ${fmt(loadavg()[0]!, 2)}; total ${fmt((Date.now() - started) / 1000)} s`,
@@ -407,10 +458,11 @@ async function main(live: LiveResources): Promise<void> {
     process.stdout.write(lines.join('\n'));
 
     if (settings.jsonOut) {
-      await writeFile(settings.jsonOut, JSON.stringify({ date: new Date().toISOString(), machine, distribution: distVersion, skopeo: skopeoVersion, settings, targets: TARGETS, rows, cold, warm, bareHeadSeconds: heads }, null, 2));
+      await writeFile(settings.jsonOut, JSON.stringify({ date: new Date().toISOString(), machine, distribution: distVersion, skopeo: skopeoVersion, settings, targets: TARGETS, rows, cold, warm, far, bareHeadSeconds: heads, bareHeadSecondsThroughForwarder: farHeads }, null, 2));
       log(`results written to ${settings.jsonOut}`);
     }
   } finally {
+    await forwarder?.stop().catch(() => {});
     for (const s of [...servers].reverse()) await s.stop().catch(() => {});
     await rm(workDir, { recursive: true, force: true });
   }
