@@ -90,6 +90,7 @@ export const PACKAGES = {
   zod: ['config', 'http', 'registry', 'main'],
   jose: ['registry'],
   selfsigned: ['main'],
+  '@aws-sdk/client-s3': ['storage'],
 };
 
 /** Folders (under src/) that may not import other folders: the decorator seams. */

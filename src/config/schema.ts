@@ -55,13 +55,33 @@ export const configSchema = z.strictObject({
     .prefault({}),
   storage: z
     .strictObject({
-      driver: z.enum(['filesystem', 'memory']).default('filesystem'),
+      driver: z.enum(['filesystem', 'memory', 's3']).default('filesystem'),
       /** Root of the filesystem driver; default `<data_dir>/blobs`. */
       path: z.string().optional(),
       /** fsync blobs before they become visible. */
       fsync: z.boolean().default(true),
+      /** The S3 driver: one bucket of an S3-compatible object store. */
+      s3: z
+        .strictObject({
+          /** Endpoint URL, e.g. `http://127.0.0.1:7480`; unset for AWS's own endpoints. */
+          endpoint: z.url({ protocol: /^https?$/ }).optional(),
+          bucket: z.string().min(3).max(63).optional(),
+          region: z.string().min(1).default('us-east-1'),
+          /** Credentials; unset for the AWS SDK's own chain (its environment variables, instance roles). */
+          access_key_id: z.string().min(1).optional(),
+          secret_access_key: z.string().min(1).optional(),
+          /** `http://endpoint/bucket/key` rather than `http://bucket.endpoint/key` (RGW, MinIO and most self-hosted stores need it). */
+          force_path_style: z.boolean().default(true),
+          /** Key prefix of every object Wharf writes in the bucket (to share a bucket). */
+          prefix: z.string().regex(/^(?:[A-Za-z0-9._-]+\/)*[A-Za-z0-9._-]*$/).default(''),
+          /** Bytes a writer buffers before sending them as one multipart part (memory per upload in progress). */
+          part_size: size.prefault(8 * 1024 * 1024).refine((n) => n >= 5 * 1024 * 1024 && n <= 5 * 1024 * 1024 * 1024, { message: 'must be between 5 MiB and 5 GiB (S3 part limits)' }),
+        })
+        .prefault({})
+        .refine((s) => (s.access_key_id === undefined) === (s.secret_access_key === undefined), { message: 'storage.s3.access_key_id and storage.s3.secret_access_key must be given together' }),
     })
-    .prefault({}),
+    .prefault({})
+    .refine((s) => s.driver !== 's3' || s.s3.bucket !== undefined, { message: 'storage.driver s3 needs storage.s3.bucket' }),
   tls: z
     .strictObject({
       cert: z.string().optional(),

@@ -101,7 +101,7 @@ function redact(config: object): object {
   return JSON.parse(
     JSON.stringify(config, (k, v) => {
       if (k === 'url' && typeof v === 'string') return v.replace(/\/\/[^@/]*@/, '//***@');
-      if ((k === 'admin_password' || k === 'secret_key') && typeof v === 'string') return '***';
+      if ((k === 'admin_password' || k === 'secret_key' || k === 'secret_access_key') && typeof v === 'string') return '***';
       return v;
     }),
   ) as object;

@@ -57,6 +57,7 @@ import { SsrfGuard } from '../upstream/ssrf.js';
 import type { BlobDriver } from '../storage/blob-driver.js';
 import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
 import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
+import { S3BlobDriver } from '../storage/s3/s3-blob-driver.js';
 import { join } from 'node:path';
 import { parseRepositoryName } from '../oci/reference.js';
 import { createAccounts } from './compose-accounts.js';
@@ -72,6 +73,22 @@ import { createMirrorRun } from './compose-mirror.js';
 
 export function createStorage(config: Config): BlobDriver {
   if (config.storage.driver === 'memory') return new MemoryBlobDriver();
+  if (config.storage.driver === 's3') {
+    // The SDK warns on Node 20 that its releases after January 2027 will need Node 22; the locked
+    // version runs on Node 20, and the notice is for whoever upgrades the package, not the operator.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    const s3 = config.storage.s3;
+    return new S3BlobDriver({
+      endpoint: s3.endpoint,
+      bucket: s3.bucket!,
+      region: s3.region,
+      accessKeyId: s3.access_key_id,
+      secretAccessKey: s3.secret_access_key,
+      forcePathStyle: s3.force_path_style,
+      prefix: s3.prefix,
+      partSize: s3.part_size,
+    });
+  }
   return new FsBlobDriver(config.storage.path ?? join(config.data_dir, 'blobs'), { fsync: config.storage.fsync });
 }
 

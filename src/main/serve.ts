@@ -15,6 +15,7 @@ import { setHeapGrowth } from './heap.js';
 import { acquireInstanceLock } from './instance-lock.js';
 import { publishServerSettings } from './server-settings.js';
 import { StartupError } from './startup-error.js';
+import { checkStorage } from './storage-check.js';
 import { tlsOptions } from './tls.js';
 import { createAutopruneWorker } from './compose-autoprune.js';
 import { createGcWorker } from './compose-gc.js';
@@ -130,6 +131,7 @@ async function start(config: Readonly<Config>, logger: ReturnType<typeof createL
   opened.push(() => db.close());
   await publishServerSettings(db, config);
   const storage = createStorage(config);
+  await checkStorage(storage, config);
   const { registry, accounts } = createServices({ db, storage, config, logger });
   // Spool files of blob fills a crash interrupted.
   await registry.content.open();

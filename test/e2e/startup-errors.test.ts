@@ -5,6 +5,8 @@
  * configuration: it refuses exactly what is invalid in the configuration itself (status 2, the same
  * message) and accepts the rest, which it does not check (it opens nothing). Also: one server per
  * SQLite database (the lock), released by a crash; PostgreSQL replicas sharing storage still start.
+ * S3 storage is checked before the server listens: an unknown bucket, refused keys and an endpoint
+ * that does not answer each stop the start (against the test run's RADOS Gateway).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +20,7 @@ import pg from 'pg';
 import { runCommand } from '../helpers/e2e-utils.js';
 import { jsonLogProblems } from '../helpers/json-lines.js';
 import { freePort } from '../helpers/ports.js';
+import { testS3Options } from '../helpers/s3.js';
 import { startWharf, type WharfProcess } from '../helpers/wharf-process.js';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
@@ -139,6 +142,7 @@ describe('wharf serve and wharf config check: startup errors', () => {
       serve: { code: 1, message: /^wharf: another wharf serve is already running on the SQLite database \S+\/wharf\.db \(pid \d+ .*\): stop it first/ },
       check: { code: 0 },
     },
+    ...s3Cases(),
   ];
 
   for (const c of cases) {
@@ -237,3 +241,50 @@ describe('one server per SQLite database', () => {
     });
   });
 });
+
+/** The S3 cases: the test server's settings with one thing wrong in each. */
+function s3Cases(): Case[] {
+  const s3Env = async (dir: string, wrong: Record<string, string>) => {
+    const o = testS3Options();
+    return {
+      env: {
+        WHARF_DATA_DIR: dir,
+        WHARF_PORT: String(await freePort()),
+        WHARF_STORAGE_DRIVER: 's3',
+        WHARF_STORAGE_S3_ENDPOINT: o.endpoint!,
+        WHARF_STORAGE_S3_BUCKET: o.bucket,
+        WHARF_STORAGE_S3_REGION: o.region,
+        WHARF_STORAGE_S3_ACCESS_KEY_ID: o.accessKeyId!,
+        WHARF_STORAGE_S3_SECRET_ACCESS_KEY: o.secretAccessKey!,
+        ...wrong,
+      },
+    };
+  };
+  return [
+    {
+      name: 'S3 bucket does not exist',
+      setup: (dir) => s3Env(dir, { WHARF_STORAGE_S3_BUCKET: 'no-such-bucket' }),
+      serve: { code: 1, message: /^wharf: S3 storage: no bucket "no-such-bucket" at http:\/\/127\.0\.0\.1:\d+; create it or fix storage\.s3\.bucket \(WHARF_STORAGE_S3_BUCKET\)/ },
+      check: { code: 0 },
+    },
+    {
+      name: 'S3 refuses the keys',
+      setup: (dir) => s3Env(dir, { WHARF_STORAGE_S3_SECRET_ACCESS_KEY: 's3-secret-wrong-1' }),
+      serve: { code: 1, message: /^wharf: S3 storage: bucket "\S+" at http:\/\/127\.0\.0\.1:\d+ refused the credentials \(HTTP 403\); check storage\.s3\.access_key_id and storage\.s3\.secret_access_key/ },
+      check: { code: 0 },
+      secret: 's3-secret-wrong-1',
+    },
+    {
+      name: 'S3 endpoint cannot be reached',
+      setup: async (dir) => s3Env(dir, { WHARF_STORAGE_S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` }),
+      serve: { code: 1, message: /^wharf: S3 storage: cannot reach bucket "\S+" at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED; check storage\.s3\.endpoint \(WHARF_STORAGE_S3_ENDPOINT\)/ },
+      check: { code: 0 },
+    },
+    {
+      name: 'storage.driver s3 without a bucket',
+      setup: async (dir) => ({ env: { WHARF_DATA_DIR: dir, WHARF_PORT: String(await freePort()), WHARF_STORAGE_DRIVER: 's3' } }),
+      serve: { code: 2, message: /^wharf: invalid configuration: storage.*needs storage\.s3\.bucket/ },
+      check: { code: 2, message: /^wharf: invalid configuration: storage.*needs storage\.s3\.bucket/ },
+    },
+  ];
+}

@@ -1,0 +1,173 @@
+/**
+ * S3 driver: each key is an object in one bucket, under an optional key prefix. Writes are multipart
+ * uploads onto the final key, visible only once completed (see `s3-writer.ts`); `move` is a server-side
+ * copy followed by a delete of the source, so a reader of the target sees the old object or the new
+ * one, never a partial one. Reads are ranged GETs streamed straight from the response.
+ *
+ * Works with AWS S3 and with S3-compatible servers that need path-style addressing and do not accept
+ * streamed checksums (Ceph RADOS Gateway 16.2): checksums are sent only when an operation requires
+ * them. Crash leftovers are multipart uploads never completed; `sweepStaging` aborts the old ones.
+ */
+import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, AbortMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3';
+import { Readable } from 'node:stream';
+import { assertValidKey, BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter } from '../blob-driver.js';
+import { copySource, MIN_PART_SIZE, S3Writer, type S3Target } from './s3-writer.js';
+import { isS3NotFound } from './s3-errors.js';
+
+/** Objects up to this size move with one CopyObject; larger ones through a multipart copy. */
+const MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024;
+
+export interface S3DriverOptions {
+  /** e.g. `http://127.0.0.1:7480`; undefined for AWS's own endpoints. */
+  endpoint?: string;
+  bucket: string;
+  region: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  forcePathStyle: boolean;
+  /** Keys live under `<prefix>/` in the bucket; '' for the bucket's root. */
+  prefix?: string;
+  /** Bytes buffered per writer before they go up as one part (at least 5 MiB). */
+  partSize?: number;
+}
+
+export class S3BlobDriver implements BlobDriver {
+  readonly name = 's3';
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+  private readonly partSize: number;
+
+  constructor(opts: S3DriverOptions) {
+    this.client = new S3Client({
+      endpoint: opts.endpoint,
+      region: opts.region,
+      forcePathStyle: opts.forcePathStyle,
+      credentials: opts.accessKeyId && opts.secretAccessKey ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey } : undefined,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 3,
+      // An endpoint that does not answer fails within seconds rather than hanging a start or a request.
+      requestHandler: { connectionTimeout: 5000 },
+    });
+    this.bucket = opts.bucket;
+    this.prefix = opts.prefix ? `${opts.prefix.replace(/\/+$/, '')}/` : '';
+    this.partSize = Math.max(MIN_PART_SIZE, opts.partSize ?? 8 * 1024 * 1024);
+  }
+
+  /** Checks that the bucket exists and the credentials may use it; throws the S3 error otherwise. */
+  async probe(): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+  }
+
+  private key(key: string): string {
+    assertValidKey(key);
+    return this.prefix + key;
+  }
+
+  private target(key: string): S3Target {
+    return { client: this.client, bucket: this.bucket, key: this.key(key), partSize: this.partSize };
+  }
+
+  async stat(key: string): Promise<BlobStat | undefined> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      return { size: res.ContentLength ?? 0, modifiedAt: res.LastModified?.getTime() ?? Date.now() };
+    } catch (err) {
+      if (isS3NotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async reader(key: string, range?: { offset: number; length?: number }): Promise<Readable> {
+    const offset = range?.offset ?? 0;
+    const length = range?.length;
+    const k = this.key(key);
+    if (length === 0 || offset > 0) {
+      // S3 refuses a range that starts at or past the end (416), where the contract wants no bytes.
+      const s = await this.stat(key);
+      if (!s) throw new BlobNotFoundError(key);
+      if (length === 0 || offset >= s.size) return Readable.from([]);
+    }
+    const Range = offset === 0 && length === undefined ? undefined : `bytes=${offset}-${length === undefined ? '' : offset + length - 1}`;
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: k, Range }));
+      return res.Body as Readable;
+    } catch (err) {
+      if (isS3NotFound(err)) throw new BlobNotFoundError(key);
+      throw err;
+    }
+  }
+
+  async writer(key: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
+    const t = this.target(key);
+    if (!opts.append) return S3Writer.create(t);
+    const existing = await this.stat(key);
+    return S3Writer.append(t, existing?.size ?? 0, async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of await this.reader(key)) chunks.push(Buffer.from(c as Uint8Array));
+      return Buffer.concat(chunks);
+    });
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const trimmed = prefix.replace(/\/+$/, '');
+    const Prefix = trimmed === '' ? this.prefix : `${this.key(trimmed)}/`;
+    let ContinuationToken: string | undefined;
+    do {
+      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken }));
+      for (const o of res.Contents ?? []) if (o.Key) yield o.Key.slice(this.prefix.length);
+      ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const src = this.key(from);
+    const dst = this.key(to);
+    const s = await this.stat(from);
+    if (!s) throw new BlobNotFoundError(from);
+    if (s.size <= MAX_SINGLE_COPY) {
+      try {
+        await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: copySource(this.bucket, src) }));
+      } catch (err) {
+        if (isS3NotFound(err)) throw new BlobNotFoundError(from);
+        throw err;
+      }
+    } else {
+      // A multipart upload whose parts are all copied from the source.
+      const w = await S3Writer.append({ ...this.target(to), key: dst }, 0, async () => Buffer.alloc(0));
+      await w.copyFrom(src, s.size);
+      await w.commit();
+    }
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: src }));
+  }
+
+  async sweepStaging(olderThanMs: number): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      const res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix || undefined, KeyMarker, UploadIdMarker }));
+      for (const u of res.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || (u.Initiated?.getTime() ?? 0) >= cutoff) continue;
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })).catch((err) => {
+          if (!isS3NotFound(err)) throw err;
+        });
+        removed++;
+      }
+      KeyMarker = res.IsTruncated ? res.NextKeyMarker : undefined;
+      UploadIdMarker = res.IsTruncated ? res.NextUploadIdMarker : undefined;
+    } while (KeyMarker);
+    return removed;
+  }
+
+  /** Closes the client's connections. */
+  close(): void {
+    this.client.destroy();
+  }
+}
