@@ -12,7 +12,7 @@ import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCom
 import { Readable } from 'node:stream';
 import { assertValidKey, BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter } from '../blob-driver.js';
 import { copySource, MIN_PART_SIZE, S3Writer, type S3Target } from './s3-writer.js';
-import { isS3NotFound } from './s3-errors.js';
+import { isS3NotFound, s3Status } from './s3-errors.js';
 
 /** Objects up to this size move with one CopyObject; larger ones through a multipart copy. */
 const MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024;
@@ -83,11 +83,9 @@ export class S3BlobDriver implements BlobDriver {
     const offset = range?.offset ?? 0;
     const length = range?.length;
     const k = this.key(key);
-    if (length === 0 || offset > 0) {
-      // S3 refuses a range that starts at or past the end (416), where the contract wants no bytes.
-      const s = await this.stat(key);
-      if (!s) throw new BlobNotFoundError(key);
-      if (length === 0 || offset >= s.size) return Readable.from([]);
+    if (length === 0) {
+      if (!(await this.stat(key))) throw new BlobNotFoundError(key);
+      return Readable.from([]);
     }
     const Range = offset === 0 && length === undefined ? undefined : `bytes=${offset}-${length === undefined ? '' : offset + length - 1}`;
     try {
@@ -95,6 +93,8 @@ export class S3BlobDriver implements BlobDriver {
       return res.Body as Readable;
     } catch (err) {
       if (isS3NotFound(err)) throw new BlobNotFoundError(key);
+      // S3 refuses a range that starts at or past the end (416), where the contract wants no bytes.
+      if (s3Status(err) === 416 && (await this.stat(key))) return Readable.from([]);
       throw err;
     }
   }

@@ -16,6 +16,7 @@ import type { BlobWriter } from '../blob-driver.js';
 /** S3's smallest part (all but the last) and largest copied range. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 const MAX_COPY_PART = 5 * 1024 * 1024 * 1024;
+const INITIAL_BUFFER = 256 * 1024;
 
 export interface S3Target {
   client: S3Client;
@@ -35,7 +36,8 @@ export class S3Writer implements BlobWriter {
   size: number;
 
   private constructor(private readonly t: S3Target, startSize: number) {
-    this.buffer = Buffer.allocUnsafe(t.partSize);
+    // Grown on demand up to one part: a manifest or a small chunk does not cost a whole part.
+    this.buffer = Buffer.allocUnsafe(Math.min(t.partSize, INITIAL_BUFFER));
     this.size = startSize;
   }
 
@@ -74,6 +76,7 @@ export class S3Writer implements BlobWriter {
       let offset = 0;
       while (offset < chunk.byteLength) {
         const n = Math.min(this.t.partSize - this.filled, chunk.byteLength - offset);
+        this.grow(this.filled + n);
         this.buffer.set(chunk.subarray(offset, offset + n), this.filled);
         this.filled += n;
         offset += n;
@@ -126,9 +129,12 @@ export class S3Writer implements BlobWriter {
     this.filled = 0;
   }
 
-  /** Room for `n` bytes when an appended-to object is read into the buffer (it is below one part). */
+  /** Room for `n` bytes (at most one part), keeping what the buffer holds. */
   private grow(n: number): void {
-    if (n > this.buffer.byteLength) this.buffer = Buffer.allocUnsafe(n);
+    if (n <= this.buffer.byteLength) return;
+    const bigger = Buffer.allocUnsafe(Math.min(this.t.partSize, Math.max(n, this.buffer.byteLength * 2)));
+    this.buffer.copy(bigger, 0, 0, this.filled);
+    this.buffer = bigger;
   }
 
   private async start(): Promise<string> {
