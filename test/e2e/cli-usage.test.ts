@@ -5,7 +5,8 @@
  * every shape (one word, two, three); src/main/cli-help.test.ts checks the text of every one.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -80,5 +81,39 @@ describe('wharf usage: version, help per group and per command, secrets printed 
     assert.equal(robot.code, 0, robot.stderr);
     assert.match(robot.stdout, /^[A-Za-z0-9_-]{32,}\n$/);
     assert.match(robot.stderr, /its token follows \(its administrators can read it again through the API\)\n$/);
+  });
+});
+
+describe('bin/wharf.js in a checkout that cannot run yet', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'wharf-unbuilt-'));
+    await mkdir(join(dir, 'bin'));
+    await copyFile(join(repoRoot, 'bin', 'wharf.js'), join(dir, 'bin', 'wharf.js'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const run = (): Promise<{ code: number | null; stdout: string; stderr: string }> =>
+    new Promise((done, fail) => {
+      execFile(process.execPath, [join(dir, 'bin', 'wharf.js'), '--version'], (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return fail(err);
+        done({ code: err ? (err.code as number) : 0, stdout, stderr });
+      });
+    });
+
+  it('never built: one line naming the build command, exit 1, no stack trace', async () => {
+    const res = await run();
+    assert.equal(res.code, 1);
+    assert.equal(res.stdout, '');
+    assert.equal(res.stderr, `wharf: not built yet: run \`npm run build\` in ${dir} (\`npm start\` builds and serves)\n`);
+  });
+
+  it('built but a dependency missing: one line naming npm ci, exit 1', async () => {
+    await mkdir(join(dir, 'dist', 'main'), { recursive: true });
+    await writeFile(join(dir, 'dist', 'main', 'cli.js'), "import 'wharf-no-such-package';\n");
+    const res = await run();
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^wharf: a dependency is missing \(.*wharf-no-such-package.*\): run `npm ci` in .*\n$/);
+    assert.equal(res.stderr.split('\n').length, 2);
   });
 });
