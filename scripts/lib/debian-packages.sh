@@ -1,6 +1,7 @@
 # Sourced by scripts/test.sh and scripts/bench.sh. `ensure_debian_packages PKG...` installs the Debian
 # packages that are missing (apt-get, when root; otherwise it names them and fails), then stops the
-# system docker-registry service the package may have started (the scripts start their own instances).
+# system docker-registry and haproxy services the packages may have started (the scripts start their
+# own instances).
 ensure_debian_packages() {
   local missing=() pkg
   for pkg in "$@"; do
@@ -16,5 +17,8 @@ ensure_debian_packages() {
       return 1
     fi
   fi
-  if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then systemctl stop docker-registry || true; fi
+  local svc
+  for svc in docker-registry haproxy; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then systemctl stop "$svc" || true; fi
+  done
 }
