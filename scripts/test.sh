@@ -34,7 +34,7 @@ cleanup() {
   rm -rf "$pg_dir"
   if [ -n "$s3_dir" ]; then
     bash scripts/s3/stop-s3.sh "$s3_dir" 2>/dev/null || true
-    rm -f "$s3_dir.log"
+    rm -rf "$s3_dir" "$s3_dir.log"
   fi
 }
 trap cleanup EXIT
@@ -51,13 +51,15 @@ else
 fi
 
 # A throwaway Ceph RADOS Gateway when any S3 test runs (about a minute the first time, which installs
-# its Debian packages), stopped on exit. WHARF_TEST_S3_ENDPOINT already set means "use that server".
+# its Debian packages), stopped on exit. Its OSD keeps objects in a sparse 20 GiB file rather than in
+# memory: a memstore OSD that fills up makes every write hang. WHARF_TEST_S3_ENDPOINT already set means
+# "use that server".
 s3_dir=
 if [ -z "${WHARF_TEST_S3_ENDPOINT:-}" ] && grep -lqs 'helpers/s3\.js' -- "${files[@]}" 2>/dev/null; then
   s3_dir=$(mktemp -d /tmp/wharf-s3.XXXXXX)
   free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
   echo "== starting RADOS Gateway (S3) in $s3_dir"
-  s3_env=$(S3_PORT=$(free_port) S3_MON_PORT=$(free_port) S3_OSD_MEM=2G bash scripts/s3/start-s3.sh "$s3_dir" 2>"$s3_dir.log") || {
+  s3_env=$(S3_PORT=$(free_port) S3_MON_PORT=$(free_port) S3_OSD_BACKEND=bluestore bash scripts/s3/start-s3.sh "$s3_dir" 2>"$s3_dir.log") || {
     echo "RADOS Gateway did not start (S3 tests cannot run); its log:" >&2
     tail -n 30 "$s3_dir.log" >&2
     exit 1
