@@ -5,8 +5,8 @@
  */
 import { isIP } from 'node:net';
 import { parseRepositoryName } from '../../oci/reference.js';
-import { UpstreamBlockedError } from '../../upstream/errors.js';
 import { parseUpstreamSpec, UpstreamSpecError, type SsrfGuard } from '../../upstream/ssrf.js';
+import { admitUpstreamHost } from '../upstream-host-admission.js';
 import { NOT_ALLOWED } from './mirror-config-input.js';
 
 /**
@@ -17,19 +17,9 @@ export async function checkMirrorSource(reference: string, guard: SsrfGuard, ser
   const problem = referenceProblem(reference);
   if (problem) return problem;
   const host = parseUpstreamSpec(reference.slice(0, reference.indexOf('/'))).host;
-  const refusal = await passes(guard, host);
-  if (refusal instanceof UpstreamBlockedError) {
-    const serverAllows = serverGuard !== undefined && (await passes(serverGuard, host)) === true;
-    return `${NOT_ALLOWED}: ${refusal.message}${serverAllows ? " (the running server allows it: run this command with the server's --config and WHARF_* variables)" : ''}`;
-  }
-  if (refusal instanceof Error) return refusal.message;
-  if (serverGuard) {
-    const server = await passes(serverGuard, host);
-    if (server instanceof UpstreamBlockedError) {
-      return `${NOT_ALLOWED}: the running server would refuse it: ${server.message}. Give the server the same proxy_cache.allow_private_upstreams, or run this command with the server's --config and WHARF_* variables`;
-    }
-  }
-  return undefined;
+  const admission = await admitUpstreamHost(host, guard, serverGuard);
+  if (admission.ok) return undefined;
+  return admission.reason === 'blocked' ? `${NOT_ALLOWED}: ${admission.message}` : admission.message;
 }
 
 const HOSTNAME_RE = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
@@ -58,17 +48,4 @@ function referenceProblem(reference: string): string | undefined {
     throw err;
   }
   return undefined;
-}
-
-/** true when the guard lets the host through; its refusal or DNS error otherwise. */
-async function passes(guard: SsrfGuard, host: string): Promise<true | Error> {
-  try {
-    await guard.checkHost(host);
-    return true;
-  } catch (err) {
-    if (err instanceof UpstreamBlockedError) return err;
-    const code = (err as NodeJS.ErrnoException)?.code;
-    if (code) return new Error(`Cannot resolve hostname '${host}'`);
-    throw err;
-  }
 }

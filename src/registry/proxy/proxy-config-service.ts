@@ -15,7 +15,8 @@ import { z } from 'zod';
 import type { NamespaceStore } from '../../db/namespace-store.js';
 import type { ProxyCacheFields, ProxyCacheRecord, ProxyCacheStore } from '../../db/proxy-cache-store.js';
 import { UpstreamAuthError, UpstreamBlockedError, UpstreamUnavailableError, isUpstreamError } from '../../upstream/errors.js';
-import { UpstreamSpecError, parseUpstreamSpec, validateUpstream, type SsrfGuard, type UpstreamSpec } from '../../upstream/ssrf.js';
+import { UpstreamSpecError, parseUpstreamSpec, type SsrfGuard, type UpstreamSpec } from '../../upstream/ssrf.js';
+import { admitUpstreamHost } from '../upstream-host-admission.js';
 import type { Timeouts } from '../../upstream/transport.js';
 import { UpstreamClient } from '../../upstream/upstream-client.js';
 import { AccountError } from '../accounts/account-error.js';
@@ -222,37 +223,16 @@ export class ProxyConfigService {
   private async checkUpstream(raw: string, insecure: boolean | undefined): Promise<{ spec: UpstreamSpec; upstreamRegistry: string }> {
     let spec: UpstreamSpec;
     try {
-      spec = await validateUpstream(raw, { insecure: insecure === true, guard: this.deps.guard });
+      spec = parseUpstreamSpec(raw, { insecure: insecure === true });
     } catch (err) {
       if (err instanceof UpstreamSpecError) throw invalid(err.message);
-      if (err instanceof UpstreamBlockedError) {
-        const serverAllows = this.deps.serverGuard !== undefined && (await this.passes(this.deps.serverGuard, parseUpstreamSpec(raw, { insecure: insecure === true }))) === true;
-        throw invalid(
-          `${NOT_ALLOWED}: ${err.message}${serverAllows ? ' (the running server allows it: this command does not read the same proxy_cache.allow_private_upstreams as the server; run it with the server\'s --config and WHARF_* variables)' : ''}`,
-        );
-      }
-      if ((err as NodeJS.ErrnoException)?.code) throw invalid(`${FAILED_VALIDATION}: ${(err as Error).message}`);
       throw err;
     }
-    if (this.deps.serverGuard) {
-      const refusal = await this.passes(this.deps.serverGuard, spec);
-      if (refusal !== true) {
-        throw invalid(
-          `${NOT_ALLOWED}: the running server would refuse it: ${refusal.message}. This command allows it, the server does not: give the server the same proxy_cache.allow_private_upstreams (and restart it), or run this command with the server's --config and WHARF_* variables`,
-        );
-      }
+    const admission = await admitUpstreamHost(spec.host, this.deps.guard, this.deps.serverGuard);
+    if (!admission.ok) {
+      throw invalid(admission.reason === 'blocked' ? `${NOT_ALLOWED}: ${admission.message}` : `${FAILED_VALIDATION}: ${admission.error.message}`);
     }
     return { spec, upstreamRegistry: `${spec.registry}${spec.namespacePrefix ? `/${spec.namespacePrefix}` : ''}` };
-  }
-
-  /** true when `guard` lets `spec`'s host through; its refusal otherwise (DNS failures count as passing: the caller's own check reports them). */
-  private async passes(guard: SsrfGuard, spec: UpstreamSpec): Promise<true | UpstreamBlockedError> {
-    try {
-      await guard.checkHost(spec.host);
-      return true;
-    } catch (err) {
-      return err instanceof UpstreamBlockedError ? err : true;
-    }
   }
 
   /** The hosts (normalized); 400 when another organization answers for one of them. */
