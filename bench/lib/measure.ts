@@ -78,7 +78,7 @@ export function processCpuSeconds(pid: number): number {
 }
 
 /** Busy and total jiffies of the whole machine, from /proc/stat. */
-function machineCpu(): { busy: number; total: number } {
+export function machineCpu(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
@@ -205,7 +205,7 @@ export const DISTURBED_CORES = 0.25;
  * The runs that other processes on the machine left alone, when at least half of them were; otherwise
  * all runs (the summary then says so). A shared machine is the norm for these benchmarks.
  */
-export function undisturbed<T extends { cpu: PhaseCpu }>(runs: T[]): T[] {
+export function undisturbed<T extends { cpu: Pick<PhaseCpu, 'otherCores'> }>(runs: T[]): T[] {
   const quiet = runs.filter((r) => r.cpu.otherCores < DISTURBED_CORES);
   return quiet.length >= Math.ceil(runs.length / 2) ? quiet : runs;
 }
