@@ -229,7 +229,7 @@ async function measureManifest(sys: System, f: Front, seconds: number): Promise<
   await waitForQuiet(settings.quietWaitMs);
   const split = new CpuSplit<Groups>(groups);
   split.start();
-  const r = await wrkRun(t, { threads: settings.wrkThreads, connections: settings.wrkConnections, seconds, headers: { Accept: MANIFEST_ACCEPT } }, { quietWaitMs: 0, rssSampleMs: settings.rssSampleMs, extraPids });
+  const r = await wrkRun(t, { threads: settings.wrkThreads, connections: settings.wrkConnections, seconds, headers: { Accept: MANIFEST_ACCEPT }, timeoutSeconds: 30 }, { quietWaitMs: 0, rssSampleMs: settings.rssSampleMs, extraPids });
   return { run: r, split: split.stop(r.cpu.clientCores * seconds) };
 }
 
@@ -526,6 +526,7 @@ async function main(live: LiveResources): Promise<void> {
       log(`results written to ${settings.jsonOut}`);
     }
   } finally {
+    log('stopping the servers, dropping the database and deleting the prefix');
     for (const s of [...servers].reverse()) await s.stop().catch(() => {});
     for (const c of cleanups.reverse()) await c().catch((err: unknown) => log(`cleanup failed: ${String(err)}`));
     await rm(workDir, { recursive: true, force: true });

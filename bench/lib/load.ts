@@ -84,6 +84,8 @@ export interface WrkOptions {
   connections: number;
   seconds: number;
   headers: Record<string, string>;
+  /** wrk's per-request timeout (its default is 2 s); a request that takes longer fails the run. */
+  timeoutSeconds?: number;
 }
 
 function parseLatencyMs(text: string, pct: string): number {
@@ -100,7 +102,7 @@ export async function wrkRun(t: LoadTarget, w: WrkOptions, opts: LoadOptions): P
   probe.start();
   const headers = { ...w.headers, ...(t.auth ? { Authorization: t.auth } : {}) };
   const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
-  const r = await run('wrk', [`-t${w.threads}`, `-c${w.connections}`, `-d${w.seconds}s`, '--latency', ...headerArgs, t.url]);
+  const r = await run('wrk', [`-t${w.threads}`, `-c${w.connections}`, `-d${w.seconds}s`, '--latency', ...(w.timeoutSeconds ? ['--timeout', `${w.timeoutSeconds}s`] : []), ...headerArgs, t.url]);
   const { peakRssMiB, cpu, extraCores } = probe.stop(r.cpuSeconds);
   const rps = Number(/^Requests\/sec:\s+([\d.]+)/m.exec(r.stdout)?.[1]);
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(r.stdout);
