@@ -458,9 +458,12 @@ async function main(live: LiveResources): Promise<void> {
         const med = (g: keyof CoreSplit<Groups>) => fmt(median(ms.map((m) => m.split[g])), 2);
         lines.push(`  ${pad(label, 14)}wharf ${med('registry')}, haproxy ${med('haproxy')}, postgres ${med('postgres')}, wrk ${med('clients')}, other ${med('other')} (machine ${med('machine')} of ${machine.nproc})`);
       }
-      const busy = median(two.map((m) => m.split.machine));
-      if (busy >= machine.nproc - 0.25) {
-        lines.push(`  With 2 processes the machine's ${machine.nproc} cores are saturated: wrk, haproxy and PostgreSQL take their share of the same cores the second process would need.`);
+      const med2 = (g: keyof CoreSplit<Groups>) => median(two.map((m) => m.split[g]));
+      if (med2('machine') >= machine.nproc - 0.25) {
+        lines.push(
+          `  With 2 processes all ${machine.nproc} cores were busy: Wharf ${fmt(med2('registry'), 2)}, the rest of the chain (haproxy, PostgreSQL, wrk) ` +
+            `${fmt(med2('haproxy') + med2('postgres') + med2('clients'), 2)}, other processes ${fmt(med2('other'), 2)}; a second process can only use what these leave.`,
+        );
       }
     }
     if (doMiss) {
