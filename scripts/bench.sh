@@ -14,7 +14,7 @@
 #                              with a throw-away PostgreSQL (unless BENCH_SCALEOUT_PG_URL names one) and a throw-away
 #                              RADOS Gateway (unless BENCH_SCALEOUT_S3_ENDPOINT names an S3 server),
 #   each of which prints a table or lines with ratios (PASS/MISS against the targets). See docs/benchmarks.md.
-#   With BENCH_SUITE=all (about 19 minutes on a quiet machine, up to about 30 on a busy one) a suite that
+#   With BENCH_SUITE=all (about 20 minutes on a quiet machine, up to about 30 on a busy one) a suite that
 #   breaks does not stop the ones after it.
 # Exit status: 0 when the runs completed (a MISS is reported, not failed), non-zero when something broke.
 # Knobs (environment): BENCH_SUITE (all | registry | proxy | quota | gc | mirror | scaleout; default all),
