@@ -162,11 +162,15 @@ export async function verifyManifest(base: string, repo: string, ref: string, au
   if (res.status !== 200 || sha256(body) !== digest) throw new Error(`GET manifest ${base}/v2/${repo}/manifests/${ref}: status ${res.status}, digest ${sha256(body)}, expected ${digest}`);
 }
 
-/** Pulls a whole blob with curl and checks size and sha256 (curl's output hashed here). */
-export async function verifyBlob(url: string, auth: string | undefined, digest: string, size: number): Promise<void> {
+/**
+ * Pulls a whole blob with curl and checks size and sha256 (curl's output hashed here). With `follow`, the
+ * server's redirect (to a presigned URL of the object store) is followed, and there must be one.
+ */
+export async function verifyBlob(url: string, auth: string | undefined, digest: string, size: number, follow = false): Promise<void> {
   const hash = createHash('sha256');
   let got = 0;
-  const child = spawn('curl', ['-sS', '--fail', ...(auth ? ['-H', `Authorization: ${auth}`] : []), url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = follow ? ['-sS', '--fail', '-L', '-w', '%{stderr}%{num_redirects}'] : ['-sS', '--fail', ...(auth ? ['-H', `Authorization: ${auth}`] : [])];
+  const child = spawn('curl', [...args, url], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout.on('data', (d: Buffer) => {
@@ -175,6 +179,7 @@ export async function verifyBlob(url: string, auth: string | undefined, digest: 
   });
   const code = await new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   const actual = `sha256:${hash.digest('hex')}`;
+  if (follow && stderr.trim() !== '1') throw new Error(`full pull of ${url}: ${stderr.trim()} redirects followed, expected 1`);
   if (code !== 0 || got !== size || actual !== digest) {
     throw new Error(`full pull of ${url}: curl exit ${code}, ${got} bytes, digest ${actual}; expected ${size} bytes, ${digest}. ${stderr}`);
   }

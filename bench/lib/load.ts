@@ -23,6 +23,11 @@ export interface LoadTarget {
   pid: number;
   /** `Authorization` header value, when the server needs one. */
   auth?: string;
+  /**
+   * Blob pulls are answered with a redirect (to a presigned URL of the object store), which the
+   * clients follow as registry clients do (`curl -L`); every transfer must follow exactly one.
+   */
+  redirected?: boolean;
 }
 
 export interface BlobRun {
@@ -40,7 +45,11 @@ export interface BlobRun {
  * until the last client is done. Every transfer must answer 200 with `size` bytes.
  */
 export async function blobRun(t: LoadTarget, size: number, clients: number, pulls: number, opts: LoadOptions): Promise<BlobRun> {
-  const args = ['-sS', '-w', '%{http_code} %{size_download}\\n', ...(t.auth ? ['-H', `Authorization: ${t.auth}`] : [])];
+  const args = t.redirected
+    ? ['-sS', '-L', '-w', '%{http_code} %{size_download} %{num_redirects}\\n']
+    : ['-sS', '-w', '%{http_code} %{size_download}\\n', ...(t.auth ? ['-H', `Authorization: ${t.auth}`] : [])];
+  if (t.redirected && t.auth) throw new Error(`blob pull from ${t.label}: redirected pulls with credentials are not supported here`);
+  const expected = t.redirected ? `200 ${size} 1` : `200 ${size}`;
   for (let i = 0; i < pulls; i++) args.push('-o', '/dev/null', t.url);
   await waitForQuiet(opts.quietWaitMs);
   const probe = new Probe(t.pid, opts.rssSampleMs, opts.extraPids);
@@ -49,9 +58,9 @@ export async function blobRun(t: LoadTarget, size: number, clients: number, pull
   const { seconds, peakRssMiB, cpu } = probe.stop(results.reduce((a, r) => a + r.cpuSeconds, 0));
   for (const r of results) {
     const lines = r.stdout.trim().split('\n');
-    const bad = lines.filter((l) => l !== `200 ${size}`);
+    const bad = lines.filter((l) => l !== expected);
     if (r.code !== 0 || lines.length !== pulls || bad.length) {
-      throw new Error(`blob pull from ${t.label}: curl exit ${r.code}, transfers ${JSON.stringify(lines)} (expected ${pulls} × "200 ${size}"): ${r.stderr}`);
+      throw new Error(`blob pull from ${t.label}: curl exit ${r.code}, transfers ${JSON.stringify(lines)} (expected ${pulls} × "${expected}"): ${r.stderr}`);
     }
   }
   const bytes = clients * pulls * size;
@@ -75,6 +84,8 @@ export interface WrkOptions {
   connections: number;
   seconds: number;
   headers: Record<string, string>;
+  /** wrk's per-request timeout (its default is 2 s); a request that takes longer fails the run. */
+  timeoutSeconds?: number;
 }
 
 function parseLatencyMs(text: string, pct: string): number {
@@ -91,7 +102,7 @@ export async function wrkRun(t: LoadTarget, w: WrkOptions, opts: LoadOptions): P
   probe.start();
   const headers = { ...w.headers, ...(t.auth ? { Authorization: t.auth } : {}) };
   const headerArgs = Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
-  const r = await run('wrk', [`-t${w.threads}`, `-c${w.connections}`, `-d${w.seconds}s`, '--latency', ...headerArgs, t.url]);
+  const r = await run('wrk', [`-t${w.threads}`, `-c${w.connections}`, `-d${w.seconds}s`, '--latency', ...(w.timeoutSeconds ? ['--timeout', `${w.timeoutSeconds}s`] : []), ...headerArgs, t.url]);
   const { peakRssMiB, cpu, extraCores } = probe.stop(r.cpuSeconds);
   const rps = Number(/^Requests\/sec:\s+([\d.]+)/m.exec(r.stdout)?.[1]);
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(r.stdout);

@@ -78,7 +78,7 @@ export function processCpuSeconds(pid: number): number {
 }
 
 /** Busy and total jiffies of the whole machine, from /proc/stat. */
-function machineCpu(): { busy: number; total: number } {
+export function machineCpu(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
@@ -130,7 +130,7 @@ export class Probe {
   private hwmReset = false;
   private t0 = 0;
   private server0 = 0;
-  private extra0 = 0;
+  private extra0 = new Map<number, number>();
   private machine0 = { busy: 0, total: 0 };
   private self0 = process.cpuUsage();
 
@@ -166,7 +166,10 @@ export class Probe {
   stop(clientCpuSeconds: number): { seconds: number; peakRssMiB: number; cpu: PhaseCpu; extraCores: number } {
     const seconds = (performance.now() - this.t0) / 1000;
     const server = processCpuSeconds(this.pid) - this.server0;
-    const extra = this.extraCpu() - this.extra0;
+    const extra1 = this.extraCpu();
+    // A PID that came or went during the measurement (a database backend) counts for neither end.
+    let extra = 0;
+    for (const [pid, cpu] of extra1) if (this.extra0.has(pid)) extra += cpu - this.extra0.get(pid)!;
     const machine1 = machineCpu();
     const self = process.cpuUsage(this.self0);
     clearInterval(this.timer);
@@ -185,8 +188,16 @@ export class Probe {
     };
   }
 
-  private extraCpu(): number {
-    return this.extraPids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
+  private extraCpu(): Map<number, number> {
+    const out = new Map<number, number>();
+    for (const pid of this.extraPids) {
+      try {
+        out.set(pid, processCpuSeconds(pid));
+      } catch {
+        /* gone */
+      }
+    }
+    return out;
   }
 }
 
@@ -205,7 +216,7 @@ export const DISTURBED_CORES = 0.25;
  * The runs that other processes on the machine left alone, when at least half of them were; otherwise
  * all runs (the summary then says so). A shared machine is the norm for these benchmarks.
  */
-export function undisturbed<T extends { cpu: PhaseCpu }>(runs: T[]): T[] {
+export function undisturbed<T extends { cpu: Pick<PhaseCpu, 'otherCores'> }>(runs: T[]): T[] {
   const quiet = runs.filter((r) => r.cpu.otherCores < DISTURBED_CORES);
   return quiet.length >= Math.ceil(runs.length / 2) ? quiet : runs;
 }

@@ -22,6 +22,8 @@ export interface Row {
   signed?: boolean;
   target?: string;
   pass?: boolean;
+  /** Not measured: the row shows this note instead of figures (e.g. the build lacks the feature). */
+  na?: string;
 }
 
 const W = [50, 12, 14, 8, 24, 6];
@@ -41,6 +43,10 @@ export function renderTable(heading: string[], rows: Row[], columns: [string, st
     '-'.repeat(W.reduce((a, b) => a + b, 2)),
   ];
   for (const r of rows) {
+    if (r.na !== undefined) {
+      lines.push(pad(r.metric, W[0]!) + lpad(r.na, W[1]! + W[2]! + W[3]!) + '  ' + (r.target ?? ''));
+      continue;
+    }
     lines.push(
       pad(r.metric, W[0]!) +
         lpad(cell(r.wharf, r), W[1]!) +
@@ -51,7 +57,7 @@ export function renderTable(heading: string[], rows: Row[], columns: [string, st
         (r.pass === undefined ? '' : r.pass ? 'PASS' : 'MISS'),
     );
   }
-  const ranged = rows.filter((r) => r.wharfRange && r.distRange && (r.runs ?? 0) > 1);
+  const ranged = rows.filter((r) => r.na === undefined && r.wharfRange && r.distRange && (r.runs ?? 0) > 1);
   if (ranged.length) {
     lines.push('', `Spread over all runs (min–max), and how many undisturbed runs the medians use (other processes < ${DISTURBED_CORES} cores):`);
     for (const r of ranged) {

@@ -125,9 +125,46 @@ export interface DistributionOptions<L extends string> {
   accessLog?: boolean;
   /** Run as a pull-through cache of this registry (`proxy: remoteurl:`). */
   proxyRemoteUrl?: string;
+  /** `http.secret` (default: a fixed one, the same for every Distribution the benchmarks start). */
+  httpSecret?: string;
+  /** Keep blobs in a bucket (the S3 driver) instead of the work directory. */
+  s3?: DistributionS3;
 }
 
-/** `docker-registry serve` on 127.0.0.1:<free port> with filesystem storage under the work directory. */
+/** Distribution's S3 driver on an S3-compatible store (RADOS Gateway): one bucket, a root directory in it. */
+export interface DistributionS3 {
+  /** `http://host:port` of the store (`regionendpoint`; plain HTTP: `secure: false`). */
+  endpoint: string;
+  bucket: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Key prefix of everything Distribution writes, e.g. `/bench-1a2b/distribution`. */
+  rootDirectory: string;
+  /** Answer blob GETs with a redirect to a presigned URL of the object (`redirect: disable: false`). */
+  redirect: boolean;
+}
+
+function storageConfig(o: DistributionOptions<string>, dataDir: string): string[] {
+  if (!o.s3) return ['storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(dataDir)}`];
+  const s = o.s3;
+  return [
+    'storage:',
+    '  s3:',
+    `    regionendpoint: ${JSON.stringify(s.endpoint)}`,
+    `    region: ${JSON.stringify(s.region)}`,
+    `    bucket: ${JSON.stringify(s.bucket)}`,
+    `    accesskey: ${JSON.stringify(s.accessKeyId)}`,
+    `    secretkey: ${JSON.stringify(s.secretAccessKey)}`,
+    `    rootdirectory: ${JSON.stringify(s.rootDirectory)}`,
+    `    secure: ${s.endpoint.startsWith('https:') ? 'true' : 'false'}`,
+    '    v4auth: true',
+    '  redirect:',
+    `    disable: ${s.redirect ? 'false' : 'true'}`,
+  ];
+}
+
+/** `docker-registry serve` on 127.0.0.1:<free port>, with filesystem storage under the work directory or an S3 bucket. */
 export async function startDistribution<L extends string>(o: DistributionOptions<L>): Promise<Server<L>> {
   const dataDir = join(o.workDir, `${o.label}-data`);
   await mkdir(dataDir);
@@ -141,9 +178,7 @@ export async function startDistribution<L extends string>(o: DistributionOptions
       `  level: ${o.logLevel ?? 'warn'}`,
       '  accesslog:',
       `    disabled: ${o.accessLog ? 'false' : 'true'}`,
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${JSON.stringify(dataDir)}`,
+      ...storageConfig(o, dataDir),
       '  delete:',
       '    enabled: true',
       '  maintenance:',
@@ -151,12 +186,15 @@ export async function startDistribution<L extends string>(o: DistributionOptions
       '      enabled: false',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      // Signs upload state; processes sharing a bucket behind a load balancer must agree on it.
+      `  secret: ${JSON.stringify(o.httpSecret ?? 'wharf-bench-distribution-secret')}`,
       ...(o.proxyRemoteUrl ? ['proxy:', `  remoteurl: ${JSON.stringify(o.proxyRemoteUrl)}`] : []),
       '',
     ].join('\n'),
   );
-  // REGISTRY_* variables override the config file; keep the caller's out of it.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
+  // REGISTRY_* variables override the config file; keep the caller's out of it. The S3 driver (AWS SDK
+  // for Go v1) panics at start when AWS_CA_BUNDLE is set and the endpoint is plain HTTP.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_') && k !== 'AWS_CA_BUNDLE'));
   return startProcess(o.label, DISTRIBUTION_BIN, ['serve', configPath], { env, port, workDir: o.workDir, dataDir });
 }
 
