@@ -81,6 +81,8 @@ export const configSchema = z.strictObject({
            * store to the client; off, Wharf streams them.
            */
           redirect: z.boolean().default(false),
+          /** The store's endpoint as clients reach it, for redirect URLs; default `endpoint`. */
+          redirect_endpoint: z.url({ protocol: /^https?$/ }).optional(),
           /** How long a presigned redirect URL stays valid (S3 allows at most 7 days). */
           redirect_expiry: duration.prefault(5 * 60 * 1000).refine((n) => n >= 1000 && n <= 7 * 24 * 3600 * 1000, { message: 'must be between 1 second and 7 days' }),
           /** A request to the store that has not connected within this long fails (the store is unavailable). */

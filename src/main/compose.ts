@@ -89,6 +89,7 @@ export function createStorage(config: Config): BlobDriver {
       prefix: s3.prefix,
       partSize: s3.part_size,
       redirectExpirySeconds: s3.redirect ? Math.max(1, Math.floor(s3.redirect_expiry / 1000)) : undefined,
+      redirectEndpoint: s3.redirect_endpoint,
       connectTimeoutMs: s3.connect_timeout,
       requestTimeoutMs: s3.request_timeout,
     });

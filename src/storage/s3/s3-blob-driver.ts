@@ -38,6 +38,8 @@ export interface S3DriverOptions {
   partSize?: number;
   /** Seconds a presigned redirect URL is valid; undefined: no redirects (`redirectUrl` gives undefined). */
   redirectExpirySeconds?: number;
+  /** The endpoint as clients reach it, written into redirect URLs; default `endpoint`. */
+  redirectEndpoint?: string;
   /** A connection to the store not open within this long fails (default 5 s). */
   connectTimeoutMs?: number;
   /** A connection silent this long (no answer, or a body that stopped) fails (default 60 s). */
@@ -51,6 +53,8 @@ export class S3BlobDriver implements BlobDriver {
   private readonly prefix: string;
   private readonly partSize: number;
   private readonly redirectExpirySeconds?: number;
+  /** Signs redirect URLs (never sends): the same credentials, with the endpoint clients use. */
+  private readonly presigner: S3Client;
   /** The store as an operator knows it, for error messages. */
   readonly where: string;
 
@@ -79,6 +83,10 @@ export class S3BlobDriver implements BlobDriver {
     );
     this.where = `S3 bucket "${opts.bucket}" at ${opts.endpoint ?? `AWS S3 (${opts.region})`}`;
     this.redirectExpirySeconds = opts.redirectExpirySeconds;
+    this.presigner =
+      opts.redirectEndpoint === undefined || opts.redirectEndpoint === opts.endpoint
+        ? this.client
+        : new S3Client({ endpoint: opts.redirectEndpoint, region: opts.region, forcePathStyle: opts.forcePathStyle, credentials: this.client.config.credentials });
     this.bucket = opts.bucket;
     this.prefix = opts.prefix ? `${opts.prefix.replace(/\/+$/, '')}/` : '';
     this.partSize = Math.max(MIN_PART_SIZE, opts.partSize ?? 8 * 1024 * 1024);
@@ -101,7 +109,7 @@ export class S3BlobDriver implements BlobDriver {
   /** A presigned GET of the object, valid for the configured time; undefined when redirects are off. */
   async redirectUrl(key: string): Promise<string | undefined> {
     if (this.redirectExpirySeconds === undefined) return undefined;
-    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }), { expiresIn: this.redirectExpirySeconds });
+    return getSignedUrl(this.presigner, new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }), { expiresIn: this.redirectExpirySeconds });
   }
 
   /** The store's own failures as StorageUnavailableError; answers about the request (404, 416…) unchanged. */
@@ -234,5 +242,6 @@ export class S3BlobDriver implements BlobDriver {
   /** Closes the client's connections. */
   close(): void {
     this.client.destroy();
+    if (this.presigner !== this.client) this.presigner.destroy();
   }
 }
