@@ -4,11 +4,10 @@
  * pull (podman pushes what it pulled, skopeo pulls that back), every digest checked. With redirects on,
  * Wharf's metrics show that every blob GET was a 307 and that no blob byte went through Wharf.
  *
- * Redirect URLs name the store by another host name (`localhost`) than the one the clients use for
- * Wharf (`127.0.0.1`): Go's HTTP client (skopeo, podman, containerd) sends the registry's
- * `Authorization` along a redirect to the same host name, and S3 refuses a presigned URL that comes
- * with a second credential (RGW: 400 InvalidArgument). The last test shows that refusal with the same
- * host name for both, which is what docs/operations.md warns about.
+ * Redirect URLs name the store through `storage.s3.redirect_endpoint`, by another host name
+ * (`localhost`) than the one Wharf uses for it and the clients use for Wharf (`127.0.0.1`). S3 refuses
+ * a presigned URL that comes with a second credential (RGW: 400 InvalidArgument), so these pulls also
+ * prove that none of the three clients sends the registry's `Authorization` along the redirect.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
