@@ -91,6 +91,7 @@ export const PACKAGES = {
   jose: ['registry'],
   selfsigned: ['main'],
   '@aws-sdk/client-s3': ['storage'],
+  '@aws-sdk/s3-request-presigner': ['storage'],
 };
 
 /** Folders (under src/) that may not import other folders: the decorator seams. */

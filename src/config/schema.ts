@@ -76,6 +76,22 @@ export const configSchema = z.strictObject({
           prefix: z.string().regex(/^(?:[A-Za-z0-9._-]+\/)*[A-Za-z0-9._-]*$/).default(''),
           /** Bytes a writer buffers before sending them as one multipart part (memory per upload in progress). */
           part_size: size.prefault(8 * 1024 * 1024).refine((n) => n >= 5 * 1024 * 1024 && n <= 5 * 1024 * 1024 * 1024, { message: 'must be between 5 MiB and 5 GiB (S3 part limits)' }),
+          /**
+           * Blob pulls answered with a `307` to a presigned GET URL of the object, so the bytes go from the
+           * store to the client; off, Wharf streams them.
+           */
+          redirect: z.boolean().default(false),
+          /** The store's endpoint as clients reach it, for redirect URLs; default `endpoint`. */
+          redirect_endpoint: z.url({ protocol: /^https?$/ }).optional(),
+          /** How long a presigned redirect URL stays valid (S3 allows at most 7 days). */
+          redirect_expiry: duration.prefault(5 * 60 * 1000).refine((n) => n >= 1000 && n <= 7 * 24 * 3600 * 1000, { message: 'must be between 1 second and 7 days' }),
+          /** A request to the store that has not connected within this long fails (the store is unavailable). */
+          connect_timeout: duration.prefault(5000).refine((n) => n >= 100, { message: 'must be at least 100 ms' }),
+          /**
+           * A request whose connection to the store stays silent this long fails: no answer yet, or a
+           * response body that stopped arriving.
+           */
+          request_timeout: duration.prefault(60_000).refine((n) => n >= 1000, { message: 'must be at least 1 second' }),
         })
         .prefault({})
         .refine((s) => (s.access_key_id === undefined) === (s.secret_access_key === undefined), { message: 'storage.s3.access_key_id and storage.s3.secret_access_key must be given together' }),

@@ -32,6 +32,7 @@ import { ImageConfigReader } from '../registry/image-config.js';
 import { ManifestLabelService } from '../registry/manifest-labels.js';
 import { PullStatistics } from '../registry/pull-statistics.js';
 import { UploadService } from '../registry/uploads.js';
+import { StorageHealth } from '../registry/storage-health.js';
 import type { Accounts } from '../registry/accounts/accounts.js';
 import { LoginThrottle } from '../registry/accounts/login-throttle.js';
 import { RegistryAuth } from '../registry/accounts/registry-auth.js';
@@ -87,6 +88,10 @@ export function createStorage(config: Config): BlobDriver {
       forcePathStyle: s3.force_path_style,
       prefix: s3.prefix,
       partSize: s3.part_size,
+      redirectExpirySeconds: s3.redirect ? Math.max(1, Math.floor(s3.redirect_expiry / 1000)) : undefined,
+      redirectEndpoint: s3.redirect_endpoint,
+      connectTimeoutMs: s3.connect_timeout,
+      requestTimeoutMs: s3.request_timeout,
     });
   }
   return new FsBlobDriver(config.storage.path ?? join(config.data_dir, 'blobs'), { fsync: config.storage.fsync });
@@ -206,6 +211,7 @@ export function createServices(deps: ServiceDeps): Services {
     });
   const tags = new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore, { timeMachineDefaultMs: config.gc.time_machine_default, immutability });
   const mirrors = createMirrorRun(config, { upstreamImport, manifests, repositories, tags, audit: accounts?.audit, logger: deps.logger });
+  const storageHealth = new StorageHealth(storage, { log: deps.logger });
   const registry: Registry = {
     access: deps.access ?? access,
     auth,
@@ -245,10 +251,7 @@ export function createServices(deps: ServiceDeps): Services {
           () => true,
           () => false,
         );
-        const registry_storage = await storage.stat('health/probe').then(
-          () => true,
-          () => false,
-        );
+        const registry_storage = await storageHealth.up();
         return { database, registry_storage };
       },
     },

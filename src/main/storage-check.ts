@@ -4,7 +4,7 @@
  * naming the setting to fix, rather than a 503 on every pull later.
  */
 import type { Config } from '../config/schema.js';
-import type { BlobDriver } from '../storage/blob-driver.js';
+import { StorageUnavailableError, type BlobDriver } from '../storage/blob-driver.js';
 import { S3BlobDriver } from '../storage/s3/s3-blob-driver.js';
 import { s3Status } from '../storage/s3/s3-errors.js';
 import { StartupError } from './startup-error.js';
@@ -16,7 +16,7 @@ export async function checkStorage(storage: BlobDriver, config: Readonly<Config>
   try {
     await storage.probe();
   } catch (err) {
-    throw s3StartupError(err, where);
+    throw s3StartupError(err instanceof StorageUnavailableError ? err.cause : err, where);
   }
 }
 

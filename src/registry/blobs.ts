@@ -11,10 +11,16 @@ import { BlobNotFoundError, type BlobDriver, type PositionalReader } from '../st
 import { blobKey } from '../storage/keys.js';
 import type { BlobWriteGuard } from './blob-write-guard.js';
 
-/** Where a blob's bytes come from when it is served. */
+/** Where a blob's bytes come from when they are read here. */
 export type BlobBody =
   | { kind: 'positional'; reader: PositionalReader; offset: number; length: number }
   | { kind: 'stream'; stream: Readable };
+
+/**
+ * How a pull gets a blob: its bytes through Wharf, or a URL where the storage serves them itself
+ * (`redirect`; the client sends its `Range` there).
+ */
+export type ServedBody = BlobBody | { kind: 'redirect'; url: string };
 
 export interface BlobRange {
   start: number;
@@ -34,6 +40,16 @@ export class BlobService {
     const blob = await this.store.findInRepository(repo.id, digest);
     if (!blob) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} not found in ${repo.namespace}/${repo.name}`);
     return blob;
+  }
+
+  /**
+   * A blob already looked up with `stat` (or a range of it) for a pull: a URL of the storage when the
+   * driver gives one (redirects on), its bytes otherwise (`open`).
+   */
+  async serve(blob: BlobRecord, range?: BlobRange): Promise<ServedBody> {
+    const url = await this.storage.redirectUrl?.(blobKey(blob.digest));
+    if (url) return { kind: 'redirect', url };
+    return this.open(blob, range);
   }
 
   /**

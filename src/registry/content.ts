@@ -11,7 +11,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import type { Reference, RepositoryName } from '../oci/reference.js';
-import type { BlobBody, BlobRange } from './blobs.js';
+import type { BlobRange, ServedBody } from './blobs.js';
 import type { StoredManifest } from './manifests.js';
 
 /** Where a pulled manifest or blob came from when it passed through a cache. */
@@ -32,8 +32,11 @@ export interface ServedBlob {
   cache?: CacheResult;
   /** An audit entry the serving route records in the caller's name when it sends the bytes (GET, not HEAD). */
   audit?: { kind: string; metadata: Record<string, unknown> };
-  /** The bytes, or the inclusive range of them (only when `size` is known). */
-  open(range?: BlobRange): Promise<BlobBody>;
+  /**
+   * The bytes, or the inclusive range of them (only when `size` is known); or, for a blob the storage
+   * can serve itself, the URL to send the client to.
+   */
+  open(range?: BlobRange): Promise<ServedBody>;
 }
 
 export interface TagListPage {

@@ -30,7 +30,7 @@ export class LocalContent implements RepositoryContent {
     const repo = await repositories.find(this.name);
     if (!repo) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} not found in ${this.name}`);
     const record = await blobs.stat(repo, digest);
-    return { digest, size: record.size, open: (range) => blobs.open(record, range) };
+    return { digest, size: record.size, open: (range) => blobs.serve(record, range) };
   }
 
   async tags(page: { last?: string; n?: number }): Promise<TagListPage> {

@@ -11,6 +11,7 @@
  * - `reader` streams with bounded memory whatever the object size.
  */
 import type { Readable } from 'node:stream';
+import { RegistryError } from '../oci/errors.js';
 
 export interface BlobStat {
   size: number;
@@ -65,8 +66,18 @@ export interface BlobDriver {
   move(from: string, to: string): Promise<void>;
   /** Positional access for drivers backed by files; throws BlobNotFoundError. Optional. */
   openPositional?(key: string): Promise<PositionalReader>;
-  /** A URL a client may fetch the object from directly, when the driver supports it. */
+  /**
+   * A URL a client may fetch the object from directly (a presigned GET, valid for a short time), so
+   * its bytes need not pass through Wharf. Undefined when the driver is configured to serve through
+   * Wharf (redirects off). Does not check that the object exists. Optional: drivers whose objects have
+   * no URL of their own leave it out.
+   */
   redirectUrl?(key: string): Promise<string | undefined>;
+  /**
+   * Resolves when the storage can serve: the bucket answers with the credentials, the directory is
+   * readable and writable. Throws StorageUnavailableError otherwise, or when `signal` aborts first.
+   */
+  check(signal?: AbortSignal): Promise<void>;
   /**
    * Removes staged, never-committed writes older than `olderThanMs` (left by a crash); returns how
    * many. Drivers that stage nothing omit it.
@@ -78,6 +89,22 @@ export class BlobNotFoundError extends Error {
   constructor(readonly key: string) {
     super(`storage object not found: ${key}`);
     this.name = 'BlobNotFoundError';
+  }
+}
+
+/**
+ * The storage did not answer, or failed in a way the request cannot help (a network error, a timeout,
+ * a 5xx, refused credentials). On `/v2` it is UNAVAILABLE (503), with a message naming the storage.
+ */
+export class StorageUnavailableError extends RegistryError {
+  constructor(
+    /** The storage as an operator knows it, e.g. `S3 bucket "registry" at http://rgw:7480`. */
+    readonly storage: string,
+    readonly reason: string,
+    override readonly cause?: unknown,
+  ) {
+    super('UNAVAILABLE', `storage unavailable: ${storage}: ${reason}`);
+    this.name = 'StorageUnavailableError';
   }
 }
 

@@ -7,8 +7,9 @@ import * as parse from './parse.js';
 
 /**
  * One path for every blob, local or passing through a cache: headers from what the repository's
- * content says (size, cache result), then the bytes or a range of them. A blob whose size is not known
- * yet (an upstream transfer of unannounced length) is sent whole, without ranges.
+ * content says (size, cache result), then the bytes or a range of them, or a `307` to where the storage
+ * serves them itself. A blob whose size is not known yet (an upstream transfer of unannounced length)
+ * is sent whole, without ranges.
  */
 export async function getBlob(ctx: V2Context, rawName: string, rawDigest: string, head: boolean): Promise<void> {
   const { registry, reply } = ctx;
@@ -34,6 +35,12 @@ export async function getBlob(ctx: V2Context, rawName: string, rawDigest: string
     throw new RegistryError('RANGE_INVALID', `range ${ctx.req.headers.range} is outside the blob's ${size} bytes`).withHeaders({ 'Content-Range': `bytes */${size}` });
   }
   const body = await blob.open(range);
+  if (body.kind === 'redirect') {
+    // The storage serves the bytes (and the range, which the client sends again there). The URL
+    // expires: the answer must not be cached as the blob's is.
+    reply.removeHeader('Content-Type');
+    return reply.code(307).header('Location', body.url).header('Cache-Control', 'no-store').send();
+  }
   if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   const length = range ? range.end - range.start + 1 : size;
   if (length !== undefined) {

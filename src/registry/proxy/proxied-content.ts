@@ -38,7 +38,7 @@ export class ProxiedContent implements RepositoryContent {
     const found = await this.cache.blob(this.target, digest);
     if (found.kind === 'local') {
       const record = found.blob;
-      return { digest, size: record.size, cache: found.cache, open: (range) => this.deps.blobs.open(record, range) };
+      return { digest, size: record.size, cache: found.cache, open: (range) => this.deps.blobs.serve(record, range) };
     }
     const { handle } = found;
     return {

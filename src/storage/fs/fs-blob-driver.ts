@@ -4,10 +4,11 @@
  * roll back with a truncate on cancel.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { assertValidKey, BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader } from '../blob-driver.js';
+import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader } from '../blob-driver.js';
 
 const READ_CHUNK = 1024 * 1024;
 const TMP_DIR = '.tmp';
@@ -19,6 +20,17 @@ export class FsBlobDriver implements BlobDriver {
     private readonly root: string,
     private readonly opts: { fsync?: boolean } = {},
   ) {}
+
+  /** The root directory exists (it is created if missing) and this process may read and write it. */
+  async check(): Promise<void> {
+    try {
+      await mkdir(this.root, { recursive: true });
+      await access(this.root, constants.R_OK | constants.W_OK | constants.X_OK);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new StorageUnavailableError(`directory ${this.root}`, e.code ?? e.message, err);
+    }
+  }
 
   private path(key: string): string {
     assertValidKey(key);

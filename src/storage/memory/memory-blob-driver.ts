@@ -8,6 +8,9 @@ export class MemoryBlobDriver implements BlobDriver {
   readonly name = 'memory';
   private readonly objects = new Map<string, { bytes: Buffer; modifiedAt: number }>();
 
+  /** Memory is always there. */
+  async check(): Promise<void> {}
+
   async stat(key: string): Promise<BlobStat | undefined> {
     assertValidKey(key);
     const o = this.objects.get(key);

@@ -7,10 +7,17 @@
  * Works with AWS S3 and with S3-compatible servers that need path-style addressing and do not accept
  * streamed checksums (Ceph RADOS Gateway 16.2): checksums are sent only when an operation requires
  * them. Crash leftovers are multipart uploads never completed; `sweepStaging` aborts the old ones.
+ *
+ * Failures of the store itself (no connection, a timeout, a 5xx, refused credentials) surface as
+ * StorageUnavailableError, from every request and from a read stream that breaks off; a connection
+ * that does not open within `connectTimeoutMs`, or stays silent for `requestTimeoutMs`, fails rather
+ * than holding a request. Nothing is remembered between requests: once the store answers again, the
+ * next request works.
  */
 import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, AbortMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3';
-import { Readable } from 'node:stream';
-import { assertValidKey, BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter } from '../blob-driver.js';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { PassThrough, Readable } from 'node:stream';
+import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter } from '../blob-driver.js';
 import { copySource, MIN_PART_SIZE, S3Writer, type S3Target } from './s3-writer.js';
 import { isS3NotFound, s3Status } from './s3-errors.js';
 
@@ -29,6 +36,14 @@ export interface S3DriverOptions {
   prefix?: string;
   /** Bytes buffered per writer before they go up as one part (at least 5 MiB). */
   partSize?: number;
+  /** Seconds a presigned redirect URL is valid; undefined: no redirects (`redirectUrl` gives undefined). */
+  redirectExpirySeconds?: number;
+  /** The endpoint as clients reach it, written into redirect URLs; default `endpoint`. */
+  redirectEndpoint?: string;
+  /** A connection to the store not open within this long fails (default 5 s). */
+  connectTimeoutMs?: number;
+  /** A connection silent this long (no answer, or a body that stopped) fails (default 60 s). */
+  requestTimeoutMs?: number;
 }
 
 export class S3BlobDriver implements BlobDriver {
@@ -37,6 +52,11 @@ export class S3BlobDriver implements BlobDriver {
   private readonly bucket: string;
   private readonly prefix: string;
   private readonly partSize: number;
+  private readonly redirectExpirySeconds?: number;
+  /** Signs redirect URLs (never sends): the same credentials, with the endpoint clients use. */
+  private readonly presigner: S3Client;
+  /** The store as an operator knows it, for error messages. */
+  readonly where: string;
 
   constructor(opts: S3DriverOptions) {
     this.client = new S3Client({
@@ -48,16 +68,58 @@ export class S3BlobDriver implements BlobDriver {
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 3,
       // An endpoint that does not answer fails within seconds rather than hanging a start or a request.
-      requestHandler: { connectionTimeout: 5000 },
+      requestHandler: { connectionTimeout: opts.connectTimeoutMs ?? 5000, socketTimeout: opts.requestTimeoutMs ?? 60_000 },
     });
+    // Outermost, around the SDK's retries: the error of the last attempt is the one relabelled.
+    this.client.middlewareStack.add(
+      (next) => async (args) => {
+        try {
+          return await next(args);
+        } catch (err) {
+          throw this.unavailable(err);
+        }
+      },
+      { step: 'initialize', name: 'wharfStorageUnavailable' },
+    );
+    this.where = `S3 bucket "${opts.bucket}" at ${opts.endpoint ?? `AWS S3 (${opts.region})`}`;
+    this.redirectExpirySeconds = opts.redirectExpirySeconds;
+    this.presigner =
+      opts.redirectEndpoint === undefined || opts.redirectEndpoint === opts.endpoint
+        ? this.client
+        : new S3Client({ endpoint: opts.redirectEndpoint, region: opts.region, forcePathStyle: opts.forcePathStyle, credentials: this.client.config.credentials });
     this.bucket = opts.bucket;
     this.prefix = opts.prefix ? `${opts.prefix.replace(/\/+$/, '')}/` : '';
     this.partSize = Math.max(MIN_PART_SIZE, opts.partSize ?? 8 * 1024 * 1024);
   }
 
   /** Checks that the bucket exists and the credentials may use it; throws the S3 error otherwise. */
-  async probe(): Promise<void> {
-    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+  async probe(signal?: AbortSignal): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: signal });
+  }
+
+  async check(signal?: AbortSignal): Promise<void> {
+    try {
+      await this.probe(signal);
+    } catch (err) {
+      if (err instanceof StorageUnavailableError) throw err;
+      throw new StorageUnavailableError(this.where, `HTTP ${s3Status(err) ?? '?'} ${(err as Error).name}`, err);
+    }
+  }
+
+  /** A presigned GET of the object, valid for the configured time; undefined when redirects are off. */
+  async redirectUrl(key: string): Promise<string | undefined> {
+    if (this.redirectExpirySeconds === undefined) return undefined;
+    return getSignedUrl(this.presigner, new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }), { expiresIn: this.redirectExpirySeconds });
+  }
+
+  /** The store's own failures as StorageUnavailableError; answers about the request (404, 416…) unchanged. */
+  private unavailable(err: unknown): unknown {
+    if (err instanceof StorageUnavailableError) return err;
+    const status = s3Status(err);
+    if (status !== undefined && status < 500 && status !== 401 && status !== 403) return err;
+    const e = err as { code?: string; name?: string; message?: string };
+    const reason = status !== undefined ? `HTTP ${status} ${e.name ?? ''}`.trim() : (e.code ?? e.name ?? e.message ?? String(err));
+    return new StorageUnavailableError(this.where, reason, err);
   }
 
   private key(key: string): string {
@@ -90,13 +152,24 @@ export class S3BlobDriver implements BlobDriver {
     const Range = offset === 0 && length === undefined ? undefined : `bytes=${offset}-${length === undefined ? '' : offset + length - 1}`;
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: k, Range }));
-      return res.Body as Readable;
+      return this.relabelled(res.Body as Readable);
     } catch (err) {
       if (isS3NotFound(err)) throw new BlobNotFoundError(key);
       // S3 refuses a range that starts at or past the end (416), where the contract wants no bytes.
       if (s3Status(err) === 416 && (await this.stat(key))) return Readable.from([]);
       throw err;
     }
+  }
+
+  /**
+   * The response body with its errors (the connection broke off, went silent) as StorageUnavailableError,
+   * so a failure before the first byte is a 503 and one after it ends the transfer as a failure.
+   */
+  private relabelled(body: Readable): Readable {
+    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    body.once('error', (err) => out.destroy(this.unavailable(err) as Error));
+    out.once('close', () => body.destroy());
+    return body.pipe(out);
   }
 
   async writer(key: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
@@ -169,5 +242,6 @@ export class S3BlobDriver implements BlobDriver {
   /** Closes the client's connections. */
   close(): void {
     this.client.destroy();
+    if (this.presigner !== this.client) this.presigner.destroy();
   }
 }
