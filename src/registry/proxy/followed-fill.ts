@@ -122,6 +122,7 @@ export class FollowedFill {
     for (;;) {
       const src = this.source;
       if (src.kind === 'failed') throw src.error;
+      if (end !== undefined && pos >= end) return;
       if (src.kind === 'stored') {
         const stop = end ?? src.size;
         if (pos < stop) yield* await this.ctx.storage.reader(blobKey(this.digest), { offset: pos, length: stop - pos });
