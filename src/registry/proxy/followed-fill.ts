@@ -12,6 +12,7 @@
  * no byte twice. A watcher looks at the lease while nobody reads, so `done` settles (and a dead owner is
  * replaced) without a reader too.
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BlobFillLease, BlobFillLeaseStore } from '../../db/blob-fill-lease-store.js';
@@ -107,17 +108,25 @@ export class FollowedFill {
     }
   }
 
+  /**
+   * The blob (or `range` of it) as one stream, whatever the sources it comes from. A whole blob is hashed
+   * on the way and its last bytes held until the hash matches the digest: bytes one source sent before it
+   * broke are never completed into a clean response by another. A range cannot be checked that way: it
+   * breaks when its source does after sending bytes, and holds its last bytes until the fill is committed.
+   */
   private open(size: number | undefined, range?: FillRange): Readable {
     const from = range?.start ?? 0;
     const end = range ? range.end + 1 : size;
-    const bytes = this.read(from, end, size);
-    // A range short of the blob's end holds its last bytes until the blob is verified (as a fill reader does).
-    const partial = range !== undefined && (size === undefined || range.end + 1 < size);
-    return Readable.from(partial ? holdLastChunk(bytes, this.done) : bytes, { objectMode: false });
+    const whole = from === 0 && (range === undefined || range.end + 1 === size);
+    const bytes = this.read(from, end, size, !whole);
+    return Readable.from(whole ? verified(bytes, this.digest) : holdLastChunk(bytes, this.done), { objectMode: false });
   }
 
-  /** The bytes `[from, end)` (`end` undefined: to the blob's end, of a size not known yet), across sources. */
-  private async *read(from: number, end: number | undefined, size: number | undefined): AsyncGenerator<Uint8Array> {
+  /**
+   * The bytes `[from, end)` (`end` undefined: to the blob's end, of a size not known yet), across
+   * sources; with `noResume`, a source that breaks after bytes went out ends the read with its error.
+   */
+  private async *read(from: number, end: number | undefined, size: number | undefined, noResume: boolean): AsyncGenerator<Uint8Array> {
     let pos = from;
     for (;;) {
       const src = this.source;
@@ -156,6 +165,7 @@ export class FollowedFill {
         failure = err;
       }
       await this.recover(src, failure);
+      if (noResume && pos > from) throw failure instanceof Error ? failure : new Error(String(failure));
     }
   }
 
@@ -230,6 +240,20 @@ export class FollowedFill {
     this.source = { kind: 'failed', error };
     this.rejectDone(error);
   }
+}
+
+/** The bytes, hashed on the way; the last chunk goes out only when they match `digest`, else an error does. */
+async function* verified(bytes: AsyncIterable<Uint8Array>, digest: Digest): AsyncGenerator<Uint8Array> {
+  const at = digest.indexOf(':');
+  const hash = createHash(digest.slice(0, at));
+  let held: Uint8Array | undefined;
+  for await (const chunk of bytes) {
+    if (held) yield held;
+    hash.update(chunk);
+    held = chunk;
+  }
+  if (hash.digest('hex') !== digest.slice(at + 1)) throw new Error(`blob ${digest}: the bytes passed on do not match the digest`);
+  if (held) yield held;
 }
 
 async function* holdLastChunk(bytes: AsyncIterable<Uint8Array>, done: Promise<unknown>): AsyncGenerator<Uint8Array> {
