@@ -144,7 +144,7 @@ for (const dialect of DIALECTS) {
         const secret = new PeerSecret((candidate) => settings.claim(PEER_SECRET_SETTING, candidate, Date.now()));
         const url = `http://${name}.test:5000`;
         hop.owners.set(url, new FillPeers({ fills: local, storage, secret }));
-        return new ClusterFills({ local, leases: new BlobFillLeaseStore(h.db), storage, peers: hop, secret, self: { id: name, url: () => url }, leaseMs: 60_000, log: process.env.DEBUG_FILLS ? { warn: (o, m) => console.error(m, o) } : undefined });
+        return new ClusterFills({ local, leases: new BlobFillLeaseStore(h.db), storage, peers: hop, secret, self: { id: name, url: () => url }, leaseMs: 60_000 });
       };
       a = make('a');
       b = make('b');
