@@ -259,6 +259,18 @@ export const configSchema = z.strictObject({
       blob_concurrency: z.number().int().min(1).max(64).default(6),
     })
     .prefault({}),
+  cluster: z
+    .strictObject({
+      /**
+       * The URL the other processes sharing the database reach this one at, to stream the proxy-cache
+       * fills it runs (`/internal/fills`); default `http(s)://<host, or this machine's name when host is a
+       * wildcard>:<port>`.
+       */
+      advertise_url: z.url().optional(),
+      /** How long a process's claim on a fill holds without renewal (every third of it): a dead owner's fill is taken over after this at the latest. */
+      fill_lease: duration.prefault('15s').refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
+    })
+    .prefault({}),
   /** How long to let requests in flight finish on SIGTERM before closing connections. */
   shutdown_timeout: duration.prefault('30s'),
   /**

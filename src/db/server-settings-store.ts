@@ -14,6 +14,17 @@ export class ServerSettingsStore {
       .execute();
   }
 
+  /**
+   * The value stored under `name`, storing `value` first when there is none: every process that calls
+   * it gets the same value, the first caller's (a secret generated once and shared through the database).
+   */
+  async claim(name: string, value: string, now: number): Promise<string> {
+    await this.db.insertInto('server_settings').values({ name, value, updated_at: now }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    const row = await this.read(name);
+    if (!row) throw new Error(`server setting ${name} vanished after it was stored`);
+    return row.value;
+  }
+
   /** What was published under `name`, or undefined when no server published it. */
   async read(name: string): Promise<{ value: string; updatedAt: number } | undefined> {
     const row = await this.db.selectFrom('server_settings').select(['value', 'updated_at']).where('name', '=', name).executeTakeFirst();

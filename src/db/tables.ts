@@ -9,6 +9,7 @@
  *                        └─* uploads
  *   namespaces 1─0..1 proxy_cache_configs                      (an organization that caches an upstream)
  *   blob_guards (per digest: writer committing / GC deleting), worker_leases (scheduled jobs)
+ *   blob_fills (per digest: the process fetching it from an upstream, which the others stream from)
  *   namespaces 1─* autoprune_policies ─> repositories (0..1)   (auto-prune; autoprune_tasks: the worker's queue)
  *   namespaces 1─0..1 namespace_quotas 1─* quota_limits         (storage quotas; totals in *_sizes, counted
  *                                                                through quota_*_blobs: migrations/0006-quotas.ts)
@@ -290,6 +291,18 @@ export interface WorkerLeasesTable {
   finished_at: number | null;
 }
 
+/** A blob fill in progress and the process doing it (db/blob-fill-lease-store.ts). */
+export interface BlobFillsTable {
+  digest: string;
+  /** The filling process's instance id. */
+  owner: string;
+  /** Where the other processes stream the fill from (`cluster.advertise_url`). */
+  owner_url: string;
+  /** Epoch ms; the owner renews it while the fill runs; past it, another process may take the fill over. */
+  expires_at: number;
+  started_at: number;
+}
+
 /** A namespace's storage quota (one per namespace). */
 export interface NamespaceQuotasTable {
   id: Generated<number>;
@@ -507,6 +520,7 @@ export interface Database {
   proxy_cache_configs: ProxyCacheConfigsTable;
   blob_guards: BlobGuardsTable;
   worker_leases: WorkerLeasesTable;
+  blob_fills: BlobFillsTable;
   autoprune_policies: AutoprunePoliciesTable;
   autoprune_tasks: AutopruneTasksTable;
   namespace_quotas: NamespaceQuotasTable;

@@ -12,6 +12,7 @@ import { csrfRoutes } from './csrf-routes.js';
 import { oauthRoutes } from './oauth-routes.js';
 import { earlyErrorOptions, installEarlyErrors } from './early-errors.js';
 import { healthRoutes } from './health.js';
+import { internalFillRoutes } from './internal-fills.js';
 
 /** The release, reported by the OpenAPI document. */
 export const WHARF_VERSION = '0.1.0';
@@ -63,6 +64,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { registry: opts.registry, metrics: opts.metrics });
   await app.register(v2Plugin, { registry: opts.registry, metrics: opts.metrics });
+  if (opts.registry.fillPeers) await app.register(internalFillRoutes, { registry: opts.registry });
   if (opts.accounts) await app.register(apiPlugin, { prefix: '/api/v1', registry: opts.registry, accounts: opts.accounts, version: WHARF_VERSION });
   if (opts.accounts) await app.register(csrfRoutes, { accounts: opts.accounts });
   if (opts.accounts) await app.register(oauthRoutes, { registry: opts.registry, accounts: opts.accounts });

@@ -51,6 +51,12 @@ import type { ContentResolver } from '../registry/content.js';
 import { LocalContentResolver, type LocalContentDeps } from '../registry/local-content.js';
 import { EvictionStore } from '../db/eviction-store.js';
 import { BlobFills } from '../registry/proxy/blob-fills.js';
+import { ClusterFills } from '../registry/proxy/cluster-fills.js';
+import { FillPeers } from '../registry/proxy/fill-peers.js';
+import { PEER_SECRET_SETTING, PeerSecret } from '../registry/proxy/peer-secret.js';
+import { BlobFillLeaseStore } from '../db/blob-fill-lease-store.js';
+import { ServerSettingsStore } from '../db/server-settings-store.js';
+import { PeerClient } from '../upstream/peer-client.js';
 import { UpstreamImport } from '../registry/upstream-import/upstream-import.js';
 import { NamespaceStore } from '../db/namespace-store.js';
 import { CircuitBreakers } from '../upstream/circuit-breaker.js';
@@ -152,6 +158,11 @@ export interface ServiceDeps {
   /** Replaces the access policy (tests). */
   access?: AccessService;
   logger?: Logger;
+  /**
+   * Share proxy-cache fills with the other processes on the database (`wharf serve`): this process's id
+   * (unique per start) and the URL they reach it at, known once it listens.
+   */
+  cluster?: { id: string; advertiseUrl: () => string | undefined };
 }
 
 /** The registry, with accounts and token auth when `auth.enabled` (the default) and the proxy cache when `proxy_cache.enabled`. */
@@ -173,13 +184,16 @@ export function createServices(deps: ServiceDeps): Services {
   const manifests = new ManifestService(manifestStore, { maxManifestSize: config.registry.max_manifest_size, quota: quotaGate, immutability });
   const images = new ImageConfigReader(manifestStore, blobs);
   const local: LocalContentDeps = { manifests, blobs, repositories, maxPageSize: config.registry.max_page_size };
-  // The one import from upstream registries (proxy cache and mirrors): one fill per digest in this process.
+  // The one import from upstream registries (proxy cache and mirrors): one fill per digest in this
+  // process, and with `cluster` one across the processes on the database (the others follow it).
+  const localFills = new BlobFills({ storage, spoolDir: join(config.data_dir, 'tmp', 'fills'), log: deps.logger });
+  const cluster = deps.cluster && createClusterFills(deps, localFills);
   const upstreamImport = new UpstreamImport({
     manifests,
     repositories,
     blobs: blobStore,
     storage,
-    fills: new BlobFills({ storage, spoolDir: join(config.data_dir, 'tmp', 'fills'), log: deps.logger }),
+    fills: cluster?.fills ?? localFills,
     maxManifestBytes: config.registry.max_manifest_size,
     log: deps.logger,
   });
@@ -239,6 +253,8 @@ export function createServices(deps: ServiceDeps): Services {
       { gracePeriodMs: config.gc.grace_period, timeMachineDefaultMs: config.gc.time_machine_default, batchSize: config.gc.batch_size, sweepBatch: config.gc.sweep_batch, log: deps.logger, audit: accounts?.audit },
     ),
     mirrors,
+    fillPeers: cluster?.peers,
+    clusterFills: cluster?.fills,
     autoprune: createAutoprune(db.db, db.dialect, config, {
       tags,
       audit: accounts?.audit,
@@ -263,6 +279,28 @@ export function createServices(deps: ServiceDeps): Services {
     },
   };
   return { registry, accounts };
+}
+
+/** Fills shared across processes: leases in the database, peers reached over `/internal/fills` with a secret kept there. */
+function createClusterFills(deps: ServiceDeps, local: BlobFills): { fills: ClusterFills; peers: FillPeers } {
+  const { db, storage, config } = deps;
+  const cluster = deps.cluster!;
+  const settings = new ServerSettingsStore(db.db);
+  const secret = new PeerSecret((candidate) => settings.claim(PEER_SECRET_SETTING, candidate, Date.now()));
+  const pc = config.proxy_cache;
+  // The owner holds a blob's last bytes until its commit: a follower's body may pause that long too.
+  const peers = new PeerClient({ connectMs: pc.connect_timeout, headersMs: pc.first_byte_timeout, bodyIdleMs: 2 * pc.idle_timeout });
+  const fills = new ClusterFills({
+    local,
+    leases: new BlobFillLeaseStore(db.db),
+    storage,
+    peers,
+    secret,
+    self: { id: cluster.id, url: cluster.advertiseUrl },
+    leaseMs: config.cluster.fill_lease,
+    log: deps.logger,
+  });
+  return { fills, peers: new FillPeers({ fills: local, storage, secret }) };
 }
 
 /**

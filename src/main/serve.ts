@@ -3,6 +3,8 @@
  * starts the HTTP server and the background jobs. What stops a start that the operator can fix is a
  * StartupError (one line, exit status 1); whatever was opened before it is closed again.
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { buildApp } from '../http/app.js';
@@ -107,6 +109,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     try {
       await app.close();
       await registry.content.close();
+      await registry.clusterFills?.close();
       await autopruneStopped;
       await gcStopped;
       await mirrorStopped;
@@ -132,7 +135,9 @@ async function start(config: Readonly<Config>, logger: ReturnType<typeof createL
   await publishServerSettings(db, config);
   const storage = createStorage(config);
   await checkStorage(storage, config);
-  const { registry, accounts } = createServices({ db, storage, config, logger });
+  // Other processes on the database stream the fills this one runs from the URL it advertises, once it listens.
+  let advertised: string | undefined;
+  const { registry, accounts } = createServices({ db, storage, config, logger, cluster: { id: randomUUID(), advertiseUrl: () => advertised } });
   // Spool files of blob fills a crash interrupted.
   await registry.content.open();
   opened.push(() => registry.content.close());
@@ -144,7 +149,17 @@ async function start(config: Readonly<Config>, logger: ReturnType<typeof createL
   const app = await buildApp({ registry, accounts, metrics, logger, server: { ...serverOptions(config), ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}) } });
   opened.push(() => app.close());
   await listen(app, config);
+  advertised = advertiseUrl(app, config, Boolean(tls));
   return { db, storage, registry, accounts, app, tls: tls && { ...tls, selfSigned: !config.tls.cert }, admin, metrics };
+}
+
+/** `cluster.advertise_url`, or the scheme, host (this machine's name for a wildcard) and port this process listens on. */
+function advertiseUrl(app: FastifyInstance, config: Readonly<Config>, tls: boolean): string {
+  if (config.cluster.advertise_url) return config.cluster.advertise_url;
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? hostname() : config.host;
+  return `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 async function listen(app: FastifyInstance, config: Readonly<Config>): Promise<void> {

@@ -12,6 +12,8 @@ export class Metrics {
   readonly proxyUpstreamBytes: Counter<'organization' | 'upstream'>;
   readonly proxyUpstreamErrors: Counter<'organization' | 'upstream' | 'kind'>;
   readonly proxyJoinedWaiters: Counter<'organization' | 'upstream'>;
+  readonly proxyFillsFollowed: Counter;
+  readonly proxyFillsTakenOver: Counter;
   readonly proxyFillFirstByte: Histogram<'organization' | 'upstream'>;
   readonly proxyRateLimitRemaining: Gauge<'upstream'>;
   readonly proxyRateLimitLimit: Gauge<'upstream'>;
@@ -92,6 +94,16 @@ export class Metrics {
       name: 'wharf_proxy_joined_waiters_total',
       help: 'Blob requests that joined a fill already in flight instead of going upstream',
       labelNames: [...proxyLabels],
+      registers: [this.registry],
+    });
+    this.proxyFillsFollowed = new Counter({
+      name: 'wharf_proxy_fills_followed_total',
+      help: 'Blob fills this process streamed from the process that owned them instead of fetching them from the upstream',
+      registers: [this.registry],
+    });
+    this.proxyFillsTakenOver = new Counter({
+      name: 'wharf_proxy_fills_taken_over_total',
+      help: 'Followed blob fills this process took over because their owner died or failed',
       registers: [this.registry],
     });
     this.proxyFillFirstByte = new Histogram({

@@ -9,4 +9,8 @@ export function instrumentRegistry(registry: Registry, metrics: Metrics): void {
     evicted: (e) => metrics.proxyEvictions.labels(e.namespace).inc(e.tags),
   });
   registry.content.instrument(metrics);
+  registry.clusterFills?.observe({
+    followed: () => metrics.proxyFillsFollowed.inc(),
+    takenOver: () => metrics.proxyFillsTakenOver.inc(),
+  });
 }

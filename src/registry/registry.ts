@@ -21,6 +21,8 @@ import type { ImmutabilityPolicies } from './tag-immutability.js';
 import type { ImageConfigReader } from './image-config.js';
 import type { ManifestLabelService } from './manifest-labels.js';
 import type { PullStatistics } from './pull-statistics.js';
+import type { ClusterFills } from './proxy/cluster-fills.js';
+import type { FillPeers } from './proxy/fill-peers.js';
 
 export interface HealthCheck {
   /** Each dependency by name, true when it answered. */
@@ -71,6 +73,13 @@ export interface Registry {
   mirrorConfig?: MirrorConfigService;
   /** Organization mirrors' configurations (API); absent when the registry runs without accounts. */
   orgMirrorConfig?: OrgMirrorConfigService;
+  /**
+   * The fills this process runs, as the other processes of the deployment stream them
+   * (`/internal/fills`); absent when fills are not shared across processes.
+   */
+  fillPeers?: FillPeers;
+  /** Fills across processes (cluster-fills.ts), observed for metrics; absent with `fillPeers`. */
+  clusterFills?: ClusterFills;
   /** Parsing options the edge needs. */
   options: { defaultNamespace: string; maxPageSize: number; maxManifestSize: number; baseUrl?: string };
 }

@@ -123,6 +123,24 @@ export class BlobFills {
     };
   }
 
+  /**
+   * The fill of `digest` in flight, joined without starting one: undefined when there is none, or when
+   * it failed (to start, or before verification).
+   */
+  async follow(digest: Digest): Promise<FillHandle | undefined> {
+    const entry = this.fills.get(digest);
+    if (!entry) return undefined;
+    const pump = await entry.catch(() => undefined);
+    if (!pump || (pump.error !== undefined && pump.verifiedSize === undefined)) return undefined;
+    return {
+      size: pump.size,
+      joined: true,
+      done: pump.done,
+      open: (range) => this.open(digest, pump, range),
+      body: (range) => this.body(digest, pump, range),
+    };
+  }
+
   /** Whether a fill of `digest` is starting or running. */
   inFlight(digest: Digest): boolean {
     return this.fills.has(digest);

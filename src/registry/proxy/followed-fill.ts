@@ -1,0 +1,267 @@
+/**
+ * A blob fill another process owns, as this process's requests read it (cluster-fills.ts). Each read
+ * streams from the owner's internal endpoint (`/internal/fills/<digest>`) while the owner's fill runs;
+ * the owner sends a blob's last bytes only once it is committed, so a stream that ends cleanly means
+ * the blob is in storage, and one that breaks means it is not complete.
+ *
+ *   source: peer (the lease's owner) ──breaks──► recover ─┬─► storage holds the blob: read it there
+ *                                                         ├─► the lease is ours (taken over): our own fill
+ *                                                         └─► another process took it over: follow it
+ *
+ * A read that already sent N bytes goes on from byte N of the new source: its client sees one response,
+ * no byte twice. A watcher looks at the lease while nobody reads, so `done` settles (and a dead owner is
+ * replaced) without a reader too.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BlobFillLease, BlobFillLeaseStore } from '../../db/blob-fill-lease-store.js';
+import type { Digest } from '../../oci/digest.js';
+import type { BlobDriver } from '../../storage/blob-driver.js';
+import { blobKey } from '../../storage/keys.js';
+import type { FillHandle, FillRange, FillSource } from './blob-fills.js';
+import type { PeerSecret } from './peer-secret.js';
+
+/** Peer failures one followed fill tolerates before it gives up (each is followed by a new look at the lease). */
+const MAX_PEER_FAILURES = 8;
+
+/** What a follower needs of the peer client (upstream/peer-client.ts). */
+export interface PeerFills {
+  size(ownerUrl: string, digest: string, secret: string): Promise<number | undefined>;
+  get(ownerUrl: string, digest: string, secret: string, offset: number): Promise<{ size: number | undefined; body: Readable }>;
+  close?(): Promise<void>;
+}
+
+/** What the follower asks of the process (cluster-fills.ts). */
+export interface FollowContext {
+  storage: BlobDriver;
+  leases: BlobFillLeaseStore;
+  peers: PeerFills;
+  secret: PeerSecret;
+  self: { id: string; url: string };
+  leaseMs: number;
+  now: () => number;
+  /** Fills `digest` in this process; `leased` when the caller took the lease (renewed, then released). */
+  fillHere(digest: Digest, start: () => Promise<FillSource>, leased: boolean): Promise<FillHandle>;
+  tookOver(): void;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+type Source =
+  | { kind: 'peer'; lease: BlobFillLease; size: number | undefined }
+  | { kind: 'local'; handle: FillHandle }
+  | { kind: 'stored'; size: number }
+  | { kind: 'failed'; error: unknown };
+
+export class FollowedFill {
+  /** Resolves once the blob is committed in storage (by whichever process); rejects when the fill failed. */
+  readonly done: Promise<{ size: number }>;
+  private source: Source;
+  private recovering: Promise<void> | undefined;
+  private failures = 0;
+  private settled = false;
+  private resolveDone!: (v: { size: number }) => void;
+  private rejectDone!: (err: unknown) => void;
+  private readonly ready: Promise<void>;
+
+  constructor(
+    private readonly ctx: FollowContext,
+    readonly digest: Digest,
+    lease: BlobFillLease,
+    private readonly start: () => Promise<FillSource>,
+  ) {
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    this.done.catch(() => {});
+    this.source = { kind: 'peer', lease, size: undefined };
+    this.ready = this.probe();
+    this.ready.catch(() => {});
+    void this.ready.then(() => this.watch()).catch((err: unknown) => this.fail(err));
+  }
+
+  /** A handle on the fill for one request; rejects when neither the owner, storage nor a fill of our own can give the blob. */
+  async handle(): Promise<FillHandle> {
+    await this.ready;
+    const src = this.source;
+    if (src.kind === 'failed') throw src.error;
+    if (src.kind === 'local') return src.handle;
+    const size = src.size;
+    return {
+      size,
+      joined: true,
+      done: this.done,
+      open: (range) => this.open(size, range),
+      body: async (range) => ({ kind: 'stream', stream: this.open(size, range) }),
+    };
+  }
+
+  /** Learns the blob's size from the owner; an owner that cannot say is replaced at once. */
+  private async probe(): Promise<void> {
+    const src = this.source as Extract<Source, { kind: 'peer' }>;
+    try {
+      const size = await this.ctx.peers.size(src.lease.owner_url, this.digest, await this.ctx.secret.get());
+      if (this.source === src) this.source = { ...src, size };
+    } catch (err) {
+      await this.recover(src, err);
+    }
+  }
+
+  /**
+   * The blob (or `range` of it) as one stream, whatever the sources it comes from. A whole blob is hashed
+   * on the way and its last bytes held until the hash matches the digest: bytes one source sent before it
+   * broke are never completed into a clean response by another. A range cannot be checked that way: it
+   * breaks when its source does after sending bytes, and holds its last bytes until the fill is committed.
+   */
+  private open(size: number | undefined, range?: FillRange): Readable {
+    const from = range?.start ?? 0;
+    const end = range ? range.end + 1 : size;
+    const whole = from === 0 && (range === undefined || range.end + 1 === size);
+    const bytes = this.read(from, end, size, !whole);
+    return Readable.from(whole ? verified(bytes, this.digest) : holdLastChunk(bytes, this.done), { objectMode: false });
+  }
+
+  /**
+   * The bytes `[from, end)` (`end` undefined: to the blob's end, of a size not known yet), across
+   * sources; with `noResume`, a source that breaks after bytes went out ends the read with its error.
+   */
+  private async *read(from: number, end: number | undefined, size: number | undefined, noResume: boolean): AsyncGenerator<Uint8Array> {
+    let pos = from;
+    for (;;) {
+      const src = this.source;
+      if (src.kind === 'failed') throw src.error;
+      if (end !== undefined && pos >= end) return;
+      if (src.kind === 'stored') {
+        const stop = end ?? src.size;
+        if (pos < stop) yield* await this.ctx.storage.reader(blobKey(this.digest), { offset: pos, length: stop - pos });
+        return;
+      }
+      if (src.kind === 'local') {
+        if (end === undefined && pos > 0) throw new Error(`blob ${this.digest}: a fill of unannounced size cannot go on from byte ${pos}`);
+        yield* src.handle.open(end === undefined ? undefined : { start: pos, end: end - 1 });
+        return;
+      }
+      let failure: unknown;
+      try {
+        const res = await this.ctx.peers.get(src.lease.owner_url, this.digest, await this.ctx.secret.get(), pos);
+        try {
+          for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+            const part = end !== undefined && pos + chunk.byteLength > end ? chunk.subarray(0, end - pos) : chunk;
+            pos += part.byteLength;
+            if (part.byteLength) yield part;
+            if (end !== undefined && pos >= end && end !== size) return; // a range short of the end: the rest is not ours
+          }
+        } finally {
+          res.body.destroy();
+        }
+        // The owner ended its stream cleanly: the blob is committed.
+        if (end === undefined || pos >= end) {
+          this.finish(pos);
+          return;
+        }
+        failure = new Error(`the owner's stream ended at byte ${pos} of ${end}`);
+      } catch (err) {
+        failure = err;
+      }
+      await this.recover(src, failure);
+      if (noResume && pos > from) throw failure instanceof Error ? failure : new Error(String(failure));
+    }
+  }
+
+  /** Looks at the lease while the owner's fill runs: its end (or its owner's death) is noticed without a reader. */
+  private async watch(): Promise<void> {
+    const interval = Math.max(50, Math.floor(this.ctx.leaseMs / 3));
+    while (!this.settled) {
+      await sleep(interval, undefined, { ref: false });
+      const src = this.source;
+      if (this.settled || src.kind !== 'peer') return;
+      const row = await this.ctx.leases.find(this.digest).catch(() => src.lease);
+      const same = row !== undefined && row.owner === src.lease.owner && row.started_at === src.lease.started_at;
+      if (same && row.expires_at > this.ctx.now()) continue;
+      await this.recover(src, new Error(row ? 'the lease of the fill expired' : 'the fill ended'));
+    }
+  }
+
+  /** Finds where the bytes are now that `failed` broke; one search at a time, and none once a newer source is known. */
+  private recover(failed: Source, err: unknown): Promise<void> {
+    if (this.source !== failed) return Promise.resolve();
+    if (!this.recovering) {
+      this.recovering = this.search(failed as Extract<Source, { kind: 'peer' }>, err)
+        .catch((e: unknown) => this.fail(e))
+        .finally(() => {
+          this.recovering = undefined;
+        });
+    }
+    return this.recovering;
+  }
+
+  private async search(failed: Extract<Source, { kind: 'peer' }>, err: unknown): Promise<void> {
+    const { ctx, digest } = this;
+    if (++this.failures > MAX_PEER_FAILURES) throw new Error(`blob ${digest}: gave up following the fill after ${MAX_PEER_FAILURES} failures: ${(err as Error)?.message ?? err}`);
+    ctx.log?.warn({ digest, owner: failed.lease.owner_url, err: (err as Error)?.message ?? String(err) }, 'following a blob fill of another process failed; looking again');
+    let seen: BlobFillLease = failed.lease;
+    for (;;) {
+      const stat = await ctx.storage.stat(blobKey(digest));
+      if (stat) return this.finish(stat.size);
+      const { taken, lease } = await ctx.leases.take(digest, { owner: ctx.self.id, ownerUrl: ctx.self.url }, ctx.now(), ctx.leaseMs, seen);
+      if (taken || lease?.owner === ctx.self.id) {
+        const handle = await ctx.fillHere(digest, this.start, taken);
+        if (taken) ctx.tookOver();
+        this.source = { kind: 'local', handle };
+        handle.done.then(
+          (v) => this.finish(v.size),
+          (e: unknown) => this.fail(e),
+        );
+        return;
+      }
+      if (!lease) continue; // released meanwhile: committed (storage has it now) or failed (free to take)
+      if (lease.owner !== seen.owner || lease.started_at !== seen.started_at) {
+        this.source = { kind: 'peer', lease, size: failed.size }; // another process took it over
+        return;
+      }
+      // The same owner renewed its lease since we looked: it lives. Ask it again, a moment later.
+      await sleep(100);
+      this.source = { kind: 'peer', lease, size: failed.size };
+      return;
+    }
+  }
+
+  private finish(size: number): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.source = { kind: 'stored', size };
+    this.resolveDone({ size });
+  }
+
+  private fail(error: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.source = { kind: 'failed', error };
+    this.rejectDone(error);
+  }
+}
+
+/** The bytes, hashed on the way; the last chunk goes out only when they match `digest`, else an error does. */
+async function* verified(bytes: AsyncIterable<Uint8Array>, digest: Digest): AsyncGenerator<Uint8Array> {
+  const at = digest.indexOf(':');
+  const hash = createHash(digest.slice(0, at));
+  let held: Uint8Array | undefined;
+  for await (const chunk of bytes) {
+    if (held) yield held;
+    hash.update(chunk);
+    held = chunk;
+  }
+  if (hash.digest('hex') !== digest.slice(at + 1)) throw new Error(`blob ${digest}: the bytes passed on do not match the digest`);
+  if (held) yield held;
+}
+
+async function* holdLastChunk(bytes: AsyncIterable<Uint8Array>, done: Promise<unknown>): AsyncGenerator<Uint8Array> {
+  let held: Uint8Array | undefined;
+  for await (const chunk of bytes) {
+    if (held) yield held;
+    held = chunk;
+  }
+  await done;
+  if (held) yield held;
+}
