@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // Runs the compiled CLI (npm run build produces dist/).
-import '../dist/main/cli.js';
+import '../dist/main/wharf.js';

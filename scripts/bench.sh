@@ -9,11 +9,12 @@
 #     bench/gc-bench.ts        GC and the quota recount over 100k blobs / 1M tag rows, on SQLite and on
 #                              PostgreSQL (a throw-away cluster, unless BENCH_GC_PG_URL names one),
 #     bench/mirror-bench.ts    repository mirroring vs `skopeo sync` from the same upstream, cold and warm,
+#     bench/memory-bench.ts    RSS of Wharf and Distribution: idle, and at the peak of 8 parallel 256 MiB pushes,
 #   each of which prints a table or lines with ratios (PASS/MISS against the targets). See docs/benchmarks.md.
 #   With BENCH_SUITE=all (about 14 minutes on a quiet machine, up to about 22 on a busy one) a suite that
 #   breaks does not stop the ones after it.
 # Exit status: 0 when the runs completed (a MISS is reported, not failed), non-zero when something broke.
-# Knobs (environment): BENCH_SUITE (all | registry | proxy | quota | gc | mirror; default all),
+# Knobs (environment): BENCH_SUITE (all | registry | proxy | quota | gc | mirror | memory; default all),
 #   all but gc: BENCH_QUIET_WAIT_MS (3000), WHARF_BENCH_LOG_LEVEL (warn),
 #     WHARF_BENCH_FROM_SRC=1 (run Wharf through tsx instead of compiling);
 #   registry and proxy: BENCH_BLOB_MIB (256), BENCH_REPEATS (5), BENCH_CONCURRENCY (8), BENCH_WRK_SECONDS (10),
@@ -29,12 +30,15 @@
 #     BENCH_GC_PG_URL (an admin URL of an existing PostgreSQL; default: a throw-away cluster);
 #   mirror: BENCH_MIRROR_TAGS (100), BENCH_MIRROR_BASE_LAYERS (3), BENCH_MIRROR_BASE_MIB (32),
 #     BENCH_MIRROR_UNIQUE_KIB (2048), BENCH_MIRROR_REPEATS (3), BENCH_MIRROR_WARM_RUNS (3), BENCH_MIRROR_RTT_MS (20),
-#     BENCH_MIRROR_RTT_RUNS (1), BENCH_MIRROR_POLL_S (1), BENCH_MIRROR_JSON (results file).
+#     BENCH_MIRROR_RTT_RUNS (1), BENCH_MIRROR_POLL_S (1), BENCH_MIRROR_JSON (results file);
+#   memory: BENCH_MEMORY_MIB (256), BENCH_MEMORY_PUSHERS (8), BENCH_MEMORY_CHUNK_MIB (16), BENCH_MEMORY_SETTLE_MS (5000),
+#     BENCH_MEMORY_PULLS (20), BENCH_MEMORY_S3 (1: also Wharf on the S3 server named by WHARF_TEST_S3_*),
+#     BENCH_MEMORY_JSON (results file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 suite=${BENCH_SUITE:-all}
-case "$suite" in all | registry | proxy | quota | gc | mirror) ;; *) echo "BENCH_SUITE must be all, registry, proxy, quota, gc or mirror (got \"$suite\")" >&2; exit 2 ;; esac
+case "$suite" in all | registry | proxy | quota | gc | mirror | memory) ;; *) echo "BENCH_SUITE must be all, registry, proxy, quota, gc, mirror or memory (got \"$suite\")" >&2; exit 2 ;; esac
 runs() { [ "$suite" = all ] || [ "$suite" = "$1" ]; }
 own_pg=0
 if runs gc && [ -z "${BENCH_GC_PG_URL:-}" ]; then own_pg=1; fi
@@ -74,7 +78,7 @@ if [ "$suite" != gc ] && [ "${WHARF_BENCH_FROM_SRC:-0}" != 1 ]; then
   echo "== compiling Wharf into ${build_dir#"$PWD"/}"
   # Its own build info: the one in dist/ describes dist/, and would make tsc skip files here.
   npx tsc -p tsconfig.build.json --outDir "$build_dir" --tsBuildInfoFile "$build_dir/.tsbuildinfo"
-  export WHARF_BENCH_CLI="$build_dir/main/cli.js"
+  export WHARF_BENCH_CLI="$build_dir/main/wharf.js"
 else
   unset WHARF_BENCH_CLI
 fi
@@ -113,6 +117,7 @@ if runs gc; then
   suite_run "gc and quota recount" 1 node --import tsx bench/gc-bench.ts
 fi
 if runs mirror; then suite_run mirror 4 node --import tsx bench/mirror-bench.ts; fi
+if runs memory; then suite_run memory 3 node --import tsx bench/memory-bench.ts; fi
 if ((${#failed[@]})); then
   echo "== failed: ${failed[*]}" >&2
   exit 1

@@ -130,7 +130,7 @@ async function start(config: Readonly<Config>, logger: ReturnType<typeof createL
   const db = await createDatabase(config, logger);
   opened.push(() => db.close());
   await publishServerSettings(db, config);
-  const storage = createStorage(config);
+  const storage = await createStorage(config);
   await checkStorage(storage, config);
   const { registry, accounts } = createServices({ db, storage, config, logger });
   // Spool files of blob fills a crash interrupted.
