@@ -239,7 +239,8 @@ async function main(live: LiveResources): Promise<void> {
     }
   } finally {
     for (const s of servers) await s.stop();
-    await s3?.cleanup();
+    // A failed clean-up is reported, never in place of the run's own error.
+    await s3?.cleanup().catch((err: unknown) => log(`could not empty the S3 prefix ${s3.prefix}: ${(err as Error).message}`));
     await rm(workDir, { recursive: true, force: true });
   }
 }
