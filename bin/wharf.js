@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// Runs the compiled CLI (npm run build produces dist/). A checkout that was never built, or whose
-// dependencies are missing, gets one line saying what to run instead of a stack trace.
+// Runs the compiled command (npm run build produces dist/; main/wharf.ts is its entry). A checkout
+// that was never built, or whose dependencies are missing, gets one line saying what to run instead
+// of a stack trace.
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const cli = pathToFileURL(join(root, 'dist', 'main', 'cli.js')).href;
+const cli = pathToFileURL(join(root, 'dist', 'main', 'wharf.js')).href;
 try {
   await import(cli);
 } catch (err) {

@@ -13,11 +13,12 @@
 #                              same bucket (blob GETs streamed and redirected, manifest GETs, cross-process misses),
 #                              with a throw-away PostgreSQL (unless BENCH_SCALEOUT_PG_URL names one) and a throw-away
 #                              RADOS Gateway (unless BENCH_SCALEOUT_S3_ENDPOINT names an S3 server),
+#     bench/memory-bench.ts    RSS of Wharf and Distribution: idle, and at the peak of 8 parallel 256 MiB pushes,
 #   each of which prints a table or lines with ratios (PASS/MISS against the targets). See docs/benchmarks.md.
 #   With BENCH_SUITE=all (about 20 minutes on a quiet machine, up to about 30 on a busy one) a suite that
 #   breaks does not stop the ones after it.
 # Exit status: 0 when the runs completed (a MISS is reported, not failed), non-zero when something broke.
-# Knobs (environment): BENCH_SUITE (all | registry | proxy | quota | gc | mirror | scaleout; default all),
+# Knobs (environment): BENCH_SUITE (all | registry | proxy | quota | gc | mirror | scaleout | memory; default all),
 #   all but gc: BENCH_QUIET_WAIT_MS (3000), WHARF_BENCH_LOG_LEVEL (warn),
 #     WHARF_BENCH_FROM_SRC=1 (run Wharf through tsx instead of compiling);
 #   registry and proxy: BENCH_BLOB_MIB (256), BENCH_REPEATS (5), BENCH_CONCURRENCY (8), BENCH_WRK_SECONDS (10),
@@ -42,11 +43,14 @@
 #     BENCH_SCALEOUT_PG_URL (an admin URL of an existing PostgreSQL; default: a throw-away cluster),
 #     BENCH_SCALEOUT_S3_ENDPOINT, _BUCKET, _REGION, _ACCESS_KEY_ID, _SECRET_ACCESS_KEY (an existing S3 server;
 #     default: a throw-away RADOS Gateway), BENCH_SCALEOUT_S3_PID_FILE (its daemons' PIDs, for CPU accounting).
+#   memory: BENCH_MEMORY_MIB (256), BENCH_MEMORY_PUSHERS (8), BENCH_MEMORY_CHUNK_MIB (16), BENCH_MEMORY_SETTLE_MS (5000),
+#     BENCH_MEMORY_PULLS (20), BENCH_MEMORY_S3 (1: also Wharf on the S3 server named by WHARF_TEST_S3_*),
+#     BENCH_MEMORY_JSON (results file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 suite=${BENCH_SUITE:-all}
-case "$suite" in all | registry | proxy | quota | gc | mirror | scaleout) ;; *) echo "BENCH_SUITE must be all, registry, proxy, quota, gc, mirror or scaleout (got \"$suite\")" >&2; exit 2 ;; esac
+case "$suite" in all | registry | proxy | quota | gc | mirror | scaleout | memory) ;; *) echo "BENCH_SUITE must be all, registry, proxy, quota, gc, mirror, scaleout or memory (got \"$suite\")" >&2; exit 2 ;; esac
 runs() { [ "$suite" = all ] || [ "$suite" = "$1" ]; }
 own_pg=0
 if runs gc && [ -z "${BENCH_GC_PG_URL:-}" ]; then own_pg=1; fi
@@ -95,7 +99,7 @@ if [ "$suite" != gc ] && [ "${WHARF_BENCH_FROM_SRC:-0}" != 1 ]; then
   echo "== compiling Wharf into ${build_dir#"$PWD"/}"
   # Its own build info: the one in dist/ describes dist/, and would make tsc skip files here.
   npx tsc -p tsconfig.build.json --outDir "$build_dir" --tsBuildInfoFile "$build_dir/.tsbuildinfo"
-  export WHARF_BENCH_CLI="$build_dir/main/cli.js"
+  export WHARF_BENCH_CLI="$build_dir/main/wharf.js"
 else
   unset WHARF_BENCH_CLI
 fi
@@ -166,6 +170,7 @@ if runs scaleout; then
     suite_run scaleout 5 node --import tsx bench/scaleout-bench.ts
   fi
 fi
+if runs memory; then suite_run memory 3 node --import tsx bench/memory-bench.ts; fi
 if ((${#failed[@]})); then
   echo "== failed: ${failed[*]}" >&2
   exit 1

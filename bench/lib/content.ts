@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { MiB, run } from './measure.js';
 
 export const MANIFEST_ACCEPT = [
@@ -117,6 +118,35 @@ export async function pushBlobChunked(base: string, repo: string, auth: string |
   const res = await fetch(withDigest(loc, digest), { method: 'PUT', headers: { 'Content-Length': '0', ...authHeader(auth) } });
   const text = await res.text();
   if (res.status !== 201) throw new Error(`PUT blob ${digest} (chunked) on ${base}: status ${res.status}: ${text.slice(0, 500)}`);
+}
+
+/**
+ * A chunked upload of a blob file, as pushBlobChunked, reading one chunk at a time from the file (one
+ * `chunkBytes` buffer per call), so that many large pushes at once cost the client little memory.
+ */
+export async function pushBlobFileChunked(base: string, repo: string, auth: string | undefined, blob: BlobFile, chunkBytes: number): Promise<void> {
+  let loc = await startUploadLocation(base, repo, auth);
+  const file = await open(blob.path, 'r');
+  const buf = Buffer.allocUnsafe(Math.min(chunkBytes, blob.size));
+  try {
+    for (let start = 0; start < blob.size; start += chunkBytes) {
+      const { bytesRead } = await file.read(buf, 0, Math.min(chunkBytes, blob.size - start), start);
+      const res = await fetch(loc, {
+        method: 'PATCH',
+        body: bodyOf(buf.subarray(0, bytesRead)),
+        headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${start}-${start + bytesRead - 1}`, ...authHeader(auth) },
+      });
+      const text = await res.text();
+      const location = res.headers.get('location');
+      if (res.status !== 202 || !location) throw new Error(`PATCH blob ${blob.digest} bytes ${start}- on ${base}: status ${res.status}, Location ${location}: ${text.slice(0, 500)}`);
+      loc = new URL(location, base);
+    }
+  } finally {
+    await file.close();
+  }
+  const res = await fetch(withDigest(loc, blob.digest), { method: 'PUT', headers: { 'Content-Length': '0', ...authHeader(auth) } });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`PUT blob ${blob.digest} (chunked) on ${base}: status ${res.status}: ${text.slice(0, 500)}`);
 }
 
 /** `HEAD /v2/<repo>/blobs/<digest>`, as a client does before pushing a layer: true when the registry has it. */

@@ -77,7 +77,7 @@ async function startProcess<L extends string>(
 export interface WharfOptions<L extends string> {
   label: L;
   workDir: string;
-  /** Compiled CLI entry (`main/cli.js`); without it Wharf runs from src through tsx. */
+  /** Compiled entry of the `wharf` command (`main/wharf.js`); without it Wharf runs from src through tsx. */
   cli?: string;
   logLevel: string;
   /** WHARF_* variables on top of host, port, data dir and log level (for the setup commands too). */
@@ -93,7 +93,7 @@ export async function startWharf<L extends string>(o: WharfOptions<L>): Promise<
   const dataDir = join(o.workDir, `${o.label}-data`);
   await mkdir(dataDir);
   const port = await freePort();
-  const cliArgs = o.cli ? [o.cli] : ['--import', 'tsx', join(repoRoot, 'src/main/cli.ts')];
+  const cliArgs = o.cli ? [o.cli] : ['--import', 'tsx', join(repoRoot, 'src/main/wharf.ts')];
   const env = { ...process.env, WHARF_HOST: '127.0.0.1', WHARF_PORT: String(port), WHARF_DATA_DIR: dataDir, WHARF_LOG_LEVEL: o.logLevel, ...o.env };
   for (const command of o.setup ?? []) {
     const r = await runWithEnv(process.execPath, [...cliArgs, ...command], env);

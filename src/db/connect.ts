@@ -1,9 +1,12 @@
-/** Opens the metadata database named by config (SQLite by default, PostgreSQL for `postgres://` URLs). */
+/**
+ * Opens the metadata database named by config (SQLite by default, PostgreSQL for `postgres://` URLs).
+ * Each dialect's driver package is loaded only when its dialect is opened: a process on SQLite never
+ * holds pg's modules, one on PostgreSQL never loads better-sqlite3's native module.
+ */
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import SqliteDatabase from 'better-sqlite3';
+import type SqliteDatabase from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
-import pg from 'pg';
 import { postgresAdapter, sqliteAdapter, type DialectAdapter } from './dialect.js';
 import { migrateToLatest } from './migrate.js';
 import { registerDirectReader } from './prepared-query.js';
@@ -30,6 +33,7 @@ export async function openDatabase(opts: OpenOptions): Promise<DatabaseHandle> {
   const url = opts.url ?? `sqlite:${join(opts.dataDir, 'wharf.db')}`;
   let handle: DatabaseHandle;
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    const { default: pg } = await import('pg');
     const pool = new pg.Pool({
       connectionString: url,
       max: opts.poolSize ?? 10,
@@ -50,7 +54,8 @@ export async function openDatabase(opts: OpenOptions): Promise<DatabaseHandle> {
     const path = url.slice('sqlite:'.length);
     const file = path === ':memory:' ? ':memory:' : resolve(path);
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    const sqlite = new SqliteDatabase(file);
+    const { default: Sqlite } = await import('better-sqlite3');
+    const sqlite = new Sqlite(file);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');

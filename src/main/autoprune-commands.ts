@@ -22,7 +22,7 @@ export async function runAutopruneCommand(command: string, args: string[], opts:
   const extra = Object.keys(opts).filter((k) => opts[k] !== undefined && !(k in AUTOPRUNE_OPTIONS));
   if (extra.length) throw new UsageError(`wharf ${command} does not take --${extra.join(', --')}`);
   return withDatabase(config, async (db) => {
-    const { registry } = createServices({ db, storage: createStorage(config), config });
+    const { registry } = createServices({ db, storage: await createStorage(config), config });
     const worker = createAutopruneWorker(db, registry.autoprune.pruner, { intervalMs: config.autoprune.interval });
     const summary = opts['dry-run'] ? await worker.dryRun() : await worker.runOnce({ all: true });
     await registry.audit?.flush();

@@ -64,7 +64,6 @@ import { SsrfGuard } from '../upstream/ssrf.js';
 import type { BlobDriver } from '../storage/blob-driver.js';
 import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
 import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
-import { S3BlobDriver } from '../storage/s3/s3-blob-driver.js';
 import { join } from 'node:path';
 import { parseRepositoryName } from '../oci/reference.js';
 import { createAccounts } from './compose-accounts.js';
@@ -78,9 +77,14 @@ import { lazySecretBox } from '../registry/proxy/secret-box.js';
 import { createQuotaService } from './compose-quota.js';
 import { createMirrorRun } from './compose-mirror.js';
 
-export function createStorage(config: Config): BlobDriver {
+/**
+ * The configured blob driver. The S3 driver (and with it the AWS SDK, some 30 MiB of a process's
+ * memory) is loaded only when the configuration asks for it.
+ */
+export async function createStorage(config: Config): Promise<BlobDriver> {
   if (config.storage.driver === 'memory') return new MemoryBlobDriver();
   if (config.storage.driver === 's3') {
+    const { S3BlobDriver } = await import('../storage/s3/s3-blob-driver.js');
     // The SDK warns on Node 20 that its releases after January 2027 will need Node 22; the locked
     // version runs on Node 20, and the notice is for whoever upgrades the package, not the operator.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

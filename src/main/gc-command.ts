@@ -20,7 +20,7 @@ export async function runGcCommand(args: string[], opts: { 'dry-run'?: boolean; 
   const extra = Object.keys(opts).filter((k) => opts[k] !== undefined && !(k in GC_OPTIONS));
   if (extra.length) throw new UsageError(`wharf gc does not take --${extra.join(', --')}`);
   return withDatabase(config, async (db) => {
-    const { registry } = createServices({ db, storage: createStorage(config), config });
+    const { registry } = createServices({ db, storage: await createStorage(config), config });
     const report = await registry.gc.run({ dryRun: opts['dry-run'] === true, sweepAll: true });
     await registry.audit?.flush();
     process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : describe(report, config));

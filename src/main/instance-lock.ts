@@ -15,9 +15,10 @@
  * scales out. CLI commands (`wharf user`, `wharf gc`...) take no lock either; they may run beside
  * the server.
  */
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import SqliteDatabase from 'better-sqlite3';
+import type SqliteDatabase from 'better-sqlite3';
 import type { Config } from '../config/schema.js';
 import { StartupError } from './startup-error.js';
 
@@ -53,10 +54,15 @@ export function acquireInstanceLock(config: Pick<Config, 'data_dir' | 'db'>): In
   return { paths, release };
 }
 
+/** better-sqlite3, loaded on the first lock: a server on PostgreSQL takes none and never loads its native module. */
+function loadSqlite(): typeof SqliteDatabase {
+  return createRequire(import.meta.url)('better-sqlite3') as typeof SqliteDatabase;
+}
+
 function lockFile(path: string, database: string): SqliteDatabase.Database {
   let db: SqliteDatabase.Database;
   try {
-    db = new SqliteDatabase(path, { timeout: 0 });
+    db = new (loadSqlite())(path, { timeout: 0 });
     db.pragma('journal_mode = DELETE');
     db.exec('create table if not exists holder (id integer primary key check (id = 1), pid integer not null, host text not null, started text not null)');
   } catch (err) {

@@ -133,7 +133,7 @@ async function start(config: Readonly<Config>, logger: ReturnType<typeof createL
   const db = await createDatabase(config, logger);
   opened.push(() => db.close());
   await publishServerSettings(db, config);
-  const storage = createStorage(config);
+  const storage = await createStorage(config);
   await checkStorage(storage, config);
   // Other processes on the database stream the fills this one runs from the URL it advertises, once it listens.
   let advertised: string | undefined;

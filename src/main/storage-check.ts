@@ -5,16 +5,17 @@
  */
 import type { Config } from '../config/schema.js';
 import { StorageUnavailableError, type BlobDriver } from '../storage/blob-driver.js';
-import { S3BlobDriver } from '../storage/s3/s3-blob-driver.js';
+import type { S3BlobDriver } from '../storage/s3/s3-blob-driver.js';
 import { s3Status } from '../storage/s3/s3-errors.js';
 import { StartupError } from './startup-error.js';
 
 export async function checkStorage(storage: BlobDriver, config: Readonly<Config>): Promise<void> {
-  if (!(storage instanceof S3BlobDriver)) return;
+  // By the configuration, not `instanceof`: the S3 driver's module is loaded only when it is configured.
+  if (config.storage.driver !== 's3') return;
   const s3 = config.storage.s3;
   const where = `bucket "${s3.bucket}" at ${s3.endpoint ?? `AWS S3 (${s3.region})`}`;
   try {
-    await storage.probe();
+    await (storage as S3BlobDriver).probe();
   } catch (err) {
     throw s3StartupError(err instanceof StorageUnavailableError ? err.cause : err, where);
   }

@@ -8,7 +8,8 @@
  * blob is verified and committed, and a body cut short (the owner died, its fill failed) errors here.
  */
 import type { Readable } from 'node:stream';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
+import { undici } from './undici.js';
 
 /** The header that carries the shared secret (registry/proxy/peer-secret.ts names it too: upstream cannot import registry). */
 export const PEER_SECRET_HEADER = 'x-wharf-peer-secret';
@@ -40,11 +41,10 @@ export interface PeerTimeouts {
 }
 
 export class PeerClient {
-  private readonly agent: Agent;
+  /** Made on the first request: a process that never follows a fill never loads undici. */
+  private agentOnce: Agent | undefined;
 
-  constructor(private readonly timeouts: PeerTimeouts) {
-    this.agent = new Agent({ connect: { timeout: timeouts.connectMs }, headersTimeout: timeouts.headersMs, bodyTimeout: timeouts.bodyIdleMs });
-  }
+  constructor(private readonly timeouts: PeerTimeouts) {}
 
   /** The size of the fill of `digest` at `ownerUrl` (undefined when not announced); PeerFillError when it cannot say. */
   async size(ownerUrl: string, digest: string, secret: string): Promise<number | undefined> {
@@ -59,17 +59,22 @@ export class PeerClient {
     return { size: res.size, body: res.body };
   }
 
+  private agent(): Agent {
+    const t = this.timeouts;
+    return (this.agentOnce ??= new (undici().Agent)({ connect: { timeout: t.connectMs }, headersTimeout: t.headersMs, bodyTimeout: t.bodyIdleMs }));
+  }
+
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.agentOnce?.close();
   }
 
   private async send(method: 'GET' | 'HEAD', ownerUrl: string, digest: string, secret: string, offset: number) {
     const url = `${ownerUrl.replace(/\/+$/, '')}/internal/fills/${digest}`;
     let res;
     try {
-      res = await request(url, {
+      res = await undici().request(url, {
         method,
-        dispatcher: this.agent,
+        dispatcher: this.agent(),
         headers: { [PEER_SECRET_HEADER]: secret, ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) },
       });
     } catch (err) {

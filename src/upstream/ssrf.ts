@@ -22,7 +22,8 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import type { LookupAddress, LookupOptions } from 'node:dns';
 import { BlockList, isIP, isIPv4 } from 'node:net';
-import { buildConnector } from 'undici';
+import type { buildConnector } from 'undici';
+import { undici } from './undici.js';
 import { parseRepositoryName } from '../oci/reference.js';
 import { UpstreamBlockedError } from './errors.js';
 
@@ -265,7 +266,7 @@ export class SsrfGuard {
    * `rejectUnauthorized: false` accepts any TLS certificate (a mirror with `verify_tls: false`).
    */
   connector(opts: { timeout: number; rejectUnauthorized?: boolean }): buildConnector.connector {
-    const base = buildConnector({
+    const base = undici().buildConnector({
       timeout: opts.timeout,
       lookup: this.lookup,
       autoSelectFamily: true,

@@ -5,7 +5,8 @@
  * transport failures and HTTP statuses to the typed errors in errors.ts.
  */
 import type { Readable } from 'node:stream';
-import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { undici } from './undici.js';
 import {
   UpstreamAuthError,
   UpstreamError,
@@ -63,13 +64,13 @@ export class Transport {
   ) {
     const common = { headersTimeout: timeouts.headersMs, bodyTimeout: timeouts.bodyIdleMs, keepAliveTimeout: 4_000 };
     this.agent = opts.proxyUrl
-      ? new ProxyAgent({
+      ? new (undici().ProxyAgent)({
           uri: opts.proxyUrl,
           ...common,
           proxyTls: { timeout: timeouts.connectMs, lookup: guard.lookup, autoSelectFamily: true },
           requestTls: { timeout: timeouts.connectMs, ...(opts.verifyTls === false ? { rejectUnauthorized: false } : {}) },
         })
-      : new Agent({ connect: guard.connector({ timeout: timeouts.connectMs, rejectUnauthorized: opts.verifyTls !== false }), ...common });
+      : new (undici().Agent)({ connect: guard.connector({ timeout: timeouts.connectMs, rejectUnauthorized: opts.verifyTls !== false }), ...common });
   }
 
   /**
@@ -109,7 +110,7 @@ export class Transport {
         // undici closes a connection after a HEAD unless told otherwise (for servers that send a body
         // with it); registries do not, and Go's clients (containerd, skopeo) keep the connection too: a
         // mirror's re-sync makes one HEAD per tag, which would otherwise each open a connection.
-        const res = await request(url, { method, headers, dispatcher: this.agent, ...(method === 'HEAD' && { reset: false }) });
+        const res = await undici().request(url, { method, headers, dispatcher: this.agent, ...(method === 'HEAD' && { reset: false }) });
         return { status: res.statusCode, headers: res.headers, body: res.body, url };
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;

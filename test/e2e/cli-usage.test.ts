@@ -110,7 +110,7 @@ describe('bin/wharf.js in a checkout that cannot run yet', () => {
 
   it('built but a dependency missing: one line naming npm ci, exit 1', async () => {
     await mkdir(join(dir, 'dist', 'main'), { recursive: true });
-    await writeFile(join(dir, 'dist', 'main', 'cli.js'), "import 'wharf-no-such-package';\n");
+    await writeFile(join(dir, 'dist', 'main', 'wharf.js'), "import 'wharf-no-such-package';\n");
     const res = await run();
     assert.equal(res.code, 1);
     assert.match(res.stderr, /^wharf: a dependency is missing \(.*wharf-no-such-package.*\): run `npm ci` in .*\n$/);

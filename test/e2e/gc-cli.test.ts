@@ -36,7 +36,7 @@ describe('wharf gc', () => {
     const config = loadConfig({ env: {}, overrides: { data_dir: dir, log_level: 'silent' } });
     const db = await createDatabase(config);
     try {
-      const storage = createStorage(config);
+      const storage = await createStorage(config);
       const w = await storage.writer(blobKey(digestOf(stray)));
       await w.write(stray);
       await w.commit();

@@ -46,7 +46,7 @@ describe('wharf quota commands', () => {
   const withServices = async <T>(work: (s: ReturnType<typeof createServices>, db: Awaited<ReturnType<typeof createDatabase>>) => Promise<T>): Promise<T> => {
     const db = await createDatabase(config);
     try {
-      const services = createServices({ db, storage: createStorage(config), config });
+      const services = createServices({ db, storage: await createStorage(config), config });
       const result = await work(services, db);
       await services.registry.audit?.flush();
       return result;

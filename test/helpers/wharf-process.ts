@@ -61,9 +61,14 @@ export interface StartOptions {
   ca?: string | Buffer;
   /** Organizations to create once the process answers (default E2E_ORGANIZATIONS; [] for none). */
   organizations?: readonly string[];
+  /** Node options before the entry, e.g. `['--import', './test/helpers/module-log.mjs']`. */
+  nodeArgs?: string[];
 }
 
-/** Starts a real `wharf serve` process on a free port with its own data directory and waits until /v2/ answers. */
+/**
+ * Starts a real `wharf serve` process (through the `wharf` command's entry, src/main/wharf.ts) on a free
+ * port with its own data directory and waits until /v2/ answers.
+ */
 export async function startWharf(opts: StartOptions = {}): Promise<WharfProcess> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'wharf-e2e-')));
   const port = opts.port ?? (await freePort());
@@ -77,7 +82,7 @@ export async function startWharf(opts: StartOptions = {}): Promise<WharfProcess>
       ...opts.env,
   };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/main/cli.ts'), 'serve', ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', join(repoRoot, 'src/main/wharf.ts'), 'serve', ...(opts.args ?? [])], {
     cwd: repoRoot,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -34,10 +34,12 @@ export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry
   acceptEmptyJsonBodies(app);
   app.setNotFoundHandler((req, reply) => renderApiError(Object.assign(new Error(`no such endpoint: ${req.method} ${req.url.split('?')[0]}`), { statusCode: 404 }), req, reply));
 
-  const document = openApiDocument(API_ROUTES, opts.version);
+  // Built on the first request for it, not at start: most processes never serve it, and it is large.
+  let document: Record<string, unknown> | undefined;
   for (const path of ['/discovery', '/openapi.json']) {
     app.get(path, async (req, reply) => {
       req.wharfRoute = 'api_discovery';
+      document ??= openApiDocument(API_ROUTES, opts.version);
       return reply.send(document);
     });
   }
