@@ -13,6 +13,7 @@ import { collectionLookups } from './migrations/0009-collection-lookups.js';
 import { tagImmutabilityAndLabels } from './migrations/0010-tag-immutability-and-labels.js';
 import { repositoryMirrors } from './migrations/0011-repository-mirrors.js';
 import { organizationMirrors } from './migrations/0012-organization-mirrors.js';
+import { loginFailures } from './migrations/0014-login-failures.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
@@ -28,6 +29,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0010-tag-immutability-and-labels': tagImmutabilityAndLabels(d),
     '0011-repository-mirrors': repositoryMirrors(d),
     '0012-organization-mirrors': organizationMirrors(d),
+    '0014-login-failures': loginFailures(d),
   };
 }
 
