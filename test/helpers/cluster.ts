@@ -10,10 +10,12 @@
  *   await c.restart(i)      a new process in slot i, on the same port (haproxy finds it again)
  *   await c.stop()          stops everything it started, drops the database, empties the prefix
  *
- * The first process migrates the database and creates the superuser and the test organizations; the
- * others start after it. haproxy runs in the foreground (-db) as a child process.
+ * Every process gets the same settings (database, bucket prefix, base_url = haproxy's URL, trust_proxy,
+ * proxy_cache.secret_key), as docs/operations.md asks. The first process migrates the database and
+ * creates the superuser and the test organizations; the others start after it. haproxy runs in the foreground (-db) as a child process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -80,6 +82,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const url = `http://127.0.0.1:${port}`;
     const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
     const s3 = testS3Options();
+    const secretKey = randomBytes(32).toString('base64');
     const env = (i: number): Record<string, string | undefined> => ({
       WHARF_DB_URL: database.url,
       WHARF_BASE_URL: url,
@@ -92,6 +95,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       WHARF_STORAGE_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
       WHARF_STORAGE_S3_PREFIX: bucket.prefix,
       WHARF_STORAGE_S3_PART_SIZE: '5 MiB',
+      // One key for every process: upstream credentials sealed by one are opened by the others.
+      WHARF_PROXY_CACHE_SECRET_KEY: secretKey,
       ...opts.env,
       ...opts.envOf?.(i),
     });
