@@ -27,10 +27,11 @@ import { testS3Options } from '../helpers/s3.js';
 import { dockerRef, ociRef, skopeoCopy, SkopeoError } from '../helpers/skopeo.js';
 import { basicAuth, type WharfProcess } from '../helpers/wharf-process.js';
 
-const UPLOAD_TIMEOUT_S = 15;
+/** Longer than any single request of the test takes on a loaded machine (the sweep aborts older writes). */
+const UPLOAD_TIMEOUT_S = 30;
 const GC_LEASE_S = 3;
 /** Longer than a retried push takes, so blobs of the first attempt are not collected under the second. */
-const GRACE_S = 20;
+const GRACE_S = 30;
 
 describe('two processes behind haproxy: a process killed mid-push or mid-GC loses nothing', () => {
   let cluster: Cluster | undefined;
@@ -46,6 +47,8 @@ describe('two processes behind haproxy: a process killed mid-push or mid-GC lose
 
   const test = (name: string, fn: (t: TestContext) => Promise<void>): void => {
     it(name, async (t) => {
+      // A process an earlier test killed (and did not bring back because it failed) is restarted first.
+      for (const [i, p] of C().processes.entries()) if (p.child.exitCode !== null || p.child.signalCode !== null) await C().restart(i);
       try {
         await fn(t);
       } catch (err) {
@@ -57,7 +60,7 @@ describe('two processes behind haproxy: a process killed mid-push or mid-GC lose
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'wharf-e2e-cluster-kill-'));
-    image = await buildImage(join(work, 'src'), { tag: 'v1', seed: 'e2e-cluster-kill', layers: [largeLayer(24 * MiB), { files: [{ path: 'etc/kill', content: 'kill\n' }] }] });
+    image = await buildImage(join(work, 'src'), { tag: 'v1', seed: 'e2e-cluster-kill', layers: [largeLayer(16 * MiB), { files: [{ path: 'etc/kill', content: 'kill\n' }] }] });
     const endpoint = testS3Options().endpoint!;
     s3.push(await startFaultProxy(endpoint), await startFaultProxy(endpoint));
     cluster = await startCluster({
