@@ -224,6 +224,11 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** How often a pass runs (replicas share one schedule through the database). */
       interval: duration.prefault('1h').refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
+      /**
+       * How long a scheduled pass stays leased to its process without a renewal (renewed every quarter of
+       * it while the pass runs): when that process dies, another one takes the pass over after this.
+       */
+      lease: duration.prefault('10m').refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
       /** Manifests pushed and blobs uploaded or linked this recently are never collected (in-flight pushes). */
       grace_period: duration.prefault('1h'),
       /** How long deleted, moved and expired tags stay restorable in namespaces that chose no window. */

@@ -14,6 +14,7 @@ import { tagImmutabilityAndLabels } from './migrations/0010-tag-immutability-and
 import { repositoryMirrors } from './migrations/0011-repository-mirrors.js';
 import { organizationMirrors } from './migrations/0012-organization-mirrors.js';
 import { blobFills } from './migrations/0013-blob-fills.js';
+import { loginFailures } from './migrations/0014-login-failures.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
@@ -30,6 +31,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0011-repository-mirrors': repositoryMirrors(d),
     '0012-organization-mirrors': organizationMirrors(d),
     '0013-blob-fills': blobFills(d),
+    '0014-login-failures': loginFailures(d),
   };
 }
 

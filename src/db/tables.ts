@@ -8,8 +8,9 @@
  *                        ├─* repository_blobs ──> blobs         (a blob is readable in a repo only if linked)
  *                        └─* uploads
  *   namespaces 1─0..1 proxy_cache_configs                      (an organization that caches an upstream)
- *   blob_guards (per digest: writer committing / GC deleting), worker_leases (scheduled jobs)
- *   blob_fills (per digest: the process fetching it from an upstream, which the others stream from)
+ *   blob_guards (per digest: writer committing / GC deleting), worker_leases (scheduled jobs),
+ *   blob_fills (per digest: the process fetching it from an upstream, which the others stream from),
+ *   login_failures (failed logins per throttling key, shared by every process)
  *   namespaces 1─* autoprune_policies ─> repositories (0..1)   (auto-prune; autoprune_tasks: the worker's queue)
  *   namespaces 1─0..1 namespace_quotas 1─* quota_limits         (storage quotas; totals in *_sizes, counted
  *                                                                through quota_*_blobs: migrations/0006-quotas.ts)
@@ -351,6 +352,12 @@ export interface ServerSettingsTable {
   updated_at: number;
 }
 
+/** One failed login under one throttling key (migrations/0014-login-failures.ts). */
+export interface LoginFailuresTable {
+  key: string;
+  at: number;
+}
+
 /** A user's star on a repository (migrations/0009-collection-lookups.ts). */
 export interface RepositoryStarsTable {
   user_id: number;
@@ -530,6 +537,7 @@ export interface Database {
   repository_sizes: RepositorySizesTable;
   namespace_sizes: NamespaceSizesTable;
   server_settings: ServerSettingsTable;
+  login_failures: LoginFailuresTable;
   repository_stars: RepositoryStarsTable;
   global_messages: GlobalMessagesTable;
   robot_federations: RobotFederationsTable;

@@ -10,6 +10,9 @@ export interface UploadRecord {
   updatedAt: number;
 }
 
+/** `updated_at` of an upload claimed for expiry (see claimStale). */
+const EXPIRING = 0;
+
 export class UploadStore {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -34,7 +37,18 @@ export class UploadStore {
    * row mirrors them for listings and expiry.
    */
   async touch(id: string, size: number): Promise<boolean> {
-    const res = await this.db.updateTable('uploads').set({ size, updated_at: Date.now() }).where('id', '=', id).executeTakeFirst();
+    const res = await this.db.updateTable('uploads').set({ size, updated_at: Date.now() }).where('id', '=', id).where('updated_at', '>', EXPIRING).executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Claims an upload for expiry if it is still untouched since `before` (another process may have
+   * received a chunk since it was listed as stale); true when claimed. A claimed upload can no longer
+   * be touched, so a chunk that arrives meanwhile fails rather than writing bytes nobody removes; the
+   * claim survives a crash (the row stays stale and is claimed again).
+   */
+  async claimStale(id: string, before: number): Promise<boolean> {
+    const res = await this.db.updateTable('uploads').set({ updated_at: EXPIRING }).where('id', '=', id).where('updated_at', '<', before).executeTakeFirst();
     return Number(res.numUpdatedRows) === 1;
   }
 

@@ -35,6 +35,7 @@ import { UploadService } from '../registry/uploads.js';
 import { StorageHealth } from '../registry/storage-health.js';
 import type { Accounts } from '../registry/accounts/accounts.js';
 import { LoginThrottle } from '../registry/accounts/login-throttle.js';
+import { LoginFailureStore } from '../db/login-failure-store.js';
 import { RegistryAuth } from '../registry/accounts/registry-auth.js';
 import { RegistryTokens } from '../registry/accounts/registry-tokens.js';
 import { QuotaGate } from '../registry/quota/quota-gate.js';
@@ -225,7 +226,7 @@ export function createServices(deps: ServiceDeps): Services {
       tokens: new RegistryTokens(accounts.signingKeys, { ttlMs: config.auth.token_ttl }),
       access,
       audit: accounts.audit,
-      throttle: new LoginThrottle(config.auth.login_failures_per_minute),
+      throttle: new LoginThrottle(config.auth.login_failures_per_minute, new LoginFailureStore(db.db)),
     });
   const tags = new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore, { timeMachineDefaultMs: config.gc.time_machine_default, immutability });
   const mirrors = createMirrorRun(config, { upstreamImport, manifests, repositories, tags, audit: accounts?.audit, logger: deps.logger });

@@ -76,13 +76,13 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   };
   const runSweep = () => void sweepUploads().catch((err: unknown) => logger.error({ err }, 'upload sweep failed'));
   runSweep();
-  const sweep = setInterval(runSweep, UPLOAD_SWEEP_MS);
+  const sweep = setInterval(runSweep, Math.max(1000, Math.min(UPLOAD_SWEEP_MS, config.registry.upload_timeout)));
   sweep.unref();
   // Auto-prune policies; any number of processes may run the worker (namespaces are leased).
   const autoprune = config.autoprune.enabled ? createAutopruneWorker(db, registry.autoprune.pruner, { intervalMs: config.autoprune.interval, log: logger, metrics }) : undefined;
   autoprune?.start();
   // Garbage collection: one pass per gc.interval across all processes (leased through the database).
-  const gc = config.gc.enabled ? createGcWorker(db, registry.gc, { intervalMs: config.gc.interval, log: logger, metrics }) : undefined;
+  const gc = config.gc.enabled ? createGcWorker(db, registry.gc, { intervalMs: config.gc.interval, leaseMs: config.gc.lease, log: logger, metrics }) : undefined;
   gc?.start();
   // Repository mirrors: due mirrors are claimed through the database by any number of processes.
   const mirror = config.mirror.enabled ? createMirrorWorker(db, registry, config, { log: logger, metrics }) : undefined;

@@ -171,8 +171,8 @@ export class UploadService {
       const stale = await this.uploads.stale(before);
       if (stale.length === 0) return count;
       for (const up of stale) {
-        await this.locks.run(up.id, () => this.drop(up.id));
-        count++;
+        // Claimed only if still untouched: a chunk may have arrived since the listing, on any process.
+        if (await this.locks.run(up.id, async () => (await this.uploads.claimStale(up.id, before)) && (await this.drop(up.id), true))) count++;
       }
     }
   }
@@ -199,6 +199,11 @@ export class UploadService {
     if (range && range.start !== start) {
       await writer.cancel();
       throw outOfOrder(start, range);
+    }
+    // A chunk is activity: the upload sweep of any process leaves the upload alone while it arrives.
+    if (!(await this.uploads.touch(id, start))) {
+      await writer.cancel();
+      throw expired(id);
     }
     this.inflight.set(id, start);
     try {
@@ -229,8 +234,13 @@ export class UploadService {
       );
     }
     await writer.commit();
+    if (!(await this.uploads.touch(id, writer.size))) {
+      // Expired or cancelled while the chunk arrived (by another process): its bytes go too.
+      await this.storage.delete(uploadKey(id));
+      this.hashes.delete(id);
+      throw expired(id);
+    }
     this.hashes.set(id, { size: writer.size, hash });
-    await this.uploads.touch(id, writer.size);
     return { id, size: writer.size };
   }
 
@@ -259,6 +269,10 @@ export class UploadService {
 
 export function rangeHeader(size: number): Record<string, string> {
   return { Range: `0-${Math.max(size - 1, 0)}` };
+}
+
+function expired(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id} expired or was cancelled while the chunk arrived`);
 }
 
 function outOfOrder(size: number, range: ChunkRange): RegistryError {

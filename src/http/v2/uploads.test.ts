@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { BlobStore } from '../../db/blob-store.js';
+import { UploadStore } from '../../db/upload-store.js';
+import { UploadService } from '../../registry/uploads.js';
 import { blobKey } from '../../storage/keys.js';
 import type { Digest } from '../../oci/digest.js';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
@@ -187,6 +190,33 @@ for (const dialect of DIALECTS) {
       assert.ok((await t.registry.uploads.expire(Date.now() + 1000)) >= 1);
       assert.equal(await t.storage.stat(`uploads/${id}`), undefined);
       assertError(await t.app.inject({ method: 'GET', url: loc }), 404, 'BLOB_UPLOAD_UNKNOWN');
+    });
+
+    it('a sweep (of another process) that listed an upload as stale leaves it alone once a chunk arrived', async () => {
+      const loc = await start('up/revived');
+      const id = loc.split('/').pop()!;
+      const before = Date.now() + 50;
+      const store = new UploadStore(t.db.db);
+      const listed = await store.stale(before);
+      assert.ok(listed.some((u) => u.id === id));
+      // The other process's sweep works from that listing; meanwhile the client sends a chunk here.
+      const other = new UploadService(Object.assign(Object.create(store) as UploadStore, { stale: async () => listed.splice(0) }), new BlobStore(t.db.db), t.storage);
+      await new Promise((r) => setTimeout(r, 100));
+      const res = await patch(loc, 'fresh bytes', '0-10');
+      assert.equal(res.statusCode, 202, res.body);
+      assert.equal(await other.expire(before), 0);
+      assert.equal((await t.storage.stat(`uploads/${id}`))?.size, 11);
+      const done = await t.app.inject({ method: 'PUT', url: `${loc}?digest=${sha256('fresh bytes')}` });
+      assert.equal(done.statusCode, 201, done.body);
+    });
+
+    it('a chunk of an upload that expired meanwhile fails with BLOB_UPLOAD_UNKNOWN', async () => {
+      const loc = await start('up/expired-under');
+      const id = loc.split('/').pop()!;
+      const store = new UploadStore(t.db.db);
+      assert.equal(await store.claimStale(id, Date.now() + 1000), true);
+      assertError(await patch(loc, 'late', '0-3'), 404, 'BLOB_UPLOAD_UNKNOWN');
+      assert.equal(await t.storage.stat(`uploads/${id}`), undefined);
     });
 
     it('unlinks a blob on DELETE', async () => {

@@ -1,47 +1,38 @@
 /**
  * Failed-login throttling: at most `limit` failures per key (a user name, a client address) in any
- * sliding minute. Kept in this process's memory: with several replicas, each enforces the limit itself.
+ * sliding minute. The failures are rows of the database (db/login-failure-store.ts), so the limit holds
+ * across every process sharing it: behind a round-robin load balancer, a client guessing passwords meets
+ * the same limit on every process rather than `limit` per process. Times are the processes' clocks.
  */
+import type { LoginFailureStore } from '../../db/login-failure-store.js';
+
 const WINDOW_MS = 60_000;
-const MAX_KEYS = 100_000;
 
 export class LoginThrottle {
-  private readonly failures = new Map<string, number[]>();
   private readonly now: () => number;
 
   constructor(
     private readonly limit: number,
+    private readonly failures: LoginFailureStore,
     opts: { now?: () => number } = {},
   ) {
     this.now = opts.now ?? Date.now;
   }
 
   /** Seconds until every key may try again, or 0 when none of them is throttled. */
-  retryAfter(keys: readonly string[]): number {
+  async retryAfter(keys: readonly string[]): Promise<number> {
     const now = this.now();
+    const recent = await this.failures.since(keys, now - WINDOW_MS);
     let wait = 0;
-    for (const key of keys) {
-      const times = this.recent(key, now);
+    for (const times of recent.values()) {
       if (times.length >= this.limit) wait = Math.max(wait, Math.ceil((times[times.length - this.limit]! + WINDOW_MS - now) / 1000));
     }
     return wait;
   }
 
   /** Counts one failure against every key. */
-  fail(keys: readonly string[]): void {
+  async fail(keys: readonly string[]): Promise<void> {
     const now = this.now();
-    for (const key of keys) {
-      const times = this.recent(key, now);
-      times.push(now);
-      this.failures.delete(key);
-      this.failures.set(key, times);
-    }
-    while (this.failures.size > MAX_KEYS) this.failures.delete(this.failures.keys().next().value!);
-  }
-
-  private recent(key: string, now: number): number[] {
-    const times = (this.failures.get(key) ?? []).filter((t) => t > now - WINDOW_MS);
-    if (times.length === 0) this.failures.delete(key);
-    return times;
+    await this.failures.record(keys, now, now - WINDOW_MS);
   }
 }

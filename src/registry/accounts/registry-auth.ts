@@ -74,7 +74,7 @@ export class RegistryAuth {
     // addresses still hit the per-user limit (at the price that failures can lock an account out for a
     // minute). Behind a reverse proxy, set `trust_proxy` so that the address is the client's.
     const keys = [`user:${username}`, `ip:${client.ip}`];
-    const wait = this.deps.throttle.retryAfter(keys);
+    const wait = await this.deps.throttle.retryAfter(keys);
     if (wait > 0) {
       throw new RegistryError('TOOMANYREQUESTS', `too many failed logins; try again in ${wait} s`).withHeaders({ 'Retry-After': String(wait) });
     }
@@ -89,7 +89,7 @@ export class RegistryAuth {
     }
     const result = await this.deps.authenticator.authenticate(username, secret);
     if (!result) {
-      this.deps.throttle.fail(keys);
+      await this.deps.throttle.fail(keys);
       await this.deps.audit.record('login_failure', {
         actor: ANONYMOUS,
         ip: client.ip,

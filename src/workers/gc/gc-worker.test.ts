@@ -48,5 +48,17 @@ for (const dialect of DIALECTS) {
       clock += 11 * 60_000;
       assert.notEqual(await other.runOnce(), undefined, 'the lease expired');
     });
+
+    it('takes over after the configured lease (gc.lease), not before', async () => {
+      let clock = Date.now() + 20 * 3_600_000;
+      const dead = createGcWorker(t.db, { run: () => new Promise(() => {}) } as never, { intervalMs: 1000, leaseMs: 5000, now: () => clock });
+      void dead.runOnce();
+      await new Promise((r) => setTimeout(r, 50));
+      const other = createGcWorker(t.db, t.registry.gc, { intervalMs: 1000, leaseMs: 5000, now: () => clock });
+      clock += 4999;
+      assert.equal(await other.runOnce(), undefined, 'the lease is held');
+      clock += 1;
+      assert.notEqual(await other.runOnce(), undefined, 'the lease expired');
+    });
   });
 }

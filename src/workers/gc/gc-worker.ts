@@ -15,7 +15,7 @@ import { Poller } from '../poller.js';
 import type { GarbageCollector, GcReport } from '../../registry/gc.js';
 
 export const LEASE = 'gc';
-const LEASE_MS = 10 * 60_000;
+const DEFAULT_LEASE_MS = 10 * 60_000;
 const MAX_POLL_MS = 60_000;
 
 export interface GcWorkerDeps {
@@ -23,6 +23,8 @@ export interface GcWorkerDeps {
   gc: GarbageCollector;
   /** Time between the end of one pass and the start of the next. */
   intervalMs: number;
+  /** How long the lease lasts without renewal (renewed every quarter of it); default 10 min. */
+  leaseMs?: number;
   /** How often to look whether a pass is due; default min(interval, 1 min). */
   pollMs?: number;
   now?: () => number;
@@ -35,9 +37,11 @@ export class GcWorker {
   private readonly holder = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   private readonly abort = new AbortController();
   private readonly poller: Poller;
+  private readonly leaseMs: number;
 
   constructor(private readonly deps: GcWorkerDeps) {
     this.now = deps.now ?? Date.now;
+    this.leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
     this.poller = new Poller(() => this.runOnce(), deps.pollMs ?? Math.min(deps.intervalMs, MAX_POLL_MS), (err) => deps.log?.error({ err }, 'garbage-collection pass failed'));
   }
 
@@ -55,10 +59,11 @@ export class GcWorker {
   /** Runs a pass if one is due and no other process runs it; its report, or undefined when not due. */
   async runOnce(): Promise<GcReport | undefined> {
     const { leases, log, metrics } = this.deps;
-    if (!(await leases.tryAcquire(LEASE, this.holder, this.now(), LEASE_MS, this.deps.intervalMs))) return undefined;
+    if (!(await leases.tryAcquire(LEASE, this.holder, this.now(), this.leaseMs, this.deps.intervalMs))) return undefined;
+    const startedAt = this.now();
     const renew = setInterval(() => {
-      void leases.renew(LEASE, this.holder, this.now(), LEASE_MS).catch((err: unknown) => log?.warn({ err }, 'could not renew the garbage-collection lease'));
-    }, LEASE_MS / 4);
+      void leases.renew(LEASE, this.holder, this.now(), this.leaseMs).catch((err: unknown) => log?.warn({ err }, 'could not renew the garbage-collection lease'));
+    }, this.leaseMs / 4);
     renew.unref();
     let report: GcReport | undefined;
     try {
@@ -71,7 +76,10 @@ export class GcWorker {
       clearInterval(renew);
       // An aborted or failed pass is not a finished one: the next process to poll takes it up.
       await leases.release(LEASE, this.holder, this.now(), report !== undefined && !report.aborted).catch(() => {});
-      if (report) this.observe(report);
+      if (report) {
+        this.observe(report);
+        log?.info({ holder: this.holder, startedAt, durationMs: report.durationMs, aborted: report.aborted, manifests: report.manifests.count, blobs: report.blobs.count }, 'garbage-collection pass finished');
+      }
     }
   }
 
