@@ -2,11 +2,11 @@
  * Debian's haproxy in front of registry processes on loopback, configured as docs/operations.md runs it
  * in front of several Wharf processes: round robin, no stickiness, an HTTP health check per server.
  * The configuration is docs/examples/haproxy.cfg with its `bind` address and `server` lines replaced (as
- * the cluster tests render it); `BASE_CONFIG` below is the same file, used while a checkout has none.
+ * the cluster tests render it).
  * haproxy runs in the foreground (`-db`) as a child process; its output goes to `<workDir>/<label>.log`.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,34 +15,6 @@ import { repoRoot, type Server } from './servers.js';
 
 export const HAPROXY_BIN = process.env.HAPROXY_BIN ?? '/usr/sbin/haproxy';
 const EXAMPLE_CONFIG = join(repoRoot, 'docs/examples/haproxy.cfg');
-
-const BASE_CONFIG = `global
-    maxconn 4096
-
-defaults
-    mode http
-    option forwardfor
-    retries 2
-    option redispatch 1
-    timeout connect 5s
-    timeout client 10m
-    timeout server 10m
-    timeout http-request 60s
-    timeout http-keep-alive 60s
-    timeout queue 30s
-
-frontend wharf
-    bind :5000
-    default_backend wharf
-
-backend wharf
-    balance roundrobin
-    option httpchk
-    http-check send meth GET uri /health/instance
-    http-check expect status 200
-    default-server check inter 1s fall 2 rise 1
-    server wharf1 10.0.0.11:5000
-`;
 
 /**
  * The configuration with `bind` and the `server` lines replaced, and the health check's URI replaced by
@@ -79,7 +51,7 @@ export interface HaproxyOptions<L extends string> {
  */
 export async function startHaproxy<L extends string>(o: HaproxyOptions<L>): Promise<Server<L>> {
   const port = await freePort();
-  const template = existsSync(EXAMPLE_CONFIG) ? readFileSync(EXAMPLE_CONFIG, 'utf8') : BASE_CONFIG;
+  const template = readFileSync(EXAMPLE_CONFIG, 'utf8');
   const config = renderHaproxyConfig(
     template,
     `127.0.0.1:${port}`,
