@@ -97,15 +97,21 @@ describe('deploy/kubernetes/wharf.yaml', () => {
     const deployment = byKind('Deployment');
     const pod = deployment.spec.template.spec;
     const [container] = pod.containers;
+    const port = container.ports.find((p: { name: string }) => p.name === 'http').containerPort;
     const mount = container.volumeMounts.find((m: { name: string }) => m.name === 'config');
     const configArg = container.args[container.args.indexOf('--config') + 1];
     assert.equal(configArg, `${mount.mountPath}/wharf.yaml`);
     assert.ok(Object.keys(cm.data!).includes('wharf.yaml'));
     assert.equal(pod.volumes.find((v: { name: string }) => v.name === 'config').configMap.name, cm.metadata.name);
     assert.equal(container.envFrom[0].secretRef.name, byKind('Secret').metadata.name);
+    const env = container.env as Array<{ name: string; value?: string }>;
+    assert.deepEqual(unknownWharfVariables(env.map((e) => e.name)), []);
+    // Pods reach each other by address (cross-process fills); a pod's host name resolves only inside it.
+    const advertise = env.find((e) => e.name === 'WHARF_CLUSTER_ADVERTISE_URL')?.value;
+    assert.equal(advertise, `http://$(POD_IP):${port}`);
+    assert.ok(env.findIndex((e) => e.name === 'POD_IP') < env.findIndex((e) => e.name === 'WHARF_CLUSTER_ADVERTISE_URL'), 'POD_IP is defined before it is used');
     assert.equal(container.readinessProbe.httpGet.path, '/health/instance');
     assert.equal(container.livenessProbe.httpGet.path, '/v2/');
-    const port = container.ports.find((p: { name: string }) => p.name === 'http').containerPort;
     assert.equal(port, (parseAllDocuments(cm.data!['wharf.yaml']!)[0]!.toJS() as { port: number }).port);
     assert.ok(pod.terminationGracePeriodSeconds * 1000 > config.shutdown_timeout);
     assert.ok(deployment.spec.replicas >= 2);

@@ -73,6 +73,18 @@ describe('two processes behind haproxy behave as one registry', () => {
     rethrowFailures(stopped);
   });
 
+  test('the processes-only /internal/ endpoint is refused at the load balancer and, without the shared secret, by each process', async () => {
+    const digest = `sha256:${'0'.repeat(64)}`;
+    const outside = await fetch(`${C().url}/internal/fills/${digest}`);
+    assert.equal(outside.status, 404, 'haproxy routes /internal/ from outside');
+    await outside.arrayBuffer();
+    for (const i of [0, 1]) {
+      const direct = await fetch(`${P(i).url}/internal/fills/${digest}`);
+      assert.equal(direct.status, 401, `process ${i + 1} answers /internal/ without the secret`);
+      await direct.arrayBuffer();
+    }
+  });
+
   /** wharf_http_requests_total of one process for blob and upload routes, summed over methods and statuses. */
   const served = async (p: WharfProcess): Promise<number> => {
     const text = await (await fetch(`${p.url}/metrics`)).text();
