@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import type { Agent } from 'undici';
 import { undici } from './undici.js';
 
-/** The header that carries the shared secret (registry/proxy/peer-secret.ts names it too: upstream cannot import registry). */
+/** The header that carries the shared secret (registry/proxy/peer-secret.ts re-exports it for the endpoint that checks it). */
 export const PEER_SECRET_HEADER = 'x-wharf-peer-secret';
 
 /** The owner cannot be reached, answered something else than the fill, or has no such fill any more. */

@@ -92,7 +92,8 @@ async function heldUntilCommitted(handle: FillHandle, offset: number): Promise<B
   return { kind: 'positional', reader, offset: body.offset, length: body.length };
 }
 
-async function* holdLastChunk(stream: AsyncIterable<Uint8Array>, done: Promise<unknown>): AsyncGenerator<Uint8Array> {
+/** Passes `stream` on, holding its last chunk back until `done` resolves (a rejection errors the stream instead). */
+export async function* holdLastChunk(stream: AsyncIterable<Uint8Array>, done: Promise<unknown>): AsyncGenerator<Uint8Array> {
   let held: Uint8Array | undefined;
   for await (const chunk of stream) {
     if (held) yield held;

@@ -20,6 +20,7 @@ import type { Digest } from '../../oci/digest.js';
 import type { BlobDriver } from '../../storage/blob-driver.js';
 import { blobKey } from '../../storage/keys.js';
 import type { FillHandle, FillRange, FillSource } from './blob-fills.js';
+import { holdLastChunk } from './fill-peers.js';
 import type { PeerSecret } from './peer-secret.js';
 
 /** Peer failures one followed fill tolerates before it gives up (each is followed by a new look at the lease). */
@@ -253,15 +254,5 @@ async function* verified(bytes: AsyncIterable<Uint8Array>, digest: Digest): Asyn
     held = chunk;
   }
   if (hash.digest('hex') !== digest.slice(at + 1)) throw new Error(`blob ${digest}: the bytes passed on do not match the digest`);
-  if (held) yield held;
-}
-
-async function* holdLastChunk(bytes: AsyncIterable<Uint8Array>, done: Promise<unknown>): AsyncGenerator<Uint8Array> {
-  let held: Uint8Array | undefined;
-  for await (const chunk of bytes) {
-    if (held) yield held;
-    held = chunk;
-  }
-  await done;
   if (held) yield held;
 }

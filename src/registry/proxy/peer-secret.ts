@@ -6,8 +6,8 @@
  */
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 
-/** The request header that carries it (upstream/peer-client.ts sends the same name). */
-export const PEER_SECRET_HEADER = 'x-wharf-peer-secret';
+/** The request header that carries it: the one upstream/peer-client.ts sends. */
+export { PEER_SECRET_HEADER } from '../../upstream/peer-client.js';
 
 /** The server setting the secret is stored under. */
 export const PEER_SECRET_SETTING = 'cluster.peer_secret';
