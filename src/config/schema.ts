@@ -51,6 +51,11 @@ export const configSchema = z.strictObject({
         .optional(),
       /** Connection pool size for PostgreSQL. */
       pool_size: z.number().int().min(1).max(200).default(10),
+      /**
+       * PostgreSQL: run the hot reads as named prepared statements (planned once per connection). Turn
+       * off behind a pooler that cannot keep them (PgBouncer in transaction mode before 1.21).
+       */
+      prepared_statements: z.boolean().default(true),
     })
     .prefault({}),
   storage: z

@@ -3,6 +3,7 @@
  * Each dialect's driver package is loaded only when its dialect is opened: a process on SQLite never
  * holds pg's modules, one on PostgreSQL never loads better-sqlite3's native module.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type SqliteDatabase from 'better-sqlite3';
@@ -25,6 +26,11 @@ export interface OpenOptions {
   dataDir: string;
   poolSize?: number;
   migrate?: boolean;
+  /**
+   * PostgreSQL: run prepared reads as named (server-side) prepared statements. Default true; off for a
+   * connection pooler that cannot keep them (PgBouncer in transaction mode before 1.21).
+   */
+  preparedStatements?: boolean;
   /** Errors of idle pooled connections (e.g. the server restarted); queries reconnect on their own. */
   onConnectionError?: (err: Error) => void;
 }
@@ -43,8 +49,19 @@ export async function openDatabase(opts: OpenOptions): Promise<DatabaseHandle> {
     // Without a listener, an idle connection dropped by the server would crash the process.
     pool.on('error', (err) => opts.onConnectionError?.(err));
     const u = new URL(url);
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    if (opts.preparedStatements !== false) {
+      // Prepared reads (the manifest GET and the access checks in front of it) run as named statements:
+      // each pooled connection parses and plans one once and then only binds values.
+      const names = new Map<string, string>();
+      registerDirectReader(db, (text, parameters) => {
+        let name = names.get(text);
+        if (!name) names.set(text, (name = `wharf_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`));
+        return pool.query({ name, text, values: parameters as unknown[] }).then((r) => r.rows as unknown[]);
+      });
+    }
     handle = {
-      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+      db,
       dialect: postgresAdapter,
       description: `postgres://${u.host}${u.pathname}`,
       close: async () => {},

@@ -3,22 +3,25 @@
  * otherwise rebuild and recompile the same SQL on every request; here the query is built with sentinel
  * parameter values, compiled, and each call substitutes real values by position.
  *
- * On SQLite a read also skips Kysely's driver when it can (see `registerDirectReader`): the statement
- * runs synchronously, without the connection lock's chain of promises.
+ * A read also skips Kysely's driver when the connection registered a direct reader for it (see
+ * `registerDirectReader`): on SQLite the statement runs synchronously, without the connection lock's
+ * chain of promises; on PostgreSQL it runs as a named prepared statement, so the server plans it once
+ * per connection instead of on every call (a join over four tables costs far more to plan than to run).
  */
 import { CompiledQuery, type Compilable, type Kysely } from 'kysely';
 
 const SENTINEL = '\u0000wharf-param:';
 
-/** Runs a read statement at once and returns its rows, or undefined when it must go through Kysely. */
-export type DirectReader = (sql: string, parameters: readonly unknown[]) => unknown[] | undefined;
+/** Runs a read statement and returns its rows (or a promise of them), or undefined when it must go through Kysely. */
+export type DirectReader = (sql: string, parameters: readonly unknown[]) => unknown[] | Promise<unknown[]> | undefined;
 
 const directReaders = new WeakMap<Kysely<any>, DirectReader>();
 
 /**
- * Lets prepared reads on `db` run through `reader` (connect.ts registers one for SQLite). The reader
+ * Lets prepared reads on `db` run through `reader` (connect.ts registers one per database). The reader
  * must return undefined whenever running the statement now could differ from running it through Kysely,
- * e.g. while a transaction holds the connection.
+ * e.g. while a transaction holds the connection. A transaction's own Kysely instance has no reader: reads
+ * inside a transaction always go through it.
  */
 export function registerDirectReader(db: Kysely<any>, reader: DirectReader): void {
   directReaders.set(db, reader);
@@ -41,7 +44,7 @@ export class PreparedQuery<Row, Params extends Record<string, unknown>> {
   async execute(db: Kysely<any>, params: Params): Promise<Row[]> {
     const parameters = this.slots.map((s) => ('name' in s ? params[s.name] : s.constant));
     const direct = directReaders.get(db)?.(this.compiled.sql, parameters);
-    if (direct) return direct as Row[];
+    if (direct) return (await direct) as Row[];
     const result = await db.executeQuery<Row>(CompiledQuery.raw(this.compiled.sql, parameters) as CompiledQuery<Row>);
     return result.rows;
   }

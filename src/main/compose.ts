@@ -116,6 +116,7 @@ export async function createDatabase(config: Config, logger?: Logger): Promise<D
       url,
       dataDir: config.data_dir,
       poolSize: config.db.pool_size,
+      preparedStatements: config.db.prepared_statements,
       onConnectionError: (err) => logger?.warn({ err: err.message }, 'database connection lost; it will be re-established on the next query'),
     });
   } catch (err) {

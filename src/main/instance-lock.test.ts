@@ -14,7 +14,7 @@ describe('acquireInstanceLock', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('one holder per SQLite data directory; the second is refused with the holder named, until the first releases', () => {
-    const config = { data_dir: dir, db: { pool_size: 1 } };
+    const config = { data_dir: dir, db: { pool_size: 1, prepared_statements: true } };
     const first = acquireInstanceLock(config)!;
     assert.deepEqual(first.paths, [join(dir, 'wharf.lock')]);
     assert.throws(
@@ -29,7 +29,7 @@ describe('acquireInstanceLock', () => {
   it('a database file outside the data directory is locked too', async () => {
     const other = await mkdtemp(join(tmpdir(), 'wharf-lock-other-'));
     try {
-      const db = { url: `sqlite:${join(dir, 'shared.db')}`, pool_size: 1 };
+      const db = { url: `sqlite:${join(dir, 'shared.db')}`, pool_size: 1, prepared_statements: true };
       const first = acquireInstanceLock({ data_dir: other, db })!;
       assert.deepEqual(first.paths, [join(other, 'wharf.lock'), join(dir, 'shared.db.lock')]);
       // Another data directory, the same database: refused.
@@ -46,7 +46,7 @@ describe('acquireInstanceLock', () => {
   });
 
   it('PostgreSQL and in-memory SQLite take no lock', () => {
-    assert.equal(acquireInstanceLock({ data_dir: dir, db: { url: 'postgres://h/db', pool_size: 1 } }), undefined);
-    assert.equal(acquireInstanceLock({ data_dir: dir, db: { url: 'sqlite::memory:', pool_size: 1 } }), undefined);
+    assert.equal(acquireInstanceLock({ data_dir: dir, db: { url: 'postgres://h/db', pool_size: 1, prepared_statements: true } }), undefined);
+    assert.equal(acquireInstanceLock({ data_dir: dir, db: { url: 'sqlite::memory:', pool_size: 1, prepared_statements: true } }), undefined);
   });
 });
