@@ -61,7 +61,7 @@ export class BlobService {
     const offset = range?.start ?? 0;
     const length = range ? range.end - range.start + 1 : blob.size;
     try {
-      if (this.storage.openPositional) return { kind: 'positional', reader: await this.storage.openPositional(key), offset, length };
+      if (this.storage.openPositional) return { kind: 'positional', reader: await this.storage.openPositional(key, { offset, length }), offset, length };
       return { kind: 'stream', stream: await this.storage.reader(key, { offset, length }) };
     } catch (err) {
       if (err instanceof BlobNotFoundError) {

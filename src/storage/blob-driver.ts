@@ -64,8 +64,12 @@ export interface BlobDriver {
   list(prefix: string): AsyncIterable<string>;
   /** Atomically renames an object, replacing any object at `to`. */
   move(from: string, to: string): Promise<void>;
-  /** Positional access for drivers backed by files; throws BlobNotFoundError. Optional. */
-  openPositional?(key: string): Promise<PositionalReader>;
+  /**
+   * Positional access with buffers the caller owns; throws BlobNotFoundError. `range` names the bytes the
+   * caller will read (a hint: a driver that fetches over the network asks for those only, and may require
+   * reads in order within them). Optional.
+   */
+  openPositional?(key: string, range?: { offset: number; length: number }): Promise<PositionalReader>;
   /**
    * A URL a client may fetch the object from directly (a presigned GET, valid for a short time), so
    * its bytes need not pass through Wharf. Undefined when the driver is configured to serve through

@@ -219,7 +219,7 @@ export class BlobFills {
     const length = range ? range.end - range.start + 1 : size;
     if (pump.spool.acquire()) return { kind: 'positional', reader: new FillReader(pump, offset + length), offset, length };
     const storage = this.opts.storage;
-    if (pump.committed && storage.openPositional) return { kind: 'positional', reader: await storage.openPositional(blobKey(digest)), offset, length };
+    if (pump.committed && storage.openPositional) return { kind: 'positional', reader: await storage.openPositional(blobKey(digest), { offset, length }), offset, length };
     if (pump.committed) return { kind: 'stream', stream: fromStorage(storage, blobKey(digest), range) };
     const err = failure(pump);
     return { kind: 'positional', reader: { size, read: () => Promise.reject(err), close: async () => {} }, offset, length };

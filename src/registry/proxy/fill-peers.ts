@@ -55,7 +55,7 @@ export class FillPeers {
     const length = stat.size - offset;
     const storage = this.opts.storage;
     const body: BlobBody = storage.openPositional
-      ? { kind: 'positional', reader: await storage.openPositional(key), offset, length }
+      ? { kind: 'positional', reader: await storage.openPositional(key, { offset, length }), offset, length }
       : { kind: 'stream', stream: Readable.from(await storage.reader(key, { offset, length }), { objectMode: false }) };
     return { size: stat.size, offset, body };
   }
