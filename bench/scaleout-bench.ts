@@ -199,9 +199,10 @@ async function startSystem(workDir: string, servers: Server[], features: { redir
 
 /** CPU groups of a front: its registry processes, haproxy, the database's backends, the object store. */
 async function cpuGroups(sys: System, f: Front) {
-  return { registry: f.backends.map((b) => b.pid), haproxy: [f.proxy.pid], postgres: await sys.db.backendPids(), store: sys.storePids };
+  return { registry: f.backends.map((b) => b.pid), haproxy: [f.proxy.pid], postgres: await sys.db.serverProcesses(), store: sys.storePids };
 }
 type Groups = 'registry' | 'haproxy' | 'postgres' | 'store';
+const pidsOf = (p: readonly number[] | (() => readonly number[])): readonly number[] => (typeof p === 'function' ? p() : p);
 
 // ---------------------------------------------------------------------------------------------------
 // Measurements
@@ -214,7 +215,7 @@ interface Measured<R> {
 async function measureBlob(sys: System, f: Front, c: Content): Promise<Measured<BlobRun>> {
   const groups = await cpuGroups(sys, f);
   const t: LoadTarget = { label: f.proxy.label, url: `${f.proxy.url}/v2/${REPO}/blobs/${c.blobDigest}`, pid: f.backends[0]!.pid, redirected: f.redirected };
-  const extraPids = [...groups.registry.slice(1), ...groups.haproxy, ...groups.postgres, ...groups.store];
+  const extraPids = [...groups.registry.slice(1), ...groups.haproxy, ...pidsOf(groups.postgres), ...groups.store];
   await waitForQuiet(settings.quietWaitMs);
   const split = new CpuSplit<Groups>(groups);
   split.start();
@@ -225,7 +226,7 @@ async function measureBlob(sys: System, f: Front, c: Content): Promise<Measured<
 async function measureManifest(sys: System, f: Front, seconds: number): Promise<Measured<WrkRun>> {
   const groups = await cpuGroups(sys, f);
   const t: LoadTarget = { label: f.proxy.label, url: `${f.proxy.url}/v2/${REPO}/manifests/${TAG}`, pid: f.backends[0]!.pid };
-  const extraPids = [...groups.registry.slice(1), ...groups.haproxy, ...groups.postgres, ...groups.store];
+  const extraPids = [...groups.registry.slice(1), ...groups.haproxy, ...pidsOf(groups.postgres), ...groups.store];
   await waitForQuiet(settings.quietWaitMs);
   const split = new CpuSplit<Groups>(groups);
   split.start();

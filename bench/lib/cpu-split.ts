@@ -3,7 +3,8 @@
  * PIDs (the registry processes, the load balancer, the database's backends), the load clients (the CPU
  * seconds the caller reports for them, e.g. from `run` or a Probe), and everything else on the machine. In cores:
  * 1.0 = one core busy for the whole measurement. A PID that exits during the measurement counts until
- * its last reading.
+ * its last reading. A group given as a function is listed again at the end: a PID that appeared
+ * meanwhile (a database backend for a new connection) counts with all its CPU.
  */
 import { cpus } from 'node:os';
 import { machineCpu, processCpuSeconds } from './measure.js';
@@ -23,11 +24,15 @@ export class CpuSplit<G extends string> {
   private start0 = new Map<number, number>();
   private machine0 = { busy: 0, total: 0 };
 
-  constructor(private readonly groups: Record<G, readonly number[]>) {}
+  constructor(private readonly groups: Record<G, readonly number[] | (() => readonly number[])>) {}
+
+  private list(): Array<[string, readonly number[]]> {
+    return Object.entries<readonly number[] | (() => readonly number[])>(this.groups).map(([g, p]) => [g, typeof p === 'function' ? p() : p]);
+  }
 
   start(): void {
     this.start0.clear();
-    for (const pids of Object.values<readonly number[]>(this.groups)) {
+    for (const [, pids] of this.list()) {
       for (const pid of pids) {
         const c = cpuOf(pid);
         if (c !== undefined) this.start0.set(pid, c);
@@ -43,12 +48,11 @@ export class CpuSplit<G extends string> {
     const m1 = machineCpu();
     const out = {} as Record<string, number>;
     let accounted = 0;
-    for (const [group, pids] of Object.entries<readonly number[]>(this.groups)) {
+    for (const [group, pids] of this.list()) {
       let s = 0;
       for (const pid of pids) {
-        const a = this.start0.get(pid);
         const b = cpuOf(pid);
-        if (a !== undefined && b !== undefined) s += b - a;
+        if (b !== undefined) s += b - (this.start0.get(pid) ?? 0);
       }
       out[group] = s / seconds;
       accounted += s / seconds;

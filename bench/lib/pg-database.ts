@@ -4,6 +4,8 @@
  * whose CPU time is the database's share of a measurement.
  */
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 
 export interface BenchDatabase {
@@ -11,6 +13,12 @@ export interface BenchDatabase {
   url: string;
   /** PIDs of the backends connected to this database right now. */
   backendPids(): Promise<number[]>;
+  /**
+   * The server's processes as a list made anew on every call (every child of the postmaster: backends
+   * of connections opened later count too), when the server runs on this machine and its data directory
+   * is readable; otherwise the backends connected now.
+   */
+  serverProcesses(): Promise<number[] | (() => number[])>;
   /** Drops the database (closing its connections). */
   drop(): Promise<void>;
 }
@@ -31,7 +39,32 @@ export async function createBenchDatabase(adminUrl: string, namePrefix: string):
   u.pathname = `/${name}`;
   return {
     url: u.toString(),
+    serverProcesses: async () => {
+      try {
+        const dir = await admin(async (c) => (await c.query<{ data_directory: string }>('show data_directory')).rows[0]!.data_directory);
+        const postmaster = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+        if (!Number.isSafeInteger(postmaster) || postmaster <= 0) throw new Error('no postmaster PID');
+        return () => childrenOf(postmaster);
+      } catch {
+        return admin(async (c) => (await c.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [name])).rows.map((r) => r.pid));
+      }
+    },
     backendPids: () => admin(async (c) => (await c.query<{ pid: number }>('select pid from pg_stat_activity where datname = $1', [name])).rows.map((r) => r.pid)),
     drop: () => admin((c) => c.query(`drop database if exists ${name} with (force)`)).then(() => undefined),
   };
+}
+
+/** The processes whose parent is `ppid`, and `ppid` itself (from /proc). */
+function childrenOf(ppid: number): number[] {
+  const out = [ppid];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
