@@ -33,6 +33,17 @@ for (const dialect of DIALECTS) {
       assert.equal(row?.started_at, 1_000);
     });
 
+    it('sweeps leases that expired before a time, and only those', async () => {
+      const t = 1_000_000_000;
+      await leases.take('sha256:sweep-old', A, t, LEASE);
+      await leases.take('sha256:sweep-new', B, t + 3 * LEASE, LEASE);
+      // Rows other tests left with earlier times go too; these two show where the line is.
+      assert.ok((await leases.sweepExpired(t + LEASE + 1)) >= 1);
+      assert.equal(await leases.find('sha256:sweep-old'), undefined);
+      assert.equal((await leases.find('sha256:sweep-new'))?.owner, B.owner);
+      await leases.release('sha256:sweep-new', B.owner);
+    });
+
     it('lets another process take an expired lease, and only once', async () => {
       assert.equal((await leases.take('sha256:exp', A, 1_000, LEASE)).taken, true);
       assert.equal((await leases.take('sha256:exp', B, 1_000 + LEASE - 1, LEASE)).taken, false);

@@ -56,4 +56,10 @@ export class BlobFillLeaseStore {
   async release(digest: string, owner: string): Promise<void> {
     await this.db.deleteFrom('blob_fills').where('digest', '=', digest).where('owner', '=', owner).execute();
   }
+
+  /** Removes leases that expired before `before` (fills of processes that died); returns how many. */
+  async sweepExpired(before: number): Promise<number> {
+    const res = await this.db.deleteFrom('blob_fills').where('expires_at', '<', before).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
 }

@@ -156,6 +156,17 @@ for (const dialect of DIALECTS) {
       await rm(spool, { recursive: true, force: true });
     });
 
+    it('a starting process sweeps the leases of fills whose owners died, not the live ones', async () => {
+      const leases = new BlobFillLeaseStore(h.db);
+      const now = Date.now();
+      await leases.take('sha256:dead-owner', { owner: 'dead', ownerUrl: 'http://dead.test:5000' }, now - 3 * 60_000, 60_000);
+      await leases.take('sha256:live-owner', { owner: 'live', ownerUrl: 'http://live.test:5000' }, now, 60_000);
+      assert.equal(await a.sweepSpool(), 1);
+      assert.equal(await leases.find('sha256:dead-owner'), undefined);
+      assert.equal((await leases.find('sha256:live-owner'))?.owner, 'live');
+      await leases.release('sha256:live-owner', 'live');
+    });
+
     it('one upstream fetch: the other process streams the fill while it runs, and links nothing before the commit', async () => {
       const blob = randomBytes(4 * MiB);
       const digest = digestOf(blob) as Digest;

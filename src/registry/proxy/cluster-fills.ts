@@ -32,7 +32,7 @@ export interface ClusterFillsOptions {
   /** How long a lease holds without renewal; the owner renews it every third of that. */
   leaseMs: number;
   now?: () => number;
-  log?: { warn(obj: object, msg: string): void };
+  log?: { warn(obj: object, msg: string): void; info?(obj: object, msg: string): void };
 }
 
 /** What happens across processes, for metrics. */
@@ -62,8 +62,15 @@ export class ClusterFills implements FillPool {
     await this.opts.peers.close?.();
   }
 
-  sweepSpool(): Promise<number> {
-    return this.opts.local.sweepSpool();
+  /**
+   * Removes this process's spool leftovers, and the leases of fills whose owners died (expired for a
+   * whole lease period: an expired lease is taken over by the next request for its digest anyway).
+   */
+  async sweepSpool(): Promise<number> {
+    const spooled = await this.opts.local.sweepSpool();
+    const leases = await this.opts.leases.sweepExpired(this.now() - this.opts.leaseMs);
+    if (leases > 0) this.opts.log?.info?.({ leases }, 'removed the leases of blob fills whose processes died');
+    return spooled + leases;
   }
 
   /**
