@@ -164,6 +164,32 @@ export class UpstreamImport {
     return { kind: 'fill', digest, handle, linked: done };
   }
 
+  /** Links being written, per repository and digest: the clients waiting on one fill share one link. */
+  private readonly links = new Map<string, Promise<BlobRecord>>();
+
+  private link(name: RepositoryName, digest: Digest, size: number): Promise<BlobRecord> {
+    const key = `${name}\u0000${digest}`;
+    let linking = this.links.get(key);
+    if (!linking) {
+      linking = (async () => {
+        const r = await this.opts.repositories.ensure(name);
+        try {
+          return await this.opts.blobs.link(r.id, digest, size);
+        } catch (err) {
+          this.opts.log?.warn({ repository: name, digest, err: (err as Error).message }, 'could not record a cached blob');
+          throw err;
+        }
+      })();
+      const mine = linking;
+      this.links.set(key, mine);
+      const forget = () => {
+        if (this.links.get(key) === mine) this.links.delete(key);
+      };
+      mine.then(forget, forget);
+    }
+    return linking;
+  }
+
   /**
    * Links a filled blob into the repository once it is verified and stored (the fill's starter counts
    * its bytes and reports its failure); `linked` rejects when the fill or the link failed.
@@ -178,15 +204,9 @@ export class UpstreamImport {
       ev?.upstreamError?.(verification ? new UpstreamProtocolError(`blob ${digest}: ${err.message}`) : err);
       log?.warn({ repository: source.name, digest, err: (err as Error).message }, 'blob fill failed; nothing was cached');
     });
-    const linked = handle.done.then(async ({ size }) => {
+    const linked = handle.done.then(({ size }) => {
       if (!handle.joined) ev?.upstreamBytes?.(size);
-      const r = await this.opts.repositories.ensure(source.name);
-      try {
-        return await this.opts.blobs.link(r.id, digest, size);
-      } catch (err) {
-        log?.warn({ repository: source.name, digest, err: (err as Error).message }, 'could not record a cached blob');
-        throw err;
-      }
+      return this.link(source.name, digest, size);
     });
     // Callers that do not wait for the link (a proxy client reading the fill) must not leave it unhandled.
     linked.catch(() => {});
