@@ -59,6 +59,25 @@ export function nextStart(start: number | null, intervalS: number, now: number):
   return now + (interval - ((now - start) % interval));
 }
 
+/**
+ * A mirror's schedule once a run ended (repository and organization mirrors alike): a success runs
+ * again at the next interval; a failure retries at the same start while retries remain, then waits for
+ * the next interval with a fresh count; a cancel unschedules it until someone asks again.
+ */
+export function afterRun(
+  outcome: MirrorRunOutcome,
+  start: number | null,
+  intervalS: number,
+  retriesRemaining: number,
+  now: number,
+): { status: 'SUCCESS' | 'FAIL' | 'CANCEL'; startAt: number | null; retries: number } {
+  if (outcome === 'CANCEL') return { status: 'CANCEL', startAt: null, retries: 0 };
+  if (outcome === 'SUCCESS') return { status: 'SUCCESS', startAt: nextStart(start, intervalS, now), retries: MIRROR_RETRIES };
+  const retries = retriesRemaining - 1;
+  if (retries > 0 && start !== null) return { status: 'FAIL', startAt: start, retries };
+  return { status: 'FAIL', startAt: nextStart(start, intervalS, now), retries: MIRROR_RETRIES };
+}
+
 export class MirrorScheduleStore {
   constructor(
     private readonly db: Kysely<Database>,
@@ -163,27 +182,7 @@ export class MirrorScheduleStore {
       const outcome: MirrorRunOutcome = cancelled ? 'CANCEL' : run.outcome;
       const start = row.sync_start_at === null ? null : Number(row.sync_start_at);
       const interval = Number(row.sync_interval_s);
-      let status: MirrorSyncStatus;
-      let startAt: number | null;
-      let retries: number;
-      if (outcome === 'CANCEL') {
-        status = 'CANCEL';
-        startAt = null;
-        retries = 0;
-      } else if (outcome === 'SUCCESS') {
-        status = 'SUCCESS';
-        startAt = nextStart(start, interval, now);
-        retries = MIRROR_RETRIES;
-      } else {
-        status = 'FAIL';
-        retries = row.sync_retries_remaining - 1;
-        if (retries > 0 && start !== null) {
-          startAt = start;
-        } else {
-          startAt = nextStart(start, interval, now);
-          retries = MIRROR_RETRIES;
-        }
-      }
+      const { status, startAt, retries } = afterRun(outcome, start, interval, row.sync_retries_remaining, now);
       await tx
         .updateTable('repository_mirrors')
         .set({

@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
-import { MIRROR_RETRIES, nextStart } from './mirror-schedule-store.js';
+import { afterRun } from './mirror-schedule-store.js';
 import type { MirrorSyncStatus } from './mirror-store.js';
 import { selectOrgMirrors, toOrgMirrorRecord, type OrgMirrorRecord } from './org-mirror-store.js';
 import type { Database } from './tables.js';
@@ -66,19 +66,7 @@ export class OrgMirrorScheduleStore {
       if (!row) return false;
       const start = row.sync_start_at === null ? null : Number(row.sync_start_at);
       const interval = Number(row.sync_interval_s);
-      let startAt: number | null;
-      let retries: number;
-      if (outcome === 'CANCEL') {
-        startAt = null;
-        retries = 0;
-      } else if (outcome === 'SUCCESS') {
-        startAt = nextStart(start, interval, now);
-        retries = MIRROR_RETRIES;
-      } else {
-        retries = row.sync_retries_remaining - 1;
-        if (retries > 0 && start !== null) startAt = start;
-        else (startAt = nextStart(start, interval, now)), (retries = MIRROR_RETRIES);
-      }
+      const { startAt, retries } = afterRun(outcome, start, interval, row.sync_retries_remaining, now);
       await tx
         .updateTable('organization_mirrors')
         .set({
