@@ -125,6 +125,20 @@ describe('LocatedBlobDriver', () => {
     assert.equal(await b.inner.stat('k/second').then((s) => s?.size), 6);
   });
 
+  it('does not ask a location that just failed again until its next check (reads go straight to the next)', async () => {
+    const { a, b, located } = twoLocations({ cacheMs: 60_000 });
+    await put(b, 'k/in-b', 'from b');
+    a.down = true;
+    assert.equal(await read(located, 'k/in-b'), 'from b');
+    const calls = a.calls;
+    assert.equal(await read(located, 'k/in-b'), 'from b');
+    assert.equal(await located.stat('k/missing'), undefined);
+    await assert.rejects(located.reader('k/missing'), (err: unknown) => err instanceof StorageUnavailableError && /storage location "a": location a: switched down/.test(err.message));
+    await assert.rejects(located.delete('k/in-b'), StorageUnavailableError);
+    assert.equal(a.calls, calls, 'a was not asked again');
+    assert.equal(await b.inner.stat('k/in-b'), undefined, 'the delete went on in b');
+  });
+
   it('fails with StorageUnavailableError when every location is down, and not found when none holds the key', async () => {
     const { a, b, located } = twoLocations();
     await put(located, 'k/there', 'x');

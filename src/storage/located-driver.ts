@@ -8,10 +8,10 @@
  *   writer(key, append)    the location that holds `key`; a key no reachable location holds is new and
  *   move(from, to)         placed as a write is (move: the location holding `from`)
  *   stat, reader,          the first preferred location that holds `key`; a location that does not, or
- *   openPositional,        fails, is passed over for the next (locations known to be down are asked
- *   redirectUrl            last). Every location failing → StorageUnavailableError; `key` absent from
- *                          every location that answered → not found (stat: undefined), except that a
- *                          reader or a move whose key may be in a failed location is unavailable (503)
+ *   openPositional,        fails, is passed over for the next. Every location failing →
+ *   redirectUrl            StorageUnavailableError; `key` absent from every location that answered →
+ *                          not found (stat: undefined), except that a reader or a move whose key may
+ *                          be in a failed location is unavailable (503)
  *   delete, sweepStaging   every location; a failed location does not stop the others, then throws
  *   list                   the union of every location's keys, each once
  *   check                  resolves while at least one location can take writes
@@ -21,7 +21,9 @@
  *
  * A location "fails" when its driver throws StorageUnavailableError or a system error (an errno code:
  * EACCES, ENOTDIR, EIO...); the error is relabelled StorageUnavailableError naming the location, and
- * the location counts as down for writes until its next check finds it back.
+ * the location counts as down until its next check (`cacheMs` later) finds it back: meanwhile it is
+ * not asked again, and counts as failed (an unreachable bucket costs its timeouts once, not on every
+ * request).
  */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
@@ -89,7 +91,12 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   async stat(key: string): Promise<BlobStat | undefined> {
     assertValidKey(key);
     const failed: StorageUnavailableError[] = [];
-    for (const l of this.readOrder()) {
+    for (const l of this.preferred) {
+      const down = this.knownDown(l);
+      if (down) {
+        failed.push(down);
+        continue;
+      }
       try {
         const s = await l.driver.stat(key);
         if (s) return s;
@@ -127,6 +134,11 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     assertValidKey(key);
     const failed: StorageUnavailableError[] = [];
     for (const l of this.preferred) {
+      const down = this.knownDown(l);
+      if (down) {
+        failed.push(down);
+        continue;
+      }
       try {
         await l.driver.delete(key);
       } catch (err) {
@@ -139,6 +151,8 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   async *list(prefix: string): AsyncIterable<string> {
     const seen = new Set<string>();
     for (const l of this.preferred) {
+      const down = this.knownDown(l);
+      if (down) throw down;
       try {
         for await (const key of l.driver.list(prefix)) {
           if (seen.has(key)) continue;
@@ -161,6 +175,11 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     let removed = 0;
     const failed: StorageUnavailableError[] = [];
     for (const l of this.preferred) {
+      const down = this.knownDown(l);
+      if (down) {
+        failed.push(down);
+        continue;
+      }
       try {
         removed += (await l.driver.sweepStaging?.(olderThanMs)) ?? 0;
       } catch (err) {
@@ -192,7 +211,8 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
 
   /** The first location (in read order) that holds `key`; failed locations are passed over. */
   private async holder(key: string): Promise<StorageLocation | undefined> {
-    for (const l of this.readOrder()) {
+    for (const l of this.preferred) {
+      if (this.knownDown(l)) continue;
       try {
         if (await l.driver.stat(key)) return l;
       } catch (err) {
@@ -206,7 +226,12 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   private async fromHolder<T>(key: string, op: (l: StorageLocation) => Promise<T>): Promise<T> {
     assertValidKey(key);
     const failed: StorageUnavailableError[] = [];
-    for (const l of this.readOrder()) {
+    for (const l of this.preferred) {
+      const down = this.knownDown(l);
+      if (down) {
+        failed.push(down);
+        continue;
+      }
       try {
         return await op(l);
       } catch (err) {
@@ -220,10 +245,10 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     throw new BlobNotFoundError(key);
   }
 
-  /** Locations most preferred first, those known to be down last (still asked: their verdict may be stale). */
-  private readOrder(): StorageLocation[] {
-    const down = this.preferred.filter((l) => this.health.get(l.name)!.knownDown());
-    return [...this.preferred.filter((l) => !down.includes(l)), ...down];
+  /** The location's failure when a fresh verdict says it is down: it is not asked again until the next check. */
+  private knownDown(l: StorageLocation): StorageUnavailableError | undefined {
+    const err = this.health.get(l.name)!.knownDown();
+    return err === undefined ? undefined : labelled(l, err);
   }
 
   private wrap(l: StorageLocation, key: string, w: BlobWriter): BlobWriter {
@@ -264,14 +289,20 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     }
   }
 
-  /** The location's failure as StorageUnavailableError naming it; the location counts as down for writes. */
+  /** The location's failure as StorageUnavailableError naming it; the location counts as down until its next check. */
   private failure(l: StorageLocation, err: unknown): StorageUnavailableError {
     if (!isLocationFailure(err)) throw err;
-    const unavailable =
-      err instanceof StorageUnavailableError ? err : new StorageUnavailableError(`storage location "${l.name}"`, (err as NodeJS.ErrnoException).code ?? String(err), err);
+    const unavailable = labelled(l, err);
     this.health.get(l.name)!.markDown(unavailable);
     return unavailable;
   }
+}
+
+/** `err` as StorageUnavailableError naming the location (and the store, when the driver named it). */
+function labelled(l: StorageLocation, err: unknown): StorageUnavailableError {
+  const storage = `storage location "${l.name}"`;
+  if (err instanceof StorageUnavailableError) return err.storage === storage ? err : new StorageUnavailableError(storage, `${err.storage}: ${err.reason}`, err);
+  return new StorageUnavailableError(storage, (err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? String(err), err);
 }
 
 /** The storage failed (unavailable, or a system error such as EACCES), as opposed to a missing object or a bug. */

@@ -17,6 +17,8 @@ export interface LocationVerdict {
   up: boolean;
   /** Why the location is down. */
   failure?: string;
+  /** The error that made it count as down. */
+  error?: unknown;
 }
 
 export class LocationHealth {
@@ -39,14 +41,15 @@ export class LocationHealth {
     return (await this.verdict()).up;
   }
 
-  /** Whether a fresh verdict (no older than `cacheMs`) says down; runs no check. */
-  knownDown(): boolean {
-    return this.last !== undefined && !this.last.up && Date.now() - this.last.at < (this.opts.cacheMs ?? 5000);
+  /** The error of a fresh verdict (no older than `cacheMs`) that says down, else undefined; runs no check. */
+  knownDown(): unknown {
+    const last = this.last;
+    return last !== undefined && !last.up && Date.now() - last.at < (this.opts.cacheMs ?? 5000) ? (last.error ?? new Error(last.failure)) : undefined;
   }
 
   /** An operation found the location unavailable: it counts as down until the next check. */
   markDown(err: unknown): void {
-    this.last = { up: false, failure: (err as Error)?.message ?? String(err), at: Date.now() };
+    this.last = { up: false, failure: (err as Error)?.message ?? String(err), error: err, at: Date.now() };
   }
 
   private async run(): Promise<LocationVerdict> {
@@ -64,7 +67,7 @@ export class LocationHealth {
       await Promise.race([this.driver.check(controller.signal), timedOut]);
       verdict = { up: true };
     } catch (err) {
-      verdict = { up: false, failure: (err as Error)?.message ?? String(err) };
+      verdict = { up: false, failure: (err as Error)?.message ?? String(err), error: err };
     } finally {
       clearTimeout(timer);
     }

@@ -11,6 +11,8 @@ export class FaultyDriver implements BlobDriver {
   down = false;
   /** Calls of `check()` so far. */
   checks = 0;
+  /** Calls of every other method (and of writers' write and commit) so far. */
+  calls = 0;
   readonly openPositional?: (key: string) => Promise<PositionalReader>;
 
   constructor(
@@ -22,6 +24,7 @@ export class FaultyDriver implements BlobDriver {
   }
 
   private async call<T>(fn: () => Promise<T>): Promise<T> {
+    this.calls++;
     this.fail();
     return fn();
   }
@@ -30,9 +33,10 @@ export class FaultyDriver implements BlobDriver {
     if (this.down) throw new StorageUnavailableError(this.label, 'switched down by the test');
   }
 
-  check(): Promise<void> {
+  async check(): Promise<void> {
     this.checks++;
-    return this.call(() => this.inner.check());
+    this.fail();
+    return this.inner.check();
   }
   stat(key: string): Promise<BlobStat | undefined> {
     return this.call(() => this.inner.stat(key));
@@ -57,6 +61,7 @@ export class FaultyDriver implements BlobDriver {
     return this.call(() => this.inner.delete(key));
   }
   async *list(prefix: string): AsyncIterable<string> {
+    this.calls++;
     this.fail();
     yield* this.inner.list(prefix);
   }
