@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, configLeaves, loadConfig } from './load.js';
+import { storageLocations } from './storage-locations.js';
 import { parseDuration, parseSize } from './units.js';
 
 describe('configuration', () => {
@@ -93,6 +94,70 @@ describe('configuration', () => {
   it('maps every leaf to an environment variable', () => {
     const envs = configLeaves().map((l) => l.env);
     for (const e of ['WHARF_PORT', 'WHARF_DATA_DIR', 'WHARF_DB_URL', 'WHARF_STORAGE_PATH', 'WHARF_REGISTRY_MAX_MANIFEST_SIZE']) assert.ok(envs.includes(e), e);
+  });
+});
+
+describe('storage locations', () => {
+  const names = (env: Record<string, string>, file?: string) => storageLocations(loadConfig({ env, file })).map((l) => l.name);
+
+  it('without storage.locations: one location named default, as storage.driver and storage.path say', () => {
+    const c = loadConfig({ env: { WHARF_DATA_DIR: '/srv/wharf' } });
+    assert.deepEqual(storageLocations(c), [{ name: 'default', driver: 'filesystem', path: '/srv/wharf/blobs', fsync: true, s3: c.storage.s3 }]);
+    assert.deepEqual(names({ WHARF_STORAGE_PREFERENCE: 'default' }), ['default']);
+  });
+
+  it('orders the locations by preference, the others after in configuration order; WHARF_STORAGE_PREFERENCE overrides it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-cfg-'));
+    try {
+      const file = join(dir, 'wharf.yaml');
+      await writeFile(
+        file,
+        [
+          'data_dir: /srv/wharf',
+          'storage:',
+          '  locations:',
+          '    local: { driver: filesystem }',
+          '    scratch: { driver: memory }',
+          '    eu: { driver: s3, s3: { bucket: wharf-eu, endpoint: "http://rgw-eu:7480" } }',
+          '    us: { driver: filesystem, path: relative/us, fsync: false }',
+          '  preference: [eu]',
+          '',
+        ].join('\n'),
+      );
+      assert.deepEqual(names({}, file), ['eu', 'local', 'scratch', 'us']);
+      assert.deepEqual(names({ WHARF_STORAGE_PREFERENCE: 'us, scratch' }, file), ['us', 'scratch', 'local', 'eu']);
+      assert.deepEqual(names({ WHARF_STORAGE_PREFERENCE: ' us\tlocal  eu ' }, file), ['us', 'local', 'eu', 'scratch']);
+      const [eu, local, scratch, us] = storageLocations(loadConfig({ env: {}, file }));
+      assert.equal(eu!.s3!.bucket, 'wharf-eu');
+      assert.equal(eu!.s3!.connect_timeout, 5000);
+      assert.equal(local!.path, '/srv/wharf/locations/local');
+      assert.equal(scratch!.path, undefined);
+      assert.deepEqual([us!.path, us!.fsync], [join(process.cwd(), 'relative/us'), false]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses an unknown or repeated name in the preference, a bad location name and an incomplete location, in one line', () => {
+    const locations = JSON.stringify({ fs: { driver: 'filesystem' }, s3: { driver: 's3', s3: { bucket: 'wharf-blobs' } } });
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ WHARF_STORAGE_PREFERENCE: 'eu' }, /^invalid configuration: storage\.preference \(set by WHARF_STORAGE_PREFERENCE\): no storage location named "eu"; the locations are default$/],
+      [{ WHARF_STORAGE_LOCATIONS: locations, WHARF_STORAGE_PREFERENCE: 's3,eu' }, /^invalid configuration: storage\.preference \(set by WHARF_STORAGE_PREFERENCE\): no storage location named "eu"; the locations are fs, s3$/],
+      [{ WHARF_STORAGE_LOCATIONS: locations, WHARF_STORAGE_PREFERENCE: 'fs s3 fs' }, /^invalid configuration: storage\.preference \(set by WHARF_STORAGE_PREFERENCE\): names "fs" more than once$/],
+      [{ WHARF_STORAGE_LOCATIONS: '{"EU":{"driver":"memory"}}' }, /^invalid configuration: storage\.locations\.EU: "EU" is not a location name/],
+      [{ WHARF_STORAGE_LOCATIONS: '{"eu":{"driver":"s3"}}' }, /^invalid configuration: storage\.locations\.eu: an s3 location needs s3\.bucket$/],
+      [{ WHARF_STORAGE_LOCATIONS: '{"eu":{"driver":"filesystem","s3":{"bucket":"abc"}}}' }, /^invalid configuration: storage\.locations\.eu: s3 settings belong to a location whose driver is s3$/],
+      [{ WHARF_STORAGE_LOCATIONS: '{"eu":{"driver":"floppy"}}' }, /^invalid configuration: storage\.locations\.eu\.driver: /],
+      [{ WHARF_STORAGE_LOCATIONS: '{"eu":' }, /^invalid configuration: storage\.locations \(set by WHARF_STORAGE_LOCATIONS\): give a JSON object of locations/],
+    ];
+    for (const [env, message] of cases) {
+      assert.throws(() => loadConfig({ env }), (err: unknown) => err instanceof ConfigError && message.test(err.message) && !err.message.includes('\n'), JSON.stringify(env));
+    }
+  });
+
+  it('reads the S3 durations given as defaults in their units (5 s, 60 s, 5 min), not as seconds', () => {
+    const s3 = loadConfig({ env: {} }).storage.s3;
+    assert.deepEqual([s3.connect_timeout, s3.request_timeout, s3.redirect_expiry], [5000, 60_000, 300_000]);
   });
 });
 

@@ -118,6 +118,7 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
   const config = result.data;
   config.data_dir = absolute(config.data_dir);
   if (config.storage.path) config.storage.path = absolute(config.storage.path);
+  for (const location of Object.values(config.storage.locations ?? {})) if (location.path) location.path = absolute(location.path);
   return deepFreeze(config);
 }
 

@@ -27,6 +27,47 @@ const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
   return n;
 });
 
+/** Names of storage locations (`storage.locations`). */
+export const LOCATION_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+/** The one location of a configuration without `storage.locations`. */
+export const DEFAULT_LOCATION = 'default';
+
+/** One bucket of an S3-compatible object store (`storage.s3`, and `s3` of an S3 storage location). */
+const s3Fields = z.strictObject({
+    /** Endpoint URL, e.g. `http://127.0.0.1:7480`; unset for AWS's own endpoints. */
+    endpoint: z.url({ protocol: /^https?$/ }).optional(),
+    bucket: z.string().min(3).max(63).optional(),
+    region: z.string().min(1).default('us-east-1'),
+    /** Credentials; unset for the AWS SDK's own chain (its environment variables, instance roles). */
+    access_key_id: z.string().min(1).optional(),
+    secret_access_key: z.string().min(1).optional(),
+    /** `http://endpoint/bucket/key` rather than `http://bucket.endpoint/key` (RGW, MinIO and most self-hosted stores need it). */
+    force_path_style: z.boolean().default(true),
+    /** Key prefix of every object Wharf writes in the bucket (to share a bucket). */
+    prefix: z.string().regex(/^(?:[A-Za-z0-9._-]+\/)*[A-Za-z0-9._-]*$/).default(''),
+    /** Bytes a writer buffers before sending them as one multipart part (memory per upload in progress). */
+    part_size: size.prefault(8 * 1024 * 1024).refine((n) => n >= 5 * 1024 * 1024 && n <= 5 * 1024 * 1024 * 1024, { message: 'must be between 5 MiB and 5 GiB (S3 part limits)' }),
+    /**
+     * Blob pulls answered with a `307` to a presigned GET URL of the object, so the bytes go from the
+     * store to the client; off, Wharf streams them.
+     */
+    redirect: z.boolean().default(false),
+    /** The store's endpoint as clients reach it, for redirect URLs; default `endpoint`. */
+    redirect_endpoint: z.url({ protocol: /^https?$/ }).optional(),
+    /** How long a presigned redirect URL stays valid (S3 allows at most 7 days). */
+    redirect_expiry: duration.prefault('5m').refine((n) => n >= 1000 && n <= 7 * 24 * 3600 * 1000, { message: 'must be between 1 second and 7 days' }),
+    /** A request to the store that has not connected within this long fails (the store is unavailable). */
+    connect_timeout: duration.prefault('5s').refine((n) => n >= 100, { message: 'must be at least 100 ms' }),
+    /**
+     * A request whose connection to the store stays silent this long fails: no answer yet, or a
+     * response body that stopped arriving.
+     */
+    request_timeout: duration.prefault('60s').refine((n) => n >= 1000, { message: 'must be at least 1 second' }),
+});
+const s3KeysTogether = (s: z.output<typeof s3Fields>) => (s.access_key_id === undefined) === (s.secret_access_key === undefined);
+const s3KeysMessage = { message: 'access_key_id and secret_access_key must be given together' };
+const s3Storage = s3Fields.prefault({}).refine(s3KeysTogether, s3KeysMessage);
+
 export const configSchema = z.strictObject({
   /** Address to listen on. */
   host: z.string().default('0.0.0.0'),
@@ -66,43 +107,66 @@ export const configSchema = z.strictObject({
       /** fsync blobs before they become visible. */
       fsync: z.boolean().default(true),
       /** The S3 driver: one bucket of an S3-compatible object store. */
-      s3: z
-        .strictObject({
-          /** Endpoint URL, e.g. `http://127.0.0.1:7480`; unset for AWS's own endpoints. */
-          endpoint: z.url({ protocol: /^https?$/ }).optional(),
-          bucket: z.string().min(3).max(63).optional(),
-          region: z.string().min(1).default('us-east-1'),
-          /** Credentials; unset for the AWS SDK's own chain (its environment variables, instance roles). */
-          access_key_id: z.string().min(1).optional(),
-          secret_access_key: z.string().min(1).optional(),
-          /** `http://endpoint/bucket/key` rather than `http://bucket.endpoint/key` (RGW, MinIO and most self-hosted stores need it). */
-          force_path_style: z.boolean().default(true),
-          /** Key prefix of every object Wharf writes in the bucket (to share a bucket). */
-          prefix: z.string().regex(/^(?:[A-Za-z0-9._-]+\/)*[A-Za-z0-9._-]*$/).default(''),
-          /** Bytes a writer buffers before sending them as one multipart part (memory per upload in progress). */
-          part_size: size.prefault(8 * 1024 * 1024).refine((n) => n >= 5 * 1024 * 1024 && n <= 5 * 1024 * 1024 * 1024, { message: 'must be between 5 MiB and 5 GiB (S3 part limits)' }),
-          /**
-           * Blob pulls answered with a `307` to a presigned GET URL of the object, so the bytes go from the
-           * store to the client; off, Wharf streams them.
-           */
-          redirect: z.boolean().default(false),
-          /** The store's endpoint as clients reach it, for redirect URLs; default `endpoint`. */
-          redirect_endpoint: z.url({ protocol: /^https?$/ }).optional(),
-          /** How long a presigned redirect URL stays valid (S3 allows at most 7 days). */
-          redirect_expiry: duration.prefault(5 * 60 * 1000).refine((n) => n >= 1000 && n <= 7 * 24 * 3600 * 1000, { message: 'must be between 1 second and 7 days' }),
-          /** A request to the store that has not connected within this long fails (the store is unavailable). */
-          connect_timeout: duration.prefault(5000).refine((n) => n >= 100, { message: 'must be at least 100 ms' }),
-          /**
-           * A request whose connection to the store stays silent this long fails: no answer yet, or a
-           * response body that stopped arriving.
-           */
-          request_timeout: duration.prefault(60_000).refine((n) => n >= 1000, { message: 'must be at least 1 second' }),
-        })
-        .prefault({})
-        .refine((s) => (s.access_key_id === undefined) === (s.secret_access_key === undefined), { message: 'storage.s3.access_key_id and storage.s3.secret_access_key must be given together' }),
+      s3: s3Storage,
+      /**
+       * Named storage locations (geo-replication), each a driver of its own; unset: one location named
+       * `default` made of `driver`, `path`, `fsync` and `s3` above. A YAML mapping, or JSON text in the
+       * environment variable.
+       */
+      locations: z
+        .preprocess(
+          (v, ctx) => {
+            if (typeof v !== 'string') return v;
+            try {
+              return JSON.parse(v);
+            } catch {
+              ctx.addIssue({ code: 'custom', message: 'give a JSON object of locations, e.g. {"fs":{"driver":"filesystem","path":"/srv/blobs"}}' });
+              return z.NEVER;
+            }
+          },
+          z
+            .record(
+              z.string(),
+              z
+                .strictObject({
+                  driver: z.enum(['filesystem', 'memory', 's3']),
+                  /** Root of a filesystem location; default `<data_dir>/locations/<name>`. */
+                  path: z.string().optional(),
+                  fsync: z.boolean().default(true),
+                  s3: s3Fields.refine(s3KeysTogether, s3KeysMessage).optional(),
+                })
+                .refine((l) => l.driver !== 's3' || l.s3?.bucket !== undefined, { message: 'an s3 location needs s3.bucket' })
+                .refine((l) => l.driver === 's3' || l.s3 === undefined, { message: 's3 settings belong to a location whose driver is s3' })
+                .refine((l) => l.driver === 'filesystem' || l.path === undefined, { message: 'path belongs to a location whose driver is filesystem' }),
+            )
+            .refine((r) => Object.keys(r).length > 0, { message: 'name at least one location, or leave storage.locations out' })
+            .superRefine((r, ctx) => {
+              for (const name of Object.keys(r)) {
+                if (!LOCATION_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: `${JSON.stringify(name)} is not a location name (a lower-case letter, then up to 31 of a-z, 0-9, "_" and "-")` });
+              }
+            }),
+        )
+        .optional(),
+      /**
+       * This process's order of preference among the locations: writes go to the first one that is up,
+       * reads try them in this order. Locations not named follow in configuration order. A YAML list, or
+       * names separated by commas or spaces.
+       */
+      preference: z.preprocess((v) => (typeof v === 'string' ? v.split(/[\s,]+/).filter(Boolean) : v), z.array(z.string())).default([]),
     })
     .prefault({})
-    .refine((s) => s.driver !== 's3' || s.s3.bucket !== undefined, { message: 'storage.driver s3 needs storage.s3.bucket' }),
+    .refine((s) => s.driver !== 's3' || s.s3.bucket !== undefined, { message: 'storage.driver s3 needs storage.s3.bucket' })
+    .superRefine((s, ctx) => {
+      const names = s.locations ? Object.keys(s.locations) : [DEFAULT_LOCATION];
+      const unknown = s.preference.filter((n) => !names.includes(n));
+      const repeated = s.preference.filter((n, i) => s.preference.indexOf(n) !== i);
+      if (unknown.length) {
+        const quoted = unknown.map((n) => JSON.stringify(n)).join(', ');
+        ctx.addIssue({ code: 'custom', path: ['preference'], message: `no storage location named ${quoted}; the locations are ${names.join(', ')}` });
+      } else if (repeated.length) {
+        ctx.addIssue({ code: 'custom', path: ['preference'], message: `names ${JSON.stringify(repeated[0])} more than once` });
+      }
+    }),
   tls: z
     .strictObject({
       cert: z.string().optional(),

@@ -62,7 +62,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     );
   });
 
-  await app.register(healthRoutes, { registry: opts.registry, metrics: opts.metrics });
+  await app.register(healthRoutes, { registry: opts.registry, accounts: opts.accounts, metrics: opts.metrics });
   await app.register(v2Plugin, { registry: opts.registry, metrics: opts.metrics });
   if (opts.registry.fillPeers) await app.register(internalFillRoutes, { registry: opts.registry });
   if (opts.accounts) await app.register(apiPlugin, { prefix: '/api/v1', registry: opts.registry, accounts: opts.accounts, version: WHARF_VERSION });

@@ -33,6 +33,7 @@ import { ManifestLabelService } from '../registry/manifest-labels.js';
 import { PullStatistics } from '../registry/pull-statistics.js';
 import { UploadService } from '../registry/uploads.js';
 import { StorageHealth } from '../registry/storage-health.js';
+import { EndToEndHealth } from '../registry/end-to-end-health.js';
 import type { Accounts } from '../registry/accounts/accounts.js';
 import { LoginThrottle } from '../registry/accounts/login-throttle.js';
 import { LoginFailureStore } from '../db/login-failure-store.js';
@@ -63,11 +64,10 @@ import { NamespaceStore } from '../db/namespace-store.js';
 import { CircuitBreakers } from '../upstream/circuit-breaker.js';
 import { SsrfGuard } from '../upstream/ssrf.js';
 import type { BlobDriver } from '../storage/blob-driver.js';
-import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
-import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
 import { join } from 'node:path';
 import { parseRepositoryName } from '../oci/reference.js';
 import { createAccounts } from './compose-accounts.js';
+import { locationsOf } from './compose-storage.js';
 import { databaseStartupError } from './database-error.js';
 import { forgetInitialPassword } from './initial-password.js';
 import { createAutoprune } from './compose-autoprune.js';
@@ -78,35 +78,7 @@ import { lazySecretBox } from '../registry/proxy/secret-box.js';
 import { createQuotaService } from './compose-quota.js';
 import { createMirrorRun } from './compose-mirror.js';
 
-/**
- * The configured blob driver. The S3 driver (and with it the AWS SDK, some 30 MiB of a process's
- * memory) is loaded only when the configuration asks for it.
- */
-export async function createStorage(config: Config): Promise<BlobDriver> {
-  if (config.storage.driver === 'memory') return new MemoryBlobDriver();
-  if (config.storage.driver === 's3') {
-    const { S3BlobDriver } = await import('../storage/s3/s3-blob-driver.js');
-    // The SDK warns on Node 20 that its releases after January 2027 will need Node 22; the locked
-    // version runs on Node 20, and the notice is for whoever upgrades the package, not the operator.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    const s3 = config.storage.s3;
-    return new S3BlobDriver({
-      endpoint: s3.endpoint,
-      bucket: s3.bucket!,
-      region: s3.region,
-      accessKeyId: s3.access_key_id,
-      secretAccessKey: s3.secret_access_key,
-      forcePathStyle: s3.force_path_style,
-      prefix: s3.prefix,
-      partSize: s3.part_size,
-      redirectExpirySeconds: s3.redirect ? Math.max(1, Math.floor(s3.redirect_expiry / 1000)) : undefined,
-      redirectEndpoint: s3.redirect_endpoint,
-      connectTimeoutMs: s3.connect_timeout,
-      requestTimeoutMs: s3.request_timeout,
-    });
-  }
-  return new FsBlobDriver(config.storage.path ?? join(config.data_dir, 'blobs'), { fsync: config.storage.fsync });
-}
+export { createStorage } from './compose-storage.js';
 
 /** Opens (and migrates) the database; a database that cannot be reached or opened is a StartupError. */
 export async function createDatabase(config: Config, logger?: Logger): Promise<DatabaseHandle> {
@@ -232,6 +204,12 @@ export function createServices(deps: ServiceDeps): Services {
   const tags = new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore, { timeMachineDefaultMs: config.gc.time_machine_default, immutability });
   const mirrors = createMirrorRun(config, { upstreamImport, manifests, repositories, tags, audit: accounts?.audit, logger: deps.logger });
   const storageHealth = new StorageHealth(storage, { log: deps.logger });
+  const databaseUp = () =>
+    sql`select 1`.execute(db.db).then(
+      () => true,
+      () => false,
+    );
+  const endToEnd = new EndToEndHealth(databaseUp, locationsOf(storage, config), { log: deps.logger });
   const registry: Registry = {
     access: deps.access ?? access,
     auth,
@@ -269,13 +247,10 @@ export function createServices(deps: ServiceDeps): Services {
     quota: createQuotaService(db.db, db.dialect, { audit: accounts?.audit }),
     health: {
       async check() {
-        const database = await sql`select 1`.execute(db.db).then(
-          () => true,
-          () => false,
-        );
-        const registry_storage = await storageHealth.up();
+        const [database, registry_storage] = await Promise.all([databaseUp(), storageHealth.up()]);
         return { database, registry_storage };
       },
+      endToEnd: () => endToEnd.check(),
     },
     options: {
       defaultNamespace: config.registry.default_namespace,

@@ -134,7 +134,7 @@ async function start(config: Readonly<Config>, logger: ReturnType<typeof createL
   opened.push(() => db.close());
   await publishServerSettings(db, config);
   const storage = await createStorage(config);
-  await checkStorage(storage, config);
+  await checkStorage(storage, config, logger);
   // Other processes on the database stream the fills this one runs from the URL it advertises, once it listens.
   let advertised: string | undefined;
   const { registry, accounts } = createServices({ db, storage, config, logger, cluster: { id: randomUUID(), advertiseUrl: () => advertised } });

@@ -1,34 +1,64 @@
 /**
- * Before `wharf serve` listens, the S3 bucket must be reachable with the configured credentials: an
- * unknown bucket, refused keys or an endpoint that does not answer become one StartupError line
- * naming the setting to fix, rather than a 503 on every pull later.
+ * Before `wharf serve` listens, the storage must be usable: an S3 bucket reachable with the configured
+ * credentials, a directory readable and writable. An unknown bucket, refused keys or an endpoint that
+ * does not answer become one StartupError line naming the setting to fix, rather than a 503 on every
+ * pull later. With several locations (`storage.locations`) a location that fails only warns (one log
+ * line each) while at least one other works; when none works, the first one's problem stops the start.
  */
 import type { Config } from '../config/schema.js';
+import { storageLocations, type LocationConfig } from '../config/storage-locations.js';
+import type { Logger } from '../observability/logger.js';
 import { StorageUnavailableError, type BlobDriver } from '../storage/blob-driver.js';
 import type { S3BlobDriver } from '../storage/s3/s3-blob-driver.js';
 import { s3Status } from '../storage/s3/s3-errors.js';
+import { locationsOf } from './compose-storage.js';
 import { StartupError } from './startup-error.js';
 
-export async function checkStorage(storage: BlobDriver, config: Readonly<Config>): Promise<void> {
-  // By the configuration, not `instanceof`: the S3 driver's module is loaded only when it is configured.
-  if (config.storage.driver !== 's3') return;
-  const s3 = config.storage.s3;
-  const where = `bucket "${s3.bucket}" at ${s3.endpoint ?? `AWS S3 (${s3.region})`}`;
-  try {
-    await (storage as S3BlobDriver).probe();
-  } catch (err) {
-    throw s3StartupError(err instanceof StorageUnavailableError ? err.cause : err, where);
-  }
+export async function checkStorage(storage: BlobDriver, config: Readonly<Config>, log?: Logger): Promise<void> {
+  const configs = storageLocations(config);
+  const located = config.storage.locations !== undefined;
+  const drivers = locationsOf(storage, config);
+  const problems = await Promise.all(configs.map((c, i) => checkLocation(drivers[i]!.driver, c, located)));
+  if (problems.every((p) => p !== undefined)) throw problems[0]!;
+  problems.forEach((p, i) => {
+    if (p) log?.warn({ location: configs[i]!.name, problem: p.message }, 'storage location is down at start; writes go to the other locations until it is back');
+  });
 }
 
-function s3StartupError(err: unknown, where: string): StartupError {
-  const status = s3Status(err);
-  if (status === 404) return new StartupError(`S3 storage: no ${where}; create it or fix storage.s3.bucket (WHARF_STORAGE_S3_BUCKET)`);
-  if (status === 403 || status === 401) {
-    return new StartupError(`S3 storage: ${where} refused the credentials (HTTP ${status}); check storage.s3.access_key_id and storage.s3.secret_access_key (WHARF_STORAGE_S3_ACCESS_KEY_ID, WHARF_STORAGE_S3_SECRET_ACCESS_KEY)`);
+async function checkLocation(driver: BlobDriver, location: LocationConfig, located: boolean): Promise<StartupError | undefined> {
+  const setting = located ? `storage.locations.${location.name}` : 'storage';
+  const name = located ? ` location "${location.name}"` : '';
+  if (location.driver === 's3') {
+    // By the configuration, not `instanceof`: the S3 driver's module is loaded only when it is configured.
+    const s3 = location.s3!;
+    const where = `bucket "${s3.bucket}" at ${s3.endpoint ?? `AWS S3 (${s3.region})`}`;
+    try {
+      await (driver as S3BlobDriver).probe();
+    } catch (err) {
+      return s3StartupError(err instanceof StorageUnavailableError ? err.cause : err, `S3 storage${name}`, where, setting, located);
+    }
+    return undefined;
   }
-  if (status !== undefined) return new StartupError(`S3 storage: ${where} answered HTTP ${status}; check storage.s3 (endpoint, region, bucket)`);
+  // Without locations the data directory check covers the default blob directory.
+  if (!located) return undefined;
+  try {
+    await driver.check();
+  } catch (err) {
+    return new StartupError(`storage${name}: ${(err as Error).message.replace(/^storage unavailable: /, '')}; fix ${setting}.path or its permissions`);
+  }
+  return undefined;
+}
+
+function s3StartupError(err: unknown, what: string, where: string, setting: string, located: boolean): StartupError {
+  const env = (key: string) => (located ? '' : ` (WHARF_STORAGE_S3_${key.toUpperCase()})`);
+  const status = s3Status(err);
+  if (status === 404) return new StartupError(`${what}: no ${where}; create it or fix ${setting}.s3.bucket${env('bucket')}`);
+  if (status === 403 || status === 401) {
+    const keys = located ? '' : ' (WHARF_STORAGE_S3_ACCESS_KEY_ID, WHARF_STORAGE_S3_SECRET_ACCESS_KEY)';
+    return new StartupError(`${what}: ${where} refused the credentials (HTTP ${status}); check ${setting}.s3.access_key_id and ${setting}.s3.secret_access_key${keys}`);
+  }
+  if (status !== undefined) return new StartupError(`${what}: ${where} answered HTTP ${status}; check ${setting}.s3 (endpoint, region, bucket)`);
   const cause = err as { code?: string; message?: string; name?: string };
   const reason = cause.code ?? cause.message ?? cause.name ?? String(err);
-  return new StartupError(`S3 storage: cannot reach ${where}: ${reason}; check storage.s3.endpoint (WHARF_STORAGE_S3_ENDPOINT) and that the server runs`);
+  return new StartupError(`${what}: cannot reach ${where}: ${reason}; check ${setting}.s3.endpoint${env('endpoint')} and that the server runs`);
 }

@@ -1,4 +1,5 @@
 /** The services of one registry, as the HTTP layer and workers see them. */
+import type { EndToEndReport } from './end-to-end-health.js';
 import type { AccessService } from './access.js';
 import type { AuditService } from './accounts/audit-service.js';
 import type { Autoprune } from './autoprune/autoprune.js';
@@ -25,8 +26,10 @@ import type { ClusterFills } from './proxy/cluster-fills.js';
 import type { FillPeers } from './proxy/fill-peers.js';
 
 export interface HealthCheck {
-  /** Each dependency by name, true when it answered. */
+  /** This process's dependencies by name (`/health/instance`), true when it answered. */
   check(): Promise<Record<string, boolean>>;
+  /** The database and every storage location (`/health/endtoend`). */
+  endToEnd(): Promise<EndToEndReport>;
 }
 
 export interface Registry {

@@ -16,8 +16,8 @@ export interface StorageHealthOptions {
 }
 
 export class StorageHealth {
-  private last?: { up: boolean; at: number };
-  private running?: Promise<boolean>;
+  private last?: { up: boolean; failure?: string; at: number };
+  private running?: Promise<{ up: boolean; failure?: string }>;
 
   constructor(
     private readonly storage: BlobDriver,
@@ -26,13 +26,18 @@ export class StorageHealth {
 
   /** True when the storage answered a check within the timeout, at most `cacheMs` ago. */
   async up(): Promise<boolean> {
+    return (await this.status()).up;
+  }
+
+  /** The same answer with the reason the storage counts as down. */
+  async status(): Promise<{ up: boolean; failure?: string }> {
     const cacheMs = this.opts.cacheMs ?? 5000;
-    if (this.last && Date.now() - this.last.at < cacheMs) return this.last.up;
+    if (this.last && Date.now() - this.last.at < cacheMs) return this.last;
     this.running ??= this.run().finally(() => (this.running = undefined));
     return this.running;
   }
 
-  private async run(): Promise<boolean> {
+  private async run(): Promise<{ up: boolean; failure?: string }> {
     const timeoutMs = this.opts.timeoutMs ?? 2000;
     const signal = AbortSignal.timeout(timeoutMs);
     let timer: NodeJS.Timeout | undefined;
@@ -40,17 +45,19 @@ export class StorageHealth {
       timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     });
     let up: boolean;
+    let failure: string | undefined;
     try {
       await Promise.race([this.storage.check(signal), timedOut]);
       up = true;
     } catch (err) {
       up = false;
+      failure = (err as Error).message;
       if (this.last?.up !== false) this.opts.log?.warn({ err: (err as Error).message, storage: this.storage.name }, 'storage health check failed');
     } finally {
       clearTimeout(timer);
     }
     if (up && this.last?.up === false) this.opts.log?.info({ storage: this.storage.name }, 'storage health check passes again');
-    this.last = { up, at: Date.now() };
-    return up;
+    this.last = { up, failure, at: Date.now() };
+    return { up, failure };
   }
 }

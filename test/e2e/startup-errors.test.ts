@@ -143,6 +143,7 @@ describe('wharf serve and wharf config check: startup errors', () => {
       check: { code: 0 },
     },
     ...s3Cases(),
+    ...locationCases(),
   ];
 
   for (const c of cases) {
@@ -285,6 +286,54 @@ function s3Cases(): Case[] {
       setup: async (dir) => ({ env: { WHARF_DATA_DIR: dir, WHARF_PORT: String(await freePort()), WHARF_STORAGE_DRIVER: 's3' } }),
       serve: { code: 2, message: /^wharf: invalid configuration: storage.*needs storage\.s3\.bucket/ },
       check: { code: 2, message: /^wharf: invalid configuration: storage.*needs storage\.s3\.bucket/ },
+    },
+  ];
+}
+
+/** Storage locations (`storage.locations`, `storage.preference`, WHARF_STORAGE_PREFERENCE). */
+function locationCases(): Case[] {
+  const two = JSON.stringify({ near: { driver: 'filesystem' }, far: { driver: 'memory' } });
+  return [
+    {
+      name: 'storage.preference names a location that does not exist (configuration file)',
+      async setup(dir) {
+        writeFileSync(join(dir, 'wharf.yaml'), 'storage:\n  locations:\n    near: { driver: filesystem }\n    far: { driver: memory }\n  preference: [near, elsewhere]\n');
+        return { env: { WHARF_DATA_DIR: dir, WHARF_PORT: String(await freePort()) }, args: ['--config', join(dir, 'wharf.yaml')] };
+      },
+      serve: { code: 2, message: /^wharf: invalid configuration in \S+\/wharf\.yaml: storage\.preference: no storage location named "elsewhere"; the locations are near, far\n$/ },
+      check: { code: 2, message: /^wharf: invalid configuration in \S+\/wharf\.yaml: storage\.preference: no storage location named "elsewhere"/ },
+    },
+    {
+      name: 'WHARF_STORAGE_PREFERENCE names a location that does not exist',
+      setup: async (dir) => ({ env: { WHARF_DATA_DIR: dir, WHARF_PORT: String(await freePort()), WHARF_STORAGE_LOCATIONS: two, WHARF_STORAGE_PREFERENCE: 'far elsewhere' } }),
+      serve: { code: 2, message: /^wharf: invalid configuration: storage\.preference \(set by WHARF_STORAGE_PREFERENCE\): no storage location named "elsewhere"; the locations are near, far\n$/ },
+      check: { code: 2, message: /^wharf: invalid configuration: storage\.preference \(set by WHARF_STORAGE_PREFERENCE\): no storage location named "elsewhere"/ },
+    },
+    {
+      name: 'WHARF_STORAGE_PREFERENCE names a location twice',
+      setup: async (dir) => ({ env: { WHARF_DATA_DIR: dir, WHARF_PORT: String(await freePort()), WHARF_STORAGE_LOCATIONS: two, WHARF_STORAGE_PREFERENCE: 'far,near,far' } }),
+      serve: { code: 2, message: /^wharf: invalid configuration: storage\.preference \(set by WHARF_STORAGE_PREFERENCE\): names "far" more than once\n$/ },
+      check: { code: 2, message: /^wharf: invalid configuration: storage\.preference \(set by WHARF_STORAGE_PREFERENCE\): names "far" more than once\n$/ },
+    },
+    {
+      name: 'an s3 location without a bucket',
+      async setup(dir) {
+        writeFileSync(join(dir, 'wharf.yaml'), 'storage:\n  locations:\n    near: { driver: filesystem }\n    far: { driver: s3, s3: { endpoint: "http://127.0.0.1:1" } }\n');
+        return { env: { WHARF_DATA_DIR: dir, WHARF_PORT: String(await freePort()) }, args: ['--config', join(dir, 'wharf.yaml')] };
+      },
+      serve: { code: 2, message: /^wharf: invalid configuration in \S+\/wharf\.yaml: storage\.locations\.far: an s3 location needs s3\.bucket\n$/ },
+      check: { code: 2, message: /^wharf: invalid configuration in \S+\/wharf\.yaml: storage\.locations\.far: an s3 location needs s3\.bucket\n$/ },
+    },
+    {
+      name: 'every storage location down at start',
+      async setup(dir) {
+        // A file where both locations' directories would go: neither can be created.
+        writeFileSync(join(dir, 'a-file'), 'x');
+        const locations = { near: { driver: 'filesystem', path: join(dir, 'a-file', 'near') }, far: { driver: 'filesystem', path: join(dir, 'a-file', 'far') } };
+        return { env: { WHARF_DATA_DIR: dir, WHARF_PORT: String(await freePort()), WHARF_STORAGE_LOCATIONS: JSON.stringify(locations) } };
+      },
+      serve: { code: 1, message: /^wharf: storage location "near": directory \S+\/a-file\/near: ENOTDIR; fix storage\.locations\.near\.path or its permissions\n$/ },
+      check: { code: 0 },
     },
   ];
 }

@@ -1,0 +1,317 @@
+/**
+ * Several named storage locations behind one BlobDriver (geo-replication; locations.ts has the
+ * contract replication relies on). The registry sees one driver:
+ *
+ *   writer(key)            the first preferred location that is up (a cached `check()` verdict, see
+ *                          location-health.ts); a location that fails while the writer is opened is
+ *                          passed over for the next one
+ *   writer(key, append)    the location that holds `key`; a key no reachable location holds is new and
+ *   move(from, to)         placed as a write is (move: the location holding `from`)
+ *   stat, reader,          the first preferred location that holds `key`; a location that does not, or
+ *   openPositional,        fails, is passed over for the next. Every location failing →
+ *   redirectUrl            StorageUnavailableError; `key` absent from every location that answered →
+ *                          not found (stat: undefined), except that a reader or a move whose key may
+ *                          be in a failed location is unavailable (503)
+ *   delete, sweepStaging   every location; a failed location does not stop the others, then throws
+ *   list                   the union of every location's keys, each once
+ *   check                  resolves while at least one location can take writes
+ *
+ * A blob key that becomes visible in a location through this driver (a committed writer, a move onto
+ * it) is reported to the `onCommitted` listeners with that location's name, after it is visible.
+ *
+ * A location "fails" when its driver throws StorageUnavailableError or a system error (an errno code:
+ * EACCES, ENOTDIR, EIO...); the error is relabelled StorageUnavailableError naming the location, and
+ * the location counts as down until its next check (`cacheMs` later) finds it back: meanwhile it is
+ * not asked again, and counts as failed (an unreachable bucket costs its timeouts once, not on every
+ * request).
+ */
+import type { Readable } from 'node:stream';
+import type { Digest } from '../oci/digest.js';
+import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader } from './blob-driver.js';
+import { blobKeyDigest } from './keys.js';
+import { LocationHealth, type LocationHealthOptions } from './location-health.js';
+import type { LocationHolders, StorageLocation, StorageLocations } from './locations.js';
+
+export type LocatedDriverOptions = LocationHealthOptions;
+
+export class LocatedBlobDriver implements BlobDriver, StorageLocations {
+  readonly name: string;
+  readonly preferred: readonly StorageLocation[];
+  /** Present when every location offers positional reads. */
+  readonly openPositional?: (key: string) => Promise<PositionalReader>;
+  /** Present when some location gives URLs of its own (the holder's URL, or none when it has none). */
+  readonly redirectUrl?: (key: string) => Promise<string | undefined>;
+  private readonly health = new Map<string, LocationHealth>();
+  private readonly listeners: Array<(digest: Digest, location: string) => void> = [];
+
+  /** `locations` most preferred first; names are unique. */
+  constructor(locations: readonly StorageLocation[], opts: LocatedDriverOptions = {}) {
+    if (locations.length === 0) throw new Error('a located driver needs at least one location');
+    const names = locations.map((l) => l.name);
+    const repeated = names.find((n, i) => names.indexOf(n) !== i);
+    if (repeated !== undefined) throw new Error(`storage location ${JSON.stringify(repeated)} is named twice`);
+    this.preferred = Object.freeze(locations.map((l) => Object.freeze({ name: l.name, driver: l.driver })));
+    for (const l of this.preferred) this.health.set(l.name, new LocationHealth(l.driver, opts));
+    this.name = `locations (${names.join(', ')})`;
+    if (this.preferred.every((l) => l.driver.openPositional)) {
+      this.openPositional = (key) => this.fromHolder(key, (l) => l.driver.openPositional!(key));
+    }
+    if (this.preferred.some((l) => l.driver.redirectUrl)) {
+      this.redirectUrl = async (key) => {
+        const holder = await this.holder(key);
+        return holder ? holder.driver.redirectUrl?.(key) : undefined;
+      };
+    }
+  }
+
+  get(name: string): StorageLocation | undefined {
+    return this.preferred.find((l) => l.name === name);
+  }
+
+  onCommitted(listener: (digest: Digest, location: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async holders(key: string): Promise<LocationHolders> {
+    assertValidKey(key);
+    const answers = await Promise.all(
+      this.preferred.map(async (l) => {
+        try {
+          return (await l.driver.stat(key)) ? 'holds' : 'absent';
+        } catch (err) {
+          this.failure(l, err);
+          return 'failed';
+        }
+      }),
+    );
+    const named = (what: string) => this.preferred.filter((_, i) => answers[i] === what).map((l) => l.name);
+    return { holders: named('holds'), failed: named('failed') };
+  }
+
+  async stat(key: string): Promise<BlobStat | undefined> {
+    assertValidKey(key);
+    const failed: StorageUnavailableError[] = [];
+    for (const l of this.preferred) {
+      const down = this.knownDown(l);
+      if (down) {
+        failed.push(down);
+        continue;
+      }
+      try {
+        const s = await l.driver.stat(key);
+        if (s) return s;
+      } catch (err) {
+        failed.push(this.failure(l, err));
+      }
+    }
+    if (failed.length === this.preferred.length) throw combined(failed);
+    return undefined;
+  }
+
+  reader(key: string, range?: { offset: number; length?: number }): Promise<Readable> {
+    return this.fromHolder(key, (l) => l.driver.reader(key, range));
+  }
+
+  async writer(key: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
+    assertValidKey(key);
+    if (opts.append) {
+      const holder = await this.holder(key);
+      if (holder) return this.wrap(holder, key, await this.guard(holder, holder.driver.writer(key, opts)));
+    }
+    return this.place(key, opts);
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    assertValidKey(from);
+    assertValidKey(to);
+    await this.fromHolder(from, async (l) => {
+      await l.driver.move(from, to);
+      this.committed(to, l);
+    });
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidKey(key);
+    const failed: StorageUnavailableError[] = [];
+    for (const l of this.preferred) {
+      const down = this.knownDown(l);
+      if (down) {
+        failed.push(down);
+        continue;
+      }
+      try {
+        await l.driver.delete(key);
+      } catch (err) {
+        failed.push(this.failure(l, err));
+      }
+    }
+    if (failed.length) throw combined(failed);
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const seen = new Set<string>();
+    for (const l of this.preferred) {
+      const down = this.knownDown(l);
+      if (down) throw down;
+      try {
+        for await (const key of l.driver.list(prefix)) {
+          if (seen.has(key)) continue;
+          seen.add(key);
+          yield key;
+        }
+      } catch (err) {
+        throw this.failure(l, err);
+      }
+    }
+  }
+
+  async check(): Promise<void> {
+    const verdicts = await Promise.all(this.preferred.map((l) => this.health.get(l.name)!.verdict()));
+    if (verdicts.some((v) => v.up)) return;
+    throw new StorageUnavailableError('every storage location', verdicts.map((v, i) => `${this.preferred[i]!.name}: ${v.failure}`).join('; '));
+  }
+
+  async sweepStaging(olderThanMs: number): Promise<number> {
+    let removed = 0;
+    const failed: StorageUnavailableError[] = [];
+    for (const l of this.preferred) {
+      const down = this.knownDown(l);
+      if (down) {
+        failed.push(down);
+        continue;
+      }
+      try {
+        removed += (await l.driver.sweepStaging?.(olderThanMs)) ?? 0;
+      } catch (err) {
+        failed.push(this.failure(l, err));
+      }
+    }
+    if (failed.length) throw combined(failed);
+    return removed;
+  }
+
+  /** The location a new object goes to: the first preferred one that is up and opens the writer. */
+  private async place(key: string, opts: { append?: boolean }): Promise<BlobWriter> {
+    const refused: string[] = [];
+    for (const l of this.preferred) {
+      const verdict = await this.health.get(l.name)!.verdict();
+      if (!verdict.up) {
+        refused.push(`${l.name}: ${verdict.failure}`);
+        continue;
+      }
+      try {
+        return this.wrap(l, key, await l.driver.writer(key, opts));
+      } catch (err) {
+        if (!isLocationFailure(err)) throw err;
+        refused.push(`${l.name}: ${this.failure(l, err).message}`);
+      }
+    }
+    throw new StorageUnavailableError('every storage location', `no location can take writes (${refused.join('; ')})`);
+  }
+
+  /** The first location (in read order) that holds `key`; failed locations are passed over. */
+  private async holder(key: string): Promise<StorageLocation | undefined> {
+    for (const l of this.preferred) {
+      if (this.knownDown(l)) continue;
+      try {
+        if (await l.driver.stat(key)) return l;
+      } catch (err) {
+        this.failure(l, err);
+      }
+    }
+    return undefined;
+  }
+
+  /** `op` in the first location where it finds `key` (BlobNotFoundError: the next; a failure: the next). */
+  private async fromHolder<T>(key: string, op: (l: StorageLocation) => Promise<T>): Promise<T> {
+    assertValidKey(key);
+    const failed: StorageUnavailableError[] = [];
+    for (const l of this.preferred) {
+      const down = this.knownDown(l);
+      if (down) {
+        failed.push(down);
+        continue;
+      }
+      try {
+        return await op(l);
+      } catch (err) {
+        if (err instanceof BlobNotFoundError) continue;
+        if (!isLocationFailure(err)) throw err;
+        failed.push(this.failure(l, err));
+      }
+    }
+    // Absent from every location that answered: it may be in one that did not.
+    if (failed.length) throw combined(failed, `${key} may be in a location that failed`);
+    throw new BlobNotFoundError(key);
+  }
+
+  /** The location's failure when a fresh verdict says it is down: it is not asked again until the next check. */
+  private knownDown(l: StorageLocation): StorageUnavailableError | undefined {
+    const err = this.health.get(l.name)!.knownDown();
+    return err === undefined ? undefined : labelled(l, err);
+  }
+
+  private wrap(l: StorageLocation, key: string, w: BlobWriter): BlobWriter {
+    const guard = <T>(p: Promise<T>) => this.guard(l, p);
+    const wrapped: BlobWriter = {
+      get size() {
+        return w.size;
+      },
+      write: (chunk) => guard(w.write(chunk)),
+      commit: async () => {
+        await guard(w.commit());
+        this.committed(key, l);
+      },
+      cancel: () => w.cancel(),
+    };
+    if (w.openReader) wrapped.openReader = () => w.openReader!();
+    return wrapped;
+  }
+
+  /** Relabels a location's failure (and marks it down); other errors pass unchanged. */
+  private async guard<T>(l: StorageLocation, p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      throw isLocationFailure(err) ? this.failure(l, err) : err;
+    }
+  }
+
+  private committed(key: string, l: StorageLocation): void {
+    const digest = blobKeyDigest(key);
+    if (digest === undefined) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(digest, l.name);
+      } catch {
+        // A listener's failure is its own; the blob is committed either way.
+      }
+    }
+  }
+
+  /** The location's failure as StorageUnavailableError naming it; the location counts as down until its next check. */
+  private failure(l: StorageLocation, err: unknown): StorageUnavailableError {
+    if (!isLocationFailure(err)) throw err;
+    const unavailable = labelled(l, err);
+    this.health.get(l.name)!.markDown(unavailable);
+    return unavailable;
+  }
+}
+
+/** `err` as StorageUnavailableError naming the location (and the store, when the driver named it). */
+function labelled(l: StorageLocation, err: unknown): StorageUnavailableError {
+  const storage = `storage location "${l.name}"`;
+  if (err instanceof StorageUnavailableError) return err.storage === storage ? err : new StorageUnavailableError(storage, `${err.storage}: ${err.reason}`, err);
+  return new StorageUnavailableError(storage, (err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? String(err), err);
+}
+
+/** The storage failed (unavailable, or a system error such as EACCES), as opposed to a missing object or a bug. */
+function isLocationFailure(err: unknown): boolean {
+  return err instanceof StorageUnavailableError || (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && /^E[A-Z]+$/.test((err as NodeJS.ErrnoException).code!));
+}
+
+function combined(failed: StorageUnavailableError[], note?: string): StorageUnavailableError {
+  if (failed.length === 1) return note === undefined ? failed[0]! : new StorageUnavailableError(failed[0]!.storage, `${failed[0]!.reason} (${note})`, failed[0]);
+  const reasons = failed.map((e) => `${e.storage}: ${e.reason}`).join('; ');
+  return new StorageUnavailableError('storage locations', note ? `${reasons} (${note})` : reasons, failed[0]);
+}
