@@ -38,7 +38,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   readonly name: string;
   readonly preferred: readonly StorageLocation[];
   /** Present when every location offers positional reads. */
-  readonly openPositional?: (key: string) => Promise<PositionalReader>;
+  readonly openPositional?: (key: string, range?: { offset: number; length: number }) => Promise<PositionalReader>;
   /** Present when some location gives URLs of its own (the holder's URL, or none when it has none). */
   readonly redirectUrl?: (key: string) => Promise<string | undefined>;
   private readonly health = new Map<string, LocationHealth>();
@@ -54,7 +54,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     for (const l of this.preferred) this.health.set(l.name, new LocationHealth(l.driver, opts));
     this.name = `locations (${names.join(', ')})`;
     if (this.preferred.every((l) => l.driver.openPositional)) {
-      this.openPositional = (key) => this.fromHolder(key, (l) => l.driver.openPositional!(key));
+      this.openPositional = (key, range) => this.fromHolder(key, (l) => l.driver.openPositional!(key, range));
     }
     if (this.preferred.some((l) => l.driver.redirectUrl)) {
       this.redirectUrl = async (key) => {
