@@ -77,6 +77,7 @@ import { createOrgMirrorConfigService } from './compose-org-mirror.js';
 import { lazySecretBox } from '../registry/proxy/secret-box.js';
 import { createQuotaService } from './compose-quota.js';
 import { createMirrorRun } from './compose-mirror.js';
+import { createReplication, storageLocations } from './compose-replication.js';
 
 /**
  * The configured blob driver. The S3 driver (and with it the AWS SDK, some 30 MiB of a process's
@@ -232,6 +233,8 @@ export function createServices(deps: ServiceDeps): Services {
   const tags = new TagService(new TagHistoryStore(db.db, db.dialect), manifestStore, { timeMachineDefaultMs: config.gc.time_machine_default, immutability });
   const mirrors = createMirrorRun(config, { upstreamImport, manifests, repositories, tags, audit: accounts?.audit, logger: deps.logger });
   const storageHealth = new StorageHealth(storage, { log: deps.logger });
+  // Several storage locations (a located driver, storage/locations.ts): blobs are copied between them.
+  const replication = createReplication(db, config, storageLocations(storage), { log: deps.logger });
   const registry: Registry = {
     access: deps.access ?? access,
     auth,
@@ -267,6 +270,7 @@ export function createServices(deps: ServiceDeps): Services {
       onAuditError: (err) => deps.logger?.error({ err }, 'could not record an auto-prune audit entry'),
     }),
     quota: createQuotaService(db.db, db.dialect, { audit: accounts?.audit }),
+    replication,
     health: {
       async check() {
         const database = await sql`select 1`.execute(db.db).then(
