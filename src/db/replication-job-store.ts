@@ -44,15 +44,23 @@ export class ReplicationJobStore {
     private readonly dialect: DialectAdapter,
   ) {}
 
-  /** Queues copies of `digest` to each of `locations`, due at once; existing jobs stay as they are. Returns how many were added. */
-  async enqueue(digest: string, locations: readonly string[], now: number): Promise<number> {
-    if (!locations.length) return 0;
-    const res = await this.db
-      .insertInto('replication_jobs')
-      .values(locations.map((location) => ({ digest, location, next_attempt_at: now, lease_owner: null, lease_expires_at: null, last_error: null, created_at: now })))
-      .onConflict((oc) => oc.columns(['digest', 'location']).doNothing())
-      .executeTakeFirst();
-    return Number(res.numInsertedOrUpdatedRows ?? 0n);
+  /**
+   * Queues copies of `digest`, due at once, to each of `locations` that no placement records; existing
+   * jobs stay as they are. Returns how many were added. (A copy finishing at the same moment may still
+   * leave a redundant job, which then only finds the blob in place.) With `evenIfPlaced`, placements are
+   * not looked at (a job that only records the placement and looks for further targets).
+   */
+  async enqueue(digest: string, locations: readonly string[], now: number, opts: { evenIfPlaced?: boolean } = {}): Promise<number> {
+    let added = 0;
+    for (const location of new Set(locations)) {
+      const placed = opts.evenIfPlaced ? sql`false` : sql`exists (select 1 from blob_placements p where p.digest = ${digest} and p.location = ${location})`;
+      const res = await sql`insert into replication_jobs (digest, location, next_attempt_at, created_at)
+        select cast(${digest} as text), cast(${location} as text), cast(${now} as bigint), cast(${now} as bigint)
+        where not ${placed}
+        on conflict (digest, location) do nothing`.execute(this.db);
+      added += Number(res.numAffectedRows ?? 0n);
+    }
+    return added;
   }
 
   /**

@@ -86,7 +86,7 @@ export class ReplicationService {
     const now = this.now();
     await this.stores.placements.add(digest, location, now);
     const queued = await this.queueMissing(digest, [location]);
-    if (!queued && this.defaultTargets.length < this.locations.preferred.length) await this.stores.jobs.enqueue(digest, [location], now);
+    if (!queued && this.defaultTargets.length < this.locations.preferred.length) await this.stores.jobs.enqueue(digest, [location], now, { evenIfPlaced: true });
   }
 
   /** The locations `digest` should be in: the registry-wide targets and those of the organizations linking it. */
