@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { digestOf, type Digest } from '../../src/oci/digest.js';
 import { storeVerified } from '../../src/registry/verified-write.js';
-import type { BlobDriver } from '../../src/storage/blob-driver.js';
+import { BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter } from '../../src/storage/blob-driver.js';
+import { blobKeyDigest } from '../../src/storage/keys.js';
 import { FsBlobDriver } from '../../src/storage/fs/fs-blob-driver.js';
 import type { LocationHolders, StorageLocation, StorageLocations } from '../../src/storage/locations.js';
 
@@ -46,15 +47,84 @@ export class TestLocations implements StorageLocations {
   async commit(location: string, bytes: Uint8Array): Promise<Digest> {
     const digest = digestOf(bytes);
     await storeVerified(this.driver(location), Readable.from([bytes]), { digest, size: bytes.byteLength });
-    for (const l of this.listeners) l(digest, location);
+    this.announce(digest, location);
     return digest;
+  }
+
+  protected announce(digest: Digest, location: string): void {
+    for (const l of this.listeners) l(digest, location);
+  }
+}
+
+/**
+ * The locations as one BlobDriver, for a whole registry in a test: writes go to the most preferred
+ * location that is up (a committed blob key is announced to the listeners), reads and stats to the first
+ * holder, deletes to every location.
+ */
+export class LocatedTestStorage extends TestLocations implements BlobDriver {
+  readonly name = 'test locations';
+
+  private async first(key: string): Promise<BlobDriver | undefined> {
+    const { holders } = await this.holders(key);
+    return holders.length ? this.driver(holders[0]!) : undefined;
+  }
+
+  private writable(): StorageLocation {
+    return this.preferred.find((l) => !this.down.has(l.name)) ?? this.preferred[0]!;
+  }
+
+  async stat(key: string): Promise<BlobStat | undefined> {
+    return (await this.first(key))?.stat(key);
+  }
+
+  async reader(key: string, range?: { offset: number; length?: number }) {
+    const d = await this.first(key);
+    if (!d) throw new BlobNotFoundError(key);
+    return d.reader(key, range);
+  }
+
+  async writer(key: string, opts?: { append?: boolean }): Promise<BlobWriter> {
+    const location = this.writable();
+    const w = await location.driver.writer(key, opts);
+    const announce = (digest = blobKeyDigest(key)) => digest && this.announce(digest, location.name);
+    return {
+      get size() {
+        return w.size;
+      },
+      write: (chunk) => w.write(chunk),
+      cancel: () => w.cancel(),
+      commit: async () => {
+        await w.commit();
+        announce();
+      },
+    };
+  }
+
+  async delete(key: string): Promise<void> {
+    for (const l of this.preferred) await l.driver.delete(key);
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const seen = new Set<string>();
+    for (const l of this.preferred) for await (const k of l.driver.list(prefix)) if (!seen.has(k)) seen.add(k) && (yield k);
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const location = this.writable();
+    await location.driver.move(from, to);
+    const digest = blobKeyDigest(to);
+    if (digest) this.announce(digest, location.name);
+  }
+
+  async check(): Promise<void> {
+    for (const l of this.preferred) await l.driver.check();
   }
 }
 
 /** Filesystem locations named `names`, each in its own temporary directory. */
-export async function fsLocations(names: readonly string[]): Promise<{ locations: TestLocations; roots: Record<string, string>; cleanup: () => Promise<void> }> {
+export async function fsLocations(names: readonly string[]): Promise<{ locations: LocatedTestStorage; roots: Record<string, string>; cleanup: () => Promise<void> }> {
   const base = await mkdtemp(join(tmpdir(), 'wharf-locations-'));
   const roots = Object.fromEntries(names.map((n) => [n, join(base, n)]));
-  const locations = new TestLocations(names.map((name) => ({ name, driver: new FsBlobDriver(roots[name]!) })));
+  const locations = new LocatedTestStorage(names.map((name) => ({ name, driver: new FsBlobDriver(roots[name]!) })));
   return { locations, roots, cleanup: () => rm(base, { recursive: true, force: true }) };
 }

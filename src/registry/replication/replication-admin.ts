@@ -11,6 +11,8 @@ import type { RepositoryStore } from '../../db/repository-store.js';
 import { AccountError } from '../accounts/account-error.js';
 import type { ReplicationService } from './replication-service.js';
 
+export type { ReplicationStatus };
+
 /** Blobs looked at per backfill batch. */
 const BACKFILL_BATCH = 1000;
 
