@@ -149,13 +149,14 @@ export class ReplicationService {
         const started = this.now();
         try {
           await copyBlob(this.locations.get(source)!.driver, target.driver, { digest, size }, lease.signal);
-          const seconds = (this.now() - started) / 1000;
-          this.opts.log?.debug({ digest, from: source, to: job.location, size }, 'blob replicated');
-          await this.done(job);
-          return { outcome: 'copied', location: job.location, bytes: size, seconds };
         } catch (err) {
           lastError = `copy from ${source}: ${(err as Error).message}`;
+          continue;
         }
+        const seconds = (this.now() - started) / 1000;
+        this.opts.log?.debug({ digest, from: source, to: job.location, size }, 'blob replicated');
+        await this.done(job);
+        return { outcome: 'copied', location: job.location, bytes: size, seconds };
       }
       if (lease.signal.aborted) {
         if (signal?.aborted) await this.release(job);

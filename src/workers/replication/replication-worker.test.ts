@@ -274,6 +274,20 @@ for (const dialect of DIALECTS) {
       assert.equal(await jobs.find(digest, 'us'), undefined);
     });
 
+    it('two workers draining one queue copy each blob once', async () => {
+      const s1 = service({ targets: ['us'] });
+      const s2 = service({ targets: ['us'] });
+      const pushed = [];
+      for (let i = 0; i < 24; i++) pushed.push(await push('acme/many', 'eu', 512));
+      for (const p of pushed) await s1.onCommitted(p.digest, 'eu');
+      const [r1, r2] = await Promise.all([worker(s1, undefined, 'w1').runOnce(), worker(s2, undefined, 'w2').runOnce()]);
+      const all = [...r1, ...r2];
+      assert.equal(all.length, 24);
+      assert.ok(all.every((r) => r.outcome === 'copied'), JSON.stringify(all.map((r) => r.outcome)));
+      assert.deepEqual(await keys(locations.driver('us')), pushed.map((p) => blobKey(p.digest)).sort());
+      assert.deepEqual(await jobs.backlog(), new Map());
+    });
+
     it('is built only for several locations, and refuses a registry-wide target that is not a location', async () => {
       const config = (replication: Record<string, unknown>) => loadConfig({ env: {}, overrides: { replication } });
       assert.equal(createReplication(h, config({}), undefined), undefined);
