@@ -333,6 +333,28 @@ export const configSchema = z.strictObject({
       blob_concurrency: z.number().int().min(1).max(64).default(6),
     })
     .prefault({}),
+  replication: z
+    .strictObject({
+      /** Run the replication worker in this process (only when several storage locations are configured). */
+      enabled: z.boolean().default(true),
+      /**
+       * Locations every blob is copied to; empty: every configured location. Organizations add their own
+       * (`/api/v1/organization/{org}/replication`). A YAML list, or comma-separated text.
+       */
+      targets: z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().min(1))).default([]),
+      /** Blob copies this process runs at once. */
+      concurrency: z.number().int().min(1).max(256).default(4),
+      /** How often the worker looks for due copies once the queue is empty. */
+      poll_interval: duration.prefault('5s').refine((ms) => ms >= 100, { message: 'must be at least 100ms' }),
+      /** How long a copy stays claimed without its worker renewing the claim (every third of it): a dead worker's copy is taken over after this. */
+      lease: duration.prefault('5m').refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
+      /** Delay before retrying a failed copy; doubles with each further failure, up to `retry_max`. */
+      retry_base: duration.prefault('10s').refine((ms) => ms >= 100, { message: 'must be at least 100ms' }),
+      /** The longest delay between two attempts of a failing copy (a location that was down is caught up within this after it returns). */
+      retry_max: duration.prefault('5m').refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
+    })
+    .prefault({})
+    .refine((r) => r.retry_base <= r.retry_max, { message: 'replication.retry_base must not exceed replication.retry_max' }),
   cluster: z
     .strictObject({
       /**

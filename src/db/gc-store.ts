@@ -7,7 +7,8 @@
  *               whose subject exists in its repository, and it was not pushed within the grace period
  *   links       `repository_blobs` rows older than the grace period that no manifest of the repository uses
  *   blobs       rows no repository links and no manifest uses, older than the grace period, that no
- *               writer is committing (blob-guard-store.ts); a 'delete' guard is left for each
+ *               writer is committing (blob-guard-store.ts); a 'delete' guard is left for each; their
+ *               placements and queued replication jobs go in the same transaction
  *
  * Batches are keyset-paged and, on PostgreSQL, taken `FOR UPDATE SKIP LOCKED`, so any number of GC
  * workers share the work and a row that a push holds is skipped, not waited for. Manifest, link and blob
@@ -225,6 +226,10 @@ export class GcStore {
       if (!blobs.length) return { blobs, guards: [], ...(next === undefined ? {} : { next }) };
       await this.hook.blobs?.(tx, blobs);
       await tx.deleteFrom('blobs').where('id', 'in', blobs.map((b) => b.id)).execute();
+      // The bytes go from every location (the storage deletes them everywhere), and with them where they were and what was to be copied.
+      const digests = blobs.map((b) => b.digest);
+      await tx.deleteFrom('blob_placements').where('digest', 'in', digests).execute();
+      await tx.deleteFrom('replication_jobs').where('digest', 'in', digests).execute();
       const guards = await tx
         .insertInto('blob_guards')
         .values(blobs.map((b) => ({ digest: b.digest, kind: 'delete', expires_at: guardUntil })))

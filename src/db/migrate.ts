@@ -15,6 +15,7 @@ import { repositoryMirrors } from './migrations/0011-repository-mirrors.js';
 import { organizationMirrors } from './migrations/0012-organization-mirrors.js';
 import { blobFills } from './migrations/0013-blob-fills.js';
 import { loginFailures } from './migrations/0014-login-failures.js';
+import { replication } from './migrations/0015-replication.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
@@ -32,6 +33,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0012-organization-mirrors': organizationMirrors(d),
     '0013-blob-fills': blobFills(d),
     '0014-login-failures': loginFailures(d),
+    '0015-replication': replication(d),
   };
 }
 

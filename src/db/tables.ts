@@ -304,6 +304,37 @@ export interface BlobFillsTable {
   started_at: number;
 }
 
+/** A storage location that holds a blob's bytes (db/blob-placement-store.ts). */
+export interface BlobPlacementsTable {
+  digest: string;
+  location: string;
+  created_at: number;
+}
+
+/** A copy of a blob to a location still to do (db/replication-job-store.ts). */
+export interface ReplicationJobsTable {
+  id: Generated<number>;
+  digest: string;
+  location: string;
+  /** 'queued' (never tried) or 'retrying' (the last attempt failed). */
+  state: Generated<string>;
+  /** Failed attempts so far. */
+  attempts: Generated<number>;
+  /** Epoch ms; the job is not taken before. */
+  next_attempt_at: number;
+  /** The worker holding the job, until `lease_expires_at` (epoch ms); afterwards anyone may take it. */
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  last_error: string | null;
+  created_at: number;
+}
+
+/** A location an organization's blobs are replicated to, besides `replication.targets`. */
+export interface NamespaceReplicationTargetsTable {
+  namespace_id: number;
+  location: string;
+}
+
 /** A namespace's storage quota (one per namespace). */
 export interface NamespaceQuotasTable {
   id: Generated<number>;
@@ -528,6 +559,9 @@ export interface Database {
   blob_guards: BlobGuardsTable;
   worker_leases: WorkerLeasesTable;
   blob_fills: BlobFillsTable;
+  blob_placements: BlobPlacementsTable;
+  replication_jobs: ReplicationJobsTable;
+  namespace_replication_targets: NamespaceReplicationTargetsTable;
   autoprune_policies: AutoprunePoliciesTable;
   autoprune_tasks: AutopruneTasksTable;
   namespace_quotas: NamespaceQuotasTable;

@@ -8,6 +8,7 @@ import { NODES_CONFIG_OPTIONS } from './nodes-config.js';
 import { PROXYCACHE_COMMANDS, PROXYCACHE_OPTIONS } from './proxycache-commands.js';
 import { QUOTA_COMMANDS, QUOTA_OPTIONS } from './quota-commands.js';
 import { MIRROR_COMMANDS, MIRROR_OPTIONS } from './mirror-commands.js';
+import { REPLICATE_COMMANDS } from './replicate-commands.js';
 
 /** Every command cli.ts dispatches (`quota limit` takes add or delete as its next word). */
 const DISPATCHED = [
@@ -19,6 +20,7 @@ const DISPATCHED = [
   ...PROXYCACHE_COMMANDS,
   ...AUTOPRUNE_COMMANDS,
   ...MIRROR_COMMANDS,
+  ...REPLICATE_COMMANDS,
   ...QUOTA_COMMANDS.flatMap((c) => (c === 'quota limit' ? ['quota limit add', 'quota limit delete'] : [c])),
 ];
 
@@ -44,6 +46,9 @@ describe('wharf help', () => {
       ['proxycache set', [...flagsOf(PROXYCACHE_OPTIONS), '--password', '--password-stdin']],
       ['mirror set', [...flagsOf(Object.fromEntries(Object.entries(MIRROR_OPTIONS).filter(([k]) => k !== 'wait'))), '--username', '--password', '--password-stdin', '--no-credentials']],
       ['mirror sync', ['--wait']],
+      ['replicate status', ['--json']],
+      ['replicate backfill', ['--location']],
+      ['replicate targets', ['--clear']],
       ['robot create', ['--description', '--repo', '--role']],
       ['user create', ['--password', '--password-stdin', '--superuser', '--email']],
     ];

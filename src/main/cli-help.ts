@@ -139,6 +139,24 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     options: [['--dry-run', 'only print what drifted; correct nothing'], ['--json', 'the report as JSON']],
   },
   {
+    command: 'replicate status',
+    synopsis: '[NAMESPACE[/REPO]] [--json]',
+    summary: ['per storage location: how many blobs (and bytes) of the registry, a namespace', 'or a repository it holds, the copies queued and failing, the last error'],
+    options: [['--json', 'the status as JSON (as GET /api/v1/replication/status)']],
+  },
+  {
+    command: 'replicate backfill',
+    synopsis: '[--location LOCATION]',
+    summary: ['queue a copy of every blob that LOCATION lacks (e.g. a location added', 'later), or without --location every blob missing in any of its targets;', 'the replication workers copy them in the background'],
+    options: [['--location L', 'fill only this location, with every blob of the registry']],
+  },
+  {
+    command: 'replicate targets',
+    synopsis: 'ORG [LOCATION...] [--clear]',
+    summary: ["print the organization's own replication targets, or replace them with the", 'LOCATIONs given (its blobs are copied there besides the registry-wide targets)'],
+    options: [['--clear', 'remove its own targets (only the registry-wide ones apply)']],
+  },
+  {
     command: 'gc',
     synopsis: '[--dry-run] [--json]',
     summary: ['run one garbage-collection pass now (tag history past the time-machine', 'window, then unreferenced manifests and blobs); --dry-run only reports', 'what would go (counts and digests)'],

@@ -6,6 +6,7 @@ import { PROXYCACHE_COMMANDS, PROXYCACHE_OPTIONS, runProxyCacheCommand } from '.
 import { AUTOPRUNE_COMMANDS, AUTOPRUNE_OPTIONS, runAutopruneCommand } from './autoprune-commands.js';
 import { QUOTA_COMMANDS, QUOTA_OPTIONS, runQuotaCommand } from './quota-commands.js';
 import { MIRROR_COMMANDS, MIRROR_OPTIONS, runMirrorCommand } from './mirror-commands.js';
+import { REPLICATE_COMMANDS, REPLICATE_OPTIONS, runReplicateCommand } from './replicate-commands.js';
 import { SecretKeyError } from '../registry/proxy/secret-box.js';
 import { NODES_CONFIG_OPTIONS, runNodesConfig } from './nodes-config.js';
 import { generalHelp, helpFor, isCommandGroup } from './cli-help.js';
@@ -37,6 +38,7 @@ async function main(argv: string[]): Promise<number> {
       ...QUOTA_OPTIONS,
       ...NODES_CONFIG_OPTIONS,
       ...MIRROR_OPTIONS,
+      ...REPLICATE_OPTIONS,
     },
   });
   const accountCommand = ACCOUNT_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
@@ -44,7 +46,8 @@ async function main(argv: string[]): Promise<number> {
   const autopruneCommand = AUTOPRUNE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const quotaCommand = QUOTA_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const mirrorCommand = MIRROR_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
-  const command = accountCommand ?? proxyCommand ?? autopruneCommand ?? quotaCommand ?? mirrorCommand ?? positionals.join(' ');
+  const replicateCommand = REPLICATE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
+  const command = accountCommand ?? proxyCommand ?? autopruneCommand ?? quotaCommand ?? mirrorCommand ?? replicateCommand ?? positionals.join(' ');
   if (values.version) {
     process.stdout.write(`wharf ${WHARF_VERSION}\n`);
     return 0;
@@ -81,6 +84,10 @@ async function main(argv: string[]): Promise<number> {
     case mirrorCommand: {
       const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
       return runMirrorCommand(command, positionals.slice(2), opts, config, readStdin);
+    }
+    case replicateCommand: {
+      const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
+      return runReplicateCommand(command, positionals.slice(2), opts, config);
     }
     case 'gc': {
       const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;

@@ -77,6 +77,7 @@ import { createOrgMirrorConfigService } from './compose-org-mirror.js';
 import { lazySecretBox } from '../registry/proxy/secret-box.js';
 import { createQuotaService } from './compose-quota.js';
 import { createMirrorRun } from './compose-mirror.js';
+import { createReplication, storageLocations } from './compose-replication.js';
 
 export { createStorage } from './compose-storage.js';
 
@@ -210,6 +211,8 @@ export function createServices(deps: ServiceDeps): Services {
       () => false,
     );
   const endToEnd = new EndToEndHealth(databaseUp, locationsOf(storage, config), { log: deps.logger });
+  // Several storage locations (a located driver, storage/locations.ts): blobs are copied between them.
+  const replication = createReplication(db, config, storageLocations(storage), { log: deps.logger });
   const registry: Registry = {
     access: deps.access ?? access,
     auth,
@@ -245,6 +248,7 @@ export function createServices(deps: ServiceDeps): Services {
       onAuditError: (err) => deps.logger?.error({ err }, 'could not record an auto-prune audit entry'),
     }),
     quota: createQuotaService(db.db, db.dialect, { audit: accounts?.audit }),
+    replication,
     health: {
       async check() {
         const [database, registry_storage] = await Promise.all([databaseUp(), storageHealth.up()]);

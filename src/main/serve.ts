@@ -23,6 +23,7 @@ import { createAutopruneWorker } from './compose-autoprune.js';
 import { createGcWorker } from './compose-gc.js';
 import { createMirrorWorker } from './compose-mirror.js';
 import { createOrgMirrorWorker } from './compose-org-mirror.js';
+import { createReplicationWorker } from './compose-replication.js';
 
 const UPLOAD_SWEEP_MS = 10 * 60 * 1000;
 
@@ -90,6 +91,9 @@ export async function serve(config: Readonly<Config>): Promise<void> {
   // Organization mirrors: due discoveries, leased the same way; their repositories are synced by the worker above.
   const orgMirror = config.mirror.enabled && accounts ? createOrgMirrorWorker(db, config, accounts, { log: logger }) : undefined;
   orgMirror?.start();
+  // Replication between storage locations: copies are leased one by one through the database.
+  const replication = createReplicationWorker(db, registry.replication, config, { log: logger, metrics });
+  replication?.start();
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -101,6 +105,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     const gcStopped = gc?.stop();
     const mirrorStopped = mirror?.stop();
     const orgMirrorStopped = orgMirror?.stop();
+    const replicationStopped = replication?.stop();
     const force = setTimeout(() => {
       logger.warn('shutdown timeout reached; closing remaining connections');
       app.server.closeAllConnections?.();
@@ -114,6 +119,7 @@ export async function serve(config: Readonly<Config>): Promise<void> {
       await gcStopped;
       await mirrorStopped;
       await orgMirrorStopped;
+      await replicationStopped;
       // Pull entries are written in the background; they go in before the database closes.
       await registry.audit?.flush();
       await db.close();

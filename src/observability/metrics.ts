@@ -44,6 +44,11 @@ export class Metrics {
   readonly mirrorWorkersActive: Gauge;
   readonly mirrorUpstreamBytes: Counter;
 
+  readonly replicationBacklog: Gauge<'location'>;
+  readonly replicationBytes: Counter<'location'>;
+  readonly replicationFailures: Counter<'location'>;
+  readonly replicationCopySeconds: Histogram<'location'>;
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'wharf_' });
     this.requests = new Counter({
@@ -225,6 +230,31 @@ export class Metrics {
     this.mirrorUpstreamBytes = new Counter({
       name: 'wharf_mirror_upstream_bytes_total',
       help: 'Manifest and blob bytes mirror runs fetched from upstream registries',
+      registers: [this.registry],
+    });
+    this.replicationBacklog = new Gauge({
+      name: 'wharf_replication_backlog',
+      help: 'Blob copies queued per target location (all processes; refreshed by each replication poll of this one)',
+      labelNames: ['location'],
+      registers: [this.registry],
+    });
+    this.replicationBytes = new Counter({
+      name: 'wharf_replication_bytes_total',
+      help: 'Blob bytes this process copied to each location',
+      labelNames: ['location'],
+      registers: [this.registry],
+    });
+    this.replicationFailures = new Counter({
+      name: 'wharf_replication_failures_total',
+      help: 'Failed attempts of this process to copy a blob to each location (each is retried with backoff)',
+      labelNames: ['location'],
+      registers: [this.registry],
+    });
+    this.replicationCopySeconds = new Histogram({
+      name: 'wharf_replication_copy_seconds',
+      help: 'Time to copy one blob to each location',
+      labelNames: ['location'],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800],
       registers: [this.registry],
     });
   }

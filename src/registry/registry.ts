@@ -24,6 +24,8 @@ import type { ManifestLabelService } from './manifest-labels.js';
 import type { PullStatistics } from './pull-statistics.js';
 import type { ClusterFills } from './proxy/cluster-fills.js';
 import type { FillPeers } from './proxy/fill-peers.js';
+import type { ReplicationAdmin } from './replication/replication-admin.js';
+import type { ReplicationService } from './replication/replication-service.js';
 
 export interface HealthCheck {
   /** This process's dependencies by name (`/health/instance`), true when it answered. */
@@ -58,6 +60,8 @@ export interface Registry {
   autoprune: Autoprune;
   /** Storage quotas of namespaces and the usage they are checked against (API, CLI). */
   quota: QuotaService;
+  /** Replication between storage locations; absent unless several locations are configured. */
+  replication?: { service: ReplicationService; admin: ReplicationAdmin };
   /** Quota enforcement on pushes and cache fills (refusals, warnings, evictions; metrics observe it). */
   quotaGate: QuotaGate;
   health: HealthCheck;

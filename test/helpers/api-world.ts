@@ -28,8 +28,8 @@ export interface ApiWorld {
   push(repo: string, seed: string, tag?: string): Promise<Digest>;
 }
 
-export async function buildApiWorld(dialect: TestDialect): Promise<ApiWorld> {
-  const t = await buildTestApp(dialect);
+export async function buildApiWorld(dialect: TestDialect, opts: Parameters<typeof buildTestApp>[1] = {}): Promise<ApiWorld> {
+  const t = await buildTestApp(dialect, opts);
   const a = t.accounts!;
   for (const name of ['root', 'oadmin', 'bob', 'member', 'uma', 'target']) {
     await a.accounts.createUser({ name, password: `${name}-password-1`, superuser: name === 'root' });

@@ -29,6 +29,7 @@ import { pullStatisticsRoutes } from './pull-statistics.js';
 import { registryInfoRoutes } from './registry-info.js';
 import { mirrorRoutes } from './mirror.js';
 import { orgMirrorRoutes } from './org-mirror.js';
+import { replicationRoutes } from './replication.js';
 
 export const API_ROUTES: readonly ApiRoute[] = [...userRoutes, ...organizationRoutes, ...teamRoutes, ...orgRobotRoutes, ...userRobotRoutes, ...apiTokenRoutes, ...superuserRoutes, ...repositoryRoutes, ...permissionRoutes, ...prototypeRoutes, ...tagRoutes, ...logRoutes, ...proxyCacheRoutes, ...autopruneRoutes, ...quotaRoutes, ...entityRoutes, ...superuserOrganizationRoutes, ...starRoutes, ...messageRoutes, ...signinRoutes, ...userInitializeRoutes, ...appTokenRoutes, ...applicationRoutes,
-  ...immutabilityRoutes, ...manifestRoutes, ...manifestLabelRoutes, ...pullStatisticsRoutes, ...registryInfoRoutes, ...mirrorRoutes, ...orgMirrorRoutes];
+  ...immutabilityRoutes, ...manifestRoutes, ...manifestLabelRoutes, ...pullStatisticsRoutes, ...registryInfoRoutes, ...mirrorRoutes, ...orgMirrorRoutes, ...replicationRoutes];

@@ -1,0 +1,109 @@
+/**
+ * The replication API on both dialects, over a registry whose storage is two filesystem locations: an
+ * organization's targets (who may read and change them, unknown locations refused with the stable JSON
+ * error), the status of the registry, a namespace and a nested repository as blobs pushed through the
+ * registry are replicated, and 404 on a registry with one location.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { buildApiWorld, type ApiWorld } from '../../../test/helpers/api-world.js';
+import { DIALECTS } from '../../../test/helpers/databases.js';
+import { fsLocations } from '../../../test/helpers/storage-locations.js';
+import { digestOf } from '../../oci/digest.js';
+import type { RepositoryName } from '../../oci/reference.js';
+
+for (const dialect of DIALECTS) {
+  describe(`replication API (${dialect})`, () => {
+    let w: ApiWorld;
+    let plain: ApiWorld;
+    let cleanup: () => Promise<void>;
+    before(async () => {
+      const fs = await fsLocations(['eu', 'us']);
+      cleanup = fs.cleanup;
+      w = await buildApiWorld(dialect, { storage: fs.locations });
+      plain = await buildApiWorld(dialect);
+    });
+    after(async () => {
+      await w?.t.close();
+      await plain?.t.close();
+      await cleanup?.();
+    });
+    const call = (method: 'GET' | 'PUT' | 'DELETE', url: string, who: keyof ApiWorld['auth'], payload?: unknown, world = w) =>
+      world.t.app.inject({ method, url: `/api/v1${url}`, headers: world.auth[who], ...(payload === undefined ? {} : { payload: payload as object }) });
+
+    it('shows an organization its targets, the registry-wide ones and the locations', async () => {
+      const res = await call('GET', '/organization/orga/replication', 'member');
+      assert.equal(res.statusCode, 200, res.body);
+      assert.deepEqual(res.json(), { locations: [], registry_targets: ['eu', 'us'], available: ['eu', 'us'] });
+      assert.equal((await call('GET', '/organization/orga/replication', 'anonymous')).statusCode, 401);
+      assert.equal((await call('GET', '/organization/orga/replication', 'user')).statusCode, 404, 'not a member: the organization does not exist for them');
+      assert.equal((await call('GET', '/organization/nosuchorg/replication', 'superuser')).statusCode, 404);
+    });
+
+    it('lets admins replace and remove the targets; members may not; unknown locations are a 400', async () => {
+      assert.equal((await call('PUT', '/organization/orga/replication', 'member', { locations: ['us'] })).statusCode, 403);
+      const put = await call('PUT', '/organization/orga/replication', 'orgadmin', { locations: ['us', 'eu', 'us'] });
+      assert.equal(put.statusCode, 200, put.body);
+      assert.deepEqual(put.json().locations, ['eu', 'us']);
+      const bad = await call('PUT', '/organization/orga/replication', 'orgadmin', { locations: ['eu', 'mars'] });
+      assert.equal(bad.statusCode, 400);
+      const body = bad.json();
+      assert.equal(body.error_type, 'invalid_request');
+      assert.equal(body.status, 400);
+      assert.match(body.detail, /not a configured storage location: "mars" \(locations: eu, us\)/);
+      assert.equal(body.type, '/api/v1/error/invalid_request');
+      assert.deepEqual((await call('GET', '/organization/orga/replication', 'member')).json().locations, ['eu', 'us'], 'unchanged by the refused PUT');
+      for (const payload of [{ locations: 'eu' }, {}, { locations: [1] }, { locations: ['eu'], extra: true }]) {
+        const res = await call('PUT', '/organization/orga/replication', 'orgadmin', payload);
+        assert.equal(res.statusCode, 400, JSON.stringify(payload));
+        assert.equal(res.json().error_type, 'invalid_request');
+      }
+      assert.equal((await call('DELETE', '/organization/orga/replication', 'member')).statusCode, 403);
+      assert.equal((await call('DELETE', '/organization/orga/replication', 'orgadmin')).statusCode, 204);
+      assert.deepEqual((await call('GET', '/organization/orga/replication', 'superuser')).json().locations, []);
+    });
+
+    it('reports the replication status of the registry, a namespace and a nested repository (superusers)', async () => {
+      const { t } = w;
+      const repo = await t.registry.repositories.ensure('orga/team/app' as RepositoryName);
+      const bytes = randomBytes(3000);
+      const digest = digestOf(bytes);
+      await t.registry.uploads.monolithic(repo, digest, Readable.from([bytes]), bytes.length);
+      const status = async (scope?: string) => {
+        const res = await call('GET', `/replication/status${scope ? `?scope=${encodeURIComponent(scope)}` : ''}`, 'superuser');
+        assert.equal(res.statusCode, 200, res.body);
+        return res.json();
+      };
+      // The push was announced by the storage: eu holds it, a copy to us is queued.
+      for (let i = 0; i < 500 && (await status('orga/team/app')).locations[1].backlog === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(await status('orga/team/app'), {
+        scope: 'orga/team/app',
+        blobs: 1,
+        bytes: 3000,
+        locations: [
+          { location: 'eu', blobs: 1, bytes: 3000, backlog: 0, failing: 0, last_error: null },
+          { location: 'us', blobs: 0, bytes: 0, backlog: 1, failing: 0, last_error: null },
+        ],
+      });
+      const replication = t.registry.replication!.service;
+      for (const job of await replication.claim('test', 10)) await replication.runJob(job);
+      const after = await status('orga');
+      assert.equal(after.scope, 'orga');
+      assert.deepEqual(after.locations[1], { location: 'us', blobs: 1, bytes: 3000, backlog: 0, failing: 0, last_error: null });
+      assert.ok((await status()).blobs >= 1);
+      assert.equal((await call('GET', '/replication/status?scope=orga/nosuch', 'superuser')).statusCode, 404);
+      assert.equal((await call('GET', '/replication/status?scope=nosuchns', 'superuser')).statusCode, 404);
+      assert.equal((await call('GET', '/replication/status', 'orgadmin')).statusCode, 403);
+    });
+
+    it('answers 404 when fewer than two storage locations are configured', async () => {
+      for (const [method, url] of [['GET', '/organization/orga/replication'], ['PUT', '/organization/orga/replication'], ['GET', '/replication/status']] as const) {
+        const res = await call(method, url, 'superuser', method === 'PUT' ? { locations: ['eu'] } : undefined, plain);
+        assert.equal(res.statusCode, 404, `${method} ${url}`);
+        assert.match(res.json().detail, /fewer than two storage locations/);
+      }
+    });
+  });
+}

@@ -1,0 +1,301 @@
+/**
+ * The replication service and worker over real filesystem locations and both databases: a commit queues
+ * copies to the targets, the worker copies and records placements; a target that holds the blob already
+ * is only recorded; a missing source, a location that is down and corrupt source bytes fail with backoff
+ * and nothing visible; organization targets are found when the job runs; GC's guard and a deleted blob
+ * row stop copies; two workers racing over one job after a lease expiry leave one object; the wiring
+ * refuses unknown targets and builds nothing for one location.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { DIALECTS, openTestDatabase } from '../../../test/helpers/databases.js';
+import { fsLocations, type TestLocations } from '../../../test/helpers/storage-locations.js';
+import { ConfigError, loadConfig } from '../../config/load.js';
+import { BlobGuardStore } from '../../db/blob-guard-store.js';
+import { BlobPlacementStore } from '../../db/blob-placement-store.js';
+import { BlobStore } from '../../db/blob-store.js';
+import type { DatabaseHandle } from '../../db/connect.js';
+import { ReplicationJobStore } from '../../db/replication-job-store.js';
+import { ReplicationTargetStore } from '../../db/replication-target-store.js';
+import { RepositoryStore } from '../../db/repository-store.js';
+import { createReplication } from '../../main/compose-replication.js';
+import { digestOf, type Digest } from '../../oci/digest.js';
+import { Metrics } from '../../observability/metrics.js';
+import type { BlobDriver } from '../../storage/blob-driver.js';
+import { blobKey } from '../../storage/keys.js';
+import { ReplicationWorker } from './replication-worker.js';
+import { ReplicationService } from '../../registry/replication/replication-service.js';
+
+const LEASE_MS = 300;
+const BACKOFF = { baseMs: 10_000, maxMs: 80_000 };
+
+async function readAll(driver: BlobDriver, key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of await driver.reader(key)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function keys(driver: BlobDriver): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of driver.list('blobs/')) out.push(k);
+  return out.sort();
+}
+
+for (const dialect of DIALECTS) {
+  describe(`replication service (${dialect})`, () => {
+    let h: DatabaseHandle;
+    let locations: TestLocations;
+    let cleanup: () => Promise<void>;
+    let clock = 1_000_000;
+    const now = () => clock;
+    let repos: RepositoryStore;
+    let blobs: BlobStore;
+    let jobs: ReplicationJobStore;
+    let placements: BlobPlacementStore;
+    let targets: ReplicationTargetStore;
+
+    const service = (opts: { targets?: string[]; locs?: TestLocations; now?: () => number } = {}) =>
+      new ReplicationService(
+        opts.locs ?? locations,
+        { jobs, placements, targets, blobs, guards: new BlobGuardStore(h.db, h.dialect) },
+        { targets: opts.targets ?? [], leaseMs: LEASE_MS, backoff: BACKOFF, orphanMs: 3_600_000, now: opts.now ?? now },
+      );
+    const worker = (s: ReplicationService, metrics?: Metrics, owner?: string) =>
+      new ReplicationWorker({ service: s, concurrency: 2, pollMs: 1000, backlog: () => jobs.backlog(), ...(metrics ? { metrics } : {}), ...(owner ? { owner } : {}) });
+    /** A blob pushed into `repo` (row and link) whose bytes were committed in `location`. */
+    const push = async (repo: string, location: string, size = 4096) => {
+      const bytes = randomBytes(size);
+      const [ns, name] = [repo.slice(0, repo.indexOf('/')), repo.slice(repo.indexOf('/') + 1)];
+      const r = await repos.ensure(ns, name);
+      const digest = await locations.commit(location, bytes);
+      await blobs.link(r.id, digest, size);
+      return { digest, bytes };
+    };
+    const nsId = async (name: string) => Number((await h.db.selectFrom('namespaces').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id);
+
+    before(async () => {
+      h = await openTestDatabase(dialect);
+      repos = new RepositoryStore(h.db, h.dialect);
+      blobs = new BlobStore(h.db);
+      jobs = new ReplicationJobStore(h.db, h.dialect);
+      placements = new BlobPlacementStore(h.db);
+      targets = new ReplicationTargetStore(h.db);
+    });
+    after(async () => h.close());
+    beforeEach(async () => {
+      await cleanup?.();
+      ({ locations, cleanup } = await fsLocations(['eu', 'us', 'ap']));
+      await h.db.deleteFrom('replication_jobs').execute();
+      await h.db.deleteFrom('namespace_replication_targets').execute();
+    });
+
+    it('copies a committed blob to every other location and records where it is', async () => {
+      const s = service();
+      s.listen();
+      const metrics = new Metrics({ defaultMetrics: false });
+      const { digest, bytes } = await push('acme/team/app', 'eu');
+      // The listener queues in the background.
+      for (let i = 0; i < 500 && (await jobs.backlog()).size < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual([...(await jobs.backlog())].sort(), [['ap', 1], ['us', 1]]);
+      const results = await worker(s, metrics).runOnce();
+      assert.deepEqual(results.filter((r) => r.outcome !== 'present').map((r) => r.outcome), ['copied', 'copied']);
+      for (const l of ['us', 'ap']) assert.deepEqual(await readAll(locations.driver(l), blobKey(digest)), bytes);
+      assert.deepEqual(await placements.list(digest), ['ap', 'eu', 'us']);
+      assert.deepEqual(await jobs.backlog(), new Map());
+      assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_bytes_total'), /location="us"} 4096/);
+      assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_copy_seconds'), /wharf_replication_copy_seconds_count{location="ap"} 1/);
+      assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_backlog'), /location="us"} 0/);
+    });
+
+    it('only records the placement when the target holds the blob already (idempotent)', async () => {
+      const s = service({ targets: ['eu', 'us'] });
+      const { digest, bytes } = await push('acme/app', 'eu');
+      await locations.commit('us', bytes);
+      const before = await locations.driver('us').stat(blobKey(digest));
+      await s.onCommitted(digest, 'eu');
+      const results = await worker(s).runOnce();
+      assert.deepEqual(results.map((r) => r.outcome), ['present']);
+      assert.deepEqual(await locations.driver('us').stat(blobKey(digest)), before, 'not written again');
+      assert.deepEqual(await placements.list(digest), ['eu', 'us']);
+      assert.equal(await locations.driver('ap').stat(blobKey(digest)), undefined, 'not a target');
+    });
+
+    it('retries a copy whose source is missing with a growing backoff, then copies once the bytes are back', async () => {
+      const s = service({ targets: ['us'] });
+      const metrics = new Metrics({ defaultMetrics: false });
+      const { digest, bytes } = await push('acme/app', 'eu');
+      await locations.driver('eu').delete(blobKey(digest));
+      await s.onCommitted(digest, 'eu');
+      const w = worker(s, metrics);
+      assert.deepEqual((await w.runOnce()).map((r) => r.outcome), ['failed']);
+      let row = (await jobs.find(digest, 'us'))!;
+      assert.equal(row.attempts, 1);
+      assert.equal(row.next_attempt_at, clock + BACKOFF.baseMs);
+      assert.match(row.last_error!, /no location holds the blob/);
+      assert.deepEqual(await w.runOnce(), [], 'not due yet');
+      clock += BACKOFF.baseMs;
+      assert.deepEqual((await w.runOnce()).map((r) => r.outcome), ['failed']);
+      row = (await jobs.find(digest, 'us'))!;
+      assert.equal(row.next_attempt_at, clock + 2 * BACKOFF.baseMs);
+      assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_failures_total'), /location="us"} 2/);
+      await locations.commit('ap', bytes);
+      clock += 2 * BACKOFF.baseMs;
+      assert.deepEqual((await w.runOnce()).map((r) => r.outcome), ['copied']);
+      assert.deepEqual(await readAll(locations.driver('us'), blobKey(digest)), bytes);
+    });
+
+    it('names the locations that are down, and copies from another holder when the preferred one fails', async () => {
+      const s = service({ targets: ['ap'] });
+      const { digest, bytes } = await push('acme/app', 'eu');
+      locations.down.add('eu');
+      await s.onCommitted(digest, 'eu');
+      assert.deepEqual((await worker(s).runOnce()).map((r) => r.outcome), ['failed']);
+      assert.match((await jobs.find(digest, 'ap'))!.last_error!, /down: eu/);
+      locations.down.clear();
+      // The preferred holder's bytes are corrupt: the copy from it fails verification, the next holder serves.
+      await locations.commit('us', bytes);
+      const eu = locations.driver('eu');
+      await eu.delete(blobKey(digest));
+      const w = await eu.writer(blobKey(digest));
+      await w.write(randomBytes(bytes.length));
+      await w.commit();
+      clock += BACKOFF.baseMs;
+      assert.deepEqual((await worker(s).runOnce()).map((r) => r.outcome), ['copied']);
+      assert.deepEqual(await readAll(locations.driver('ap'), blobKey(digest)), bytes);
+    });
+
+    it('never makes corrupt source bytes visible in the target', async () => {
+      const s = service({ targets: ['us'] });
+      const { digest, bytes } = await push('acme/app', 'eu');
+      const eu = locations.driver('eu');
+      await eu.delete(blobKey(digest));
+      const w = await eu.writer(blobKey(digest));
+      await w.write(randomBytes(bytes.length));
+      await w.commit();
+      await s.onCommitted(digest, 'eu');
+      assert.deepEqual((await worker(s).runOnce()).map((r) => r.outcome), ['failed']);
+      assert.equal(await locations.driver('us').stat(blobKey(digest)), undefined);
+      assert.deepEqual(await keys(locations.driver('us')), []);
+      assert.match((await jobs.find(digest, 'us'))!.last_error!, /copy from eu/);
+    });
+
+    it("adds an organization's targets when the job runs, also for a blob committed before it was linked", async () => {
+      const s = service({ targets: ['eu', 'us'] });
+      await repos.ensure('orgt', 'app');
+      await targets.set(await nsId('orgt'), ['ap']);
+      // Bytes committed first (nothing links them yet): only the registry-wide targets are known.
+      const bytes = randomBytes(1000);
+      const digest = await locations.commit('eu', bytes);
+      await s.onCommitted(digest, 'eu');
+      assert.deepEqual([...(await jobs.backlog()).keys()], ['us']);
+      await blobs.link((await repos.find('orgt', 'app'))!.id, digest, bytes.length);
+      await worker(s).runOnce();
+      assert.deepEqual(await placements.list(digest), ['ap', 'eu', 'us']);
+      assert.deepEqual(await readAll(locations.driver('ap'), blobKey(digest)), bytes);
+
+      // No registry-wide target but the committing location: a job for that location looks again when it runs.
+      const only = service({ targets: ['eu'] });
+      const bytes2 = randomBytes(1000);
+      const digest2 = await locations.commit('eu', bytes2);
+      await only.onCommitted(digest2, 'eu');
+      assert.deepEqual([...(await jobs.backlog()).keys()], ['eu']);
+      await blobs.link((await repos.find('orgt', 'app'))!.id, digest2, bytes2.length);
+      const results = await worker(only).runOnce();
+      assert.deepEqual(results.map((r) => r.outcome), ['present', 'copied']);
+      assert.deepEqual(await placements.list(digest2), ['ap', 'eu']);
+    });
+
+    it('does not copy a blob that garbage collection is deleting, and drops jobs of blobs whose row is long gone', async () => {
+      const s = service({ targets: ['us'] });
+      const { digest } = await push('acme/app', 'eu');
+      await s.onCommitted(digest, 'eu');
+      const guards = new BlobGuardStore(h.db, h.dialect);
+      const [g] = (await h.db.insertInto('blob_guards').values({ digest, kind: 'delete', expires_at: Date.now() + 60_000 }).returning('id').execute()).map((r) => Number(r.id));
+      assert.deepEqual((await worker(s).runOnce()).map((r) => r.outcome), ['failed']);
+      assert.match((await jobs.find(digest, 'us'))!.last_error!, /garbage collection/);
+      assert.equal(await locations.driver('us').stat(blobKey(digest)), undefined);
+      await guards.release([g!]);
+
+      const orphan = digestOf(randomBytes(10));
+      await jobs.enqueue(orphan, ['us'], clock);
+      assert.deepEqual((await worker(s).runOnce()).map((r) => r.outcome), ['failed'], 'a push may still record it');
+      clock += 3_600_000;
+      const outcomes = (await worker(s).runOnce()).map((r) => r.outcome).sort();
+      assert.deepEqual(outcomes, ['copied', 'dropped']);
+      assert.equal(await jobs.find(orphan, 'us'), undefined);
+    });
+
+    it('a job whose worker stalls is taken over after its lease; the stalled copy commits nothing; one object', async () => {
+      const { digest, bytes } = await push('acme/race', 'eu', 256 * 1024);
+      // Process A's source stalls after its first bytes (its process hangs mid-copy).
+      const eu = locations.driver('eu');
+      let resume!: () => void;
+      const stalled = new Promise<void>((r) => (resume = r));
+      let started!: () => void;
+      const copying = new Promise<void>((r) => (started = r));
+      const stalling: BlobDriver = Object.create(eu, {
+        reader: {
+          value: async (key: string) => {
+            const all = await readAll(eu, key);
+            return Readable.from(
+              (async function* () {
+                yield all.subarray(0, 1000);
+                started();
+                await stalled;
+                yield all.subarray(1000);
+              })(),
+            );
+          },
+        },
+      });
+      const { TestLocations } = await import('../../../test/helpers/storage-locations.js');
+      const locsA = new TestLocations([{ name: 'eu', driver: stalling }, locations.get('us')!]);
+      // A's clock stands still: its renewals no longer extend the lease (a hung process).
+      const frozen = clock;
+      const a = service({ targets: ['us'], locs: locsA, now: () => frozen });
+      const b = service({ targets: ['us'] });
+      await b.onCommitted(digest, 'eu');
+      const runA = worker(a, undefined, 'process-a').runOnce();
+      await copying;
+      assert.deepEqual(await worker(b, undefined, 'process-b').runOnce(), [], 'the lease holds');
+      clock += LEASE_MS + 1;
+      const resultB = await worker(b, undefined, 'process-b').runOnce();
+      assert.deepEqual(resultB.map((r) => r.outcome), ['copied']);
+      // A notices at its next renewal that it lost the job, and stops without committing.
+      await new Promise((r) => setTimeout(r, LEASE_MS));
+      resume();
+      const resultA = await runA;
+      assert.deepEqual(resultA.map((r) => r.outcome), ['lost']);
+      assert.deepEqual(await keys(locations.driver('us')), [blobKey(digest)]);
+      assert.deepEqual(await readAll(locations.driver('us'), blobKey(digest)), bytes);
+      assert.deepEqual(await placements.list(digest), ['eu', 'us']);
+      assert.equal(await jobs.find(digest, 'us'), undefined);
+    });
+
+    it('two workers draining one queue copy each blob once', async () => {
+      const s1 = service({ targets: ['us'] });
+      const s2 = service({ targets: ['us'] });
+      const pushed = [];
+      for (let i = 0; i < 24; i++) pushed.push(await push('acme/many', 'eu', 512));
+      for (const p of pushed) await s1.onCommitted(p.digest, 'eu');
+      const [r1, r2] = await Promise.all([worker(s1, undefined, 'w1').runOnce(), worker(s2, undefined, 'w2').runOnce()]);
+      const all = [...r1, ...r2];
+      assert.equal(all.length, 24);
+      assert.ok(all.every((r) => r.outcome === 'copied'), JSON.stringify(all.map((r) => r.outcome)));
+      assert.deepEqual(await keys(locations.driver('us')), pushed.map((p) => blobKey(p.digest)).sort());
+      assert.deepEqual(await jobs.backlog(), new Map());
+    });
+
+    it('is built only for several locations, and refuses a registry-wide target that is not a location', async () => {
+      const config = (replication: Record<string, unknown>) => loadConfig({ env: {}, overrides: { replication } });
+      assert.equal(createReplication(h, config({}), undefined), undefined);
+      const one = new (await import('../../../test/helpers/storage-locations.js')).TestLocations([locations.get('eu')!]);
+      assert.equal(createReplication(h, config({}), one), undefined);
+      assert.throws(() => createReplication(h, config({ targets: ['eu', 'mars'] }), locations), (err: unknown) => err instanceof ConfigError && /replication.targets: "mars" is not a configured storage location \(locations: eu, us, ap\)/.test((err as Error).message));
+      const r = createReplication(h, config({ targets: 'eu,us' }), locations)!;
+      assert.deepEqual(r.service.defaultTargets, ['eu', 'us']);
+    });
+  });
+}

@@ -1,0 +1,85 @@
+/**
+ * The replication worker: every poll it runs `concurrency` slots, each claiming one due copy job at a
+ * time (registry/replication/replication-service.ts) until none is left, then sleeps until the next poll.
+ * Any number of processes may run it: jobs are leased one by one in the database, a lease is renewed
+ * while its copy runs, and a job whose worker died is taken over once its lease expires. `stop()` aborts
+ * the copies in progress (they commit nothing, and their jobs are released at once) and waits for them.
+ * Every poll also refreshes the backlog gauge.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from '../../observability/logger.js';
+import type { Metrics } from '../../observability/metrics.js';
+import type { JobResult, ReplicationService } from '../../registry/replication/replication-service.js';
+import { Poller } from '../poller.js';
+
+export interface ReplicationWorkerDeps {
+  service: ReplicationService;
+  /** Copies this process runs at once. */
+  concurrency: number;
+  /** How long the worker sleeps when no job is due. */
+  pollMs: number;
+  /** The queue length per location, for the backlog gauge. */
+  backlog?: () => Promise<Map<string, number>>;
+  log?: Logger;
+  metrics?: Pick<Metrics, 'replicationBacklog' | 'replicationBytes' | 'replicationFailures' | 'replicationCopySeconds'>;
+  /** The lease holder's name; default host:pid:random. */
+  owner?: string;
+}
+
+export class ReplicationWorker {
+  readonly owner: string;
+  private readonly abort = new AbortController();
+  private readonly poller: Poller;
+
+  constructor(private readonly deps: ReplicationWorkerDeps) {
+    this.owner = deps.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.poller = new Poller(() => this.runOnce(), deps.pollMs, (err) => deps.log?.error({ err }, 'replication pass failed'));
+  }
+
+  start(): void {
+    this.poller.start();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.poller.stop();
+  }
+
+  /** Works due jobs until none is left (or `stop()`); returns how the jobs it ran ended. */
+  async runOnce(): Promise<JobResult[]> {
+    const outcomes: JobResult[] = [];
+    const slot = async () => {
+      while (!this.abort.signal.aborted) {
+        const [job] = await this.deps.service.claim(this.owner, 1);
+        if (!job) return;
+        const result = await this.deps.service.runJob(job, this.abort.signal);
+        this.observe(result);
+        outcomes.push(result);
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: this.deps.concurrency }, slot));
+    } finally {
+      await this.refreshBacklog();
+    }
+    return outcomes;
+  }
+
+  private observe(r: JobResult): void {
+    const m = this.deps.metrics;
+    if (!m) return;
+    if (r.outcome === 'failed') m.replicationFailures.labels(r.location).inc();
+    if (r.outcome !== 'copied') return;
+    m.replicationBytes.labels(r.location).inc(r.bytes);
+    m.replicationCopySeconds.labels(r.location).observe(r.seconds);
+  }
+
+  private async refreshBacklog(): Promise<void> {
+    const { backlog, metrics } = this.deps;
+    if (!backlog || !metrics) return;
+    const counts = await backlog().catch(() => undefined);
+    if (!counts) return;
+    for (const location of this.deps.service.locations.preferred.map((l) => l.name)) metrics.replicationBacklog.labels(location).set(counts.get(location) ?? 0);
+  }
+}
