@@ -56,6 +56,8 @@ describe('two storage locations (filesystem and S3), preference [fs, s3]', () =>
         fs: { driver: 'filesystem', path: fsDir },
       }),
       WHARF_STORAGE_PREFERENCE: 'fs,s3',
+      // Where each push lands is the point here: no copies between the locations (geo-replication.test.ts).
+      WHARF_REPLICATION_ENABLED: 'false',
     };
     wharf = await startWharf({ env });
     registerCredentials(wharf.host, wharf.admin);
