@@ -132,19 +132,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
 
   async delete(key: string): Promise<void> {
     assertValidKey(key);
-    const failed: StorageUnavailableError[] = [];
-    for (const l of this.preferred) {
-      const down = this.knownDown(l);
-      if (down) {
-        failed.push(down);
-        continue;
-      }
-      try {
-        await l.driver.delete(key);
-      } catch (err) {
-        failed.push(this.failure(l, err));
-      }
-    }
+    const failed = await this.everywhere((l) => l.driver.delete(key));
     if (failed.length) throw combined(failed);
   }
 
@@ -173,6 +161,15 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
 
   async sweepStaging(olderThanMs: number): Promise<number> {
     let removed = 0;
+    const failed = await this.everywhere(async (l) => {
+      removed += (await l.driver.sweepStaging?.(olderThanMs)) ?? 0;
+    });
+    if (failed.length) throw combined(failed);
+    return removed;
+  }
+
+  /** Runs `op` in every location not known to be down, one after another; the failures, named by location. */
+  private async everywhere(op: (l: StorageLocation) => Promise<void>): Promise<StorageUnavailableError[]> {
     const failed: StorageUnavailableError[] = [];
     for (const l of this.preferred) {
       const down = this.knownDown(l);
@@ -181,13 +178,12 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
         continue;
       }
       try {
-        removed += (await l.driver.sweepStaging?.(olderThanMs)) ?? 0;
+        await op(l);
       } catch (err) {
         failed.push(this.failure(l, err));
       }
     }
-    if (failed.length) throw combined(failed);
-    return removed;
+    return failed;
   }
 
   /** The location a new object goes to: the first preferred one that is up and opens the writer. */
