@@ -63,6 +63,11 @@ const s3Fields = z.strictObject({
      * response body that stopped arriving.
      */
     request_timeout: duration.prefault('60s').refine((n) => n >= 1000, { message: 'must be at least 1 second' }),
+    /**
+     * An `https://` endpoint: a PEM file of the certificate authorities trusted for it, instead of Node's
+     * own (Mozilla's list and NODE_EXTRA_CA_CERTS), e.g. a private CA.
+     */
+    ca_file: z.string().min(1).optional(),
 });
 const s3KeysTogether = (s: z.output<typeof s3Fields>) => (s.access_key_id === undefined) === (s.secret_access_key === undefined);
 const s3KeysMessage = { message: 'access_key_id and secret_access_key must be given together' };

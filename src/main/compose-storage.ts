@@ -3,6 +3,7 @@
  * driver per location in this process's order of preference. The S3 driver (and with it the AWS SDK,
  * some 30 MiB of a process's memory) is loaded only when a location uses it.
  */
+import { readFile } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { storageLocations, type LocationConfig } from '../config/storage-locations.js';
 import type { BlobDriver } from '../storage/blob-driver.js';
@@ -10,11 +11,12 @@ import { FsBlobDriver } from '../storage/fs/fs-blob-driver.js';
 import { LocatedBlobDriver } from '../storage/located-driver.js';
 import type { StorageLocation } from '../storage/locations.js';
 import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
+import { StartupError } from './startup-error.js';
 
 export async function createStorage(config: Readonly<Config>): Promise<BlobDriver> {
   const locations = storageLocations(config);
   if (!config.storage.locations) return createLocationDriver(locations[0]!);
-  return new LocatedBlobDriver(await Promise.all(locations.map(async (l) => ({ name: l.name, driver: await createLocationDriver(l) }))));
+  return new LocatedBlobDriver(await Promise.all(locations.map(async (l) => ({ name: l.name, driver: await createLocationDriver(l, `storage.locations.${l.name}`) }))));
 }
 
 /** The locations behind `storage`, most preferred first: those of a located driver, or the one named `default`. */
@@ -22,7 +24,8 @@ export function locationsOf(storage: BlobDriver, config: Readonly<Config>): read
   return storage instanceof LocatedBlobDriver ? storage.preferred : [{ name: storageLocations(config)[0]!.name, driver: storage }];
 }
 
-export async function createLocationDriver(location: LocationConfig): Promise<BlobDriver> {
+/** The driver of one location; `setting` is where its configuration lives, for error messages. */
+export async function createLocationDriver(location: LocationConfig, setting = 'storage'): Promise<BlobDriver> {
   if (location.driver === 'memory') return new MemoryBlobDriver();
   if (location.driver === 's3') {
     const { S3BlobDriver } = await import('../storage/s3/s3-blob-driver.js');
@@ -43,7 +46,20 @@ export async function createLocationDriver(location: LocationConfig): Promise<Bl
       redirectEndpoint: s3.redirect_endpoint,
       connectTimeoutMs: s3.connect_timeout,
       requestTimeoutMs: s3.request_timeout,
+      ca: s3.ca_file === undefined ? undefined : await readCaFile(s3.ca_file, `${setting}.s3.ca_file`),
     });
   }
   return new FsBlobDriver(location.path!, { fsync: location.fsync });
+}
+
+/** The PEM text of `storage.s3.ca_file`; a file that cannot be read stops the start with one line. */
+async function readCaFile(path: string, setting: string): Promise<string> {
+  let pem: string;
+  try {
+    pem = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new StartupError(`${setting}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new StartupError(`${setting}: ${path} holds no PEM certificate`);
+  return pem;
 }

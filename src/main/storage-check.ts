@@ -10,7 +10,7 @@ import { storageLocations, type LocationConfig } from '../config/storage-locatio
 import type { Logger } from '../observability/logger.js';
 import { StorageUnavailableError, type BlobDriver } from '../storage/blob-driver.js';
 import type { S3BlobDriver } from '../storage/s3/s3-blob-driver.js';
-import { s3Status } from '../storage/s3/s3-errors.js';
+import { isCertificateError, s3Status } from '../storage/s3/s3-errors.js';
 import { locationsOf } from './compose-storage.js';
 import { StartupError } from './startup-error.js';
 
@@ -59,6 +59,9 @@ function s3StartupError(err: unknown, what: string, where: string, setting: stri
   }
   if (status !== undefined) return new StartupError(`${what}: ${where} answered HTTP ${status}; check ${setting}.s3 (endpoint, region, bucket)`);
   const cause = err as { code?: string; message?: string; name?: string };
+  if (isCertificateError(err)) {
+    return new StartupError(`${what}: the certificate of ${where} does not verify (${cause.code}); give its certificate authority in ${setting}.s3.ca_file${env('ca_file')} or NODE_EXTRA_CA_CERTS`);
+  }
   const reason = cause.code ?? cause.message ?? cause.name ?? String(err);
   return new StartupError(`${what}: cannot reach ${where}: ${reason}; check ${setting}.s3.endpoint${env('endpoint')} and that the server runs`);
 }

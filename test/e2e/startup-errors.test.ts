@@ -18,9 +18,11 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { runCommand } from '../helpers/e2e-utils.js';
+import { startFaultServer } from '../helpers/fault-server.js';
 import { jsonLogProblems } from '../helpers/json-lines.js';
 import { freePort } from '../helpers/ports.js';
 import { testS3Options } from '../helpers/s3.js';
+import { makeTestPki } from '../helpers/tls.js';
 import { startWharf, type WharfProcess } from '../helpers/wharf-process.js';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
@@ -243,6 +245,18 @@ describe('one server per SQLite database', () => {
   });
 });
 
+/** An https server whose certificate a throwaway authority signed (trusted by nobody), for the TLS cases. */
+let tlsServer: Promise<{ url: string; close(): Promise<void> }> | undefined;
+function tlsStore(): Promise<{ url: string }> {
+  tlsServer ??= (async () => {
+    const pki = await makeTestPki();
+    const server = await startFaultServer((_req, res) => void res.writeHead(200).end(), { tls: { key: pki.key, cert: pki.cert } });
+    return { url: server.url, close: async () => (await server.close(), await pki.remove()) };
+  })();
+  return tlsServer;
+}
+after(async () => (await tlsServer)?.close());
+
 /** The S3 cases: the test server's settings with one thing wrong in each. */
 function s3Cases(): Case[] {
   const s3Env = async (dir: string, wrong: Record<string, string>) => {
@@ -279,6 +293,18 @@ function s3Cases(): Case[] {
       name: 'S3 endpoint cannot be reached',
       setup: async (dir) => s3Env(dir, { WHARF_STORAGE_S3_ENDPOINT: `http://127.0.0.1:${await freePort()}` }),
       serve: { code: 1, message: /^wharf: S3 storage: cannot reach bucket "\S+" at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED; check storage\.s3\.endpoint \(WHARF_STORAGE_S3_ENDPOINT\)/ },
+      check: { code: 0 },
+    },
+    {
+      name: "S3 endpoint's certificate does not verify",
+      setup: async (dir) => s3Env(dir, { WHARF_STORAGE_S3_ENDPOINT: (await tlsStore()).url }),
+      serve: { code: 1, message: /^wharf: S3 storage: the certificate of bucket "\S+" at https:\/\/127\.0\.0\.1:\d+ does not verify \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\); give its certificate authority in storage\.s3\.ca_file \(WHARF_STORAGE_S3_CA_FILE\) or NODE_EXTRA_CA_CERTS\n$/ },
+      check: { code: 0 },
+    },
+    {
+      name: 'storage.s3.ca_file cannot be read',
+      setup: async (dir) => s3Env(dir, { WHARF_STORAGE_S3_ENDPOINT: (await tlsStore()).url, WHARF_STORAGE_S3_CA_FILE: join(dir, 'missing-ca.pem') }),
+      serve: { code: 1, message: /^wharf: storage\.s3\.ca_file: cannot read \S+\/missing-ca\.pem \(ENOENT\)\n$/ },
       check: { code: 0 },
     },
     {

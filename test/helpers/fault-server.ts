@@ -3,7 +3,8 @@
  * auth challenges, wrong digests, truncated bodies, stalls, 5xx, 429, redirects. Each test supplies the
  * handler; the server records every request it received so tests can assert what reached the wire.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface RecordedRequest {
@@ -28,25 +29,27 @@ export interface FaultServer {
   close(): Promise<void>;
 }
 
-export async function startFaultServer(handler: FaultHandler, opts: { host?: string } = {}): Promise<FaultServer> {
+/** `tls`: serve https with this key and certificate (PEM), e.g. from test/helpers/tls.ts. */
+export async function startFaultServer(handler: FaultHandler, opts: { host?: string; tls?: { key: string; cert: string } } = {}): Promise<FaultServer> {
   let current = handler;
   const sockets = new Set<Socket>();
   const requests: RecordedRequest[] = [];
-  const server: Server = createServer((req, res) => {
+  const listener: RequestListener = (req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     Promise.resolve(current(req, res, api)).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(599).end(String(err));
       else res.destroy();
     });
-  });
-  server.on('connection', (s) => {
+  };
+  const server: Server = opts.tls ? createHttpsServer({ key: opts.tls.key, cert: opts.tls.cert }, listener) : createServer(listener);
+  server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((resolve) => server.listen(0, opts.host ?? '127.0.0.1', resolve));
   const { port, address } = server.address() as AddressInfo;
   const api: FaultServer = {
-    url: `http://${address}:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://${address}:${port}`,
     host: `${address}:${port}`,
     port,
     requests,

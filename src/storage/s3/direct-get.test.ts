@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { startFaultServer, type FaultServer } from '../../../test/helpers/fault-server.js';
+import { makeTestPki, type TestPki } from '../../../test/helpers/tls.js';
 import type { PositionalReader } from '../blob-driver.js';
 import { DirectGetError, directGet } from './direct-get.js';
 
@@ -114,6 +115,92 @@ describe('directGet: an S3 GET read from the socket', () => {
       await assert.rejects(directGet(url, undefined, opts), (err: Error) => err instanceof DirectGetError && /longer than/.test(err.message));
     } finally {
       await new Promise<void>((r) => garbage.close(() => r()));
+    }
+  });
+});
+
+describe('directGet over TLS (https: URLs)', () => {
+  const data = randomBytes(2 * 1024 * 1024 + 5);
+  let pki: TestPki;
+  let server: FaultServer;
+  let tlsOpts: typeof opts & { ca: string };
+  after(async () => {
+    await server?.close();
+    await pki?.remove();
+  });
+
+  it('reads the whole object and a range from a server whose authority is given', async () => {
+    pki = await makeTestPki();
+    tlsOpts = { ...opts, ca: pki.ca };
+    server = await startFaultServer(
+      (req, res) => {
+        const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+        if (!m) return void res.writeHead(200, { 'Content-Length': data.length }).end(data);
+        const start = Number(m[1]);
+        const end = m[2] ? Number(m[2]) : data.length - 1;
+        res.writeHead(206, { 'Content-Length': end - start + 1, 'Content-Range': `bytes ${start}-${end}/${data.length}` }).end(data.subarray(start, end + 1));
+      },
+      { tls: { key: pki.key, cert: pki.cert } },
+    );
+    assert.match(server.url, /^https:/);
+    const whole = await directGet(new URL(`${server.url}/b/k?sig=1`), undefined, tlsOpts);
+    assert.equal(whole.kind, 'body');
+    if (whole.kind !== 'body') return;
+    assert.ok((await readAll(whole.reader, 0, data.length, 100_000)).equals(data));
+    await whole.reader.close();
+
+    // By name too: the certificate is for 127.0.0.1 and localhost.
+    const range = await directGet(new URL(`https://localhost:${server.port}/b/k`), { offset: 7, length: 1_500_000 }, tlsOpts);
+    assert.equal(range.kind, 'body');
+    if (range.kind !== 'body') return;
+    assert.equal(range.reader.size, data.length);
+    assert.ok((await readAll(range.reader, 7, 1_500_000)).equals(data.subarray(7, 1_500_007)));
+    await range.reader.close();
+    assert.equal(server.requests.at(-1)?.headers.host, `localhost:${server.port}`);
+  });
+
+  it("refuses a certificate its authorities do not vouch for, as a failure of the connection", async () => {
+    // Without `ca`: Node's own authorities (and NODE_EXTRA_CA_CERTS), which know nothing of the test CA.
+    await assert.rejects(directGet(new URL(`${server.url}/b/k`), undefined, opts), (err: Error) => err instanceof DirectGetError && /UNABLE_TO_VERIFY_LEAF_SIGNATURE/.test(err.message));
+    const other = await makeTestPki();
+    try {
+      await assert.rejects(directGet(new URL(`${server.url}/b/k`), undefined, { ...opts, ca: other.ca }), (err: Error) => err instanceof DirectGetError && /UNABLE_TO_VERIFY_LEAF_SIGNATURE/.test(err.message));
+    } finally {
+      await other.remove();
+    }
+    // Plain HTTP to the TLS port: no answer that parses.
+    await assert.rejects(directGet(new URL(`http://127.0.0.1:${server.port}/b/k`), undefined, opts), DirectGetError);
+  });
+
+  it('fails a read when the TLS connection breaks off before the end', async () => {
+    server.setHandler((_req, res) => {
+      res.writeHead(200, { 'Content-Length': data.length });
+      res.write(data.subarray(0, 512 * 1024), () => res.socket?.destroy());
+    });
+    const r = await directGet(new URL(`${server.url}/trunc`), undefined, tlsOpts);
+    assert.equal(r.kind, 'body');
+    if (r.kind !== 'body') return;
+    await assert.rejects(readAll(r.reader, 0, data.length), (err: Error) => err instanceof DirectGetError && /closed \d+ bytes before the end/.test(err.message));
+  });
+
+  it('fails when the TLS server goes silent mid-body, and when it never finishes the handshake', async () => {
+    server.setHandler((_req, res) => {
+      res.writeHead(200, { 'Content-Length': data.length });
+      res.write(data.subarray(0, 4096));
+    });
+    const r = await directGet(new URL(`${server.url}/stall`), undefined, tlsOpts);
+    assert.equal(r.kind, 'body');
+    if (r.kind !== 'body') return;
+    await assert.rejects(readAll(r.reader, 0, data.length), (err: Error) => err instanceof DirectGetError && /silent/.test(err.message));
+
+    // A plain TCP server that accepts and says nothing: the handshake never completes.
+    const mute = createServer((s) => s.on('error', () => {}));
+    await new Promise<void>((res) => mute.listen(0, '127.0.0.1', res));
+    try {
+      const url = new URL(`https://127.0.0.1:${(mute.address() as { port: number }).port}/x`);
+      await assert.rejects(directGet(url, undefined, { ...tlsOpts, connectTimeoutMs: 300 }), (err: Error) => err instanceof DirectGetError && /no connection within 300 ms/.test(err.message));
+    } finally {
+      mute.close();
     }
   });
 });

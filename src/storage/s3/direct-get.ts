@@ -8,11 +8,14 @@
  * kernel holds), copied out into the buffers the blob sender recycles; nothing is allocated per chunk.
  *
  * Deliberately small: one GET (a presigned URL, so signing stays the SDK's), `Connection: close`, a body
- * framed by Content-Length. Anything else the store answers — an error status, a chunked body, a
+ * framed by Content-Length. An `https:` URL goes over TLS (`tls.connect`, which reads the same way),
+ * trusting what the SDK trusts: Node's certificate authorities (its own list and NODE_EXTRA_CA_CERTS), or
+ * only `ca` when the driver is given one; a certificate that does not verify fails the connection. Anything else the store answers — an error status, a chunked body, a
  * missing length — is reported as `unsupported` before any byte is read, and the driver asks again
  * through the SDK, which owns the error handling.
  */
-import { connect, type NetConnectOpts, type Socket } from 'node:net';
+import { connect, isIP, type NetConnectOpts, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import type { PositionalReader } from '../blob-driver.js';
 
 const MAX_HEADER = 64 * 1024;
@@ -24,6 +27,8 @@ export interface DirectGetOptions {
   connectTimeoutMs: number;
   /** A connection silent this long (no answer, a body that stopped arriving) fails. */
   idleTimeoutMs: number;
+  /** `https:` only: the certificate authorities (PEM) trusted instead of Node's own ones. */
+  ca?: string | Buffer;
 }
 
 /** A failure of the connection or of the store's answer (to be reported as the store being unavailable). */
@@ -38,11 +43,11 @@ export type DirectGetResult =
   | { kind: 'unsupported'; status: number };
 
 /**
- * GETs `url` (plain `http:`), bytes `offset` to `offset + length - 1` (to the end when `length` is
+ * GETs `url` (`http:` or `https:`), bytes `offset` to `offset + length - 1` (to the end when `length` is
  * undefined). Resolves once the response's head has arrived.
  */
 export function directGet(url: URL, range: { offset: number; length?: number } | undefined, opts: DirectGetOptions): Promise<DirectGetResult> {
-  if (url.protocol !== 'http:') throw new Error(`directGet handles http: URLs only (got ${url.protocol})`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`directGet handles http: and https: URLs only (got ${url.protocol})`);
   return new DirectGet(url, range, opts).started;
 }
 
@@ -77,22 +82,23 @@ class DirectGet implements PositionalReader {
     this.started = new Promise((resolve, reject) => (this.settleStart = { resolve, reject }));
     const rangeHeader = range && (range.offset > 0 || range.length !== undefined) ? `Range: bytes=${range.offset}-${range.length === undefined ? '' : range.offset + range.length - 1}\r\n` : '';
     const request = `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n${rangeHeader}User-Agent: wharf\r\nConnection: close\r\n\r\n`;
-    this.socket = connect({
-      host: url.hostname.replace(/^\[|\]$/g, ''),
-      port: Number(url.port || 80),
-      onread: { buffer: () => this.nextBuffer(), callback: (n: number) => this.received(n) },
-    } as NetConnectOpts);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const onread = { buffer: () => this.nextBuffer(), callback: (n: number) => this.received(n) };
+    const tls = url.protocol === 'https:';
+    this.socket = tls
+      ? connectTls({ host, port: Number(url.port || 443), servername: isIP(host) ? undefined : host, ca: opts.ca, onread } as ConnectionOptions)
+      : connect({ host, port: Number(url.port || 80), onread } as NetConnectOpts);
     this.socket.setNoDelay(true);
     let connected = false;
     this.socket.setTimeout(opts.connectTimeoutMs, () =>
       this.fail(new DirectGetError(connected ? `the connection stayed silent for ${opts.idleTimeoutMs} ms` : `no connection within ${opts.connectTimeoutMs} ms`)),
     );
-    this.socket.once('connect', () => {
+    this.socket.once(tls ? 'secureConnect' : 'connect', () => {
       connected = true;
       this.socket.setTimeout(opts.idleTimeoutMs);
       this.socket.write(request);
     });
-    this.socket.once('error', (err) => this.fail(new DirectGetError((err as NodeJS.ErrnoException).code ?? err.message)));
+    this.socket.once('error', (err) => this.fail(new DirectGetError(describe(err as NodeJS.ErrnoException))));
     const ended = () => {
       if (this.head) this.fail(new DirectGetError('the connection closed before an answer'));
       else if (this.remaining > 0) this.fail(new DirectGetError(`the connection closed ${this.remaining} bytes before the end of the object`));
@@ -203,4 +209,10 @@ class DirectGet implements PositionalReader {
     this.pending = undefined;
     pending?.reject(new Error('the reader was closed'));
   }
+}
+
+/** A connection's failure in one line, with its code (ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT…). */
+function describe(err: NodeJS.ErrnoException): string {
+  if (!err.code) return err.message;
+  return err.message.includes(err.code) ? err.message : `${err.message} (${err.code})`;
 }

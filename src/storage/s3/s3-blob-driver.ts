@@ -2,9 +2,9 @@
  * S3 driver: each key is an object in one bucket, under an optional key prefix. Writes are multipart
  * uploads onto the final key, visible only once completed (see `s3-writer.ts`); `move` is a server-side
  * copy followed by a delete of the source, so a reader of the target sees the old object or the new
- * one, never a partial one. Reads are ranged GETs streamed straight from the response; on a plain-HTTP
- * endpoint a pull's GET reads the socket straight into the sender's buffers (`openPositional`,
- * direct-get.ts), at a quarter of the CPU per byte of a stream through the SDK.
+ * one, never a partial one. Reads are ranged GETs streamed straight from the response; a pull's GET
+ * reads the socket (or the TLS connection of an `https:` endpoint) straight into the sender's buffers
+ * (`openPositional`, direct-get.ts), at a quarter of the CPU per byte of a stream through the SDK.
  *
  * Works with AWS S3 and with S3-compatible servers that need path-style addressing and do not accept
  * streamed checksums (Ceph RADOS Gateway 16.2): checksums are sent only when an operation requires
@@ -18,9 +18,10 @@
  */
 import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, AbortMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, Readable } from 'node:stream';
 import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader } from '../blob-driver.js';
-import { directGet } from './direct-get.js';
+import { DirectGetError, directGet, type DirectGetOptions } from './direct-get.js';
 import { copySource, MIN_PART_SIZE, S3Writer, type S3Target } from './s3-writer.js';
 import { isS3NotFound, s3Status } from './s3-errors.js';
 
@@ -47,6 +48,8 @@ export interface S3DriverOptions {
   connectTimeoutMs?: number;
   /** A connection silent this long (no answer, or a body that stopped) fails (default 60 s). */
   requestTimeoutMs?: number;
+  /** An `https:` endpoint's certificate authorities (PEM), trusted instead of Node's own; default Node's. */
+  ca?: string;
 }
 
 export class S3BlobDriver implements BlobDriver {
@@ -60,9 +63,7 @@ export class S3BlobDriver implements BlobDriver {
   private readonly presigner: S3Client;
   /** The store as an operator knows it, for error messages. */
   readonly where: string;
-  /** Positional reads (plain-HTTP endpoints only): see `directRead`. */
-  readonly openPositional?: (key: string, range?: { offset: number; length: number }) => Promise<PositionalReader>;
-  private readonly timeouts: { connectTimeoutMs: number; idleTimeoutMs: number };
+  private readonly direct: DirectGetOptions;
 
   constructor(opts: S3DriverOptions) {
     this.client = new S3Client({
@@ -74,7 +75,13 @@ export class S3BlobDriver implements BlobDriver {
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 3,
       // An endpoint that does not answer fails within seconds rather than hanging a start or a request.
-      requestHandler: { connectionTimeout: opts.connectTimeoutMs ?? 5000, socketTimeout: opts.requestTimeoutMs ?? 60_000 },
+      requestHandler: {
+        connectionTimeout: opts.connectTimeoutMs ?? 5000,
+        socketTimeout: opts.requestTimeoutMs ?? 60_000,
+        // An agent of our own, not agent options: for a request that sends `Expect: 100-continue` (a body
+        // over 1 MiB) the SDK makes a fresh agent without the options it was given, `ca` included.
+        ...(opts.ca === undefined ? {} : { httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 50, ca: opts.ca }) }),
+      },
     });
     // Outermost, around the SDK's retries: the error of the last attempt is the one relabelled.
     this.client.middlewareStack.add(
@@ -96,16 +103,16 @@ export class S3BlobDriver implements BlobDriver {
     this.bucket = opts.bucket;
     this.prefix = opts.prefix ? `${opts.prefix.replace(/\/+$/, '')}/` : '';
     this.partSize = Math.max(MIN_PART_SIZE, opts.partSize ?? 8 * 1024 * 1024);
-    this.timeouts = { connectTimeoutMs: opts.connectTimeoutMs ?? 5000, idleTimeoutMs: opts.requestTimeoutMs ?? 60_000 };
-    if (opts.endpoint?.startsWith('http://')) this.openPositional = (key, range) => this.directRead(key, range);
+    this.direct = { connectTimeoutMs: opts.connectTimeoutMs ?? 5000, idleTimeoutMs: opts.requestTimeoutMs ?? 60_000, ca: opts.ca };
   }
 
   /**
    * One GET of the bytes a pull asks for, read from the socket into the caller's buffers (direct-get.ts).
    * An answer that path does not handle (an error status, an unframed body) is asked again through the
-   * SDK, whose errors are the driver's: not found, the store unavailable.
+   * SDK, whose errors are the driver's: not found, the store unavailable. A connection that fails (refused,
+   * a certificate that does not verify, broken off or silent mid-body) is StorageUnavailableError.
    */
-  private async directRead(key: string, range?: { offset: number; length: number }): Promise<PositionalReader> {
+  async openPositional(key: string, range?: { offset: number; length: number }): Promise<PositionalReader> {
     if (range?.length === 0) {
       const st = await this.stat(key);
       if (!st) throw new BlobNotFoundError(key);
@@ -124,7 +131,13 @@ export class S3BlobDriver implements BlobDriver {
           current = await this.directOpen(key, { offset: at });
           position = at;
         }
-        const n = await current.read(buffer, at, length);
+        let n;
+        try {
+          n = await current.read(buffer, at, length);
+        } catch (err) {
+          // The connection broke off or went silent mid-body: the store's failure, as for a stream.
+          throw err instanceof DirectGetError ? new StorageUnavailableError(this.where, err.message, err) : err;
+        }
         position += n;
         return n;
       },
@@ -137,7 +150,7 @@ export class S3BlobDriver implements BlobDriver {
     const url = new URL(await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }), { expiresIn: 60 }));
     let answer;
     try {
-      answer = await directGet(url, range, this.timeouts);
+      answer = await directGet(url, range, this.direct);
     } catch (err) {
       throw new StorageUnavailableError(this.where, (err as Error).message, err);
     }

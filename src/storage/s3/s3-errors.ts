@@ -9,3 +9,9 @@ export function isS3NotFound(err: unknown): boolean {
 export function s3Status(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
 }
+
+/** A TLS connection refused because the store's certificate does not verify (untrusted, expired, another name). */
+export function isCertificateError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /CERT|SIGNATURE|ISSUER/.test(code);
+}
