@@ -29,6 +29,6 @@ describe('createStorage', () => {
       ],
     );
     assert.ok(preferred[0]!.driver instanceof MemoryBlobDriver);
-    assert.equal(storage.openPositional, undefined, 'memory and S3 locations offer no positional reads');
+    assert.equal(storage.openPositional, undefined, 'a memory location offers no positional reads');
   });
 });

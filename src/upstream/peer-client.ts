@@ -46,17 +46,9 @@ export class PeerClient {
 
   constructor(private readonly timeouts: PeerTimeouts) {}
 
-  /** The size of the fill of `digest` at `ownerUrl` (undefined when not announced); PeerFillError when it cannot say. */
-  async size(ownerUrl: string, digest: string, secret: string): Promise<number | undefined> {
-    const res = await this.send('HEAD', ownerUrl, digest, secret, 0);
-    await res.body.dump().catch(() => {});
-    return res.size;
-  }
-
   /** The bytes of the fill of `digest` at `ownerUrl` from `offset` on; PeerFillError when the owner does not answer with them. */
   async get(ownerUrl: string, digest: string, secret: string, offset: number): Promise<PeerFillResponse> {
-    const res = await this.send('GET', ownerUrl, digest, secret, offset);
-    return { size: res.size, body: res.body };
+    return this.send(ownerUrl, digest, secret, offset);
   }
 
   private agent(): Agent {
@@ -68,7 +60,8 @@ export class PeerClient {
     await this.agentOnce?.close();
   }
 
-  private async send(method: 'GET' | 'HEAD', ownerUrl: string, digest: string, secret: string, offset: number) {
+  private async send(ownerUrl: string, digest: string, secret: string, offset: number): Promise<PeerFillResponse> {
+    const method = 'GET';
     const url = `${ownerUrl.replace(/\/+$/, '')}/internal/fills/${digest}`;
     let res;
     try {
@@ -80,12 +73,12 @@ export class PeerClient {
     } catch (err) {
       throw new PeerFillError(`${method} ${url}: ${(err as Error).message}`, 'failed');
     }
-    const ok = offset > 0 && method === 'GET' ? res.statusCode === 206 : res.statusCode === 200;
+    const ok = offset > 0 ? res.statusCode === 206 : res.statusCode === 200;
     if (!ok) {
       await res.body.dump().catch(() => {});
       throw new PeerFillError(`${method} ${url} answered ${res.statusCode}`, res.statusCode === 404 ? 'gone' : 'failed');
     }
-    return { size: totalSize(res.headers), body: res.body as unknown as Readable & { dump(): Promise<void> } };
+    return { size: totalSize(res.headers), body: res.body as unknown as Readable };
   }
 }
 

@@ -84,6 +84,13 @@ describe('proxy-cache fills across two processes on PostgreSQL and S3', () => {
     return line ? Number(line.slice(name.length + 1)) : 0;
   };
 
+  /** Requests `w` answered on its internal fill endpoint with `method`, any status. */
+  const internalFillRequests = async (w: WharfProcess, method: 'GET' | 'HEAD'): Promise<number> => {
+    const text = await (await fetch(`${w.url}/metrics`)).text();
+    const lines = text.split('\n').filter((l) => l.startsWith('wharf_http_requests_total{') && l.includes(`method="${method}"`) && l.includes('route="internal_fill"'));
+    return lines.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  };
+
   const leaseRows = async (digest: string): Promise<number> => {
     const client = new pg.Client({ connectionString: db!.url });
     await client.connect();
@@ -180,6 +187,11 @@ describe('proxy-cache fills across two processes on PostgreSQL and S3', () => {
     // One process filled, the other followed it.
     const followed = [await metric(a!, 'wharf_proxy_fills_followed_total'), await metric(b!, 'wharf_proxy_fills_followed_total')];
     assert.deepEqual(followed.sort(), [0, 1]);
+    // The follower's (up to) 4 clients cost the owner one GET each, the first sent as the follower joined: no HEAD first.
+    const peerGets = async () => (await internalFillRequests(a!, 'GET')) + (await internalFillRequests(b!, 'GET'));
+    await waitFor('the owner to count the GETs it answered', async () => (await peerGets()) >= 1);
+    assert.ok((await peerGets()) <= 4, `${await peerGets()} GETs for 4 following clients`);
+    assert.deepEqual([await internalFillRequests(a!, 'HEAD'), await internalFillRequests(b!, 'HEAD')], [0, 0], 'the follower sent no HEAD');
     await waitFor('the lease to be released', async () => (await leaseRows(layer.digest)) === 0);
     // Both repositories hold the blob now: later pulls on either process come from storage.
     for (const w of [a!, b!]) {

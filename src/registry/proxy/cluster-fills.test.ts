@@ -33,14 +33,12 @@ class Hop implements PeerFills {
   readonly owners = new Map<string, FillPeers>();
   private readonly dead = new Set<string>();
   private readonly streams = new Map<string, Set<Readable>>();
-
-  async size(url: string, digest: string, secret: string): Promise<number | undefined> {
-    const served = await this.open(url, digest, secret, 0, true);
-    return served.size;
-  }
+  /** Every request sent, as `<url> <offset>`. */
+  readonly requests: string[] = [];
 
   async get(url: string, digest: string, secret: string, offset: number): Promise<{ size: number | undefined; body: Readable }> {
-    const served = await this.open(url, digest, secret, offset, false);
+    this.requests.push(`${url} ${offset}`);
+    const served = await this.open(url, digest, secret, offset);
     // A socket: cutting it breaks the reader's side at once, whatever the sender is waiting for.
     const source = toReadable(served.body!);
     const body = new PassThrough();
@@ -58,11 +56,11 @@ class Hop implements PeerFills {
     for (const s of this.streams.get(url) ?? []) s.destroy(new Error('connection reset'));
   }
 
-  private async open(url: string, digest: string, secret: string, offset: number, head: boolean) {
+  private async open(url: string, digest: string, secret: string, offset: number) {
     const peers = this.owners.get(url);
     if (!peers || this.dead.has(url)) throw new Error(`connect ECONNREFUSED ${url}`);
     if (!(await peers.authorize(secret))) throw new Error('401');
-    const served = await peers.open(digest as Digest, offset, head);
+    const served = await peers.open(digest as Digest, offset, false);
     if (!served) throw new Error('404');
     return served;
   }
@@ -174,10 +172,12 @@ for (const dialect of DIALECTS) {
       const upB = upstream(blob.byteLength);
       const ha = await a.join(digest, upA.start);
       assert.equal(ha.joined, false);
+      const requestsBefore = hop.requests.length;
       const hb = await b.join(digest, upB.start);
       assert.equal(hb.joined, true);
-      assert.equal(hb.size, blob.byteLength);
+      assert.equal(hb.size, blob.byteLength, "the size, from the head of the owner's answer");
       assert.equal(bEvents.followed, 1);
+      assert.deepEqual(hop.requests.slice(requestsBefore), ['http://a.test:5000 0'], 'joining sent one GET to the owner');
       let bGot = 0;
       const reading = drain(hb.open(), (n) => (bGot = n));
       const body = upA.bodies[0]!;
@@ -188,6 +188,7 @@ for (const dialect of DIALECTS) {
       const got = await reading;
       assert.deepEqual(got, { digest, bytes: blob.byteLength });
       assert.equal(upB.bodies.length, 0, 'B never went upstream');
+      assert.deepEqual(hop.requests.slice(requestsBefore), ['http://a.test:5000 0'], "the client's read took the answer to that GET");
       assert.deepEqual(await hb.done, { size: blob.byteLength });
       await ha.done;
       await until(() => true);

@@ -8,8 +8,10 @@
  *                                                         ├─► the lease is ours (taken over): our own fill
  *                                                         └─► another process took it over: follow it
  *
- * A read that already sent N bytes goes on from byte N of the new source: its client sees one response,
- * no byte twice. A watcher looks at the lease while nobody reads, so `done` settles (and a dead owner is
+ * Joining costs one request to the owner: the GET of the whole blob is sent at once, its answer's head
+ * tells the blob's size (the owner knows it once its upstream answered), and the first read from byte 0
+ * takes that answer's body rather than asking again. A read that already sent N bytes goes on from byte
+ * N of the new source: its client sees one response, no byte twice. A watcher looks at the lease while nobody reads, so `done` settles (and a dead owner is
  * replaced) without a reader too.
  */
 import { createHash } from 'node:crypto';
@@ -28,7 +30,6 @@ const MAX_PEER_FAILURES = 8;
 
 /** What a follower needs of the peer client (upstream/peer-client.ts). */
 export interface PeerFills {
-  size(ownerUrl: string, digest: string, secret: string): Promise<number | undefined>;
   get(ownerUrl: string, digest: string, secret: string, offset: number): Promise<{ size: number | undefined; body: Readable }>;
   close?(): Promise<void>;
 }
@@ -64,6 +65,8 @@ export class FollowedFill {
   private resolveDone!: (v: { size: number }) => void;
   private rejectDone!: (err: unknown) => void;
   private readonly ready: Promise<void>;
+  /** The owner's answer to the GET sent on joining, while no read took it (only a read from byte 0 of that source may). */
+  private spare: { source: Source; res: { size: number | undefined; body: Readable } } | undefined;
 
   constructor(
     private readonly ctx: FollowContext,
@@ -77,7 +80,7 @@ export class FollowedFill {
     });
     this.done.catch(() => {});
     this.source = { kind: 'peer', lease, size: undefined };
-    this.ready = this.probe();
+    this.ready = this.connect();
     this.ready.catch(() => {});
     void this.ready.then(() => this.watch()).catch((err: unknown) => this.fail(err));
   }
@@ -98,15 +101,35 @@ export class FollowedFill {
     };
   }
 
-  /** Learns the blob's size from the owner; an owner that cannot say is replaced at once. */
-  private async probe(): Promise<void> {
+  /**
+   * Sends the GET of the whole blob to the owner and learns the blob's size from its answer, kept for the
+   * first read; an owner that does not answer with the fill is replaced at once.
+   */
+  private async connect(): Promise<void> {
     const src = this.source as Extract<Source, { kind: 'peer' }>;
     try {
-      const size = await this.ctx.peers.size(src.lease.owner_url, this.digest, await this.ctx.secret.get());
-      if (this.source === src) this.source = { ...src, size };
+      const res = await this.ctx.peers.get(src.lease.owner_url, this.digest, await this.ctx.secret.get(), 0);
+      // Unread, it may still break (the owner dies): the read that takes it sees that, nobody else.
+      res.body.on('error', () => {});
+      if (this.source !== src) return void res.body.destroy();
+      this.source = { ...src, size: res.size };
+      this.spare = { source: this.source, res };
     } catch (err) {
       await this.recover(src, err);
     }
+  }
+
+  /** The answer kept by `connect` when `src` is still its source and the read starts at byte 0. */
+  private takeSpare(src: Source, pos: number): { size: number | undefined; body: Readable } | undefined {
+    const spare = this.spare;
+    if (!spare || spare.source !== src || pos !== 0) return undefined;
+    this.spare = undefined;
+    return spare.res;
+  }
+
+  private dropSpare(): void {
+    this.spare?.res.body.destroy();
+    this.spare = undefined;
   }
 
   /**
@@ -145,7 +168,7 @@ export class FollowedFill {
       }
       let failure: unknown;
       try {
-        const res = await this.ctx.peers.get(src.lease.owner_url, this.digest, await this.ctx.secret.get(), pos);
+        const res = this.takeSpare(src, pos) ?? (await this.ctx.peers.get(src.lease.owner_url, this.digest, await this.ctx.secret.get(), pos));
         try {
           for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
             const part = end !== undefined && pos + chunk.byteLength > end ? chunk.subarray(0, end - pos) : chunk;
@@ -187,6 +210,7 @@ export class FollowedFill {
   /** Finds where the bytes are now that `failed` broke; one search at a time, and none once a newer source is known. */
   private recover(failed: Source, err: unknown): Promise<void> {
     if (this.source !== failed) return Promise.resolve();
+    if (this.spare?.source === failed) this.dropSpare();
     if (!this.recovering) {
       this.recovering = this.search(failed as Extract<Source, { kind: 'peer' }>, err)
         .catch((e: unknown) => this.fail(e))
@@ -231,6 +255,7 @@ export class FollowedFill {
   private finish(size: number): void {
     if (this.settled) return;
     this.settled = true;
+    this.dropSpare();
     this.source = { kind: 'stored', size };
     this.resolveDone({ size });
   }
@@ -238,6 +263,7 @@ export class FollowedFill {
   private fail(error: unknown): void {
     if (this.settled) return;
     this.settled = true;
+    this.dropSpare();
     this.source = { kind: 'failed', error };
     this.rejectDone(error);
   }
