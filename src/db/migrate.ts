@@ -16,6 +16,7 @@ import { organizationMirrors } from './migrations/0012-organization-mirrors.js';
 import { blobFills } from './migrations/0013-blob-fills.js';
 import { loginFailures } from './migrations/0014-login-failures.js';
 import { replication } from './migrations/0015-replication.js';
+import { uploadChunkClaims } from './migrations/0017-upload-chunk-claims.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
@@ -34,6 +35,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0013-blob-fills': blobFills(d),
     '0014-login-failures': loginFailures(d),
     '0015-replication': replication(d),
+    '0017-upload-chunk-claims': uploadChunkClaims(d),
   };
 }
 

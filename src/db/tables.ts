@@ -106,6 +106,9 @@ export interface UploadsTable {
   size: number;
   created_at: number;
   updated_at: number;
+  /** The request writing a chunk now, until `chunk_expires_at` (migrations/0017-upload-chunk-claims.ts). */
+  chunk_writer: string | null;
+  chunk_expires_at: Generated<number>;
 }
 
 export interface UsersTable {

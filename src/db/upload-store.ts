@@ -52,6 +52,40 @@ export class UploadStore {
     return Number(res.numUpdatedRows) === 1;
   }
 
+  /**
+   * Claims the upload for writing one chunk until `now + leaseMs`, for `writer` (an id of the request):
+   * one chunk at a time across every process. 'busy' when another writer holds an unexpired claim;
+   * 'gone' when the upload no longer exists or is being expired.
+   */
+  async claimChunk(id: string, writer: string, now: number, leaseMs: number): Promise<'claimed' | 'busy' | 'gone'> {
+    const res = await this.db
+      .updateTable('uploads')
+      .set({ chunk_writer: writer, chunk_expires_at: now + leaseMs })
+      .where('id', '=', id)
+      .where('updated_at', '>', EXPIRING)
+      .where((eb) => eb.or([eb('chunk_writer', 'is', null), eb('chunk_expires_at', '<=', now)]))
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 1) return 'claimed';
+    const row = await this.db.selectFrom('uploads').select('id').where('id', '=', id).where('updated_at', '>', EXPIRING).executeTakeFirst();
+    return row ? 'busy' : 'gone';
+  }
+
+  /** Extends `writer`'s claim; false when it no longer holds it (it expired and another writer took it). */
+  async renewChunk(id: string, writer: string, now: number, leaseMs: number): Promise<boolean> {
+    const res = await this.db
+      .updateTable('uploads')
+      .set({ chunk_expires_at: now + leaseMs })
+      .where('id', '=', id)
+      .where('chunk_writer', '=', writer)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  /** Ends `writer`'s claim (nothing when it no longer holds it). */
+  async releaseChunk(id: string, writer: string): Promise<void> {
+    await this.db.updateTable('uploads').set({ chunk_writer: null, chunk_expires_at: 0 }).where('id', '=', id).where('chunk_writer', '=', writer).execute();
+  }
+
   async delete(id: string): Promise<boolean> {
     const res = await this.db.deleteFrom('uploads').where('id', '=', id).executeTakeFirst();
     return Number(res.numDeletedRows) > 0;

@@ -3,6 +3,12 @@
  * `uploadKey(id)`; a chunk the client aborts or mis-sizes is rolled back; the blob becomes visible only
  * when the final PUT's digest matches what was received.
  *
+ * One chunk of an upload is written at a time, across every process sharing the database: a chunk (and
+ * the final PUT) claims the upload's row first (`claimChunk`), and a request that finds another one
+ * writing is refused with 416 and the `Range` of the bytes stored, before it writes anything. Two
+ * PATCHes of one upload that reach two processes at once (a retry racing the original) therefore never
+ * both complete onto the same offset, and the final digest check sees the bytes one of them wrote.
+ *
  * The storage object's size is the upload's offset. After a crash mid-chunk the bytes that reached
  * storage are kept and reported by the status endpoint, so a client resumes from there; nothing
  * committed is ever lost. The running sha256 of each upload is kept in memory so completing a large
@@ -45,6 +51,9 @@ export interface UploadQuota {
   admitUpload(repo: RepositoryRef, stage: 'upload_start' | 'upload_chunk', incoming?: number): Promise<void>;
 }
 
+/** How long a chunk's claim holds without renewal (its writer renews it every third of that while it runs). */
+const CHUNK_CLAIM_MS = 60_000;
+
 export class UploadService {
   private readonly hashes = new Map<string, { size: number; hash: Hash }>();
   /** Offset at which a chunk is being written, per upload: status reports it, not uncommitted bytes. */
@@ -74,8 +83,8 @@ export class UploadService {
   async append(repo: RepositoryRef, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<UploadState> {
     await this.find(repo, id);
     await this.admitChunk(repo, id, range);
-    return this.locks.run(id, async () => {
-      const state = await this.appendLocked(id, body, range);
+    return this.exclusive(id, async (writer) => {
+      const state = await this.appendLocked(id, body, writer, range);
       await this.admitReceived(repo, id);
       return state;
     });
@@ -107,9 +116,9 @@ export class UploadService {
   async complete(repo: RepositoryRef, id: string, digest: Digest, body?: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<{ size: number }> {
     await this.find(repo, id);
     if (body) await this.admitChunk(repo, id, range);
-    return this.locks.run(id, async () => {
+    return this.exclusive(id, async (writer) => {
       if (body) {
-        await this.appendLocked(id, body, range);
+        await this.appendLocked(id, body, writer, range);
         await this.admitReceived(repo, id);
       }
       const size = await this.offset(id);
@@ -193,7 +202,28 @@ export class UploadService {
     return (await this.storage.stat(uploadKey(id)))?.size ?? 0;
   }
 
-  private async appendLocked(id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<UploadState> {
+  /**
+   * Runs `fn` holding the upload in this process (a mutex) and across processes (the row's chunk claim,
+   * renewed while `fn` runs, released after it). 416 with the stored range when another request holds it.
+   */
+  private exclusive<T>(id: string, fn: (writer: string) => Promise<T>): Promise<T> {
+    return this.locks.run(id, async () => {
+      const writer = randomUUID();
+      const claim = await this.uploads.claimChunk(id, writer, Date.now(), CHUNK_CLAIM_MS);
+      if (claim === 'gone') throw expired(id);
+      if (claim === 'busy') throw busy(await this.offset(id));
+      const renew = setInterval(() => void this.uploads.renewChunk(id, writer, Date.now(), CHUNK_CLAIM_MS).catch(() => {}), CHUNK_CLAIM_MS / 3);
+      renew.unref();
+      try {
+        return await fn(writer);
+      } finally {
+        clearInterval(renew);
+        await this.uploads.releaseChunk(id, writer).catch(() => {});
+      }
+    });
+  }
+
+  private async appendLocked(id: string, body: AsyncIterable<Uint8Array>, claim: string, range?: ChunkRange): Promise<UploadState> {
     const writer = await this.storage.writer(uploadKey(id), { append: true });
     const start = writer.size;
     if (range && range.start !== start) {
@@ -207,13 +237,13 @@ export class UploadService {
     }
     this.inflight.set(id, start);
     try {
-      return await this.writeChunk(id, writer, body, start, range);
+      return await this.writeChunk(id, writer, body, start, claim, range);
     } finally {
       this.inflight.delete(id);
     }
   }
 
-  private async writeChunk(id: string, writer: BlobWriter, body: AsyncIterable<Uint8Array>, start: number, range?: ChunkRange): Promise<UploadState> {
+  private async writeChunk(id: string, writer: BlobWriter, body: AsyncIterable<Uint8Array>, start: number, claim: string, range?: ChunkRange): Promise<UploadState> {
     const state = await this.hashState(id, start);
     const hash = state.hash.copy();
     try {
@@ -232,6 +262,11 @@ export class UploadService {
       throw new RegistryError('BLOB_UPLOAD_INVALID', `Content-Range announced ${range.end - range.start + 1} bytes but ${received} arrived`, undefined, 416).withHeaders(
         rangeHeader(start),
       );
+    }
+    // A claim that lapsed while the chunk arrived (this process stalled) may be another writer's now.
+    if (!(await this.uploads.renewChunk(id, claim, Date.now(), CHUNK_CLAIM_MS))) {
+      await writer.cancel();
+      throw busy(start);
     }
     await writer.commit();
     if (!(await this.uploads.touch(id, writer.size))) {
@@ -273,6 +308,15 @@ export function rangeHeader(size: number): Record<string, string> {
 
 function expired(id: string): RegistryError {
   return new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id} expired or was cancelled while the chunk arrived`);
+}
+
+function busy(size: number): RegistryError {
+  return new RegistryError(
+    'BLOB_UPLOAD_INVALID',
+    `another chunk of this upload is being written; the upload has ${size} bytes: ask for its status (GET) and send what follows`,
+    undefined,
+    416,
+  ).withHeaders(rangeHeader(size));
 }
 
 function outOfOrder(size: number, range: ChunkRange): RegistryError {

@@ -5,6 +5,7 @@ import { UploadStore } from '../../db/upload-store.js';
 import { UploadService } from '../../registry/uploads.js';
 import { blobKey } from '../../storage/keys.js';
 import type { Digest } from '../../oci/digest.js';
+import { parseRepositoryName, type RepositoryName } from '../../oci/reference.js';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { DIALECTS } from '../../../test/helpers/databases.js';
 import { assertError, pushBlob, sha256, sha512 } from '../../../test/helpers/inject-client.js';
@@ -217,6 +218,55 @@ for (const dialect of DIALECTS) {
       assert.equal(await store.claimStale(id, Date.now() + 1000), true);
       assertError(await patch(loc, 'late', '0-3'), 404, 'BLOB_UPLOAD_UNKNOWN');
       assert.equal(await t.storage.stat(`uploads/${id}`), undefined);
+    });
+
+    it('two chunks of one upload at two processes at once: one is written, the other refused with 416 and the stored range', async () => {
+      const loc = await start('up/racing');
+      const id = loc.split('/').pop()!;
+      const repo = await t.registry.repositories.get((parseRepositoryName('up/racing') as { ok: true; name: RepositoryName }).name);
+      // Another process: its own service (own mutex, own hash cache) on the same database and storage.
+      const other = new UploadService(new UploadStore(t.db.db), new BlobStore(t.db.db), t.storage);
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let firstArrived!: () => void;
+      const arrived = new Promise<void>((r) => (firstArrived = r));
+      const slow = (async function* () {
+        yield Buffer.from('first');
+        firstArrived();
+        await held;
+        yield Buffer.from('-chunk');
+      })();
+      const writing = other.append(repo, id, slow, { start: 0, end: 10 });
+      await arrived;
+      const res = await patch(loc, 'SECOND-CHNK', '0-10');
+      assertError(res, 416, 'BLOB_UPLOAD_INVALID');
+      assert.equal(res.headers.range, '0-0', 'nothing stored yet');
+      assert.match(res.body, /another chunk of this upload is being written/);
+      release();
+      assert.deepEqual(await writing, { id, size: 11 });
+      // The bytes of the chunk that was written, and only those, make the blob.
+      assertError(await t.app.inject({ method: 'PUT', url: `${loc}?digest=${sha256('SECOND-CHNK')}` }), 400, 'DIGEST_INVALID');
+      const done = await t.app.inject({ method: 'PUT', url: `${loc}?digest=${sha256('first-chunk')}` });
+      assert.equal(done.statusCode, 201, done.body);
+      assert.equal((await t.app.inject({ url: `/v2/up/racing/blobs/${sha256('first-chunk')}` })).body, 'first-chunk');
+    });
+
+    it('a chunk claim whose writer died expires; only its writer renews or releases it', async () => {
+      const loc = await start('up/claims');
+      const id = loc.split('/').pop()!;
+      const store = new UploadStore(t.db.db);
+      const now = Date.now();
+      assert.equal(await store.claimChunk(id, 'w1', now, 1000), 'claimed');
+      assert.equal(await store.claimChunk(id, 'w2', now + 500, 1000), 'busy');
+      assert.equal(await store.renewChunk(id, 'w2', now + 500, 1000), false);
+      assert.equal(await store.claimChunk(id, 'w2', now + 1000, 1000), 'claimed', 'w1 died: its claim lapsed');
+      assert.equal(await store.renewChunk(id, 'w1', now + 1100, 1000), false, 'w1 no longer holds it');
+      await store.releaseChunk(id, 'w1');
+      assert.equal(await store.claimChunk(id, 'w3', now + 1200, 1000), 'busy', "w1's release did not end w2's claim");
+      await store.releaseChunk(id, 'w2');
+      assert.equal(await store.claimChunk(id, 'w3', now + 1200, 1000), 'claimed');
+      await store.releaseChunk(id, 'w3');
+      assert.equal(await store.claimChunk(`${id.slice(0, -1)}0`, 'w4', now, 1000), 'gone');
     });
 
     it('unlinks a blob on DELETE', async () => {
