@@ -2,7 +2,8 @@
  * Two `wharf serve` processes on one PostgreSQL database and one bucket prefix behind haproxy (round
  * robin, no stickiness) behave as one registry (docs/operations.md#several-processes):
  * - skopeo, podman and ctr push and pull nested repositories through haproxy;
- * - an upload started on one process is continued, inspected and completed on the other;
+ * - an upload started on one process is continued, inspected and completed on the other; two chunks
+ *   of one upload reaching both processes at once do not both land: one gets 416;
  * - a bearer token, a web session and an API token obtained from one process are honoured by the other
  *   (the signing keys and sessions are rows of the shared database);
  * - failed logins count against one limit across the processes.
@@ -10,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +19,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import pg from 'pg';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { ctrPull, ctrRemoveImages, startContainerd, type ContainerdProcess } from '../helpers/containerd.js';
-import { fetchBody, rethrowFailures, sha256 } from '../helpers/e2e-utils.js';
+import { fetchBody, rethrowFailures, sha256, waitFor } from '../helpers/e2e-utils.js';
 import { buildImage, expectedDigestTree, KiB, layoutDigestTree, verifyLayoutBlobs, type BuiltImage } from '../helpers/oci-layout.js';
 import { createPodmanStore, podmanPull, runPodman, type PodmanStore } from '../helpers/podman.js';
 import { dockerRef, ociRef, skopeoCopy } from '../helpers/skopeo.js';
@@ -186,6 +188,99 @@ describe('two processes behind haproxy behave as one registry', () => {
       assert.equal(got.status, 200);
       assert.equal(sha256(new Uint8Array(await got.arrayBuffer())), digest);
     }
+  });
+
+  test('two PATCHes of one upload on the two processes at once: one is written, the other gets 416 with the stored range, and the digest check holds', async () => {
+    const repo = 'e2e/cluster/upload-race';
+    const auth = { authorization: `Bearer ${await bearer(P(0), repo, 'pull,push')}` };
+    // A first chunk above S3's part minimum: the racing chunks continue the stored object by a server-side copy.
+    const prefix = randomBytes(6 * 1024 * KiB);
+    const started = await fetch(`${P(0).url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: auth });
+    assert.equal(started.status, 202);
+    let loc = new URL(started.headers.get('location')!, P(0).url);
+    const first = await fetch(`${P(0).url}${loc.pathname}${loc.search}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'content-type': 'application/octet-stream', 'content-range': `0-${prefix.length - 1}` },
+      body: fetchBody(prefix),
+    });
+    assert.equal(first.status, 202, await first.clone().text());
+    loc = new URL(first.headers.get('location')!, P(0).url);
+    const id = loc.pathname.split('/').pop()!;
+    const path = `${loc.pathname}${loc.search}`;
+    const range = (n: number) => `${prefix.length}-${prefix.length + n - 1}`;
+    const stored = `0-${prefix.length - 1}`;
+
+    // 1. wharf1 is receiving a chunk (its request is still arriving) when the same chunk reaches wharf2.
+    const mine = randomBytes(2 * 1024 * KiB);
+    const theirs = randomBytes(mine.length);
+    const updatedAt = async () => {
+      const client = new pg.Client({ connectionString: C().dbUrl });
+      await client.connect();
+      try {
+        return Number((await client.query('select updated_at from uploads where id = $1', [id])).rows[0]?.updated_at);
+      } finally {
+        await client.end();
+      }
+    };
+    const idle = await updatedAt();
+    const slow = httpRequest(`${P(0).url}${path}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'content-type': 'application/octet-stream', 'content-range': range(mine.length), 'content-length': mine.length },
+    });
+    const slowDone = new Promise<{ status: number; range: string | undefined; body: string }>((resolve, reject) => {
+      slow.on('response', (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, range: res.headers.range, body }));
+      });
+      slow.on('error', reject);
+    });
+    slow.write(mine.subarray(0, 1024 * KiB));
+    // wharf1 started on the chunk: it marked the upload active (a chunk's first step on any process).
+    await waitFor('wharf1 to start writing the chunk', async () => (await updatedAt()) !== idle, 30_000, 50);
+    const raced = await fetch(`${P(1).url}${path}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'content-type': 'application/octet-stream', 'content-range': range(theirs.length) },
+      body: fetchBody(theirs),
+    });
+    const racedBody = await raced.text();
+    slow.end(mine.subarray(1024 * KiB));
+    const won = await slowDone;
+    assert.equal(raced.status, 416, `wharf2 took a chunk while wharf1 wrote one: ${racedBody}`);
+    assert.equal(raced.headers.get('range'), stored, 'the range of the bytes stored');
+    assert.equal(JSON.parse(racedBody).errors[0].code, 'BLOB_UPLOAD_INVALID');
+    assert.equal(won.status, 202, won.body);
+    assert.equal(won.range, `0-${prefix.length + mine.length - 1}`);
+
+    // 2. Two more chunks sent at once, one to each process: exactly one is written.
+    const at = prefix.length + mine.length;
+    const two = [randomBytes(1024 * KiB), randomBytes(1024 * KiB)];
+    const results = await Promise.all(
+      two.map((chunk, i) =>
+        fetch(`${P(i).url}${path}`, {
+          method: 'PATCH',
+          headers: { ...auth, 'content-type': 'application/octet-stream', 'content-range': `${at}-${at + chunk.length - 1}` },
+          body: fetchBody(chunk),
+        }).then(async (r) => ({ status: r.status, range: r.headers.get('range'), body: await r.text() })),
+      ),
+    );
+    assert.deepEqual(results.map((r) => r.status).sort(), [202, 416], JSON.stringify(results));
+    const winner = two[results.findIndex((r) => r.status === 202)]!;
+    const loser = two[results.findIndex((r) => r.status === 416)]!;
+    assert.match(results.find((r) => r.status === 416)!.range!, /^0-\d+$/);
+
+    // The final digest check holds: the bytes of the refused chunks make no blob, the written ones do.
+    const sep = loc.search ? '&' : '?';
+    for (const [i, wrong] of [Buffer.concat([prefix, theirs, winner]), Buffer.concat([prefix, mine, loser])].entries()) {
+      const res = await fetch(`${P(i).url}${path}${sep}digest=${sha256(wrong)}`, { method: 'PUT', headers: auth });
+      assert.equal(res.status, 400, await res.text());
+    }
+    const right = Buffer.concat([prefix, mine, winner]);
+    const done = await fetch(`${P(1).url}${path}${sep}digest=${sha256(right)}`, { method: 'PUT', headers: auth });
+    assert.equal(done.status, 201, await done.clone().text());
+    const got = await fetch(`${C().url}/v2/${repo}/blobs/${sha256(right)}`, { headers: auth });
+    assert.equal(got.status, 200);
+    assert.equal(sha256(new Uint8Array(await got.arrayBuffer())), sha256(right));
   });
 
   test('a completion with the wrong digest on the other process is refused; the upload stays resumable', async () => {
