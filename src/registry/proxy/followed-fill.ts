@@ -11,8 +11,8 @@
  * Joining costs one request to the owner: the GET of the whole blob is sent at once, its answer's head
  * tells the blob's size (the owner knows it once its upstream answered), and the first read from byte 0
  * takes that answer's body rather than asking again. A read that already sent N bytes goes on from byte
- * N of the new source: its client sees one response, no byte twice. A watcher looks at the lease while nobody reads, so `done` settles (and a dead owner is
- * replaced) without a reader too.
+ * N of the new source: its client sees one response, no byte twice. A watcher looks at the lease while
+ * nobody reads, so `done` settles (and a dead owner is replaced) without a reader too.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
