@@ -119,12 +119,14 @@ export class ReplicationService {
     const lease = new AbortController();
     const stop = () => lease.abort(new Error('the worker is stopping'));
     signal?.addEventListener('abort', stop, { once: true });
+    /** Set when the guard lapsed while the job is still ours: a failed attempt, retried after the backoff. */
+    let guardLost: string | undefined;
     const renew = setInterval(() => {
       const now = this.now();
       Promise.all([this.stores.jobs.renew(job.id, job.leaseOwner, now, this.opts.leaseMs), guards.extend(guard, now, now + this.opts.leaseMs)]).then(
         ([held, guarded]) => {
           if (!held) lease.abort(new Error('the job lease was lost'));
-          else if (!guarded) lease.abort(new Error("the copy's guard against garbage collection expired"));
+          else if (!guarded) lease.abort(new Error((guardLost = "the copy's guard against garbage collection expired before its renewal")));
         },
         (err: unknown) => this.opts.log?.warn({ err, digest }, 'could not renew a replication lease'),
       );
@@ -163,6 +165,7 @@ export class ReplicationService {
       }
       if (lease.signal.aborted) {
         if (signal?.aborted) await this.release(job);
+        else if (guardLost !== undefined) return await this.fail(job, guardLost);
         return { outcome: 'lost', location: job.location };
       }
       return await this.fail(job, lastError);

@@ -300,6 +300,28 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await guards(), [], 'released after the copy');
     });
 
+    it('a copy whose guard lapsed before its renewal stops, commits nothing and is retried after the backoff', async () => {
+      const { digest } = await push('acme/lapsed', 'eu', 256 * 1024);
+      const { driver: stalling, copying, resume } = stallAfterFirstBytes(locations.driver('eu'));
+      const { TestLocations } = await import('../../../test/helpers/storage-locations.js');
+      const s = service({ targets: ['us'], locs: new TestLocations([{ name: 'eu', driver: stalling }, locations.get('us')!]) });
+      await s.onCommitted(digest, 'eu');
+      const run = worker(s, undefined, 'lapsed').runOnce();
+      await copying;
+      // The process stood still for longer than the lease (GC may have considered the blob meanwhile).
+      clock += LEASE_MS + 1;
+      // Its next renewal (every third of the lease) finds the guard expired and stops the copy.
+      await new Promise((r) => setTimeout(r, LEASE_MS));
+      resume();
+      const results = await run;
+      assert.deepEqual(results.map((r) => r.outcome), ['failed']);
+      const row = (await jobs.find(digest, 'us'))!;
+      assert.deepEqual([row.attempts, row.lease_owner, row.next_attempt_at], [1, null, clock + BACKOFF.baseMs]);
+      assert.match(row.last_error!, /guard against garbage collection expired/);
+      assert.deepEqual(await keys(locations.driver('us')), []);
+      assert.equal(await h.db.selectFrom('blob_guards').select('id').where('digest', '=', digest).executeTakeFirst(), undefined);
+    });
+
     it('two workers draining one queue copy each blob once', async () => {
       const s1 = service({ targets: ['us'] });
       const s2 = service({ targets: ['us'] });
