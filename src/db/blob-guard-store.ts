@@ -81,6 +81,15 @@ export class BlobGuardStore {
     });
   }
 
+  /**
+   * Extends a live guard to `expiresAt` (a long writer, such as a replication copy, renewing it with its
+   * lease); false when it expired or is gone (GC may have considered the digest since: stop writing).
+   */
+  async extend(id: number, now: number, expiresAt: number): Promise<boolean> {
+    const res = await this.db.updateTable('blob_guards').set({ expires_at: expiresAt }).where('id', '=', id).where('expires_at', '>', now).executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
   /** Drops guards (a writer's when it is done, GC's once the bytes are deleted). */
   async release(ids: readonly number[]): Promise<void> {
     if (ids.length) await this.db.deleteFrom('blob_guards').where('id', 'in', [...ids]).execute();

@@ -5,6 +5,8 @@
  * that nobody holds or whose lease expired (its worker died), in one conditional update per batch that
  * re-checks those conditions, so two workers never hold one job at once; on PostgreSQL the candidates
  * are picked `FOR UPDATE SKIP LOCKED`, so concurrent claims take distinct jobs instead of waiting.
+ * Taking over an expired lease counts as a failed attempt (`last_error` names the worker that lost
+ * it), so a copy that kills or hangs every worker shows among the failures instead of looping unseen.
  * The holder renews the lease while it copies; `finish` records the placement and deletes the job in one
  * transaction; `fail` releases it with an exponential backoff. Enqueueing is idempotent (one job per
  * digest and location).
@@ -101,7 +103,8 @@ export class ReplicationJobStore {
 
   /**
    * Leases up to `limit` due jobs (`next_attempt_at <= now`, free or with an expired lease) to `owner`
-   * until `now + leaseMs`, oldest due first; returns them.
+   * until `now + leaseMs`, oldest due first; returns them. A job taken over from an expired lease has
+   * one more attempt counted, and the lost lease as its last error.
    */
   async claim(owner: string, limit: number, now: number, leaseMs: number): Promise<ReplicationJob[]> {
     if (limit <= 0) return [];
@@ -113,7 +116,14 @@ export class ReplicationJobStore {
       if (!ids.length) return [];
       const rows = await tx
         .updateTable('replication_jobs')
-        .set({ lease_owner: owner, lease_expires_at: now + leaseMs })
+        .set({
+          lease_owner: owner,
+          lease_expires_at: now + leaseMs,
+          // Read before the update: a lease still recorded here expired without its worker releasing it.
+          attempts: sql<number>`case when lease_owner is null then attempts else attempts + 1 end`,
+          state: sql<string>`case when lease_owner is null then state else 'retrying' end`,
+          last_error: sql<string | null>`case when lease_owner is null then last_error else 'the lease of ' || lease_owner || ' expired before its copy finished (the worker stopped or hung)' end`,
+        })
         .where('id', 'in', ids)
         .where('next_attempt_at', '<=', now)
         .where(free)

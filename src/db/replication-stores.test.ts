@@ -74,7 +74,15 @@ for (const dialect of DIALECTS) {
       assert.equal(b!.length + c!.length, 1);
       assert.equal(await jobs.renew(a.id, 'a', late, LEASE), false);
       assert.equal(await jobs.fail(a.id, 'a', 'late', late, BACKOFF), false);
-      assert.equal((await jobs.find(d('lease'), 'eu'))?.attempts, 0);
+      // The lost lease counts as an attempt, saying whose it was.
+      const [taken] = [...b!, ...c!];
+      assert.equal(taken!.attempts, 1);
+      const row = (await jobs.find(d('lease'), 'eu'))!;
+      assert.deepEqual([row.attempts, row.state, row.last_error], [1, 'retrying', 'the lease of a expired before its copy finished (the worker stopped or hung)']);
+      assert.equal(await jobs.fail(taken!.id, taken!.leaseOwner, 'down', late, BACKOFF), true);
+      assert.equal((await jobs.find(d('lease'), 'eu'))?.attempts, 2);
+      const [free] = await jobs.claim('d', 1, late + BACKOFF.maxMs, LEASE);
+      assert.equal(free!.attempts, 2, 'a released job is claimed without counting an attempt');
     });
 
     it('fails with an exponential backoff, capped; finish records the placement and removes the job', async () => {

@@ -152,8 +152,19 @@ describe('two processes behind haproxy: a process killed mid-push or mid-GC lose
     );
     // A pass deletes the rows first, then the bytes of the blobs whose rows it deleted.
     await waitFor('garbage collection to delete the bytes of the blobs it removed', async () => (await Promise.all(blobs.map((d) => C().bucket.stat(blobAt(d))))).every((s) => s === undefined), 30_000, 250);
-    const removedAfter = await Promise.all(C().processes.map((p) => metric(p, 'wharf_gc_removed_total', 'kind="blob"')));
-    const removed = removedAfter.reduce((a, n, i) => a + n - removedBefore[i]!, 0);
+    // The counters move when the pass ends, which may be after the bytes are gone.
+    let removedAfter: number[] = [];
+    const removedSince = () => removedAfter.reduce((a, n, i) => a + n - removedBefore[i]!, 0);
+    await waitFor(
+      'the pass that removed them to end',
+      async () => {
+        removedAfter = await Promise.all(C().processes.map((p) => metric(p, 'wharf_gc_removed_total', 'kind="blob"')));
+        return removedSince() >= blobs.length;
+      },
+      30_000,
+      250,
+    );
+    const removed = removedSince();
     assert.equal(removed, blobs.length, `each blob removed once across the processes (per process: ${removedAfter.map((n, i) => n - removedBefore[i]!)})`);
 
     const passes = C()

@@ -11,52 +11,30 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseDigest } from '../../src/oci/digest.js';
-import { FsBlobDriver } from '../../src/storage/fs/fs-blob-driver.js';
-import { blobKey } from '../../src/storage/keys.js';
 import { waitFor } from '../helpers/e2e-utils.js';
+import { blobsOf, openGeoLocations, replicationStatus, type GeoLocations } from '../helpers/geo-e2e.js';
 import { buildImage, expectedDigestTree, largeLayer, layoutDigestTree, MiB, verifyLayoutBlobs, type BuiltImage } from '../helpers/oci-layout.js';
-import { openTestS3Driver, testS3Options } from '../helpers/s3.js';
 import { dockerRef, ociRef, registerCredentials, skopeoCopy } from '../helpers/skopeo.js';
 import { adminFetch, startWharf, type WharfProcess } from '../helpers/wharf-process.js';
 
 const REPO = 'e2e/geo/replicated/app';
-const keyOf = (digest: string) => {
-  const parsed = parseDigest(digest);
-  assert.ok(parsed.ok, digest);
-  return blobKey(parsed.digest);
-};
-
-interface LocationView {
-  location: string;
-  blobs: number;
-  backlog: number;
-  failing: number;
-  last_error: string | null;
-}
-
 describe('replication between a filesystem and an S3 location, through wharf serve', () => {
   let work: string;
   let fsDir: string;
   let image: BuiltImage;
-  let bucket: Awaited<ReturnType<typeof openTestS3Driver>>;
+  let geo: GeoLocations;
   let wharf: WharfProcess | undefined;
-  const fs = () => new FsBlobDriver(fsDir);
-  const blobs = () => [image.configDigest, ...image.layers.map((l) => l.digest)];
-  const held = async (driver: { stat(key: string): Promise<unknown> }) => Promise.all(blobs().map(async (d) => (await driver.stat(keyOf(d))) !== undefined));
+  const blobs = () => blobsOf(image);
+  const held = (location: 'fs' | 's3') => geo.held(location, blobs());
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'wharf-e2e-geo-repl-'));
-    fsDir = join(work, 'fs-location');
     image = await buildImage(join(work, 'src'), { tag: 'v1', seed: 'geo-replication', layers: [largeLayer(8 * MiB), { files: [{ path: 'etc/geo', content: 'geo\n' }] }] });
-    bucket = await openTestS3Driver();
-    const o = testS3Options();
+    geo = await openGeoLocations(work);
+    fsDir = geo.fsDir;
     wharf = await startWharf({
       env: {
-        WHARF_STORAGE_LOCATIONS: JSON.stringify({
-          fs: { driver: 'filesystem', path: fsDir },
-          s3: { driver: 's3', s3: { endpoint: o.endpoint, bucket: o.bucket, region: o.region, access_key_id: o.accessKeyId, secret_access_key: o.secretAccessKey, prefix: bucket.prefix } },
-        }),
+        WHARF_STORAGE_LOCATIONS: geo.locationsEnv(),
         WHARF_STORAGE_PREFERENCE: 'fs s3',
         WHARF_REPLICATION_POLL_INTERVAL: '200ms',
         WHARF_GC_INTERVAL: '1s',
@@ -71,20 +49,16 @@ describe('replication between a filesystem and an S3 location, through wharf ser
   after(async () => {
     await wharf?.stop();
     if (wharf) await rm(wharf.dataDir, { recursive: true, force: true });
-    await bucket?.cleanup();
+    await geo?.cleanup();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  const status = async (): Promise<LocationView[]> => {
-    const res = await adminFetch(`${wharf!.url}/api/v1/replication/status?scope=${encodeURIComponent(REPO)}`);
-    assert.equal(res.status, 200, await res.clone().text());
-    return ((await res.json()) as { locations: LocationView[] }).locations;
-  };
+  const status = () => replicationStatus(wharf!.url, REPO);
 
   it('a push lands in the preferred location and is copied to the other in the background', async () => {
     assert.equal((await skopeoCopy(ociRef(join(work, 'src'), 'v1'), dockerRef(wharf!.host, REPO, 'v1'), { preserveDigests: true })).digest, image.manifestDigest);
-    assert.deepEqual(await held(fs()), [true, true, true]);
-    await waitFor('every blob copied to the S3 location', async () => (await held(bucket.driver)).every(Boolean), 60_000, 250);
+    assert.deepEqual(await held('fs'), [true, true, true]);
+    await waitFor('every blob copied to the S3 location', async () => (await held('s3')).every(Boolean), 60_000, 250);
     await waitFor('the status to show both locations holding the repository, nothing queued', async () => {
       const s = await status();
       return s.length === 2 && s.every((l) => l.blobs === blobs().length && l.backlog === 0 && l.failing === 0);
@@ -111,7 +85,7 @@ describe('replication between a filesystem and an S3 location, through wharf ser
     assert.equal(del.status, 202, await del.text());
     await waitFor(
       "the image's bytes gone from both locations",
-      async () => (await held(fs())).every((h) => !h) && (await held(bucket.driver)).every((h) => !h),
+      async () => (await held('fs')).every((h) => !h) && (await held('s3')).every((h) => !h),
       60_000,
       250,
     );

@@ -12,21 +12,12 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseDigest } from '../../src/oci/digest.js';
 import { FsBlobDriver } from '../../src/storage/fs/fs-blob-driver.js';
-import { blobKey } from '../../src/storage/keys.js';
 import { waitFor } from '../helpers/e2e-utils.js';
+import { blobsOf, heldIn, openGeoLocations, type GeoLocations } from '../helpers/geo-e2e.js';
 import { buildImage, expectedDigestTree, largeLayer, layoutDigestTree, MiB, verifyLayoutBlobs, type BuiltImage } from '../helpers/oci-layout.js';
-import { openTestS3Driver, testS3Options } from '../helpers/s3.js';
 import { dockerRef, ociRef, registerCredentials, skopeoCopy } from '../helpers/skopeo.js';
 import { adminFetch, startWharf, type WharfProcess } from '../helpers/wharf-process.js';
-
-const keyOf = (digest: string) => {
-  const parsed = parseDigest(digest);
-  assert.ok(parsed.ok, digest);
-  return blobKey(parsed.digest);
-};
-const blobsOf = (image: BuiltImage) => [image.configDigest, ...image.layers.map((l) => l.digest)];
 
 interface Health {
   status: number;
@@ -38,23 +29,18 @@ describe('two storage locations (filesystem and S3), preference [fs, s3]', () =>
   let work: string;
   let fsDir: string;
   let images: Record<'before' | 'during' | 'after', BuiltImage>;
-  let bucket: Awaited<ReturnType<typeof openTestS3Driver>>;
+  let geo: GeoLocations;
   let env: Record<string, string>;
   let wharf: WharfProcess | undefined;
-  const fs = () => new FsBlobDriver(fsDir);
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'wharf-e2e-geo-'));
-    fsDir = join(work, 'fs-location');
     const build = (name: string) => buildImage(join(work, name), { tag: name, seed: `geo-${name}`, layers: [largeLayer(6 * MiB), { files: [{ path: `etc/${name}`, content: `${name}\n` }] }] });
     images = { before: await build('before'), during: await build('during'), after: await build('after') };
-    bucket = await openTestS3Driver();
-    const o = testS3Options();
+    geo = await openGeoLocations(work);
+    fsDir = geo.fsDir;
     env = {
-      WHARF_STORAGE_LOCATIONS: JSON.stringify({
-        s3: { driver: 's3', s3: { endpoint: o.endpoint, bucket: o.bucket, region: o.region, access_key_id: o.accessKeyId, secret_access_key: o.secretAccessKey, prefix: bucket.prefix } },
-        fs: { driver: 'filesystem', path: fsDir },
-      }),
+      WHARF_STORAGE_LOCATIONS: geo.locationsEnv(),
       WHARF_STORAGE_PREFERENCE: 'fs,s3',
       // Where each push lands is the point here: no copies between the locations (geo-replication.test.ts).
       WHARF_REPLICATION_ENABLED: 'false',
@@ -66,7 +52,7 @@ describe('two storage locations (filesystem and S3), preference [fs, s3]', () =>
   after(async () => {
     await wharf?.stop();
     if (wharf) await rm(wharf.dataDir, { recursive: true, force: true });
-    await bucket?.cleanup();
+    await geo?.cleanup();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
@@ -84,13 +70,12 @@ describe('two storage locations (filesystem and S3), preference [fs, s3]', () =>
     assert.deepEqual(await layoutDigestTree(out, 'pulled'), expectedDigestTree(images[name]));
     await verifyLayoutBlobs(out);
   };
-  const where = async (image: BuiltImage, driver: { stat(key: string): Promise<unknown> }) => Promise.all(blobsOf(image).map(async (d) => (await driver.stat(keyOf(d))) !== undefined));
 
   it('pushes into the preferred filesystem location and pulls back; both locations healthy', async () => {
     assert.equal((await push('before')).digest, images.before.manifestDigest);
     await pullAndVerify('before');
-    assert.deepEqual(await where(images.before, fs()), [true, true, true]);
-    assert.deepEqual(await where(images.before, bucket.driver), [false, false, false]);
+    assert.deepEqual(await geo.held('fs', blobsOf(images.before)), [true, true, true]);
+    assert.deepEqual(await geo.held('s3', blobsOf(images.before)), [false, false, false]);
     const e2e = await health('endtoend');
     assert.deepEqual([e2e.status, e2e.services], [200, { database: true, storage: true }]);
     assert.deepEqual(e2e.expanded, { database: { status: true }, 'storage:fs': { status: true }, 'storage:s3': { status: true } });
@@ -102,8 +87,8 @@ describe('two storage locations (filesystem and S3), preference [fs, s3]', () =>
     try {
       assert.equal((await push('during')).digest, images.during.manifestDigest);
       await pullAndVerify('during');
-      assert.deepEqual(await where(images.during, bucket.driver), [true, true, true]);
-      assert.deepEqual(await where(images.during, new FsBlobDriver(`${fsDir}.away`)), [false, false, false]);
+      assert.deepEqual(await geo.held('s3', blobsOf(images.during)), [true, true, true]);
+      assert.deepEqual(await heldIn(new FsBlobDriver(`${fsDir}.away`), blobsOf(images.during)), [false, false, false]);
 
       const onlyInFs = await adminFetch(`${wharf!.url}/v2/e2e/geo-before/blobs/${images.before.layers[0]!.digest}`);
       assert.equal(onlyInFs.status, 503, await onlyInFs.clone().text());
@@ -135,13 +120,13 @@ describe('two storage locations (filesystem and S3), preference [fs, s3]', () =>
         const digest = `sha256:${(await import('node:crypto')).createHash('sha256').update(body).digest('hex')}`;
         const res = await adminFetch(`${wharf!.url}/v2/e2e/geo-probe/blobs/uploads/?digest=${digest}`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
         assert.equal(res.status, 201, await res.text());
-        return (await fs().stat(keyOf(digest))) !== undefined;
+        return (await geo.held('fs', [digest]))[0]!;
       },
       30_000,
       500,
     );
     assert.equal((await push('after')).digest, images.after.manifestDigest);
-    assert.deepEqual(await where(images.after, fs()), [true, true, true]);
+    assert.deepEqual(await geo.held('fs', blobsOf(images.after)), [true, true, true]);
     for (const name of ['before', 'during', 'after'] as const) await pullAndVerify(name);
   });
 

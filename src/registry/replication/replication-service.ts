@@ -13,7 +13,9 @@
  * writer, and then records the placement. It is idempotent: a target that already holds the blob only
  * gets its placement recorded. While it copies, the job holds a 'write' guard against garbage
  * collection (db/blob-guard-store.ts), so GC never deletes a blob whose copy is about to appear, and a
- * blob GC is deleting is not copied; it renews its lease, and stops copying when the lease is lost.
+ * blob GC is deleting is not copied. The guard lives as long as the job's lease and is renewed with it:
+ * a worker that dies mid-copy holds GC off the blob no longer than its lease, and a copy that loses
+ * either one stops.
  * A failure (no holder reachable, a storage error, a mismatch) releases the job with an exponential
  * backoff; a job whose blob has no row is retried until it is older than `orphanMs`, then dropped.
  */
@@ -28,15 +30,12 @@ import { blobKey } from '../../storage/keys.js';
 import type { StorageLocations } from '../../storage/locations.js';
 import { copyBlob } from './blob-copy.js';
 
-/** How long the copy's 'write' guard holds GC off; a copy taking longer loses it (and is retried). */
-const GUARD_MS = 15 * 60_000;
-
 export interface ReplicationStores {
   jobs: ReplicationJobStore;
   placements: BlobPlacementStore;
   targets: ReplicationTargetStore;
   blobs: Pick<BlobStore, 'find'>;
-  guards: Pick<BlobGuardStore, 'beginWrite' | 'release'>;
+  guards: Pick<BlobGuardStore, 'beginWrite' | 'extend' | 'release'>;
 }
 
 export interface ReplicationOptions {
@@ -115,14 +114,20 @@ export class ReplicationService {
       return { outcome: 'dropped', location: job.location };
     }
     const { guards } = this.stores;
-    const guard = await guards.beginWrite(digest, this.now(), this.now() + GUARD_MS);
+    const guard = await guards.beginWrite(digest, this.now(), this.now() + this.opts.leaseMs);
     if (guard === undefined) return this.fail(job, 'garbage collection is deleting the blob');
     const lease = new AbortController();
     const stop = () => lease.abort(new Error('the worker is stopping'));
     signal?.addEventListener('abort', stop, { once: true });
+    /** Set when the guard lapsed while the job is still ours: a failed attempt, retried after the backoff. */
+    let guardLost: string | undefined;
     const renew = setInterval(() => {
-      this.stores.jobs.renew(job.id, job.leaseOwner, this.now(), this.opts.leaseMs).then(
-        (held) => held || lease.abort(new Error('the job lease was lost')),
+      const now = this.now();
+      Promise.all([this.stores.jobs.renew(job.id, job.leaseOwner, now, this.opts.leaseMs), guards.extend(guard, now, now + this.opts.leaseMs)]).then(
+        ([held, guarded]) => {
+          if (!held) lease.abort(new Error('the job lease was lost'));
+          else if (!guarded) lease.abort(new Error((guardLost = "the copy's guard against garbage collection expired before its renewal")));
+        },
         (err: unknown) => this.opts.log?.warn({ err, digest }, 'could not renew a replication lease'),
       );
     }, this.opts.leaseMs / 3);
@@ -160,6 +165,7 @@ export class ReplicationService {
       }
       if (lease.signal.aborted) {
         if (signal?.aborted) await this.release(job);
+        else if (guardLost !== undefined) return await this.fail(job, guardLost);
         return { outcome: 'lost', location: job.location };
       }
       return await this.fail(job, lastError);

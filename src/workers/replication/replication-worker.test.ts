@@ -3,7 +3,8 @@
  * copies to the targets, the worker copies and records placements; a target that holds the blob already
  * is only recorded; a missing source, a location that is down and corrupt source bytes fail with backoff
  * and nothing visible; organization targets are found when the job runs; GC's guard and a deleted blob
- * row stop copies; two workers racing over one job after a lease expiry leave one object; the wiring
+ * row stop copies; a copy's guard against GC lives and is renewed with its lease; two workers racing
+ * over one job after a lease expiry leave one object; the wiring
  * refuses unknown targets and builds nothing for one location.
  */
 import assert from 'node:assert/strict';
@@ -41,6 +42,30 @@ async function keys(driver: BlobDriver): Promise<string[]> {
   const out: string[] = [];
   for await (const k of driver.list('blobs/')) out.push(k);
   return out.sort();
+}
+
+/** `source` whose readers yield their first 1000 bytes, then wait for `resume()`; `copying` resolves at the stall. */
+function stallAfterFirstBytes(source: BlobDriver): { driver: BlobDriver; copying: Promise<void>; resume: () => void } {
+  let resume!: () => void;
+  const stalled = new Promise<void>((r) => (resume = r));
+  let started!: () => void;
+  const copying = new Promise<void>((r) => (started = r));
+  const driver: BlobDriver = Object.create(source, {
+    reader: {
+      value: async (key: string) => {
+        const all = await readAll(source, key);
+        return Readable.from(
+          (async function* () {
+            yield all.subarray(0, 1000);
+            started();
+            await stalled;
+            yield all.subarray(1000);
+          })(),
+        );
+      },
+    },
+  });
+  return { driver, copying, resume };
 }
 
 for (const dialect of DIALECTS) {
@@ -230,26 +255,7 @@ for (const dialect of DIALECTS) {
     it('a job whose worker stalls is taken over after its lease; the stalled copy commits nothing; one object', async () => {
       const { digest, bytes } = await push('acme/race', 'eu', 256 * 1024);
       // Process A's source stalls after its first bytes (its process hangs mid-copy).
-      const eu = locations.driver('eu');
-      let resume!: () => void;
-      const stalled = new Promise<void>((r) => (resume = r));
-      let started!: () => void;
-      const copying = new Promise<void>((r) => (started = r));
-      const stalling: BlobDriver = Object.create(eu, {
-        reader: {
-          value: async (key: string) => {
-            const all = await readAll(eu, key);
-            return Readable.from(
-              (async function* () {
-                yield all.subarray(0, 1000);
-                started();
-                await stalled;
-                yield all.subarray(1000);
-              })(),
-            );
-          },
-        },
-      });
+      const { driver: stalling, copying, resume } = stallAfterFirstBytes(locations.driver('eu'));
       const { TestLocations } = await import('../../../test/helpers/storage-locations.js');
       const locsA = new TestLocations([{ name: 'eu', driver: stalling }, locations.get('us')!]);
       // A's clock stands still: its renewals no longer extend the lease (a hung process).
@@ -272,6 +278,48 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await readAll(locations.driver('us'), blobKey(digest)), bytes);
       assert.deepEqual(await placements.list(digest), ['eu', 'us']);
       assert.equal(await jobs.find(digest, 'us'), undefined);
+    });
+
+    it('a copy holds GC off its blob only as long as its lease, and renews the guard with the lease', async () => {
+      const { digest } = await push('acme/guarded', 'eu', 256 * 1024);
+      const { driver: stalling, copying, resume } = stallAfterFirstBytes(locations.driver('eu'));
+      const { TestLocations } = await import('../../../test/helpers/storage-locations.js');
+      const s = service({ targets: ['us'], locs: new TestLocations([{ name: 'eu', driver: stalling }, locations.get('us')!]) });
+      await s.onCommitted(digest, 'eu');
+      const run = worker(s, undefined, 'guarded').runOnce();
+      await copying;
+      const guards = async () => (await h.db.selectFrom('blob_guards').select(['kind', 'expires_at']).where('digest', '=', digest).execute()).map((g) => [g.kind, Number(g.expires_at)]);
+      // A worker dying now holds GC off the blob until its lease ran out, not longer.
+      assert.deepEqual(await guards(), [['write', clock + LEASE_MS]]);
+      clock += LEASE_MS / 3;
+      for (let i = 0; i < 200 && (await guards())[0]?.[1] !== clock + LEASE_MS; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(await guards(), [['write', clock + LEASE_MS]], 'renewed with the lease');
+      assert.equal((await jobs.find(digest, 'us'))?.lease_expires_at, clock + LEASE_MS);
+      resume();
+      assert.deepEqual((await run).map((r) => r.outcome), ['copied']);
+      assert.deepEqual(await guards(), [], 'released after the copy');
+    });
+
+    it('a copy whose guard lapsed before its renewal stops, commits nothing and is retried after the backoff', async () => {
+      const { digest } = await push('acme/lapsed', 'eu', 256 * 1024);
+      const { driver: stalling, copying, resume } = stallAfterFirstBytes(locations.driver('eu'));
+      const { TestLocations } = await import('../../../test/helpers/storage-locations.js');
+      const s = service({ targets: ['us'], locs: new TestLocations([{ name: 'eu', driver: stalling }, locations.get('us')!]) });
+      await s.onCommitted(digest, 'eu');
+      const run = worker(s, undefined, 'lapsed').runOnce();
+      await copying;
+      // The process stood still for longer than the lease (GC may have considered the blob meanwhile).
+      clock += LEASE_MS + 1;
+      // Its next renewal (every third of the lease) finds the guard expired and stops the copy.
+      await new Promise((r) => setTimeout(r, LEASE_MS));
+      resume();
+      const results = await run;
+      assert.deepEqual(results.map((r) => r.outcome), ['failed']);
+      const row = (await jobs.find(digest, 'us'))!;
+      assert.deepEqual([row.attempts, row.lease_owner, row.next_attempt_at], [1, null, clock + BACKOFF.baseMs]);
+      assert.match(row.last_error!, /guard against garbage collection expired/);
+      assert.deepEqual(await keys(locations.driver('us')), []);
+      assert.equal(await h.db.selectFrom('blob_guards').select('id').where('digest', '=', digest).executeTakeFirst(), undefined);
     });
 
     it('two workers draining one queue copy each blob once', async () => {
