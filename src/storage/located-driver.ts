@@ -13,7 +13,8 @@
  *                          not found (stat: undefined), except that a reader or a move whose key may
  *                          be in a failed location is unavailable (503)
  *   delete, sweepStaging   every location; a failed location does not stop the others, then throws
- *   list                   the union of every location's keys, each once
+ *   list                   the union of every location's keys, each once, in key order (a merge of
+ *                          the locations' ordered listings: constant memory)
  *   check                  resolves while at least one location can take writes
  *
  * A blob key that becomes visible in a location through this driver (a committed writer, a move onto
@@ -136,20 +137,45 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     if (failed.length) throw combined(failed);
   }
 
+  /**
+   * Merges the locations' listings (each in key order, as the BlobDriver contract says) into one in key
+   * order, dropping the duplicates where they meet: memory holds one key per location, whatever the
+   * number of keys.
+   */
   async *list(prefix: string): AsyncIterable<string> {
-    const seen = new Set<string>();
     for (const l of this.preferred) {
       const down = this.knownDown(l);
       if (down) throw down;
+    }
+    const sources = this.preferred.map((l) => ({ l, it: l.driver.list(prefix)[Symbol.asyncIterator](), head: undefined as string | undefined }));
+    const advance = async (src: (typeof sources)[number]) => {
+      let next: IteratorResult<string>;
       try {
-        for await (const key of l.driver.list(prefix)) {
-          if (seen.has(key)) continue;
-          seen.add(key);
-          yield key;
-        }
+        next = await src.it.next();
       } catch (err) {
-        throw this.failure(l, err);
+        throw this.failure(src.l, err);
       }
+      if (next.done) {
+        src.head = undefined;
+        return;
+      }
+      if (src.head !== undefined && !(next.value > src.head)) throw new Error(`storage location "${src.l.name}" listed ${next.value} after ${src.head}: not in key order`);
+      src.head = next.value;
+    };
+    let live = sources;
+    try {
+      await Promise.all(sources.map(advance));
+      live = sources.filter((s) => s.head !== undefined);
+      while (live.length) {
+        let least = live[0]!.head!;
+        for (const s of live) if (s.head! < least) least = s.head!;
+        yield least;
+        await Promise.all(live.filter((s) => s.head === least).map(advance));
+        live = live.filter((s) => s.head !== undefined);
+      }
+    } finally {
+      // A consumer that stops early (or a failure) closes the listings still open.
+      await Promise.all(live.map((s) => s.it.return?.().catch(() => undefined)));
     }
   }
 
