@@ -265,6 +265,45 @@ describe('LocatedBlobDriver', () => {
     }, StorageUnavailableError);
   });
 
+  it('remembers the holder a redirect found until its lifetime ends or the location is found down, and keeps a bounded number', async () => {
+    let clock = 0;
+    const a = new FaultyDriver(new MemoryBlobDriver(), 'location a');
+    const b = new FaultyDriver(new MemoryBlobDriver(), 'location b');
+    for (const [name, d] of [['a', a], ['b', b]] as const) Object.assign(d, { redirectUrl: async (key: string) => `https://${name}.example/${key}` });
+    const located = new LocatedBlobDriver(
+      [
+        { name: 'a', driver: a },
+        { name: 'b', driver: b },
+      ],
+      { cacheMs: 0, holders: { ttlMs: 1000, size: 2, now: () => clock } },
+    );
+    for (const k of ['k/1', 'k/2', 'k/3']) {
+      await put(a.inner, k, k);
+      await put(b.inner, k, k);
+    }
+    const calls = () => a.calls + b.calls;
+    assert.equal(await located.redirectUrl!('k/1'), 'https://a.example/k/1');
+    const afterFirst = calls();
+    assert.equal(await located.redirectUrl!('k/1'), 'https://a.example/k/1');
+    assert.equal(calls(), afterFirst, 'remembered: no stat');
+    clock = 1000;
+    await located.redirectUrl!('k/1');
+    assert.equal(calls(), afterFirst + 1, 'expired: looked up again');
+    // Down (its check fails): the other holder, without waiting for the lifetime to end.
+    a.down = true;
+    assert.equal(await located.redirectUrl!('k/1'), 'https://b.example/k/1');
+    a.down = false;
+    // Two keys remembered at most: the least recently used is looked up again.
+    await located.redirectUrl!('k/2');
+    await located.redirectUrl!('k/3');
+    const before = calls();
+    await located.redirectUrl!('k/3');
+    await located.redirectUrl!('k/2');
+    assert.equal(calls(), before);
+    await located.redirectUrl!('k/1');
+    assert.ok(calls() > before, 'k/1 was dropped');
+  });
+
   it('labels a location whose directory fails (a system error) unavailable and falls back', async () => {
     const root = await mkdtemp(join(tmpdir(), 'wharf-located-fs-'));
     try {
