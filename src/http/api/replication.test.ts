@@ -152,6 +152,28 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it('reports the status of a repository of 3 to 5 components exactly, never of a sibling or a repository under it', async () => {
+      const { t } = w;
+      const counts: Record<string, number> = { 'orgb/x/y': 1, 'orgb/x/y/z': 2, 'orgb/x/y/z/w': 3, 'orgb/x/yz': 4 };
+      for (const [name, n] of Object.entries(counts)) {
+        const repo = await t.registry.repositories.ensure(name as RepositoryName);
+        for (let i = 0; i < n; i++) {
+          const bytes = randomBytes(100);
+          await t.registry.uploads.monolithic(repo, digestOf(bytes), Readable.from([bytes]), bytes.length);
+        }
+      }
+      for (const [name, n] of Object.entries(counts)) {
+        const res = await call('GET', `/replication/status?scope=${encodeURIComponent(name)}`, 'superuser');
+        assert.equal(res.statusCode, 200, res.body);
+        assert.deepEqual([res.json().scope, res.json().blobs, res.json().bytes], [name, n, n * 100]);
+      }
+      for (const missing of ['orgb/x', 'orgb/x/y/z/w/v', 'orgb/x/y/', 'orgb/x//y']) {
+        const res = await call('GET', `/replication/status?scope=${encodeURIComponent(missing)}`, 'superuser');
+        assert.equal(res.statusCode, 404, missing);
+        assert.equal(res.json().error_type, 'not_found');
+      }
+    });
+
     it('answers 404 when fewer than two storage locations are configured', async () => {
       for (const [method, url] of [['GET', '/organization/orga/replication'], ['PUT', '/organization/orga/replication'], ['GET', '/replication/status']] as const) {
         const res = await call(method, url, 'superuser', method === 'PUT' ? { locations: ['eu'] } : undefined, plain);
