@@ -9,8 +9,21 @@ export interface BlobRecord {
   size: number;
 }
 
+/**
+ * Hears of a blob linked into a repository (`link`), after the link's transaction committed; `link`
+ * waits for it. A listener handles its own failures (the link is made either way): it must not reject.
+ */
+export type BlobLinkListener = (repositoryId: number, digest: Digest) => Promise<void>;
+
 export class BlobStore {
+  private readonly linkListeners: BlobLinkListener[] = [];
+
   constructor(private readonly db: Kysely<Database>) {}
+
+  /** Adds a listener every `link` (an upload, a mount, a proxy fill, a mirror sync) awaits once it committed. */
+  onLinked(listener: BlobLinkListener): void {
+    this.linkListeners.push(listener);
+  }
 
   /** The blob if it is linked into the repository. */
   async findInRepository(repositoryId: number, digest: Digest): Promise<BlobRecord | undefined> {
@@ -30,14 +43,15 @@ export class BlobStore {
   }
 
   /**
-   * Records a verified blob (if new) and links it into the repository, in one transaction. A link
+   * Records a verified blob (if new) and links it into the repository, in one transaction, then tells
+   * the `onLinked` listeners. A link
    * that exists is renewed (`created_at` = now), so GC's grace period starts again for it. The blob
    * row is upserted (and so row-locked on PostgreSQL): a GC deletion of the same row either finished
    * before (the row is created anew) or waits for this link and then sees it.
    */
   async link(repositoryId: number, digest: Digest, size: number): Promise<BlobRecord> {
     const now = Date.now();
-    return this.db.transaction().execute(async (tx) => {
+    const linked = await this.db.transaction().execute(async (tx) => {
       const blob = await tx
         .insertInto('blobs')
         .values({ digest, size, created_at: now })
@@ -52,6 +66,8 @@ export class BlobStore {
         .execute();
       return { id: Number(blob.id), digest: blob.digest as Digest, size: Number(blob.size) };
     });
+    for (const listener of this.linkListeners) await listener(repositoryId, digest);
+    return linked;
   }
 
   /** Removes the blob's link from the repository; true if there was one. */

@@ -66,6 +66,25 @@ export class ReplicationJobStore {
   }
 
   /**
+   * Queues copies of `digest`, due at once, to each target of the namespace of repository `repositoryId`
+   * (its own targets, `namespace_replication_targets`) that is among `locations` and that no placement
+   * records; existing jobs stay as they are. One statement, which finds nothing to do when the namespace
+   * has no targets of its own. Returns how many were added.
+   */
+  async enqueueNamespaceTargets(digest: string, repositoryId: number, locations: readonly string[], now: number): Promise<number> {
+    if (!locations.length) return 0;
+    const res = await sql`insert into replication_jobs (digest, location, next_attempt_at, created_at)
+      select cast(${digest} as text), t.location, cast(${now} as bigint), cast(${now} as bigint)
+      from namespace_replication_targets t
+      inner join repositories r on r.namespace_id = t.namespace_id
+      where r.id = ${repositoryId}
+        and t.location in (${sql.join(locations.map((l) => sql`${l}`))})
+        and not exists (select 1 from blob_placements p where p.digest = ${digest} and p.location = t.location)
+      on conflict (digest, location) do nothing`.execute(this.db);
+    return Number(res.numAffectedRows ?? 0n);
+  }
+
+  /**
    * Queues a copy to `location` of every blob recorded in `blobs` with id above `afterId` (up to `limit`
    * blobs, by id) that no placement in `location` records; `namespaceId` restricts it to blobs that
    * repositories of that namespace link. Returns how many blobs were looked at, how many jobs were added

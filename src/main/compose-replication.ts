@@ -1,6 +1,7 @@
 /**
  * Replication between storage locations, built only when the storage is a located driver with more than
- * one location (storage/locations.ts): the service listens to the driver's commits, the admin serves the
+ * one location (storage/locations.ts): the service listens to the driver's commits and to the links of
+ * blobs into repositories (`links`: the registry's blob store), the admin serves the
  * API and the CLI, and `wharf serve` runs the worker. With one location there is nothing to replicate and
  * none of it exists.
  */
@@ -17,7 +18,7 @@ import { RepositoryStore } from '../db/repository-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { ReplicationAdmin } from '../registry/replication/replication-admin.js';
-import { ReplicationService } from '../registry/replication/replication-service.js';
+import { ReplicationService, type BlobLinks } from '../registry/replication/replication-service.js';
 import type { BlobDriver } from '../storage/blob-driver.js';
 import type { StorageLocations } from '../storage/locations.js';
 import { ReplicationWorker } from '../workers/replication/replication-worker.js';
@@ -37,7 +38,7 @@ export function storageLocations(storage: BlobDriver): StorageLocations | undefi
  * Replication over `locations` when there are several (undefined otherwise). Throws ConfigError when
  * `replication.targets` names a location that is not configured.
  */
-export function createReplication(db: DatabaseHandle, config: Config, locations: StorageLocations | undefined, opts: { log?: Logger; now?: () => number } = {}): Replication | undefined {
+export function createReplication(db: DatabaseHandle, config: Config, locations: StorageLocations | undefined, opts: { log?: Logger; now?: () => number; links?: BlobLinks } = {}): Replication | undefined {
   if (!locations || locations.preferred.length < 2) return undefined;
   const unknown = config.replication.targets.filter((t) => !locations.get(t));
   if (unknown.length) {
@@ -59,8 +60,8 @@ export function createReplication(db: DatabaseHandle, config: Config, locations:
       ...(opts.log ? { log: opts.log } : {}),
     },
   );
-  service.listen();
-  const admin = new ReplicationAdmin({ service, jobs, placements, targets, namespaces: new NamespaceStore(db.db, db.dialect), repositories: new RepositoryStore(db.db, db.dialect), ...(opts.now ? { now: opts.now } : {}) });
+  service.listen(opts.links);
+  const admin = new ReplicationAdmin({ service, jobs, placements, targets, namespaces: new NamespaceStore(db.db, db.dialect), repositories: new RepositoryStore(db.db, db.dialect), ...(opts.now ? { now: opts.now } : {}), ...(opts.log ? { log: opts.log } : {}) });
   return { service, admin };
 }
 

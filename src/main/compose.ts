@@ -212,7 +212,7 @@ export function createServices(deps: ServiceDeps): Services {
     );
   const endToEnd = new EndToEndHealth(databaseUp, locationsOf(storage, config), { log: deps.logger });
   // Several storage locations (a located driver, storage/locations.ts): blobs are copied between them.
-  const replication = createReplication(db, config, storageLocations(storage), { log: deps.logger });
+  const replication = createReplication(db, config, storageLocations(storage), { log: deps.logger, links: blobStore });
   const registry: Registry = {
     access: deps.access ?? access,
     auth,

@@ -104,6 +104,31 @@ for (const dialect of DIALECTS) {
       assert.equal((await run('status', ['acme/nosuch'])).code, 1);
     });
 
+    it('counts exactly the named repository of 3 to 5 components, never a sibling or a repository under it', async () => {
+      const repos = new RepositoryStore(h.db, h.dialect);
+      const counts: Record<string, number> = { 'a/b': 1, 'a/b/c': 2, 'a/b/c/d': 3, 'a/bc': 4, 'a/b/cd': 5 };
+      for (const [name, n] of Object.entries(counts)) {
+        const repo = await repos.ensure('nest', name);
+        for (let i = 0; i < n; i++) {
+          const bytes = randomBytes(100);
+          await new BlobStore(h.db).link(repo.id, await fs.locations.commit('eu', bytes), bytes.length);
+        }
+      }
+      for (const [name, n] of Object.entries(counts)) {
+        const r = await run('status', [`nest/${name}`], { json: true });
+        assert.equal(r.code, 0, r.stderr);
+        const status = JSON.parse(r.stdout);
+        assert.equal(status.scope, `nest/${name}`);
+        assert.deepEqual([status.blobs, status.bytes], [n, n * 100], `nest/${name}`);
+      }
+      assert.equal(JSON.parse((await run('status', ['nest'], { json: true })).stdout).blobs, 15);
+      for (const missing of ['nest/a', 'nest/a/b/c/d/e', 'nest/a/b/', 'nest/a//b']) {
+        const r = await run('status', [missing]);
+        assert.equal(r.code, 1, missing);
+        assert.match(r.stderr, /not found/);
+      }
+    });
+
     it('backfills what a location lacks once, with a progress line only on a terminal', async () => {
       await h.db.deleteFrom('replication_jobs').execute();
       const repo = await new RepositoryStore(h.db, h.dialect).ensure('acme', 'fill');

@@ -88,8 +88,11 @@ export async function runReplicateCommand(command: string, args: string[], opts:
         const found = await createAccountServices(db, config).accounts.getOrganization(org!);
         if (!found) throw new AccountError('not_found', `organization ${org} not found`);
         if (opts.clear || locations.length) {
-          const set = await admin.setTargets(found.id, opts.clear ? [] : locations);
+          const change = await admin.setTargets(found.id, opts.clear ? [] : locations);
+          await admin.idle();
+          const set = change.locations;
           io.stderr.write(set.length ? `${org} is replicated to ${set.join(', ')} besides the registry-wide targets\n` : `${org} has no targets of its own now\n`);
+          if (change.queued || change.backfilling) io.stderr.write(`queued copies of its blobs to the new targets; the replication workers copy them in the background (wharf replicate status ${org})\n`);
         }
         const own = await admin.targets(found.id);
         io.stdout.write(`organization:     ${org}\nown targets:      ${own.length ? own.join(', ') : 'none'}\nregistry targets: ${admin.defaultTargets.join(', ')}\n`);

@@ -11,8 +11,11 @@
  *
  * The storage object's size is the upload's offset. After a crash mid-chunk the bytes that reached
  * storage are kept and reported by the status endpoint, so a client resumes from there; nothing
- * committed is ever lost. The running sha256 of each upload is kept in memory so completing a large
- * upload does not re-read it; after a restart it is rebuilt from storage.
+ * committed is ever lost. The row's size (the bytes at the last chunk) is never more than the stored
+ * bytes; when the storage holds fewer, they cannot be reached (a storage location is down) and the
+ * upload answers BLOB_UPLOAD_UNKNOWN until they can, so that clients start the upload again. The
+ * running sha256 of each upload is kept in memory so completing a large upload does not re-read it;
+ * after a restart it is rebuilt from storage.
  *
  * Committing a verified blob (the move out of `uploads/`, or a monolithic writer's commit) and linking
  * it run under the per-digest guard (blob-write-guard.ts), so garbage collection never deletes the
@@ -75,16 +78,20 @@ export class UploadService {
   }
 
   async status(repo: RepositoryRef, id: string): Promise<UploadState> {
-    await this.find(repo, id);
-    return { id, size: this.inflight.get(id) ?? (await this.offset(id)) };
+    const up = await this.find(repo, id);
+    const inflight = this.inflight.get(id);
+    if (inflight !== undefined) return { id, size: inflight };
+    const size = await this.offset(id);
+    if (size < up.size) throw unreachable(id, up.size);
+    return { id, size };
   }
 
   /** Appends one chunk. With a range, it must start at the current offset (416 otherwise). */
   async append(repo: RepositoryRef, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<UploadState> {
-    await this.find(repo, id);
+    const up = await this.find(repo, id);
     await this.admitChunk(repo, id, range);
     return this.exclusive(id, async (writer) => {
-      const state = await this.appendLocked(id, body, writer, range);
+      const state = await this.appendLocked(id, up.size, body, writer, range);
       await this.admitReceived(repo, id);
       return state;
     });
@@ -114,14 +121,15 @@ export class UploadService {
 
   /** Completes the upload: appends a final chunk if given, verifies the digest, links the blob. */
   async complete(repo: RepositoryRef, id: string, digest: Digest, body?: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<{ size: number }> {
-    await this.find(repo, id);
+    const up = await this.find(repo, id);
     if (body) await this.admitChunk(repo, id, range);
     return this.exclusive(id, async (writer) => {
       if (body) {
-        await this.appendLocked(id, body, writer, range);
+        await this.appendLocked(id, up.size, body, writer, range);
         await this.admitReceived(repo, id);
       }
       const size = await this.offset(id);
+      if (size < up.size) throw unreachable(id, up.size);
       const actual = await this.digestOf(id, size, digestAlgorithm(digest));
       if (actual !== digest) {
         throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`);
@@ -223,9 +231,14 @@ export class UploadService {
     });
   }
 
-  private async appendLocked(id: string, body: AsyncIterable<Uint8Array>, claim: string, range?: ChunkRange): Promise<UploadState> {
+  /** Appends a chunk to upload `id`, which had `recorded` bytes when it was last touched; `claim` holds its row. */
+  private async appendLocked(id: string, recorded: number, body: AsyncIterable<Uint8Array>, claim: string, range?: ChunkRange): Promise<UploadState> {
     const writer = await this.storage.writer(uploadKey(id), { append: true });
     const start = writer.size;
+    if (start < recorded) {
+      await writer.cancel();
+      throw unreachable(id, recorded);
+    }
     if (range && range.start !== start) {
       await writer.cancel();
       throw outOfOrder(start, range);
@@ -317,6 +330,17 @@ function busy(size: number): RegistryError {
     undefined,
     416,
   ).withHeaders(rangeHeader(size));
+}
+
+/**
+ * The storage holds fewer bytes of the upload than it had received (the stored bytes only grow): they
+ * are in a storage location that is down (with several locations, the next chunk would otherwise start
+ * a new object elsewhere) or gone. The upload cannot go on; BLOB_UPLOAD_UNKNOWN (404) makes clients
+ * start the blob's upload again, and a new upload goes to a location that is up. Should the bytes come
+ * back (the location returns), the upload can be resumed.
+ */
+function unreachable(id: string, recorded: number): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id} cannot go on: the storage cannot reach the ${recorded} bytes it received (a storage location is unavailable); start the upload again`);
 }
 
 function outOfOrder(size: number, range: ChunkRange): RegistryError {

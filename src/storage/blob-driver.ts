@@ -60,7 +60,10 @@ export interface BlobDriver {
   writer(key: string, opts?: { append?: boolean }): Promise<BlobWriter>;
   /** Removes the object; absent objects are not an error. */
   delete(key: string): Promise<void>;
-  /** Keys under a prefix, in no particular order. */
+  /**
+   * Keys under a prefix, each once, in ascending key order (byte order of the key, as S3's ListObjectsV2
+   * gives it), so that several listings can be merged with constant memory.
+   */
   list(prefix: string): AsyncIterable<string>;
   /** Atomically renames an object, replacing any object at `to`. */
   move(from: string, to: string): Promise<void>;

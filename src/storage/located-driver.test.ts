@@ -180,13 +180,128 @@ describe('LocatedBlobDriver', () => {
     await put(b, 'ls/2', '2');
     const keys: string[] = [];
     for await (const k of located.list('ls')) keys.push(k);
-    assert.deepEqual(keys.sort(), ['ls/1', 'ls/2']);
+    assert.deepEqual(keys, ['ls/1', 'ls/2']);
     b.down = true;
     await assert.rejects(located.delete('ls/1'), StorageUnavailableError);
     assert.equal(await a.inner.stat('ls/1'), undefined);
     b.down = false;
     await located.delete('ls/1');
     assert.equal(await b.inner.stat('ls/1'), undefined);
+  });
+
+  it('lists the union of overlapping, disjoint and interleaved key sets once each, in key order', async () => {
+    const cases: Array<[string, string[], string[]]> = [
+      ['overlapping', ['k/1', 'k/2', 'k/3'], ['k/2', 'k/3', 'k/4']],
+      ['the same', ['k/1', 'k/2'], ['k/1', 'k/2']],
+      ['disjoint, a first', ['k/1', 'k/2'], ['k/3', 'k/4']],
+      ['disjoint, b first', ['k/3', 'k/4'], ['k/1', 'k/2']],
+      ['interleaved', ['k/1', 'k/3', 'k/5', 'k/a-b', 'k/a/1'], ['k/2', 'k/3', 'k/4', 'k/a.c', 'k/a/1', 'k/b']],
+      ['one empty', [], ['k/2', 'k/1']],
+      ['both empty', [], []],
+    ];
+    for (const [name, inA, inB] of cases) {
+      const { a, b, located } = twoLocations();
+      for (const k of inA) await put(a, k, 'a');
+      for (const k of inB) await put(b, k, 'b');
+      const keys: string[] = [];
+      for await (const k of located.list('k')) keys.push(k);
+      assert.deepEqual(keys, [...new Set([...inA, ...inB])].sort(), name);
+    }
+  });
+
+  it('reads each location at most one key ahead of what it yielded, and closes the listings when stopped early', async () => {
+    /** An ordered listing of `count` keys, counting the keys pulled and whether it was closed. */
+    const counted = (count: number, step: number, offset: number) => {
+      const seen = { pulled: 0, closed: false };
+      const driver = Object.assign(new MemoryBlobDriver(), {
+        async *list(): AsyncIterable<string> {
+          try {
+            for (let i = 0; i < count; i++) {
+              seen.pulled++;
+              yield `k/${String(offset + i * step).padStart(8, '0')}`;
+            }
+          } finally {
+            seen.closed = true;
+          }
+        },
+      });
+      return { driver, seen };
+    };
+    const a = counted(1_000_000, 2, 0);
+    const b = counted(1_000_000, 2, 1);
+    const located = new LocatedBlobDriver([
+      { name: 'a', driver: a.driver },
+      { name: 'b', driver: b.driver },
+    ]);
+    const keys: string[] = [];
+    for await (const k of located.list('k')) {
+      keys.push(k);
+      if (keys.length === 10) break;
+    }
+    assert.deepEqual(keys, Array.from({ length: 10 }, (_, i) => `k/${String(i).padStart(8, '0')}`));
+    assert.ok(a.seen.pulled <= 6 && b.seen.pulled <= 6, `pulled ${a.seen.pulled} and ${b.seen.pulled} keys for 10 yielded`);
+    assert.ok(a.seen.closed && b.seen.closed);
+  });
+
+  it('refuses a location whose listing is out of key order, and fails a listing when a location fails', async () => {
+    const unordered = Object.assign(new MemoryBlobDriver(), {
+      async *list(): AsyncIterable<string> {
+        yield 'k/2';
+        yield 'k/1';
+      },
+    });
+    const located = new LocatedBlobDriver([
+      { name: 'a', driver: unordered },
+      { name: 'b', driver: new MemoryBlobDriver() },
+    ]);
+    await assert.rejects(async () => {
+      for await (const _ of located.list('k'));
+    }, /storage location "a" listed k\/1 after k\/2/);
+    const { a, b, located: two } = twoLocations();
+    await put(a, 'k/1', 'a');
+    b.down = true;
+    await assert.rejects(async () => {
+      for await (const _ of two.list('k'));
+    }, StorageUnavailableError);
+  });
+
+  it('remembers the holder a redirect found until its lifetime ends or the location is found down, and keeps a bounded number', async () => {
+    let clock = 0;
+    const a = new FaultyDriver(new MemoryBlobDriver(), 'location a');
+    const b = new FaultyDriver(new MemoryBlobDriver(), 'location b');
+    for (const [name, d] of [['a', a], ['b', b]] as const) Object.assign(d, { redirectUrl: async (key: string) => `https://${name}.example/${key}` });
+    const located = new LocatedBlobDriver(
+      [
+        { name: 'a', driver: a },
+        { name: 'b', driver: b },
+      ],
+      { cacheMs: 0, holders: { ttlMs: 1000, size: 2, now: () => clock } },
+    );
+    for (const k of ['k/1', 'k/2', 'k/3']) {
+      await put(a.inner, k, k);
+      await put(b.inner, k, k);
+    }
+    const calls = () => a.calls + b.calls;
+    assert.equal(await located.redirectUrl!('k/1'), 'https://a.example/k/1');
+    const afterFirst = calls();
+    assert.equal(await located.redirectUrl!('k/1'), 'https://a.example/k/1');
+    assert.equal(calls(), afterFirst, 'remembered: no stat');
+    clock = 1000;
+    await located.redirectUrl!('k/1');
+    assert.equal(calls(), afterFirst + 1, 'expired: looked up again');
+    // Down (its check fails): the other holder, without waiting for the lifetime to end.
+    a.down = true;
+    assert.equal(await located.redirectUrl!('k/1'), 'https://b.example/k/1');
+    a.down = false;
+    // Two keys remembered at most: the least recently used is looked up again.
+    await located.redirectUrl!('k/2');
+    await located.redirectUrl!('k/3');
+    const before = calls();
+    await located.redirectUrl!('k/3');
+    await located.redirectUrl!('k/2');
+    assert.equal(calls(), before);
+    await located.redirectUrl!('k/1');
+    assert.ok(calls() > before, 'k/1 was dropped');
   });
 
   it('labels a location whose directory fails (a system error) unavailable and falls back', async () => {

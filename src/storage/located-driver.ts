@@ -12,8 +12,11 @@
  *   redirectUrl            StorageUnavailableError; `key` absent from every location that answered →
  *                          not found (stat: undefined), except that a reader or a move whose key may
  *                          be in a failed location is unavailable (503)
+ *                          (redirectUrl: the holder found is remembered for a while, see holder-cache.ts,
+ *                          so a pull costs no stat; a delete forgets it)
  *   delete, sweepStaging   every location; a failed location does not stop the others, then throws
- *   list                   the union of every location's keys, each once
+ *   list                   the union of every location's keys, each once, in key order (a merge of
+ *                          the locations' ordered listings: constant memory)
  *   check                  resolves while at least one location can take writes
  *
  * A blob key that becomes visible in a location through this driver (a committed writer, a move onto
@@ -28,11 +31,15 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader } from './blob-driver.js';
+import { HolderCache, type HolderCacheOptions } from './holder-cache.js';
 import { blobKeyDigest } from './keys.js';
 import { LocationHealth, type LocationHealthOptions } from './location-health.js';
 import type { LocationHolders, StorageLocation, StorageLocations } from './locations.js';
 
-export type LocatedDriverOptions = LocationHealthOptions;
+export interface LocatedDriverOptions extends LocationHealthOptions {
+  /** The redirects' cache of holders (holder-cache.ts). */
+  holders?: HolderCacheOptions;
+}
 
 export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   readonly name: string;
@@ -43,6 +50,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   readonly redirectUrl?: (key: string) => Promise<string | undefined>;
   private readonly health = new Map<string, LocationHealth>();
   private readonly listeners: Array<(digest: Digest, location: string) => void> = [];
+  private readonly holderCache: HolderCache;
 
   /** `locations` most preferred first; names are unique. */
   constructor(locations: readonly StorageLocation[], opts: LocatedDriverOptions = {}) {
@@ -53,12 +61,13 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     this.preferred = Object.freeze(locations.map((l) => Object.freeze({ name: l.name, driver: l.driver })));
     for (const l of this.preferred) this.health.set(l.name, new LocationHealth(l.driver, opts));
     this.name = `locations (${names.join(', ')})`;
+    this.holderCache = new HolderCache(opts.holders);
     if (this.preferred.every((l) => l.driver.openPositional)) {
       this.openPositional = (key, range) => this.fromHolder(key, (l) => l.driver.openPositional!(key, range));
     }
     if (this.preferred.some((l) => l.driver.redirectUrl)) {
       this.redirectUrl = async (key) => {
-        const holder = await this.holder(key);
+        const holder = await this.rememberedHolder(key);
         return holder ? holder.driver.redirectUrl?.(key) : undefined;
       };
     }
@@ -132,24 +141,52 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
 
   async delete(key: string): Promise<void> {
     assertValidKey(key);
+    this.holderCache.forget(key);
     const failed = await this.everywhere((l) => l.driver.delete(key));
+    // Again: a redirect looking the key up while it was deleted may have remembered it.
+    this.holderCache.forget(key);
     if (failed.length) throw combined(failed);
   }
 
+  /**
+   * Merges the locations' listings (each in key order, as the BlobDriver contract says) into one in key
+   * order, dropping the duplicates where they meet: memory holds one key per location, whatever the
+   * number of keys.
+   */
   async *list(prefix: string): AsyncIterable<string> {
-    const seen = new Set<string>();
     for (const l of this.preferred) {
       const down = this.knownDown(l);
       if (down) throw down;
+    }
+    const sources = this.preferred.map((l) => ({ l, it: l.driver.list(prefix)[Symbol.asyncIterator](), head: undefined as string | undefined }));
+    const advance = async (src: (typeof sources)[number]) => {
+      let next: IteratorResult<string>;
       try {
-        for await (const key of l.driver.list(prefix)) {
-          if (seen.has(key)) continue;
-          seen.add(key);
-          yield key;
-        }
+        next = await src.it.next();
       } catch (err) {
-        throw this.failure(l, err);
+        throw this.failure(src.l, err);
       }
+      if (next.done) {
+        src.head = undefined;
+        return;
+      }
+      if (src.head !== undefined && !(next.value > src.head)) throw new Error(`storage location "${src.l.name}" listed ${next.value} after ${src.head}: not in key order`);
+      src.head = next.value;
+    };
+    let live = sources;
+    try {
+      await Promise.all(sources.map(advance));
+      live = sources.filter((s) => s.head !== undefined);
+      while (live.length) {
+        let least = live[0]!.head!;
+        for (const s of live) if (s.head! < least) least = s.head!;
+        yield least;
+        await Promise.all(live.filter((s) => s.head === least).map(advance));
+        live = live.filter((s) => s.head !== undefined);
+      }
+    } finally {
+      // A consumer that stops early (or a failure) closes the listings still open.
+      await Promise.all(live.map((s) => s.it.return?.().catch(() => undefined)));
     }
   }
 
@@ -216,6 +253,20 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
       }
     }
     return undefined;
+  }
+
+  /**
+   * The holder a redirect points at: the remembered one (holder-cache.ts) while its health verdict says
+   * it is up (a check at most every `cacheMs`, not one per pull), otherwise the first holder in read
+   * order, remembered.
+   */
+  private async rememberedHolder(key: string): Promise<StorageLocation | undefined> {
+    const remembered = this.holderCache.get(key);
+    const l = remembered === undefined ? undefined : this.get(remembered);
+    if (l && (await this.health.get(l.name)!.verdict()).up) return l;
+    const found = await this.holder(key);
+    if (found) this.holderCache.set(key, found.name);
+    return found;
   }
 
   /** `op` in the first location where it finds `key` (BlobNotFoundError: the next; a failure: the next). */

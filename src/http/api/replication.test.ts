@@ -14,6 +14,11 @@ import { fsLocations } from '../../../test/helpers/storage-locations.js';
 import { digestOf } from '../../oci/digest.js';
 import type { RepositoryName } from '../../oci/reference.js';
 
+/** The queued replication jobs of the world's database. */
+async function queued(world: ApiWorld): Promise<Array<{ digest: string; location: string }>> {
+  return world.t.db.db.selectFrom('replication_jobs').select(['digest', 'location']).orderBy('id').execute();
+}
+
 for (const dialect of DIALECTS) {
   describe(`replication API (${dialect})`, () => {
     let w: ApiWorld;
@@ -96,6 +101,77 @@ for (const dialect of DIALECTS) {
       assert.equal((await call('GET', '/replication/status?scope=orga/nosuch', 'superuser')).statusCode, 404);
       assert.equal((await call('GET', '/replication/status?scope=nosuchns', 'superuser')).statusCode, 404);
       assert.equal((await call('GET', '/replication/status', 'orgadmin')).statusCode, 403);
+    });
+
+    it("queues copies to an organization's targets when a blob the registry holds is linked into it, and when its targets change", async () => {
+      const fs = await fsLocations(['eu', 'us']);
+      const n = await buildApiWorld(dialect, { storage: fs.locations, config: { replication: { targets: ['eu'] } } });
+      try {
+        const { registry } = n.t;
+        const replication = registry.replication!.service;
+        const drain = async (committed = false) => {
+          // A commit's listener queues (a job for eu, the only registry-wide target) in the background: let it land first.
+          for (let i = 0; committed && i < 500 && !(await queued(n)).some((j) => j.location === 'eu'); i++) await new Promise((r) => setTimeout(r, 10));
+          for (let jobs = await replication.claim('test', 10); jobs.length; jobs = await replication.claim('test', 10)) for (const job of jobs) await replication.runJob(job);
+        };
+        const inUs = (digest: string) => fs.locations.driver('us').stat(`blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}`);
+        const put = async (repo: string) => {
+          const bytes = randomBytes(2000);
+          const digest = digestOf(bytes);
+          await registry.uploads.monolithic(await registry.repositories.get(repo as RepositoryName), digest, Readable.from([bytes]), bytes.length);
+          await drain(true);
+          return digest;
+        };
+        // Pushed into orgb (registry-wide targets only: eu): nothing goes to us.
+        const shared = await put('orgb/pub');
+        assert.equal(await inUs(shared), undefined);
+        const own = await call('PUT', '/organization/orga/replication', 'orgadmin', { locations: ['us'] }, n);
+        assert.equal(own.statusCode, 200, own.body);
+        assert.deepEqual(own.json(), { locations: ['us'], registry_targets: ['eu'], available: ['eu', 'us'], copies_queued: 0, backfilling: false });
+        // Mounted into orga, whose own target is us: queued as it is linked, copied by the worker.
+        assert.equal(await registry.blobs.mount(await registry.repositories.get('orga/pub' as RepositoryName), shared, await registry.repositories.get('orgb/pub' as RepositoryName)), true);
+        assert.deepEqual((await queued(n)).map((j) => [j.digest, j.location]), [[shared, 'us']]);
+        await drain();
+        assert.equal((await inUs(shared))?.size, 2000);
+        // A link into an organization without targets of its own queues nothing.
+        const other = await put('orgb/priv');
+        assert.equal(await registry.blobs.mount(await registry.repositories.get('orgb/pub' as RepositoryName), other, await registry.repositories.get('orgb/priv' as RepositoryName)), true);
+        assert.deepEqual(await queued(n), []);
+        // orgb gains us as a target: the blobs it links already are queued, then copied.
+        const gained = await call('PUT', '/organization/orgb/replication', 'superuser', { locations: ['us'] }, n);
+        assert.equal(gained.statusCode, 200, gained.body);
+        assert.equal(gained.json().copies_queued, 1, 'shared is in us already; other is not');
+        assert.equal(gained.json().backfilling, false);
+        assert.deepEqual((await queued(n)).map((j) => [j.digest, j.location]), [[other, 'us']]);
+        await drain();
+        assert.equal((await inUs(other))?.size, 2000);
+        assert.equal((await call('PUT', '/organization/orgb/replication', 'superuser', { locations: ['us'] }, n)).json().copies_queued, 0, 'nothing gained');
+      } finally {
+        await n.t.close();
+        await fs.cleanup();
+      }
+    });
+
+    it('reports the status of a repository of 3 to 5 components exactly, never of a sibling or a repository under it', async () => {
+      const { t } = w;
+      const counts: Record<string, number> = { 'orgb/x/y': 1, 'orgb/x/y/z': 2, 'orgb/x/y/z/w': 3, 'orgb/x/yz': 4 };
+      for (const [name, n] of Object.entries(counts)) {
+        const repo = await t.registry.repositories.ensure(name as RepositoryName);
+        for (let i = 0; i < n; i++) {
+          const bytes = randomBytes(100);
+          await t.registry.uploads.monolithic(repo, digestOf(bytes), Readable.from([bytes]), bytes.length);
+        }
+      }
+      for (const [name, n] of Object.entries(counts)) {
+        const res = await call('GET', `/replication/status?scope=${encodeURIComponent(name)}`, 'superuser');
+        assert.equal(res.statusCode, 200, res.body);
+        assert.deepEqual([res.json().scope, res.json().blobs, res.json().bytes], [name, n, n * 100]);
+      }
+      for (const missing of ['orgb/x', 'orgb/x/y/z/w/v', 'orgb/x/y/', 'orgb/x//y']) {
+        const res = await call('GET', `/replication/status?scope=${encodeURIComponent(missing)}`, 'superuser');
+        assert.equal(res.statusCode, 404, missing);
+        assert.equal(res.json().error_type, 'not_found');
+      }
     });
 
     it('answers 404 when fewer than two storage locations are configured', async () => {

@@ -5,7 +5,8 @@
  *
  *   GET    /organization/{orgname}/replication   members, superusers: the organization's own targets,
  *                                                the registry-wide ones and the configured locations
- *   PUT    /organization/{orgname}/replication   admins: {"locations": [...]} replaces its targets; 400
+ *   PUT    /organization/{orgname}/replication   admins: {"locations": [...]} replaces its targets and queues
+ *                                                copies of its blobs to the targets it gains; 400
  *                                                (invalid_request) when one is not a configured location
  *   DELETE /organization/{orgname}/replication   admins: 204; only the registry-wide targets apply again
  *   GET    /replication/status?scope=NS[/REPO]   superusers: per location, how much of the registry (or
@@ -29,6 +30,13 @@ const TargetsSchema = z.strictObject({
   registry_targets: z.array(z.string()),
   /** Every configured location, most preferred first for the answering process. */
   available: z.array(z.string()),
+});
+
+const ChangedSchema = TargetsSchema.extend({
+  /** Copies of the organization's blobs queued for the targets it gained, before this answer. */
+  copies_queued: z.int(),
+  /** True when the organization has more blobs to look at: the copies go on being queued in the background. */
+  backfilling: z.boolean(),
 });
 
 const StatusSchema = z.strictObject({
@@ -86,16 +94,16 @@ export const replicationRoutes = [
   defineRoute({
     method: 'PUT',
     path: '/organization/:orgname/replication',
-    summary: "Replace the organization's replication targets: its blobs are copied there besides the registry-wide targets; 400 for a name that is not a configured location",
+    summary: "Replace the organization's replication targets: its blobs (those it holds already too) are copied there besides the registry-wide targets; 400 for a name that is not a configured location",
     tag: 'replication',
     params: OrgParams,
     body: Body,
-    response: TargetsSchema,
+    response: ChangedSchema,
     async handler(ctx, { params, body }) {
       const a = admin(ctx);
       const { org } = await administeredOrganization(ctx, params.orgname);
-      await a.setTargets(org.id, body.locations);
-      return targetsView(ctx, org.id);
+      const change = await a.setTargets(org.id, body.locations);
+      return { ...(await targetsView(ctx, org.id)), copies_queued: change.queued, backfilling: change.backfilling };
     },
   }),
   defineRoute({

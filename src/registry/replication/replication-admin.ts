@@ -8,6 +8,7 @@ import type { NamespaceStore } from '../../db/namespace-store.js';
 import type { ReplicationJobStore } from '../../db/replication-job-store.js';
 import type { ReplicationTargetStore } from '../../db/replication-target-store.js';
 import type { RepositoryStore } from '../../db/repository-store.js';
+import type { Logger } from '../../observability/logger.js';
 import { AccountError } from '../accounts/account-error.js';
 import type { ReplicationService } from './replication-service.js';
 
@@ -15,6 +16,8 @@ export type { ReplicationStatus };
 
 /** Blobs looked at per backfill batch. */
 const BACKFILL_BATCH = 1000;
+/** Batches per location a change of an organization's targets queues before it answers; the rest runs in the background. */
+const INLINE_BATCHES = 10;
 
 export interface BackfillProgress {
   /** The location being filled. */
@@ -32,10 +35,24 @@ export interface ReplicationAdminDeps {
   namespaces: Pick<NamespaceStore, 'findByName'>;
   repositories: Pick<RepositoryStore, 'find'>;
   now?: () => number;
+  /** Blobs per backfill batch, and batches a targets change queues before it answers (tests). */
+  backfillBatch?: number;
+  inlineBatches?: number;
+  log?: Logger;
+}
+
+/** An organization's targets after a change, and the copies queued for the targets it gained. */
+export interface TargetsChange {
+  locations: string[];
+  /** Copies queued before the answer. */
+  queued: number;
+  /** True when more blobs remain to be looked at: the queueing goes on in the background. */
+  backfilling: boolean;
 }
 
 export class ReplicationAdmin {
   private readonly now: () => number;
+  private readonly background = new Set<Promise<void>>();
 
   constructor(private readonly deps: ReplicationAdminDeps) {
     this.now = deps.now ?? Date.now;
@@ -87,19 +104,22 @@ export class ReplicationAdmin {
       }
     }
     let total = 0;
-    for (const pass of passes) {
-      const p: BackfillProgress = { location: pass.location, scanned: 0, queued: 0 };
-      let after: number | undefined = 0;
-      while (after !== undefined) {
-        const res = await this.deps.jobs.enqueueMissing(pass.location, after, BACKFILL_BATCH, this.now(), pass.namespaceId);
-        p.queued += res.queued;
-        p.scanned += res.scanned;
-        after = res.next;
-        progress?.({ ...p });
-      }
-      total += p.queued;
-    }
+    for (const pass of passes) total += (await this.fill(pass, 0, Infinity, progress)).queued;
     return total;
+  }
+
+  /** Runs backfill batches of `pass` from blob id `after`, at most `maxBatches`; `next` is where to go on (undefined: through). */
+  private async fill(pass: { location: string; namespaceId?: number }, after: number, maxBatches: number, progress?: (p: BackfillProgress) => void): Promise<{ queued: number; next?: number }> {
+    const p: BackfillProgress = { location: pass.location, scanned: 0, queued: 0 };
+    let next: number | undefined = after;
+    for (let batches = 0; next !== undefined && batches < maxBatches; batches++) {
+      const res = await this.deps.jobs.enqueueMissing(pass.location, next, this.deps.backfillBatch ?? BACKFILL_BATCH, this.now(), pass.namespaceId);
+      p.queued += res.queued;
+      p.scanned += res.scanned;
+      next = res.next;
+      progress?.({ ...p });
+    }
+    return next === undefined ? { queued: p.queued } : { queued: p.queued, next };
   }
 
   /** The organization's own targets (empty: only the registry-wide ones). */
@@ -107,10 +127,42 @@ export class ReplicationAdmin {
     return this.deps.targets.get(namespaceId);
   }
 
-  /** Replaces the organization's targets (invalid_request when one is not a configured location). */
-  async setTargets(namespaceId: number, locations: readonly string[]): Promise<string[]> {
+  /**
+   * Replaces the organization's targets (invalid_request when one is not a configured location) and
+   * queues a copy of each blob its repositories link to each target it gains (one that was neither its
+   * own nor registry-wide) and that lacks it: the first batches before it answers, the rest in the
+   * background (`backfilling`); a process that stops before the end leaves the rest to
+   * `wharf replicate backfill`. Blobs linked after the change are queued by their link.
+   */
+  async setTargets(namespaceId: number, locations: readonly string[]): Promise<TargetsChange> {
     this.checkLocations(locations);
+    const before = await this.deps.targets.get(namespaceId);
     await this.deps.targets.set(namespaceId, locations);
-    return this.deps.targets.get(namespaceId);
+    const gained = [...new Set(locations)].filter((l) => !before.includes(l) && !this.defaultTargets.includes(l));
+    let queued = 0;
+    const rest: Array<{ location: string; next: number }> = [];
+    for (const location of gained) {
+      const done = await this.fill({ location, namespaceId }, 0, this.deps.inlineBatches ?? INLINE_BATCHES);
+      queued += done.queued;
+      if (done.next !== undefined) rest.push({ location, next: done.next });
+    }
+    if (rest.length) this.inBackground(namespaceId, rest);
+    return { locations: await this.deps.targets.get(namespaceId), queued, backfilling: rest.length > 0 };
+  }
+
+  /** Resolves when the background queueing started by `setTargets` has ended. */
+  async idle(): Promise<void> {
+    while (this.background.size) await Promise.all(this.background);
+  }
+
+  private inBackground(namespaceId: number, rest: Array<{ location: string; next: number }>): void {
+    const run = (async () => {
+      for (const { location, next } of rest) {
+        const { queued } = await this.fill({ location, namespaceId }, next, Infinity);
+        this.deps.log?.info({ namespaceId, location, queued }, "queued the copies of an organization's blobs to a new replication target");
+      }
+    })().catch((err: unknown) => this.deps.log?.error({ err, namespaceId }, "could not queue the copies of an organization's blobs to its new targets; run wharf replicate backfill"));
+    this.background.add(run);
+    void run.finally(() => this.background.delete(run));
   }
 }

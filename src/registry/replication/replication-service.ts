@@ -2,7 +2,9 @@
  * Background replication of blobs between storage locations (storage/locations.ts).
  *
  * When a blob becomes visible in a location (`onCommitted`) the placement is recorded and a copy job is
- * queued for every target location that does not hold it yet. A blob's targets are
+ * queued for every target location that does not hold it yet. When a blob is linked into a repository
+ * (`onLinked`: a mount or a push of a blob the registry holds already links bytes committed long ago),
+ * copies to the organization's own targets that lack it are queued. A blob's targets are
  * `replication.targets` (default: every location) together with the targets of the organizations whose
  * repositories link it; they are computed again when a job runs, so a blob linked after its bytes were
  * committed is still covered (when the commit queued no copy because no other location was a target
@@ -21,7 +23,7 @@
  */
 import type { BlobGuardStore } from '../../db/blob-guard-store.js';
 import type { BlobPlacementStore } from '../../db/blob-placement-store.js';
-import type { BlobStore } from '../../db/blob-store.js';
+import type { BlobLinkListener, BlobStore } from '../../db/blob-store.js';
 import type { Backoff, ReplicationJob, ReplicationJobStore } from '../../db/replication-job-store.js';
 import type { ReplicationTargetStore } from '../../db/replication-target-store.js';
 import type { Digest } from '../../oci/digest.js';
@@ -29,6 +31,11 @@ import type { Logger } from '../../observability/logger.js';
 import { blobKey } from '../../storage/keys.js';
 import type { StorageLocations } from '../../storage/locations.js';
 import { copyBlob } from './blob-copy.js';
+
+/** Where blobs are linked into repositories (db/blob-store.ts): every link is reported to the listener. */
+export interface BlobLinks {
+  onLinked(listener: BlobLinkListener): void;
+}
 
 export interface ReplicationStores {
   jobs: ReplicationJobStore;
@@ -73,11 +80,30 @@ export class ReplicationService {
     return this.opts.targets.length ? [...this.opts.targets] : this.locations.preferred.map((l) => l.name);
   }
 
-  /** Listens to the locations' commits (call once, at start). */
-  listen(): void {
+  /**
+   * Listens to the locations' commits and, with `links`, to blobs linked into repositories (call once,
+   * at start).
+   */
+  listen(links?: BlobLinks): void {
     this.locations.onCommitted((digest, location) => {
       this.onCommitted(digest, location).catch((err: unknown) => this.opts.log?.error({ err, digest, location }, 'could not queue the replication of a blob'));
     });
+    links?.onLinked((repositoryId, digest) =>
+      this.onLinked(repositoryId, digest).then(
+        () => undefined,
+        (err: unknown) => this.opts.log?.error({ err, digest, repositoryId }, 'could not queue the replication of a linked blob'),
+      ),
+    );
+  }
+
+  /**
+   * A blob was linked into a repository (an upload, a mount, a proxy fill, a mirror sync): queues a copy
+   * to each of the repository's organization's own targets that does not hold it (one statement, which
+   * queues nothing for an organization without targets). The registry-wide targets were queued when the
+   * bytes were committed. Returns how many jobs were added.
+   */
+  onLinked(repositoryId: number, digest: Digest): Promise<number> {
+    return this.stores.jobs.enqueueNamespaceTargets(digest, repositoryId, this.locations.preferred.map((l) => l.name), this.now());
   }
 
   /** Records that `location` holds `digest` and queues a copy to every target that does not. */

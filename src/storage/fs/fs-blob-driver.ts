@@ -221,6 +221,9 @@ async function* walk(dir: string, keyPrefix: string): AsyncIterable<string> {
     if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
     throw err;
   }
+  // Key order: a directory's keys all start with `name/`, so it sorts as `name/` among its siblings.
+  const sortName = (e: { name: string; isDirectory(): boolean }) => (e.isDirectory() ? `${e.name}/` : e.name);
+  entries.sort((x, y) => (sortName(x) < sortName(y) ? -1 : sortName(x) > sortName(y) ? 1 : 0));
   for (const e of entries) {
     if (keyPrefix === '' && e.name === TMP_DIR) continue;
     const key = keyPrefix === '' ? e.name : `${keyPrefix}/${e.name}`;

@@ -91,7 +91,7 @@ export class MemoryBlobDriver implements BlobDriver {
 
   async *list(prefix: string): AsyncIterable<string> {
     const p = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
-    for (const key of [...this.objects.keys()]) if (key.startsWith(p)) yield key;
+    for (const key of [...this.objects.keys()].filter((k) => k.startsWith(p)).sort()) yield key;
   }
 
   async move(from: string, to: string): Promise<void> {

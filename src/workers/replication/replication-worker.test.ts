@@ -28,6 +28,8 @@ import type { BlobDriver } from '../../storage/blob-driver.js';
 import { blobKey } from '../../storage/keys.js';
 import { ReplicationWorker } from './replication-worker.js';
 import { ReplicationService } from '../../registry/replication/replication-service.js';
+import { ReplicationAdmin } from '../../registry/replication/replication-admin.js';
+import { NamespaceStore } from '../../db/namespace-store.js';
 
 const LEASE_MS = 300;
 const BACKOFF = { baseMs: 10_000, maxMs: 80_000 };
@@ -230,6 +232,48 @@ for (const dialect of DIALECTS) {
       const results = await worker(only).runOnce();
       assert.deepEqual(results.map((r) => r.outcome), ['present', 'copied']);
       assert.deepEqual(await placements.list(digest2), ['ap', 'eu']);
+    });
+
+    it("queues a blob linked into an organization's repository for the organization's own targets that lack it, and nothing without targets", async () => {
+      const s = service({ targets: ['eu'] });
+      const plain = await repos.ensure('plain', 'app');
+      const org = await repos.ensure('orgt', 'app');
+      await targets.set(await nsId('orgt'), ['ap']);
+      const bytes = randomBytes(1000);
+      const digest = await locations.commit('eu', bytes);
+      await placements.add(digest, 'eu', now());
+      const links = new BlobStore(h.db);
+      s.listen(links);
+      await links.link(plain.id, digest, bytes.length);
+      assert.deepEqual(await jobs.backlog(), new Map(), 'plain has no targets of its own');
+      await links.link(org.id, digest, bytes.length);
+      assert.deepEqual([...(await jobs.backlog())], [['ap', 1]]);
+      await links.link(org.id, digest, bytes.length);
+      assert.deepEqual([...(await jobs.backlog())], [['ap', 1]], 'queued once');
+      assert.deepEqual((await worker(s).runOnce()).map((r) => r.outcome), ['copied']);
+      assert.deepEqual(await readAll(locations.driver('ap'), blobKey(digest)), bytes);
+      await links.link(org.id, digest, bytes.length);
+      assert.deepEqual(await jobs.backlog(), new Map(), 'in place: nothing queued');
+    });
+
+    it("queues an organization's blobs for the targets it gains, the first batches at once and the rest in the background", async () => {
+      const s = service({ targets: ['eu'] });
+      const admin = new ReplicationAdmin({ service: s, jobs, placements, targets, namespaces: new NamespaceStore(h.db, h.dialect), repositories: repos, now, backfillBatch: 2, inlineBatches: 1 });
+      const r = await repos.ensure('orgy', 'app');
+      for (let i = 0; i < 5; i++) {
+        const bytes = randomBytes(100);
+        await blobs.link(r.id, await locations.commit('eu', bytes), bytes.length);
+      }
+      const change = await admin.setTargets(await nsId('orgy'), ['us', 'eu']);
+      assert.deepEqual(change.locations, ['eu', 'us']);
+      assert.equal(change.queued, 2);
+      assert.equal(change.backfilling, true);
+      await admin.idle();
+      assert.deepEqual([...(await jobs.backlog())], [['us', 5]]);
+      const again = await admin.setTargets(await nsId('orgy'), ['us', 'ap']);
+      assert.equal(again.queued, 2, 'ap gained; us was held already');
+      await admin.idle();
+      assert.deepEqual([...(await jobs.backlog())].sort(), [['ap', 5], ['us', 5]]);
     });
 
     it('does not copy a blob that garbage collection is deleting, and drops jobs of blobs whose row is long gone', async () => {
