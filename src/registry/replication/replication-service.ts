@@ -9,8 +9,9 @@
  * yet, it queues a job for its own location, which only records the placement and looks again).
  *
  * A job (`runJob`, under the lease `claim` gave it) copies the bytes from a location that holds them —
- * the most preferred one first, then the others — to the target through the target driver's verified
- * writer, and then records the placement. It is idempotent: a target that already holds the blob only
+ * the most preferred one first, then the others — to the target (blob-copy.ts: inside the store when
+ * both are S3 on one endpoint, else through the target driver's verified writer), and then records the
+ * placement. It is idempotent: a target that already holds the blob only
  * gets its placement recorded. While it copies, the job holds a 'write' guard against garbage
  * collection (db/blob-guard-store.ts), so GC never deletes a blob whose copy is about to appear, and a
  * blob GC is deleting is not copied; it renews its lease, and stops copying when the lease is lost.
@@ -26,7 +27,7 @@ import type { Digest } from '../../oci/digest.js';
 import type { Logger } from '../../observability/logger.js';
 import { blobKey } from '../../storage/keys.js';
 import type { StorageLocations } from '../../storage/locations.js';
-import { copyBlob } from './blob-copy.js';
+import { copyBlob, type CopyMethod } from './blob-copy.js';
 
 /** How long the copy's 'write' guard holds GC off; a copy taking longer loses it (and is retried). */
 const GUARD_MS = 15 * 60_000;
@@ -52,10 +53,10 @@ export interface ReplicationOptions {
 }
 
 /**
- * How a job ended: copied (`bytes` in `seconds`), present already, failed (retried later), dropped
+ * How a job ended: copied (`bytes` in `seconds`, server side or streamed), present already, failed (retried later), dropped
  * (its blob or location is gone), or lost (its lease went to another worker, or the worker stopped).
  */
-export type JobResult = { outcome: 'copied'; location: string; bytes: number; seconds: number } | { outcome: 'present' | 'failed' | 'dropped' | 'lost'; location: string };
+export type JobResult = { outcome: 'copied'; location: string; bytes: number; seconds: number; method: CopyMethod } | { outcome: 'present' | 'failed' | 'dropped' | 'lost'; location: string };
 export type JobOutcome = JobResult['outcome'];
 
 export class ReplicationService {
@@ -147,16 +148,17 @@ export class ReplicationService {
       for (const source of sources) {
         if (lease.signal.aborted) break;
         const started = this.now();
+        let method: CopyMethod;
         try {
-          await copyBlob(this.locations.get(source)!.driver, target.driver, { digest, size }, lease.signal);
+          method = await copyBlob(this.locations.get(source)!.driver, target.driver, { digest, size }, lease.signal);
         } catch (err) {
           lastError = `copy from ${source}: ${(err as Error).message}`;
           continue;
         }
         const seconds = (this.now() - started) / 1000;
-        this.opts.log?.debug({ digest, from: source, to: job.location, size }, 'blob replicated');
+        this.opts.log?.debug({ digest, from: source, to: job.location, size, method }, 'blob replicated');
         await this.done(job);
-        return { outcome: 'copied', location: job.location, bytes: size, seconds };
+        return { outcome: 'copied', location: job.location, bytes: size, seconds, method };
       }
       if (lease.signal.aborted) {
         if (signal?.aborted) await this.release(job);

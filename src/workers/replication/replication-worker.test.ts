@@ -104,7 +104,7 @@ for (const dialect of DIALECTS) {
       for (const l of ['us', 'ap']) assert.deepEqual(await readAll(locations.driver(l), blobKey(digest)), bytes);
       assert.deepEqual(await placements.list(digest), ['ap', 'eu', 'us']);
       assert.deepEqual(await jobs.backlog(), new Map());
-      assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_bytes_total'), /location="us"} 4096/);
+      assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_bytes_total'), /location="us",method="streamed"} 4096/);
       assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_copy_seconds'), /wharf_replication_copy_seconds_count{location="ap"} 1/);
       assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_backlog'), /location="us"} 0/);
     });

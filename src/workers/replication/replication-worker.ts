@@ -71,7 +71,7 @@ export class ReplicationWorker {
     if (!m) return;
     if (r.outcome === 'failed') m.replicationFailures.labels(r.location).inc();
     if (r.outcome !== 'copied') return;
-    m.replicationBytes.labels(r.location).inc(r.bytes);
+    m.replicationBytes.labels(r.location, r.method).inc(r.bytes);
     m.replicationCopySeconds.labels(r.location).observe(r.seconds);
   }
 
