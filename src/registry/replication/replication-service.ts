@@ -61,6 +61,7 @@ export type JobOutcome = JobResult['outcome'];
 
 export class ReplicationService {
   private readonly now: () => number;
+  private readonly queuedListeners: Array<() => void> = [];
 
   constructor(
     readonly locations: StorageLocations,
@@ -82,12 +83,20 @@ export class ReplicationService {
     });
   }
 
+  /**
+   * Calls `listener` whenever this service queued copies (a commit in this process, a finished copy that
+   * found further targets), so that a worker of this process can start them without waiting for its poll.
+   */
+  onQueued(listener: () => void): void {
+    this.queuedListeners.push(listener);
+  }
+
   /** Records that `location` holds `digest` and queues a copy to every target that does not. */
   async onCommitted(digest: Digest, location: string): Promise<void> {
     const now = this.now();
     await this.stores.placements.add(digest, location, now);
     const queued = await this.queueMissing(digest, [location]);
-    if (!queued && this.defaultTargets.length < this.locations.preferred.length) await this.stores.jobs.enqueue(digest, [location], now, { evenIfPlaced: true });
+    if (!queued && this.defaultTargets.length < this.locations.preferred.length) this.queued(await this.stores.jobs.enqueue(digest, [location], now, { evenIfPlaced: true }));
   }
 
   /** The locations `digest` should be in: the registry-wide targets and those of the organizations linking it. */
@@ -189,6 +198,11 @@ export class ReplicationService {
   private async queueMissing(digest: string, holding: readonly string[]): Promise<number> {
     const placed = new Set([...(await this.stores.placements.list(digest)), ...holding]);
     const missing = (await this.targetsFor(digest)).filter((t) => !placed.has(t));
-    return this.stores.jobs.enqueue(digest, missing, this.now());
+    return this.queued(await this.stores.jobs.enqueue(digest, missing, this.now()));
+  }
+
+  private queued(added: number): number {
+    if (added > 0) for (const listener of this.queuedListeners) listener();
+    return added;
   }
 }

@@ -288,6 +288,25 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await jobs.backlog(), new Map());
     });
 
+    it('starts a copy this process queues at once, without waiting for its poll', async () => {
+      const s = service({ targets: ['us'] });
+      s.listen();
+      // A poll an hour away: only the wake-up can start the copy.
+      const w = new ReplicationWorker({ service: s, concurrency: 2, pollMs: 3_600_000 });
+      w.start();
+      try {
+        const bytes = randomBytes(2048);
+        const digest = digestOf(bytes);
+        await blobs.link((await repos.ensure('acme', 'wake')).id, digest, bytes.length);
+        await locations.commit('eu', bytes);
+        for (let i = 0; i < 1000 && !(await placements.list(digest)).includes('us'); i++) await new Promise((r) => setTimeout(r, 20));
+        assert.deepEqual(await placements.list(digest), ['eu', 'us']);
+        assert.deepEqual(await readAll(locations.driver('us'), blobKey(digest)), bytes);
+      } finally {
+        await w.stop();
+      }
+    });
+
     it('is built only for several locations, and refuses a registry-wide target that is not a location', async () => {
       const config = (replication: Record<string, unknown>) => loadConfig({ env: {}, overrides: { replication } });
       assert.equal(createReplication(h, config({}), undefined), undefined);
