@@ -51,7 +51,7 @@
 #     BENCH_MEMORY_PULLS (20), BENCH_MEMORY_S3 (1: also Wharf on the S3 server named by WHARF_TEST_S3_*),
 #     BENCH_MEMORY_JSON (results file).
 #   replication: BENCH_REPLICATION_SMALL (1000), BENCH_REPLICATION_LARGE (10), BENCH_REPLICATION_LARGE_MIB (64),
-#     BENCH_REPLICATION_CONCURRENCY (4), BENCH_REPLICATION_RATE (10 commits/s), BENCH_REPLICATION_LOAD_S (60),
+#     BENCH_REPLICATION_CONCURRENCY (4), BENCH_REPLICATION_RATE (10 commits/s), BENCH_REPLICATION_LOAD_S (45),
 #     BENCH_REPLICATION_POLL_MS (5000), BENCH_REPLICATION_JSON (results file), BENCH_REPLICATION_PG_URL (an admin URL
 #     of an existing PostgreSQL; default: a throw-away cluster); the S3 server as for scaleout (BENCH_SCALEOUT_S3_*).
 set -euo pipefail
