@@ -31,6 +31,8 @@ import { copyBlob, type CopyMethod } from './blob-copy.js';
 
 /** How long the copy's 'write' guard holds GC off; a copy taking longer loses it (and is retried). */
 const GUARD_MS = 15 * 60_000;
+/** How long a job just queued waits for its blob's row (a push records it right after the commit). */
+const RECORD_WAIT_MS = 2000;
 
 export interface ReplicationStores {
   jobs: ReplicationJobStore;
@@ -138,7 +140,7 @@ export class ReplicationService {
     }, this.opts.leaseMs / 3);
     renew.unref();
     try {
-      const blob = await this.stores.blobs.find(digest);
+      const blob = await this.recorded(digest, job, lease.signal);
       if (!blob) {
         if (this.now() - job.createdAt < this.opts.orphanMs) return await this.fail(job, 'the blob is not recorded (yet)');
         await this.stores.jobs.drop(job.id);
@@ -180,6 +182,20 @@ export class ReplicationService {
       clearInterval(renew);
       signal?.removeEventListener('abort', stop);
       await guards.release([guard]).catch(() => {});
+    }
+  }
+
+  /**
+   * The blob's row. A push commits the bytes (which queues the copies and wakes this process's worker)
+   * and records the row just after; a job that finds no row within RECORD_WAIT_MS of being queued looks
+   * again for up to that long before it counts as a failed attempt (with its backoff).
+   */
+  private async recorded(digest: Digest, job: ReplicationJob, signal: AbortSignal) {
+    const until = Date.now() + RECORD_WAIT_MS;
+    for (let young = this.now() - job.createdAt < RECORD_WAIT_MS; ; young = Date.now() < until) {
+      const blob = await this.stores.blobs.find(digest);
+      if (blob || !young || signal.aborted) return blob;
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 

@@ -288,7 +288,7 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await jobs.backlog(), new Map());
     });
 
-    it('starts a copy this process queues at once, without waiting for its poll', async () => {
+    it('starts a copy this process queues at once, without waiting for its poll, also before the blob row is recorded', async () => {
       const s = service({ targets: ['us'] });
       s.listen();
       // A poll an hour away: only the wake-up can start the copy.
@@ -297,8 +297,11 @@ for (const dialect of DIALECTS) {
       try {
         const bytes = randomBytes(2048);
         const digest = digestOf(bytes);
-        await blobs.link((await repos.ensure('acme', 'wake')).id, digest, bytes.length);
+        const repo = await repos.ensure('acme', 'wake');
+        // As a push: the bytes are committed (which queues the copy), the blob's row is recorded after.
         await locations.commit('eu', bytes);
+        await new Promise((r) => setTimeout(r, 100));
+        await blobs.link(repo.id, digest, bytes.length);
         for (let i = 0; i < 1000 && !(await placements.list(digest)).includes('us'); i++) await new Promise((r) => setTimeout(r, 20));
         assert.deepEqual(await placements.list(digest), ['eu', 'us']);
         assert.deepEqual(await readAll(locations.driver('us'), blobKey(digest)), bytes);
