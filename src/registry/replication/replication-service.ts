@@ -55,8 +55,9 @@ export interface ReplicationOptions {
 }
 
 /**
- * How a job ended: copied (`bytes` in `seconds`, server side or streamed), present already, failed (retried later), dropped
- * (its blob or location is gone), or lost (its lease went to another worker, or the worker stopped).
+ * How a job ended: copied (`bytes` in `seconds`, server side or streamed), present already, failed
+ * (retried later), dropped (its blob or location is gone), or lost (its lease went to another worker,
+ * or the worker stopped).
  */
 export type JobResult = { outcome: 'copied'; location: string; bytes: number; seconds: number; method: CopyMethod } | { outcome: 'present' | 'failed' | 'dropped' | 'lost'; location: string };
 export type JobOutcome = JobResult['outcome'];
