@@ -14,11 +14,15 @@
 #                              with a throw-away PostgreSQL (unless BENCH_SCALEOUT_PG_URL names one) and a throw-away
 #                              RADOS Gateway (unless BENCH_SCALEOUT_S3_ENDPOINT names an S3 server),
 #     bench/memory-bench.ts    RSS of Wharf and Distribution: idle, and at the peak of 8 parallel 256 MiB pushes,
+#     bench/replication-bench.ts  replication between storage locations (filesystem and two prefixes of one S3
+#                              bucket) on PostgreSQL: throughput fs → s3 and s3 → s3 against the plain copy of the
+#                              same bytes, and the time from commit to "replicated everywhere" under a steady load,
+#                              with the same throw-away PostgreSQL and RADOS Gateway as scaleout,
 #   each of which prints a table or lines with ratios (PASS/MISS against the targets). See docs/benchmarks.md.
 #   With BENCH_SUITE=all (about 20 minutes on a quiet machine, up to about 30 on a busy one) a suite that
 #   breaks does not stop the ones after it.
 # Exit status: 0 when the runs completed (a MISS is reported, not failed), non-zero when something broke.
-# Knobs (environment): BENCH_SUITE (all | registry | proxy | quota | gc | mirror | scaleout | memory; default all),
+# Knobs (environment): BENCH_SUITE (all | registry | proxy | quota | gc | mirror | scaleout | memory | replication; default all),
 #   all but gc: BENCH_QUIET_WAIT_MS (3000), WHARF_BENCH_LOG_LEVEL (warn),
 #     WHARF_BENCH_FROM_SRC=1 (run Wharf through tsx instead of compiling);
 #   registry and proxy: BENCH_BLOB_MIB (256), BENCH_REPEATS (5), BENCH_CONCURRENCY (8), BENCH_WRK_SECONDS (10),
@@ -46,17 +50,22 @@
 #   memory: BENCH_MEMORY_MIB (256), BENCH_MEMORY_PUSHERS (8), BENCH_MEMORY_CHUNK_MIB (16), BENCH_MEMORY_SETTLE_MS (5000),
 #     BENCH_MEMORY_PULLS (20), BENCH_MEMORY_S3 (1: also Wharf on the S3 server named by WHARF_TEST_S3_*),
 #     BENCH_MEMORY_JSON (results file).
+#   replication: BENCH_REPLICATION_SMALL (1000), BENCH_REPLICATION_LARGE (10), BENCH_REPLICATION_LARGE_MIB (64),
+#     BENCH_REPLICATION_CONCURRENCY (4), BENCH_REPLICATION_RATE (10 commits/s), BENCH_REPLICATION_LOAD_S (45),
+#     BENCH_REPLICATION_POLL_MS (5000), BENCH_REPLICATION_JSON (results file), BENCH_REPLICATION_PG_URL (an admin URL
+#     of an existing PostgreSQL; default: a throw-away cluster); the S3 server as for scaleout (BENCH_SCALEOUT_S3_*).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 suite=${BENCH_SUITE:-all}
-case "$suite" in all | registry | proxy | quota | gc | mirror | scaleout | memory) ;; *) echo "BENCH_SUITE must be all, registry, proxy, quota, gc, mirror, scaleout or memory (got \"$suite\")" >&2; exit 2 ;; esac
+case "$suite" in all | registry | proxy | quota | gc | mirror | scaleout | memory | replication) ;; *) echo "BENCH_SUITE must be all, registry, proxy, quota, gc, mirror, scaleout, memory or replication (got \"$suite\")" >&2; exit 2 ;; esac
 runs() { [ "$suite" = all ] || [ "$suite" = "$1" ]; }
 own_pg=0
 if runs gc && [ -z "${BENCH_GC_PG_URL:-}" ]; then own_pg=1; fi
 if runs scaleout && [ -z "${BENCH_SCALEOUT_PG_URL:-}" ]; then own_pg=1; fi
+if runs replication && [ -z "${BENCH_REPLICATION_PG_URL:-}" ]; then own_pg=1; fi
 own_s3=0
-if runs scaleout && [ -z "${BENCH_SCALEOUT_S3_ENDPOINT:-}" ]; then own_s3=1; fi
+if { runs scaleout || runs replication; } && [ -z "${BENCH_SCALEOUT_S3_ENDPOINT:-}" ]; then own_s3=1; fi
 
 source scripts/lib/debian-packages.sh
 packages=()
@@ -93,7 +102,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-if [ "$suite" != gc ] && [ "${WHARF_BENCH_FROM_SRC:-0}" != 1 ]; then
+if [ "$suite" != gc ] && [ "$suite" != replication ] && [ "${WHARF_BENCH_FROM_SRC:-0}" != 1 ]; then
   mkdir -p .tmp
   build_dir=$(mktemp -d "$PWD/.tmp/bench-dist.XXXXXX")
   echo "== compiling Wharf into ${build_dir#"$PWD"/}"
@@ -122,13 +131,14 @@ start_pg() {
     "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 >/dev/null
   "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w -o "-p $port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
   local url="postgres://postgres@127.0.0.1:$port/postgres"
-  export BENCH_GC_PG_URL="${BENCH_GC_PG_URL:-$url}" BENCH_SCALEOUT_PG_URL="${BENCH_SCALEOUT_PG_URL:-$url}"
+  export BENCH_GC_PG_URL="${BENCH_GC_PG_URL:-$url}" BENCH_SCALEOUT_PG_URL="${BENCH_SCALEOUT_PG_URL:-$url}" BENCH_REPLICATION_PG_URL="${BENCH_REPLICATION_PG_URL:-$url}"
 }
 
 # A throw-away Ceph RADOS Gateway for the scaleout suite (scripts/s3/, as scripts/test.sh starts one; about
 # a minute the first time, which installs its Debian packages), stopped on exit. Its OSD keeps objects in a
 # sparse file (bluestore) rather than in memory.
 start_s3() {
+  if [ -n "$s3_dir" ]; then return; fi
   s3_dir=$(mktemp -d /tmp/wharf-bench-s3.XXXXXX)
   echo "== starting RADOS Gateway (S3) in $s3_dir"
   local s3_env
@@ -171,6 +181,14 @@ if runs scaleout; then
   fi
 fi
 if runs memory; then suite_run memory 3 node --import tsx bench/memory-bench.ts; fi
+if runs replication; then
+  if ((own_pg)); then start_pg; fi
+  if ((own_s3)) && ! start_s3; then
+    failed+=(replication)
+  else
+    suite_run replication 5 node --import tsx bench/replication-bench.ts
+  fi
+fi
 if ((${#failed[@]})); then
   echo "== failed: ${failed[*]}" >&2
   exit 1

@@ -45,7 +45,7 @@ export class Metrics {
   readonly mirrorUpstreamBytes: Counter;
 
   readonly replicationBacklog: Gauge<'location'>;
-  readonly replicationBytes: Counter<'location'>;
+  readonly replicationBytes: Counter<'location' | 'method'>;
   readonly replicationFailures: Counter<'location'>;
   readonly replicationCopySeconds: Histogram<'location'>;
 
@@ -240,8 +240,8 @@ export class Metrics {
     });
     this.replicationBytes = new Counter({
       name: 'wharf_replication_bytes_total',
-      help: 'Blob bytes this process copied to each location',
-      labelNames: ['location'],
+      help: 'Blob bytes this process copied to each location, by method: server_side (inside the store) or streamed (through this process)',
+      labelNames: ['location', 'method'],
       registers: [this.registry],
     });
     this.replicationFailures = new Counter({

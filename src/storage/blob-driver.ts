@@ -81,6 +81,18 @@ export interface BlobDriver {
    */
   redirectUrl?(key: string): Promise<string | undefined>;
   /**
+   * Copies the object under `key` in `source` (another driver) to `key` here inside the store, without
+   * its bytes passing through this process (an S3 CopyObject between buckets or prefixes of one
+   * endpoint). Only for blob keys whose source object was verified when it was committed: the copy
+   * becomes visible at once, complete (never partly), and the driver checks what it can without
+   * reading the bytes — at least that source and copy have `expected.size` bytes — removing a copy that
+   * fails the check. Resolves 'unsupported', having written nothing, when it cannot copy from `source`
+   * (another kind of driver, another endpoint or other credentials, or the store refuses the copy as
+   * not supported): the caller then streams the bytes. Throws BlobNotFoundError when the source has no
+   * such object; other failures as any request's. Optional: drivers with no server-side copy leave it out.
+   */
+  copyFrom?(source: BlobDriver, key: string, expected: { size: number }, signal?: AbortSignal): Promise<'copied' | 'unsupported'>;
+  /**
    * Resolves when the storage can serve: the bucket answers with the credentials, the directory is
    * readable and writable. Throws StorageUnavailableError otherwise, or when `signal` aborts first.
    */

@@ -6,6 +6,7 @@ export class Poller {
   private timer: NodeJS.Timeout | undefined;
   private current: Promise<unknown> | undefined;
   private stopping = false;
+  private again = false;
 
   constructor(
     private readonly pass: () => Promise<unknown>,
@@ -24,6 +25,21 @@ export class Poller {
     this.schedule();
   }
 
+  /**
+   * Runs a pass soon rather than at the end of the period: at once when the poller is waiting, right
+   * after the pass in progress when one runs. No effect before `start()` or after `stop()`.
+   */
+  wake(): void {
+    if (this.stopping) return;
+    if (this.current) {
+      this.again = true;
+      return;
+    }
+    if (this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.schedule(0);
+  }
+
   /** Stops polling and waits for the pass in progress (if any). */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -31,16 +47,17 @@ export class Poller {
     await this.current?.catch(() => {});
   }
 
-  private schedule(): void {
+  private schedule(delayMs = this.pollMs): void {
     if (this.stopping) return;
     this.timer = setTimeout(() => {
+      this.again = false;
       this.current = this.pass()
         .catch(this.onError)
         .finally(() => {
           this.current = undefined;
-          this.schedule();
+          this.schedule(this.again ? 0 : this.pollMs);
         });
-    }, this.pollMs);
+    }, delayMs);
     this.timer.unref();
   }
 }

@@ -1,20 +1,30 @@
 /**
- * One blob copied between two storage locations: the bytes are read from the source and written through
- * the target driver's verified writer (verified-write.ts), which commits under the blob key only when
- * digest and size match; a failed or aborted copy leaves nothing visible in the target.
+ * One blob copied between two storage locations. When the target driver can copy from the source inside
+ * the store (BlobDriver.copyFrom: two S3 locations on one endpoint) no byte passes through Wharf; the
+ * driver checks the copy's size (and what else the store offers) and the source was verified when it was
+ * committed. Otherwise — another kind of store, another endpoint, or a store that says it does not
+ * support the copy — the bytes are read from the source and written through the target driver's
+ * verified writer (verified-write.ts), which commits under the blob key only when digest and size match.
+ * Either way a failed or aborted copy leaves nothing visible in the target.
  */
 import type { Digest } from '../../oci/digest.js';
 import type { BlobDriver } from '../../storage/blob-driver.js';
 import { blobKey } from '../../storage/keys.js';
 import { storeVerified } from '../verified-write.js';
 
+/** How the bytes went: copied inside the store, or read and written through this process. */
+export type CopyMethod = 'server_side' | 'streamed';
+
 /**
- * Copies the bytes of `digest` (`size` bytes) from `source` to `target`; rejects (with nothing committed
- * in `target`) when the source fails, the bytes do not match, the target fails, or `signal` aborts.
+ * Copies the bytes of `digest` (`size` bytes) from `source` to `target`; resolves how, or rejects (with
+ * nothing committed in `target`) when the source fails, the bytes do not match, the target fails, or
+ * `signal` aborts.
  */
-export async function copyBlob(source: BlobDriver, target: BlobDriver, blob: { digest: Digest; size: number }, signal?: AbortSignal): Promise<void> {
+export async function copyBlob(source: BlobDriver, target: BlobDriver, blob: { digest: Digest; size: number }, signal?: AbortSignal): Promise<CopyMethod> {
   signal?.throwIfAborted();
-  const body = await source.reader(blobKey(blob.digest));
+  const key = blobKey(blob.digest);
+  if (target.copyFrom && (await target.copyFrom(source, key, { size: blob.size }, signal)) === 'copied') return 'server_side';
+  const body = await source.reader(key);
   const abort = () => body.destroy(signal?.reason instanceof Error ? signal.reason : new Error('copy aborted'));
   signal?.addEventListener('abort', abort, { once: true });
   try {
@@ -23,4 +33,5 @@ export async function copyBlob(source: BlobDriver, target: BlobDriver, blob: { d
     signal?.removeEventListener('abort', abort);
     body.destroy();
   }
+  return 'streamed';
 }

@@ -11,8 +11,9 @@
  * yet, it queues a job for its own location, which only records the placement and looks again).
  *
  * A job (`runJob`, under the lease `claim` gave it) copies the bytes from a location that holds them —
- * the most preferred one first, then the others — to the target through the target driver's verified
- * writer, and then records the placement. It is idempotent: a target that already holds the blob only
+ * the most preferred one first, then the others — to the target (blob-copy.ts: inside the store when
+ * both are S3 on one endpoint, else through the target driver's verified writer), and then records the
+ * placement. It is idempotent: a target that already holds the blob only
  * gets its placement recorded. While it copies, the job holds a 'write' guard against garbage
  * collection (db/blob-guard-store.ts), so GC never deletes a blob whose copy is about to appear, and a
  * blob GC is deleting is not copied. The guard lives as long as the job's lease and is renewed with it:
@@ -30,12 +31,15 @@ import type { Digest } from '../../oci/digest.js';
 import type { Logger } from '../../observability/logger.js';
 import { blobKey } from '../../storage/keys.js';
 import type { StorageLocations } from '../../storage/locations.js';
-import { copyBlob } from './blob-copy.js';
+import { copyBlob, type CopyMethod } from './blob-copy.js';
 
 /** Where blobs are linked into repositories (db/blob-store.ts): every link is reported to the listener. */
 export interface BlobLinks {
   onLinked(listener: BlobLinkListener): void;
 }
+
+/** How long a job just queued waits for its blob's row (a push records it right after the commit). */
+const RECORD_WAIT_MS = 2000;
 
 export interface ReplicationStores {
   jobs: ReplicationJobStore;
@@ -58,14 +62,16 @@ export interface ReplicationOptions {
 }
 
 /**
- * How a job ended: copied (`bytes` in `seconds`), present already, failed (retried later), dropped
- * (its blob or location is gone), or lost (its lease went to another worker, or the worker stopped).
+ * How a job ended: copied (`bytes` in `seconds`, server side or streamed), present already, failed
+ * (retried later), dropped (its blob or location is gone), or lost (its lease went to another worker,
+ * or the worker stopped).
  */
-export type JobResult = { outcome: 'copied'; location: string; bytes: number; seconds: number } | { outcome: 'present' | 'failed' | 'dropped' | 'lost'; location: string };
+export type JobResult = { outcome: 'copied'; location: string; bytes: number; seconds: number; method: CopyMethod } | { outcome: 'present' | 'failed' | 'dropped' | 'lost'; location: string };
 export type JobOutcome = JobResult['outcome'];
 
 export class ReplicationService {
   private readonly now: () => number;
+  private readonly queuedListeners: Array<() => void> = [];
 
   constructor(
     readonly locations: StorageLocations,
@@ -106,12 +112,20 @@ export class ReplicationService {
     return this.stores.jobs.enqueueNamespaceTargets(digest, repositoryId, this.locations.preferred.map((l) => l.name), this.now());
   }
 
+  /**
+   * Calls `listener` whenever this service queued copies (a commit in this process, a finished copy that
+   * found further targets), so that a worker of this process can start them without waiting for its poll.
+   */
+  onQueued(listener: () => void): void {
+    this.queuedListeners.push(listener);
+  }
+
   /** Records that `location` holds `digest` and queues a copy to every target that does not. */
   async onCommitted(digest: Digest, location: string): Promise<void> {
     const now = this.now();
     await this.stores.placements.add(digest, location, now);
     const queued = await this.queueMissing(digest, [location]);
-    if (!queued && this.defaultTargets.length < this.locations.preferred.length) await this.stores.jobs.enqueue(digest, [location], now, { evenIfPlaced: true });
+    if (!queued && this.defaultTargets.length < this.locations.preferred.length) this.queued(await this.stores.jobs.enqueue(digest, [location], now, { evenIfPlaced: true }));
   }
 
   /** The locations `digest` should be in: the registry-wide targets and those of the organizations linking it. */
@@ -159,7 +173,7 @@ export class ReplicationService {
     }, this.opts.leaseMs / 3);
     renew.unref();
     try {
-      const blob = await this.stores.blobs.find(digest);
+      const blob = await this.recorded(digest, job, lease.signal);
       if (!blob) {
         if (this.now() - job.createdAt < this.opts.orphanMs) return await this.fail(job, 'the blob is not recorded (yet)');
         await this.stores.jobs.drop(job.id);
@@ -178,16 +192,17 @@ export class ReplicationService {
       for (const source of sources) {
         if (lease.signal.aborted) break;
         const started = this.now();
+        let method: CopyMethod;
         try {
-          await copyBlob(this.locations.get(source)!.driver, target.driver, { digest, size }, lease.signal);
+          method = await copyBlob(this.locations.get(source)!.driver, target.driver, { digest, size }, lease.signal);
         } catch (err) {
           lastError = `copy from ${source}: ${(err as Error).message}`;
           continue;
         }
         const seconds = (this.now() - started) / 1000;
-        this.opts.log?.debug({ digest, from: source, to: job.location, size }, 'blob replicated');
+        this.opts.log?.debug({ digest, from: source, to: job.location, size, method }, 'blob replicated');
         await this.done(job);
-        return { outcome: 'copied', location: job.location, bytes: size, seconds };
+        return { outcome: 'copied', location: job.location, bytes: size, seconds, method };
       }
       if (lease.signal.aborted) {
         if (signal?.aborted) await this.release(job);
@@ -201,6 +216,20 @@ export class ReplicationService {
       clearInterval(renew);
       signal?.removeEventListener('abort', stop);
       await guards.release([guard]).catch(() => {});
+    }
+  }
+
+  /**
+   * The blob's row. A push commits the bytes (which queues the copies and wakes this process's worker)
+   * and records the row just after; a job that finds no row within RECORD_WAIT_MS of being queued looks
+   * again for up to that long before it counts as a failed attempt (with its backoff).
+   */
+  private async recorded(digest: Digest, job: ReplicationJob, signal: AbortSignal) {
+    const until = Date.now() + RECORD_WAIT_MS;
+    for (let young = this.now() - job.createdAt < RECORD_WAIT_MS; ; young = Date.now() < until) {
+      const blob = await this.stores.blobs.find(digest);
+      if (blob || !young || signal.aborted) return blob;
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 
@@ -219,6 +248,11 @@ export class ReplicationService {
   private async queueMissing(digest: string, holding: readonly string[]): Promise<number> {
     const placed = new Set([...(await this.stores.placements.list(digest)), ...holding]);
     const missing = (await this.targetsFor(digest)).filter((t) => !placed.has(t));
-    return this.stores.jobs.enqueue(digest, missing, this.now());
+    return this.queued(await this.stores.jobs.enqueue(digest, missing, this.now()));
+  }
+
+  private queued(added: number): number {
+    if (added > 0) for (const listener of this.queuedListeners) listener();
+    return added;
   }
 }

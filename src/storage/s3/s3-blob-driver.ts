@@ -22,11 +22,9 @@ import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, Readable } from 'node:stream';
 import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader } from '../blob-driver.js';
 import { DirectGetError, directGet, type DirectGetOptions } from './direct-get.js';
-import { copySource, MIN_PART_SIZE, S3Writer, type S3Target } from './s3-writer.js';
+import { serverSideCopy } from './s3-copy.js';
+import { copySource, MAX_SINGLE_COPY, MIN_PART_SIZE, S3Writer, type S3Target } from './s3-writer.js';
 import { isS3NotFound, s3Status } from './s3-errors.js';
-
-/** Objects up to this size move with one CopyObject; larger ones through a multipart copy. */
-const MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024;
 
 export interface S3DriverOptions {
   /** e.g. `http://127.0.0.1:7480`; undefined for AWS's own endpoints. */
@@ -50,6 +48,11 @@ export interface S3DriverOptions {
   requestTimeoutMs?: number;
   /** An `https:` endpoint's certificate authorities (PEM), trusted instead of Node's own; default Node's. */
   ca?: string;
+  /**
+   * Server-side copies of objects up to this size take one CopyObject, larger ones a multipart copy
+   * (default and largest: S3's limit, 5 GiB; lower for a store with a smaller limit).
+   */
+  maxSingleCopy?: number;
 }
 
 export class S3BlobDriver implements BlobDriver {
@@ -64,6 +67,9 @@ export class S3BlobDriver implements BlobDriver {
   /** The store as an operator knows it, for error messages. */
   readonly where: string;
   private readonly direct: DirectGetOptions;
+  /** Endpoint, region and credentials: drivers that agree on all four copy between each other server side. */
+  private readonly store: string;
+  private readonly maxSingleCopy: number;
 
   constructor(opts: S3DriverOptions) {
     this.client = new S3Client({
@@ -104,6 +110,17 @@ export class S3BlobDriver implements BlobDriver {
     this.prefix = opts.prefix ? `${opts.prefix.replace(/\/+$/, '')}/` : '';
     this.partSize = Math.max(MIN_PART_SIZE, opts.partSize ?? 8 * 1024 * 1024);
     this.direct = { connectTimeoutMs: opts.connectTimeoutMs ?? 5000, idleTimeoutMs: opts.requestTimeoutMs ?? 60_000, ca: opts.ca };
+    this.maxSingleCopy = Math.min(MAX_SINGLE_COPY, opts.maxSingleCopy ?? MAX_SINGLE_COPY);
+    this.store = JSON.stringify([opts.endpoint ?? null, opts.region, opts.accessKeyId ?? null, opts.secretAccessKey ?? null]);
+  }
+
+  /**
+   * A server-side copy (s3-copy.ts) when `source` is an S3 driver on the same endpoint with the same
+   * credentials (its bucket and prefix may differ); 'unsupported' otherwise, or when the store refuses it.
+   */
+  async copyFrom(source: BlobDriver, key: string, expected: { size: number }, signal?: AbortSignal): Promise<'copied' | 'unsupported'> {
+    if (!(source instanceof S3BlobDriver) || source.store !== this.store) return 'unsupported';
+    return serverSideCopy(this.client, { bucket: source.bucket, key: source.key(key) }, this.target(key), { blobKey: key, expected, maxSingleCopy: this.maxSingleCopy, signal });
   }
 
   /**

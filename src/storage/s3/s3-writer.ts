@@ -16,6 +16,8 @@ import type { BlobWriter } from '../blob-driver.js';
 /** S3's smallest part (all but the last) and largest copied range. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 const MAX_COPY_PART = 5 * 1024 * 1024 * 1024;
+/** Objects up to this size copy with one CopyObject (S3's and RGW's limit); larger ones through a multipart copy. */
+export const MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024;
 const INITIAL_BUFFER = 256 * 1024;
 
 export interface S3Target {
@@ -155,8 +157,12 @@ export class S3Writer implements BlobWriter {
     this.filled = 0;
   }
 
-  /** Copies `size` bytes of the object at `sourceKey` into the next parts, each between 5 MiB and 5 GiB (before any write). */
-  async copyFrom(sourceKey: string, size: number): Promise<void> {
+  /**
+   * Copies `size` bytes of the object at `sourceKey` (in `source.bucket`, default this writer's bucket)
+   * into the next parts, each between 5 MiB and 5 GiB (before any write); with `source.ifMatch`, every
+   * part copy is refused (412) unless the source still has that ETag.
+   */
+  async copyFrom(sourceKey: string, size: number, source: { bucket?: string; ifMatch?: string; signal?: AbortSignal } = {}): Promise<void> {
     const uploadId = await this.start();
     const count = Math.ceil(size / MAX_COPY_PART);
     const step = Math.ceil(size / count);
@@ -169,9 +175,11 @@ export class S3Writer implements BlobWriter {
           Key: this.t.key,
           UploadId: uploadId,
           PartNumber,
-          CopySource: copySource(this.t.bucket, sourceKey),
+          CopySource: copySource(source.bucket ?? this.t.bucket, sourceKey),
           CopySourceRange: `bytes=${start}-${end}`,
+          CopySourceIfMatch: source.ifMatch,
         }),
+        { abortSignal: source.signal },
       );
       this.parts.push({ PartNumber, ETag: res.CopyPartResult?.ETag });
     }

@@ -131,7 +131,7 @@ for (const dialect of DIALECTS) {
       for (const l of ['us', 'ap']) assert.deepEqual(await readAll(locations.driver(l), blobKey(digest)), bytes);
       assert.deepEqual(await placements.list(digest), ['ap', 'eu', 'us']);
       assert.deepEqual(await jobs.backlog(), new Map());
-      assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_bytes_total'), /location="us"} 4096/);
+      assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_bytes_total'), /location="us",method="streamed"} 4096/);
       assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_copy_seconds'), /wharf_replication_copy_seconds_count{location="ap"} 1/);
       assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_backlog'), /location="us"} 0/);
     });
@@ -378,6 +378,28 @@ for (const dialect of DIALECTS) {
       assert.ok(all.every((r) => r.outcome === 'copied'), JSON.stringify(all.map((r) => r.outcome)));
       assert.deepEqual(await keys(locations.driver('us')), pushed.map((p) => blobKey(p.digest)).sort());
       assert.deepEqual(await jobs.backlog(), new Map());
+    });
+
+    it('starts a copy this process queues at once, without waiting for its poll, also before the blob row is recorded', async () => {
+      const s = service({ targets: ['us'] });
+      s.listen();
+      // A poll an hour away: only the wake-up can start the copy.
+      const w = new ReplicationWorker({ service: s, concurrency: 2, pollMs: 3_600_000 });
+      w.start();
+      try {
+        const bytes = randomBytes(2048);
+        const digest = digestOf(bytes);
+        const repo = await repos.ensure('acme', 'wake');
+        // As a push: the bytes are committed (which queues the copy), the blob's row is recorded after.
+        await locations.commit('eu', bytes);
+        await new Promise((r) => setTimeout(r, 100));
+        await blobs.link(repo.id, digest, bytes.length);
+        for (let i = 0; i < 1000 && !(await placements.list(digest)).includes('us'); i++) await new Promise((r) => setTimeout(r, 20));
+        assert.deepEqual(await placements.list(digest), ['eu', 'us']);
+        assert.deepEqual(await readAll(locations.driver('us'), blobKey(digest)), bytes);
+      } finally {
+        await w.stop();
+      }
     });
 
     it('is built only for several locations, and refuses a registry-wide target that is not a location', async () => {

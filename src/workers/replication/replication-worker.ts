@@ -1,6 +1,8 @@
 /**
  * The replication worker: every poll it runs `concurrency` slots, each claiming one due copy job at a
- * time (registry/replication/replication-service.ts) until none is left, then sleeps until the next poll.
+ * time (registry/replication/replication-service.ts) until none is left, then sleeps until the next poll;
+ * a copy this process queues (a push committed here) wakes it at once, so only copies queued by other
+ * processes wait for the poll.
  * Any number of processes may run it: jobs are leased one by one in the database, a lease is renewed
  * while its copy runs, and a job whose worker died is taken over once its lease expires. `stop()` aborts
  * the copies in progress (they commit nothing, and their jobs are released at once) and waits for them.
@@ -31,13 +33,19 @@ export class ReplicationWorker {
   readonly owner: string;
   private readonly abort = new AbortController();
   private readonly poller: Poller;
+  private listening = false;
 
   constructor(private readonly deps: ReplicationWorkerDeps) {
     this.owner = deps.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.poller = new Poller(() => this.runOnce(), deps.pollMs, (err) => deps.log?.error({ err }, 'replication pass failed'));
   }
 
+  /** Polls, and works at once what this process queues (ReplicationService.onQueued). */
   start(): void {
+    if (!this.listening) {
+      this.listening = true;
+      this.deps.service.onQueued(() => this.poller.wake());
+    }
     this.poller.start();
   }
 
@@ -71,7 +79,7 @@ export class ReplicationWorker {
     if (!m) return;
     if (r.outcome === 'failed') m.replicationFailures.labels(r.location).inc();
     if (r.outcome !== 'copied') return;
-    m.replicationBytes.labels(r.location).inc(r.bytes);
+    m.replicationBytes.labels(r.location, r.method).inc(r.bytes);
     m.replicationCopySeconds.labels(r.location).observe(r.seconds);
   }
 

@@ -1,0 +1,128 @@
+/**
+ * Server-side copies between S3 drivers on the shared RADOS Gateway (two key prefixes of one bucket):
+ * one CopyObject, or a multipart copy above the single-copy size, onto the final key; checks of the
+ * source's size before and of the copy after; 'unsupported' with nothing written for a filesystem
+ * source, for other credentials, and when the store answers 501 to a copy (through a fault proxy).
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startFaultProxy } from '../../../test/helpers/fault-proxy.js';
+import { openTestS3Driver, testS3Options } from '../../../test/helpers/s3.js';
+import { BlobNotFoundError, type BlobDriver } from '../blob-driver.js';
+import { FsBlobDriver } from '../fs/fs-blob-driver.js';
+import { S3BlobDriver } from './s3-blob-driver.js';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+async function put(driver: BlobDriver, key: string, bytes: Uint8Array): Promise<void> {
+  const w = await driver.writer(key);
+  for (let i = 0; i < bytes.byteLength; i += 1024 * 1024) await w.write(bytes.subarray(i, i + 1024 * 1024));
+  await w.commit();
+}
+
+async function readAll(driver: BlobDriver, key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of await driver.reader(key)) chunks.push(Buffer.from(c as Uint8Array));
+  return Buffer.concat(chunks);
+}
+
+async function keys(driver: BlobDriver): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of driver.list('')) out.push(k);
+  return out;
+}
+
+describe('S3BlobDriver server-side copy', () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  let a: S3BlobDriver;
+  let b: S3BlobDriver;
+  const open = async (opts: Parameters<typeof openTestS3Driver>[0] = {}) => {
+    const d = await openTestS3Driver({ partSize: 5 * 1024 * 1024, ...opts });
+    cleanups.push(d.cleanup);
+    return d.driver;
+  };
+
+  before(async () => {
+    a = await open();
+    b = await open();
+  });
+  after(async () => {
+    for (const c of cleanups) await c();
+  });
+
+  it('copies an object to another prefix of the same endpoint without reading it, onto the final key', async () => {
+    const bytes = randomBytes(300 * 1024);
+    await put(a, 'blobs/small', bytes);
+    // Reading through the source driver would show here: nothing may be read.
+    let read = 0;
+    const counted: BlobDriver = Object.create(a, { reader: { value: async (...args: Parameters<BlobDriver['reader']>) => (read++, a.reader(...args)) } });
+    assert.equal(await b.copyFrom(counted, 'blobs/small', { size: bytes.byteLength }), 'copied');
+    assert.equal(read, 0);
+    assert.equal(sha(await readAll(b, 'blobs/small')), sha(bytes));
+    assert.deepEqual(await keys(b), ['blobs/small'], 'no staging object');
+  });
+
+  it('copies a multipart object above the single-copy size with a multipart copy of its parts', async () => {
+    const big = await open({ maxSingleCopy: 1024 * 1024 });
+    const bytes = randomBytes(11 * 1024 * 1024 + 17);
+    await put(a, 'blobs/big', bytes);
+    assert.equal(await big.copyFrom(a, 'blobs/big', { size: bytes.byteLength }), 'copied');
+    assert.equal((await big.stat('blobs/big'))?.size, bytes.byteLength);
+    assert.equal(sha(await readAll(big, 'blobs/big')), sha(bytes));
+  });
+
+  it('refuses a source whose size is not the expected one, and a missing source, writing nothing', async () => {
+    const bytes = randomBytes(1000);
+    await put(a, 'blobs/sized', bytes);
+    await assert.rejects(b.copyFrom(a, 'blobs/sized', { size: 999 }), /the source object is 1000 bytes, expected 999/);
+    await assert.rejects(b.copyFrom(a, 'blobs/none', { size: 1 }), BlobNotFoundError);
+    assert.equal(await b.stat('blobs/sized'), undefined);
+    assert.equal(await b.stat('blobs/none'), undefined);
+  });
+
+  it('is unsupported from a filesystem driver, from other credentials and from another endpoint', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-s3-copy-'));
+    try {
+      const fs = new FsBlobDriver(dir);
+      await put(fs, 'blobs/fs', randomBytes(10));
+      assert.equal(await b.copyFrom(fs, 'blobs/fs', { size: 10 }), 'unsupported');
+      const stranger = new S3BlobDriver({ ...testS3Options(), secretAccessKey: 'not-the-secret', prefix: 'none' });
+      await put(a, 'blobs/cred', randomBytes(10));
+      assert.equal(await b.copyFrom(stranger, 'blobs/cred', { size: 10 }), 'unsupported');
+      assert.equal(await b.copyFrom(a, 'blobs/cred', { size: 10 }), 'copied');
+      const elsewhere = new S3BlobDriver({ ...testS3Options(), endpoint: testS3Options().endpoint!.replace('127.0.0.1', 'localhost'), prefix: 'none' });
+      assert.equal(await elsewhere.copyFrom(a, 'blobs/cred', { size: 10 }), 'unsupported', 'another endpoint');
+      assert.equal(await b.stat('blobs/fs'), undefined);
+      stranger.close();
+      elsewhere.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is unsupported, with nothing written, when the store answers a copy with 501', async () => {
+    const proxy = await startFaultProxy(testS3Options().endpoint!);
+    const opened: Array<() => Promise<void>> = [];
+    try {
+      const [pa, pb] = (await Promise.all(
+        [1, 2].map(async () => {
+          const d = await openTestS3Driver({ endpoint: proxy.url });
+          opened.push(d.cleanup);
+          return d.driver;
+        }),
+      )) as [S3BlobDriver, S3BlobDriver];
+      await put(pa, 'blobs/x', randomBytes(2000));
+      const rule = proxy.inject({ method: 'PUT', match: (r) => r.headers['x-amz-copy-source'] !== undefined, fault: { kind: 'status', status: 501, code: 'NotImplemented' } });
+      assert.equal(await pb.copyFrom(pa, 'blobs/x', { size: 2000 }), 'unsupported');
+      assert.equal(rule.hits, 1);
+      assert.equal(await pb.stat('blobs/x'), undefined);
+    } finally {
+      for (const c of opened) await c();
+      await proxy.stop();
+    }
+  });
+});
