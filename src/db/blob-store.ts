@@ -45,8 +45,8 @@ export class BlobStore {
   /**
    * Records a verified blob (if new) and links it into the repository, in one transaction, then tells
    * the `onLinked` listeners. A link that exists is renewed (`created_at` = now), so GC's grace period
-   * starts again for it. The blob row is upserted (and so row-locked on PostgreSQL): a GC deletion of the same row either finished
-   * before (the row is created anew) or waits for this link and then sees it.
+   * starts again for it. The blob row is upserted (and so row-locked on PostgreSQL): a GC deletion of
+   * the same row either finished before (the row is created anew) or waits for this link and then sees it.
    */
   async link(repositoryId: number, digest: Digest, size: number): Promise<BlobRecord> {
     const now = Date.now();
