@@ -15,15 +15,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
-import pg from 'pg';
 import { parseDigest } from '../../src/oci/digest.js';
 import { blobKey } from '../../src/storage/keys.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
+import { pgRows as rows } from '../helpers/databases.js';
 import { rethrowFailures, waitFor } from '../helpers/e2e-utils.js';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../helpers/fault-proxy.js';
 import { buildImage, largeLayer, MiB, type BuiltImage } from '../helpers/oci-layout.js';
-import { testS3Options } from '../helpers/s3.js';
+import { openMultipartUploads, testS3Options } from '../helpers/s3.js';
 import { dockerRef, ociRef, skopeoCopy, SkopeoError } from '../helpers/skopeo.js';
 import { basicAuth, type WharfProcess } from '../helpers/wharf-process.js';
 
@@ -116,7 +115,7 @@ describe('two processes behind haproxy: a process killed mid-push or mid-GC lose
     }
     assert.equal(await C().bucket.stat(blobAt(layer)), undefined, 'no layer bytes under the blob key');
     assert.ok((await rows(C().dbUrl, 'select id from uploads')).length >= 1, 'the killed process left its upload behind');
-    assert.ok((await openMultipart(C())) >= 1, 'and an S3 multipart upload');
+    assert.ok((await openMultipartUploads(C().prefix)) >= 1, 'and an S3 multipart upload');
 
     // The client retries through haproxy, which no longer routes to the dead process.
     const pushed = await skopeoCopy(ociRef(join(work, 'src'), 'v1'), ref, { preserveDigests: true, creds: C().admin });
@@ -127,7 +126,7 @@ describe('two processes behind haproxy: a process killed mid-push or mid-GC lose
     // The survivor's upload sweep removes what the killed process left, once upload_timeout passed.
     await waitFor(
       'the upload sweep to remove the abandoned upload and its multipart upload',
-      async () => (await rows(C().dbUrl, 'select id from uploads')).length === 0 && (await openMultipart(C())) === 0,
+      async () => (await rows(C().dbUrl, 'select id from uploads')).length === 0 && (await openMultipartUploads(C().prefix)) === 0,
       (UPLOAD_TIMEOUT_S * 3 + 10) * 1000,
       500,
     );
@@ -211,34 +210,6 @@ describe('two processes behind haproxy: a process killed mid-push or mid-GC lose
     await C().restart(holder);
   });
 });
-
-/** Rows of a query on the cluster's database. */
-async function rows(dbUrl: string, sql: string): Promise<Record<string, unknown>[]> {
-  const client = new pg.Client({ connectionString: dbUrl });
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-/** S3 multipart uploads open under the cluster's prefix. */
-async function openMultipart(c: Cluster): Promise<number> {
-  const o = testS3Options();
-  const client = new S3Client({
-    endpoint: o.endpoint,
-    region: o.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: o.accessKeyId!, secretAccessKey: o.secretAccessKey! },
-  });
-  try {
-    const res = await client.send(new ListMultipartUploadsCommand({ Bucket: o.bucket, Prefix: `${c.prefix}/` }));
-    return res.Uploads?.length ?? 0;
-  } finally {
-    client.destroy();
-  }
-}
 
 /** The key of a blob's bytes in the bucket. */
 function blobAt(digest: string): string {

@@ -26,15 +26,13 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
-import pg from 'pg';
-import { createPostgresDatabase } from '../helpers/databases.js';
+import { createPostgresDatabase, pgRows as rows } from '../helpers/databases.js';
 import { rethrowFailures, waitFor } from '../helpers/e2e-utils.js';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../helpers/fault-proxy.js';
 import { blobsOf, keyOf, openGeoLocations, replicationStatus, type GeoLocations, type LocationView } from '../helpers/geo-e2e.js';
 import { buildImage, expectedDigestTree, largeLayer, layoutDigestTree, MiB, verifyLayoutBlobs, type BuiltImage } from '../helpers/oci-layout.js';
 import { freePort } from '../helpers/ports.js';
-import { testS3Options } from '../helpers/s3.js';
+import { openMultipartUploads, testS3Options } from '../helpers/s3.js';
 import { dockerRef, ociRef, registerCredentials, skopeoCopy } from '../helpers/skopeo.js';
 import { adminFetch, startWharf, type WharfProcess } from '../helpers/wharf-process.js';
 
@@ -259,7 +257,7 @@ describe('two processes with opposite preferences on one PostgreSQL: fallback, o
       slow[survivor] = proxies[survivor]!.inject({ match: isLayerPart, fault: { kind: 'stall', ms: 300 } });
       await P(victim).kill();
       assert.equal(await geo.driver('s3').stat(keyOf(layer)), undefined, 'nothing of the killed copy is visible');
-      assert.ok((await openMultipart(geo.prefix)) >= 1, 'the killed copy left its multipart upload');
+      assert.ok((await openMultipartUploads(geo.prefix)) >= 1, 'the killed copy left its multipart upload');
 
       let takenOver: Record<string, unknown> | undefined;
       await waitFor(
@@ -292,7 +290,7 @@ describe('two processes with opposite preferences on one PostgreSQL: fallback, o
       await waitFor('the status to show the big image in both locations', async () => everywhere(await status(repoOf('big')), 3), 30_000, 200);
 
       // The killed copy's multipart upload is aborted by the survivor's sweep once upload_timeout passed.
-      await waitFor('the upload sweep to abort the multipart upload of the killed copy', async () => (await openMultipart(geo.prefix)) === 0, (UPLOAD_TIMEOUT_S * 2 + 10) * 1000, 500);
+      await waitFor('the upload sweep to abort the multipart upload of the killed copy', async () => (await openMultipartUploads(geo.prefix)) === 0, (UPLOAD_TIMEOUT_S * 2 + 10) * 1000, 500);
       assert.deepEqual(await readdir(join(geo.fsDir, '.tmp')).catch(() => []), [], 'no staged file left in fs');
       // The interrupted copy counts as an attempt of the job, with the reason, while the survivor holds it.
       assert.equal(Number(takenOver!.attempts), 1);
@@ -328,25 +326,3 @@ describe('two processes with opposite preferences on one PostgreSQL: fallback, o
   });
 });
 
-/** Rows of a query on the shared database. */
-async function rows(dbUrl: string, sql: string): Promise<Record<string, unknown>[]> {
-  const client = new pg.Client({ connectionString: dbUrl });
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-/** S3 multipart uploads open under `prefix`. */
-async function openMultipart(prefix: string): Promise<number> {
-  const o = testS3Options();
-  const client = new S3Client({ endpoint: o.endpoint, region: o.region, forcePathStyle: true, credentials: { accessKeyId: o.accessKeyId!, secretAccessKey: o.secretAccessKey! } });
-  try {
-    const res = await client.send(new ListMultipartUploadsCommand({ Bucket: o.bucket, Prefix: `${prefix}/` }));
-    return res.Uploads?.length ?? 0;
-  } finally {
-    client.destroy();
-  }
-}

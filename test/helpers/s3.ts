@@ -3,6 +3,7 @@
  * run and exports WHARF_TEST_S3_*; each test gets its own key prefix in the bucket, emptied afterwards.
  */
 import { randomBytes } from 'node:crypto';
+import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3BlobDriver, type S3DriverOptions } from '../../src/storage/s3/s3-blob-driver.js';
 
 /** The test server's connection settings; throws (never skips) when the test command did not start one. */
@@ -36,4 +37,16 @@ export async function openTestS3Driver(opts: Partial<S3DriverOptions> = {}): Pro
       driver.close();
     },
   };
+}
+
+/** How many S3 multipart uploads are open under `prefix` in the test bucket. */
+export async function openMultipartUploads(prefix: string): Promise<number> {
+  const o = testS3Options();
+  const client = new S3Client({ endpoint: o.endpoint, region: o.region, forcePathStyle: true, credentials: { accessKeyId: o.accessKeyId!, secretAccessKey: o.secretAccessKey! } });
+  try {
+    const res = await client.send(new ListMultipartUploadsCommand({ Bucket: o.bucket, Prefix: `${prefix}/` }));
+    return res.Uploads?.length ?? 0;
+  } finally {
+    client.destroy();
+  }
 }
