@@ -86,6 +86,12 @@ export class UploadStore {
     await this.db.updateTable('uploads').set({ chunk_writer: null, chunk_expires_at: 0 }).where('id', '=', id).where('chunk_writer', '=', writer).execute();
   }
 
+  /** Ends every chunk claim (their writers are known to be gone); returns how many there were. */
+  async releaseAllChunks(): Promise<number> {
+    const res = await this.db.updateTable('uploads').set({ chunk_writer: null, chunk_expires_at: 0 }).where('chunk_writer', 'is not', null).executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
   async delete(id: string): Promise<boolean> {
     const res = await this.db.deleteFrom('uploads').where('id', '=', id).executeTakeFirst();
     return Number(res.numDeletedRows) > 0;

@@ -45,6 +45,11 @@ export async function serve(config: Readonly<Config>): Promise<void> {
     throw err;
   }
   const { db, storage, registry, app, tls, metrics, accounts } = started;
+  // Alone on its SQLite database (the instance lock): a chunk claim left there is a dead process's.
+  if (lock) {
+    const released = await registry.uploads.releaseChunkClaims();
+    if (released > 0) logger.info({ uploads: released }, 'released the chunk claims of uploads a stopped process was writing');
+  }
 
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -54,8 +54,12 @@ export interface UploadQuota {
   admitUpload(repo: RepositoryRef, stage: 'upload_start' | 'upload_chunk', incoming?: number): Promise<void>;
 }
 
-/** How long a chunk's claim holds without renewal (its writer renews it every third of that while it runs). */
-const CHUNK_CLAIM_MS = 60_000;
+/**
+ * How long a chunk's claim holds without renewal (its writer renews it every third of that while it
+ * runs): on PostgreSQL, how long the upload of a process that died mid-chunk answers 416 before another
+ * process may go on with it. On SQLite a starting server releases every claim (`releaseChunkClaims`).
+ */
+const CHUNK_CLAIM_MS = 15_000;
 
 export class UploadService {
   private readonly hashes = new Map<string, { size: number; hash: Hash }>();
@@ -179,6 +183,15 @@ export class UploadService {
   async cancel(repo: RepositoryRef, id: string): Promise<void> {
     await this.find(repo, id);
     await this.locks.run(id, () => this.drop(id));
+  }
+
+  /**
+   * Releases the chunk claims of every upload: for a server that is the only one on its database
+   * (SQLite's instance lock), at its start, where any claim is left by a process that died mid-chunk.
+   * Returns how many.
+   */
+  releaseChunkClaims(): Promise<number> {
+    return this.uploads.releaseAllChunks();
   }
 
   /** Cancels uploads untouched since `before`; returns how many. */
