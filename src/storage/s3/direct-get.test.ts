@@ -159,6 +159,25 @@ describe('directGet over TLS (https: URLs)', () => {
     assert.equal(server.requests.at(-1)?.headers.host, `localhost:${server.port}`);
   });
 
+  it('loses no byte when TLS hands over several records while the reader is not reading', async () => {
+    // TLS decrypts every record already received in one go, calling the socket's read callback once
+    // per record even after it asked to pause: a slow reader with small buffers must still get every byte.
+    const r = await directGet(new URL(`${server.url}/b/k`), undefined, tlsOpts);
+    assert.equal(r.kind, 'body');
+    if (r.kind !== 'body') return;
+    const parts: Buffer[] = [];
+    for (let at = 0; at < data.length; ) {
+      await new Promise((res) => setTimeout(res, at % 7 === 0 ? 1 : 0));
+      const buf = Buffer.alloc(Math.min(5000, data.length - at));
+      const n = await r.reader.read(buf, at, buf.length);
+      assert.ok(n > 0, `a read at ${at} of ${data.length} ended the body`);
+      parts.push(buf.subarray(0, n));
+      at += n;
+    }
+    assert.ok(Buffer.concat(parts).equals(data));
+    await r.reader.close();
+  });
+
   it("refuses a certificate its authorities do not vouch for, as a failure of the connection", async () => {
     // Without `ca`: Node's own authorities (and NODE_EXTRA_CA_CERTS), which know nothing of the test CA.
     await assert.rejects(directGet(new URL(`${server.url}/b/k`), undefined, opts), (err: Error) => err instanceof DirectGetError && /UNABLE_TO_VERIFY_LEAF_SIGNATURE/.test(err.message));

@@ -5,7 +5,8 @@
  * chunks and pass each through a stream: at a few hundred MiB/s that costs about four times the CPU of
  * the same copy in Go (CNCF Distribution), most of it per-chunk work and garbage collection. Here the
  * socket's `onread` reads into one buffer per transfer (up to 1 MiB per read: as many bytes as the
- * kernel holds), copied out into the buffers the blob sender recycles; nothing is allocated per chunk.
+ * kernel holds), copied out into the buffers the blob sender recycles; nothing is allocated per chunk
+ * (only when bytes still unread fill it does a read go to a fresh buffer).
  *
  * Deliberately small: one GET (a presigned URL, so signing stays the SDK's), `Connection: close`, a body
  * framed by Content-Length. An `https:` URL goes over TLS (`tls.connect`, which reads the same way),
@@ -21,6 +22,8 @@ import type { PositionalReader } from '../blob-driver.js';
 const MAX_HEADER = 64 * 1024;
 /** The most one socket read takes in (as much as the kernel holds, up to this). */
 const READ_BUFFER = 1024 * 1024;
+/** Less room than this left after unread bytes, and the next read goes to a fresh buffer. */
+const MIN_SPARE = 64 * 1024;
 
 export interface DirectGetOptions {
   /** A connection not open within this long fails. */
@@ -64,8 +67,6 @@ class DirectGet implements PositionalReader {
   private readonly socket: Socket;
   private head: Buffer | undefined = Buffer.allocUnsafe(MAX_HEADER);
   private headLength = 0;
-  /** Body bytes that arrived with the head, not read yet. */
-  private leftover: Buffer | undefined;
   /** Position in the object of the next byte the socket delivers. */
   private position = 0;
   /** Body bytes still to come from the socket. */
@@ -107,14 +108,30 @@ class DirectGet implements PositionalReader {
     this.socket.once('close', ended);
   }
 
-  /** Where body bytes land (reused: the socket reads again only once they are all read out). */
+  /** Where body bytes land: reused from its start whenever every byte in it has been read out. */
   private landing: Buffer | undefined;
+  /** How much of `landing` holds bytes not read out yet (they sit in `unread`). */
+  private landingUsed = 0;
+  /** The buffer the socket's next read fills (the last one `nextBuffer` gave). */
+  private handed: Buffer | undefined;
+  /** Body bytes that arrived and are not read yet, in order. */
+  private readonly unread: Buffer[] = [];
+  private unreadBytes = 0;
 
-  /** Where the socket's next read lands: the head buffer, then the landing buffer. */
+  /**
+   * Where the socket's next read lands: the head buffer, then the landing buffer after any bytes not
+   * read out yet. A plain socket stops reading when asked to; a TLS socket still hands over every record
+   * it has already decrypted, one call per record, so a read may land while earlier ones wait.
+   */
   private nextBuffer(): Uint8Array {
     if (this.head) return this.head.subarray(this.headLength);
-    this.landing ??= Buffer.allocUnsafe(Math.max(1, Math.min(READ_BUFFER, this.remaining)));
-    return this.landing;
+    if (this.unreadBytes === 0) this.landingUsed = 0;
+    if (!this.landing || this.landing.length - this.landingUsed < MIN_SPARE) {
+      // Bytes still unread fill this one: the next read goes to a fresh buffer (they keep the old one).
+      this.landing = Buffer.allocUnsafe(Math.max(1, Math.min(READ_BUFFER, this.remaining)));
+      this.landingUsed = 0;
+    }
+    return (this.handed = this.landing.subarray(this.landingUsed));
   }
 
   private received(n: number): boolean {
@@ -126,7 +143,8 @@ class DirectGet implements PositionalReader {
     }
     this.position += n;
     this.remaining -= n;
-    this.leftover = this.landing!.subarray(0, n);
+    this.landingUsed += n;
+    this.queue(this.handed!.subarray(0, n));
     const pending = this.pending;
     this.pending = undefined;
     pending?.resolve(this.copyOut(pending.buffer, pending.length));
@@ -134,11 +152,22 @@ class DirectGet implements PositionalReader {
     return false;
   }
 
+  private queue(bytes: Buffer): void {
+    this.unread.push(bytes);
+    this.unreadBytes += bytes.length;
+  }
+
   private copyOut(buffer: Uint8Array, length: number): number {
-    const leftover = this.leftover!;
-    const n = Math.min(length, leftover.length);
-    buffer.set(leftover.subarray(0, n));
-    this.leftover = n === leftover.length ? undefined : leftover.subarray(n);
+    let n = 0;
+    while (n < length && this.unread.length > 0) {
+      const first = this.unread[0]!;
+      const take = Math.min(length - n, first.length);
+      buffer.set(first.subarray(0, take), n);
+      n += take;
+      if (take === first.length) this.unread.shift();
+      else this.unread[0] = first.subarray(take);
+    }
+    this.unreadBytes -= n;
     return n;
   }
 
@@ -171,9 +200,10 @@ class DirectGet implements PositionalReader {
     this.remaining = length;
     const body = head.subarray(end + 4, this.headLength);
     if (body.length > 0) {
-      this.leftover = Buffer.from(body.subarray(0, Math.min(body.length, this.remaining)));
-      this.remaining -= this.leftover.length;
-      this.position += this.leftover.length;
+      const first = Buffer.from(body.subarray(0, Math.min(body.length, this.remaining)));
+      this.queue(first);
+      this.remaining -= first.length;
+      this.position += first.length;
     }
     this.settleStart.resolve({ kind: 'body', reader: this });
     return false;
@@ -191,10 +221,10 @@ class DirectGet implements PositionalReader {
 
   /** Reads the next bytes into `buffer`. Reads must come in order: `position` is where the last one ended. */
   read(buffer: Uint8Array, position: number, length: number): Promise<number> {
-    const expected = this.position - (this.leftover?.length ?? 0);
+    const expected = this.position - this.unreadBytes;
     if (position !== expected) return Promise.reject(new Error(`reads of an S3 object must follow each other (asked for byte ${position}, at ${expected})`));
     if (length === 0) return Promise.resolve(0);
-    if (this.leftover) return Promise.resolve(this.copyOut(buffer, length));
+    if (this.unreadBytes > 0) return Promise.resolve(this.copyOut(buffer, length));
     if (this.remaining === 0) return Promise.resolve(0);
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
