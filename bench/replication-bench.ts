@@ -53,6 +53,8 @@ import { ReplicationWorker } from '../src/workers/replication/replication-worker
 import { bucketFromEnv, emptyPrefix, type BucketSettings } from './lib/bucket.js';
 import { MiB, envInt, fmt, log } from './lib/measure.js';
 import { createBenchDatabase } from './lib/pg-database.js';
+import pino from 'pino';
+import { createLogger } from '../src/observability/logger.js';
 import { renderTable, type Row } from './lib/report.js';
 import { beginBench, runBench, type LiveResources } from './lib/run.js';
 
@@ -99,12 +101,15 @@ function s3Driver(b: BucketSettings, prefix: string): S3BlobDriver {
   return new S3BlobDriver({ endpoint: b.endpoint, bucket: b.bucket, region: b.region, accessKeyId: b.accessKeyId, secretAccessKey: b.secretAccessKey, forcePathStyle: true, prefix });
 }
 
+/** The service's warnings and errors (a copy retried, a copy that could not be queued), on stderr. */
+const benchLog = createLogger('warn', pino.destination(2));
+
 function service(env: Env, locations: LocatedBlobDriver, targets: string[]): ReplicationService {
   const { h } = env;
   return new ReplicationService(
     locations,
     { jobs: new ReplicationJobStore(h.db, h.dialect), placements: new BlobPlacementStore(h.db), targets: new ReplicationTargetStore(h.db), blobs: new BlobStore(h.db), guards: new BlobGuardStore(h.db, h.dialect) },
-    { targets, leaseMs: 300_000, backoff: { baseMs: 10_000, maxMs: 300_000 }, orphanMs: 3_600_000 },
+    { targets, leaseMs: 300_000, backoff: { baseMs: 10_000, maxMs: 300_000 }, orphanMs: 3_600_000, log: benchLog },
   );
 }
 
@@ -214,7 +219,11 @@ async function latencyUnderLoad(env: Env, sameProcess: boolean): Promise<Latency
   }
   const jobs = new ReplicationJobStore(env.h.db, env.h.dialect);
   const deadline = Date.now() + 5 * 60_000;
-  while ((await jobs.backlog()).size > 0) {
+  // Drained: no job left, and every blob placed in all three (the last commits' copies are queued
+  // just after the commit returns, so an empty queue alone may come too early).
+  const placedEverywhere = async () =>
+    Number((await env.h.db.selectFrom('blob_placements').select((eb) => eb.fn.countAll<string | number>().as('n')).where('digest', 'in', digests).executeTakeFirstOrThrow()).n) === digests.length * 3;
+  while ((await jobs.backlog()).size > 0 || !(await placedEverywhere())) {
     if (Date.now() > deadline) throw new Error('the backlog did not drain within 5 minutes of the last commit');
     await sleep(100);
   }
