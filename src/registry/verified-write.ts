@@ -43,7 +43,8 @@ export class VerifiedBlobWriter {
   }
 
   static async open(storage: BlobDriver, expected: { digest: Digest; size?: number }): Promise<VerifiedBlobWriter> {
-    return new VerifiedBlobWriter(await storage.writer(blobKey(expected.digest)), expected);
+    // With the size known, a driver may stream the bytes in one request (S3: one PutObject).
+    return new VerifiedBlobWriter(await storage.writer(blobKey(expected.digest), expected.size === undefined ? {} : { size: expected.size }), expected);
   }
 
   /**

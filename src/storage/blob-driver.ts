@@ -43,6 +43,45 @@ export interface BlobWriter {
   openReader?(): Promise<PositionalReader>;
 }
 
+export interface WriterOptions {
+  /** Continue the object under the key (see the contract above). */
+  append?: boolean;
+  /**
+   * The object's final size, when the caller knows it (a new object, not an append): a driver may send
+   * the bytes in one request as they come instead of gathering them. The writer must then be given
+   * exactly that many bytes; a commit after fewer fails, and nothing becomes visible.
+   */
+  size?: number;
+}
+
+/**
+ * `w` held to a size given in WriterOptions (for drivers that have no use for it): a write past it fails,
+ * and so does a commit short of it (cancelling the writer), as for a driver that sends the bytes in one
+ * request.
+ */
+export function heldToSize(w: BlobWriter, size: number | undefined): BlobWriter {
+  if (size === undefined) return w;
+  const held: BlobWriter = {
+    get size() {
+      return w.size;
+    },
+    async write(chunk) {
+      if (w.size + chunk.byteLength > size) throw new Error(`more bytes than the ${size} announced`);
+      await w.write(chunk);
+    },
+    async commit() {
+      if (w.size !== size) {
+        await w.cancel();
+        throw new Error(`${w.size} bytes written of the ${size} announced`);
+      }
+      await w.commit();
+    },
+    cancel: () => w.cancel(),
+  };
+  if (w.openReader) held.openReader = () => w.openReader!();
+  return held;
+}
+
 /** Reads at positions into buffers the caller owns, so a server can recycle a few buffers per transfer. */
 export interface PositionalReader {
   readonly size: number;
@@ -57,7 +96,7 @@ export interface BlobDriver {
   stat(key: string): Promise<BlobStat | undefined>;
   /** A stream of `length` bytes (default: to the end) from `offset`; throws BlobNotFoundError. */
   reader(key: string, range?: { offset: number; length?: number }): Promise<Readable>;
-  writer(key: string, opts?: { append?: boolean }): Promise<BlobWriter>;
+  writer(key: string, opts?: WriterOptions): Promise<BlobWriter>;
   /** Removes the object; absent objects are not an error. */
   delete(key: string): Promise<void>;
   /**

@@ -72,6 +72,36 @@ export function blobDriverSuite(name: string, make: () => Promise<{ driver: Blob
       assert.deepEqual(keys, []);
     });
 
+    it('takes the final size up front: the object appears whole at commit only; short or long fails and leaves nothing', async () => {
+      // Larger than the S3 driver's default part (8 MiB), in 64 KiB writes from one recycled buffer.
+      const data = randomBytes(9 * 1024 * 1024 + 123);
+      const writeAll = async (key: string, bytes: Buffer) => {
+        const w = await driver.writer(key, { size: data.length });
+        const buffer = Buffer.alloc(64 * 1024);
+        for (let at = 0; at < bytes.length; at += buffer.length) {
+          const n = bytes.copy(buffer, 0, at, at + buffer.length);
+          await w.write(buffer.subarray(0, n));
+          buffer.fill(0);
+        }
+        return w;
+      };
+      const w = await writeAll('sized/one', data);
+      assert.equal(w.size, data.length);
+      assert.equal(await driver.stat('sized/one'), undefined, 'every byte written, not committed: not visible');
+      await w.commit();
+      assert.equal((await driver.stat('sized/one'))?.size, data.length);
+      assert.ok((await read('sized/one')).equals(data));
+
+      const cancelled = await writeAll('sized/cancelled', data);
+      await cancelled.cancel();
+      const short = await writeAll('sized/short', data.subarray(0, data.length - 1));
+      await assert.rejects(short.commit(), /announced/);
+      const long = await writeAll('sized/long', data);
+      await assert.rejects(long.write(Buffer.from('x')), /announced/);
+      await long.cancel();
+      for (const key of ['sized/cancelled', 'sized/short', 'sized/long']) assert.equal(await driver.stat(key), undefined, key);
+    });
+
     it('reports when an object was last written', async () => {
       // Filesystems keep modification times at their own granularity and from a coarse clock.
       const slack = 2000;

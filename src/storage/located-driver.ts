@@ -30,7 +30,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
-import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader } from './blob-driver.js';
+import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader, type WriterOptions } from './blob-driver.js';
 import { HolderCache, type HolderCacheOptions } from './holder-cache.js';
 import { blobKeyDigest } from './keys.js';
 import { LocationHealth, type LocationHealthOptions } from './location-health.js';
@@ -121,7 +121,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     return this.fromHolder(key, (l) => l.driver.reader(key, range));
   }
 
-  async writer(key: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
+  async writer(key: string, opts: WriterOptions = {}): Promise<BlobWriter> {
     assertValidKey(key);
     if (opts.append) {
       const holder = await this.holder(key);
@@ -224,7 +224,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   }
 
   /** The location a new object goes to: the first preferred one that is up and opens the writer. */
-  private async place(key: string, opts: { append?: boolean }): Promise<BlobWriter> {
+  private async place(key: string, opts: WriterOptions): Promise<BlobWriter> {
     const refused: string[] = [];
     for (const l of this.preferred) {
       const verdict = await this.health.get(l.name)!.verdict();

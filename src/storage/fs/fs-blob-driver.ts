@@ -8,7 +8,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader } from '../blob-driver.js';
+import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader, type WriterOptions, heldToSize } from '../blob-driver.js';
 
 const READ_CHUNK = 1024 * 1024;
 const TMP_DIR = '.tmp';
@@ -77,7 +77,7 @@ export class FsBlobDriver implements BlobDriver {
     };
   }
 
-  async writer(key: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
+  async writer(key: string, opts: WriterOptions = {}): Promise<BlobWriter> {
     const finalPath = this.path(key);
     const fsync = this.opts.fsync !== false;
     if (opts.append) {
@@ -92,7 +92,7 @@ export class FsBlobDriver implements BlobDriver {
     await mkdir(tmpDir, { recursive: true });
     const tmpPath = join(tmpDir, randomUUID());
     const fh = await open(tmpPath, 'wx');
-    return new FileWriter(
+    const w = new FileWriter(
       fh,
       tmpPath,
       0,
@@ -105,6 +105,7 @@ export class FsBlobDriver implements BlobDriver {
         await rm(tmpPath, { force: true });
       },
     );
+    return heldToSize(w, opts.size);
   }
 
   async delete(key: string): Promise<void> {

@@ -1,6 +1,6 @@
 /** In-memory driver for tests: same contract as the others, nothing on disk. */
 import { Readable } from 'node:stream';
-import { assertValidKey, BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter } from '../blob-driver.js';
+import { assertValidKey, BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter, type WriterOptions, heldToSize } from '../blob-driver.js';
 
 const CHUNK = 64 * 1024;
 
@@ -31,14 +31,14 @@ export class MemoryBlobDriver implements BlobDriver {
     );
   }
 
-  async writer(key: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
+  async writer(key: string, opts: WriterOptions = {}): Promise<BlobWriter> {
     assertValidKey(key);
     const objects = this.objects;
     const base = opts.append ? (objects.get(key)?.bytes ?? Buffer.alloc(0)) : Buffer.alloc(0);
     const chunks: Buffer[] = [];
     let done = false;
     let size = base.byteLength;
-    return {
+    const w: BlobWriter = {
       get size() {
         return size;
       },
@@ -82,6 +82,7 @@ export class MemoryBlobDriver implements BlobDriver {
         };
       },
     };
+    return heldToSize(w, opts.append ? undefined : opts.size);
   }
 
   async delete(key: string): Promise<void> {

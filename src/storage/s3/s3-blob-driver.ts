@@ -20,10 +20,10 @@ import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCom
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, Readable } from 'node:stream';
-import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader } from '../blob-driver.js';
+import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader, type WriterOptions, heldToSize } from '../blob-driver.js';
 import { DirectGetError, directGet, type DirectGetOptions } from './direct-get.js';
 import { serverSideCopy } from './s3-copy.js';
-import { copySource, MAX_SINGLE_COPY, MIN_PART_SIZE, S3Writer, type S3Target } from './s3-writer.js';
+import { copySource, MAX_SINGLE_COPY, MAX_SINGLE_PUT, MIN_PART_SIZE, S3StreamWriter, S3Writer, type S3Target } from './s3-writer.js';
 import { isS3NotFound, s3Status } from './s3-errors.js';
 
 export interface S3DriverOptions {
@@ -257,9 +257,13 @@ export class S3BlobDriver implements BlobDriver {
     return body.pipe(out);
   }
 
-  async writer(key: string, opts: { append?: boolean } = {}): Promise<BlobWriter> {
+  async writer(key: string, opts: WriterOptions = {}): Promise<BlobWriter> {
     const t = this.target(key);
-    if (!opts.append) return S3Writer.create(t);
+    if (!opts.append) {
+      // Known and larger than one part: one streamed PUT (up to S3's 5 GiB single-request limit).
+      if (opts.size !== undefined && opts.size > this.partSize && opts.size <= MAX_SINGLE_PUT) return new S3StreamWriter(t, opts.size);
+      return heldToSize(S3Writer.create(t), opts.size);
+    }
     const existing = await this.stat(key);
     return S3Writer.append(t, existing?.size ?? 0, async () => {
       const chunks: Buffer[] = [];

@@ -11,6 +11,7 @@
  * previous object untouched, which is "drops only what this writer wrote".
  */
 import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, UploadPartCopyCommand, type CompletedPart, type S3Client } from '@aws-sdk/client-s3';
+import { Readable } from 'node:stream';
 import type { BlobWriter } from '../blob-driver.js';
 
 /** S3's smallest part (all but the last) and largest copied range. */
@@ -18,6 +19,8 @@ export const MIN_PART_SIZE = 5 * 1024 * 1024;
 const MAX_COPY_PART = 5 * 1024 * 1024 * 1024;
 /** Objects up to this size copy with one CopyObject (S3's and RGW's limit); larger ones through a multipart copy. */
 export const MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024;
+/** The largest object one PutObject may carry. */
+export const MAX_SINGLE_PUT = 5 * 1024 * 1024 * 1024;
 const INITIAL_BUFFER = 256 * 1024;
 
 export interface S3Target {
@@ -183,6 +186,94 @@ export class S3Writer implements BlobWriter {
       );
       this.parts.push({ PartNumber, ETag: res.CopyPartResult?.ETag });
     }
+  }
+}
+
+/** How much a streamed PUT's body may hold that the connection has not taken yet. */
+const STREAM_HIGH_WATER = 1024 * 1024;
+
+/**
+ * A writer onto one S3 key whose final size is known: one PutObject whose body streams as the bytes
+ * come, so nothing is gathered into parts and the object goes up at the connection's pace (a multipart
+ * upload sends one part after another, each only once it is full). The object must still appear only
+ * at `commit`, and S3 stores an object once its body is complete: so the last chunk written is held
+ * back until `commit` (which the verified writer calls only after checking digest and size), and
+ * `cancel` aborts the request short of its announced length, which S3 discards.
+ */
+export class S3StreamWriter implements BlobWriter {
+  size = 0;
+  private readonly body: Readable;
+  private readonly sent: Promise<void>;
+  private readonly abort = new AbortController();
+  /** A copy of the latest chunk: sent at the next write, or at commit. */
+  private held: Buffer | undefined;
+  /** Resolved when the body wants more (after a push that filled it), or when the request ended. */
+  private wanted: (() => void) | undefined;
+  private failure: Error | undefined;
+  private done = false;
+
+  constructor(t: S3Target, private readonly expected: number) {
+    this.body = new Readable({ highWaterMark: STREAM_HIGH_WATER, read: () => this.resume() });
+    this.sent = t.client
+      .send(new PutObjectCommand({ Bucket: t.bucket, Key: t.key, Body: this.body, ContentLength: expected }), { abortSignal: this.abort.signal })
+      .then(
+        () => undefined,
+        (err: Error) => {
+          this.failure ??= err;
+          this.resume();
+          throw err;
+        },
+      );
+    // Observed through `failure` while writing; `commit` and `cancel` await it.
+    this.sent.catch(() => {});
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.done) throw new Error('write after commit or cancel');
+    if (this.failure) throw this.failure;
+    if (this.size + chunk.byteLength > this.expected) throw new Error(`more bytes than the ${this.expected} announced`);
+    if (chunk.byteLength === 0) return;
+    // A copy: the caller may reuse the chunk's memory once this resolves, and the body keeps it longer.
+    const copy = Buffer.from(chunk);
+    this.size += copy.byteLength;
+    const previous = this.held;
+    this.held = copy;
+    if (previous) await this.push(previous);
+  }
+
+  async commit(): Promise<void> {
+    if (this.done) throw new Error('commit after commit or cancel');
+    if (this.size !== this.expected) {
+      await this.cancel();
+      throw new Error(`${this.size} bytes written of the ${this.expected} announced`);
+    }
+    this.done = true;
+    if (this.held) await this.push(this.held);
+    this.held = undefined;
+    this.body.push(null);
+    await this.sent;
+  }
+
+  async cancel(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.held = undefined;
+    this.abort.abort(new Error('the write was cancelled'));
+    this.body.destroy();
+    await this.sent.catch(() => {});
+  }
+
+  private async push(bytes: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.body.push(bytes)) return;
+    await new Promise<void>((resolve) => (this.wanted = resolve));
+    if (this.failure) throw this.failure;
+  }
+
+  private resume(): void {
+    const wanted = this.wanted;
+    this.wanted = undefined;
+    wanted?.();
   }
 }
 
