@@ -106,6 +106,28 @@ describe('process liveness (postgres): the claims of a process are taken over th
     }
   });
 
+  it('after every connection to the database is cut (as a restart of PostgreSQL does), each process holds its lock again and works on', async () => {
+    const a = await openProcess(admin.url, 'process-a');
+    const b = await openProcess(admin.url, 'process-b');
+    try {
+      const mine = new UploadStore(a.db, a.dialect, a.processId);
+      const theirs = new UploadStore(b.db, b.dialect, b.processId);
+      const before = await newUpload(admin);
+      assert.equal(await theirs.claimChunk(before, 'writer-b', NOW, CLAIM), 'claimed');
+      await pgRows(admin.url, 'select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
+      await until('both processes hold their locks again', async () => (await lockHolders(admin.url, 'process-a')).length === 1 && (await lockHolders(admin.url, 'process-b')).length === 1);
+      // Pooled connections were cut too: queries reconnect.
+      const after = await newUpload(admin);
+      assert.equal(await theirs.claimChunk(after, 'writer-b2', NOW + 1, CLAIM), 'claimed');
+      assert.equal(await mine.claimChunk(after, 'writer-a', NOW + 2, CLAIM), 'busy', 'B is alive again');
+      assert.equal(await mine.claimChunk(before, 'writer-a', NOW + 2, CLAIM), 'busy', 'a claim B made before the cut is current and B lives');
+      assert.equal(await theirs.renewChunk(before, 'writer-b', NOW + 3, CLAIM), true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it("takes over a dead process's blob fill lease and replication job at once", async () => {
     const a = await openProcess(admin.url, 'process-a');
     const b = await openProcess(admin.url, 'process-b');
