@@ -36,7 +36,7 @@ const GC_LEASE_S = 3;
 /** Longer than a retried push takes, so blobs of the first attempt are not collected under the second. */
 const GRACE_S = 30;
 
-describe('two processes behind haproxy: a process killed mid-push or mid-GC loses nothing', () => {
+describe('two processes behind haproxy: a process killed mid-push, mid-chunk or mid-GC loses nothing', () => {
   let cluster: Cluster | undefined;
   const s3: FaultProxy[] = [];
   let work: string;
