@@ -1,10 +1,12 @@
 /**
  * Leases of proxy-cache fills across processes (`blob_fills`, one row per digest being fetched from an
- * upstream). One statement decides who fills: an insert when nobody does, an update of an expired row,
- * or a compare-and-swap against the row a caller saw (its owner died before the lease expired). The
+ * upstream). One statement decides who fills: an insert when nobody does, an update of an expired row
+ * or of one whose owner's process is gone (process-liveness.ts), or a compare-and-swap against the row a
+ * caller saw (its owner failed before the lease expired). The
  * owner renews the lease while the fill runs and deletes the row when it ends, committed or failed.
  */
 import type { Kysely, Selectable } from 'kysely';
+import type { DialectAdapter } from './dialect.js';
 import type { BlobFillsTable, Database } from './tables.js';
 
 export type BlobFillLease = Selectable<BlobFillsTable>;
@@ -16,25 +18,39 @@ export interface FillOwner {
 }
 
 export class BlobFillLeaseStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /**
+   * `dialect` tells a lease whose process died (taken over at once, not when it expires); `processId`
+   * is this process's id when it holds its liveness lock, stamped on its leases.
+   */
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect?: DialectAdapter,
+    private readonly processId?: string,
+  ) {}
 
   /**
    * Takes the fill of `digest` for `who` until `now + leaseMs` when nobody holds it, when its lease
-   * expired, or — with `replacing` — when the row is still exactly the one the caller saw. Answers
+   * expired or its owner's process is gone, or — with `replacing` — when the row is still exactly the
+   * one the caller saw. Answers
    * whether it was taken, and the lease as it stands (the caller's when taken, absent when the row went
    * away meanwhile).
    */
   async take(digest: string, who: FillOwner, now: number, leaseMs: number, replacing?: BlobFillLease): Promise<{ taken: boolean; lease: BlobFillLease | undefined }> {
-    const mine: BlobFillLease = { digest, owner: who.owner, owner_url: who.ownerUrl, expires_at: now + leaseMs, started_at: now };
+    const mine: BlobFillLease = { digest, owner: who.owner, owner_url: who.ownerUrl, expires_at: now + leaseMs, started_at: now, owner_process: this.processId ?? null };
     const inserted = await this.db.insertInto('blob_fills').values(mine).onConflict((oc) => oc.column('digest').doNothing()).executeTakeFirst();
     if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1) return { taken: true, lease: mine };
     let update = this.db
       .updateTable('blob_fills')
-      .set({ owner: mine.owner, owner_url: mine.owner_url, expires_at: mine.expires_at, started_at: now })
+      .set({ owner: mine.owner, owner_url: mine.owner_url, expires_at: mine.expires_at, started_at: now, owner_process: mine.owner_process })
       .where('digest', '=', digest);
-    update = replacing
-      ? update.where((eb) => eb.or([eb('expires_at', '<=', now), eb.and([eb('owner', '=', replacing.owner), eb('expires_at', '=', replacing.expires_at)])]))
-      : update.where('expires_at', '<=', now);
+    const gone = this.dialect?.processGone('owner_process');
+    update = update.where((eb) =>
+      eb.or([
+        eb('expires_at', '<=', now),
+        ...(gone ? [gone] : []),
+        ...(replacing ? [eb.and([eb('owner', '=', replacing.owner), eb('expires_at', '=', replacing.expires_at)])] : []),
+      ]),
+    );
     const updated = await update.executeTakeFirst();
     if (Number(updated.numUpdatedRows) === 1) return { taken: true, lease: mine };
     return { taken: false, lease: await this.find(digest) };

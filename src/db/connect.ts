@@ -10,6 +10,7 @@ import type SqliteDatabase from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
 import { postgresAdapter, sqliteAdapter, type DialectAdapter } from './dialect.js';
 import { migrateToLatest } from './migrate.js';
+import { ProcessLiveness } from './process-liveness.js';
 import { registerDirectReader } from './prepared-query.js';
 import type { Database } from './tables.js';
 
@@ -18,6 +19,11 @@ export interface DatabaseHandle {
   dialect: DialectAdapter;
   /** A redacted description for logs: `sqlite:/path` or `postgres://host:port/db`. */
   description: string;
+  /**
+   * This process's id while it holds its liveness lock (PostgreSQL, opened with `processId`): the claims
+   * it stamps with it are taken over at once when it dies (process-liveness.ts). Undefined otherwise.
+   */
+  processId?: string;
   close(): Promise<void>;
 }
 
@@ -33,6 +39,13 @@ export interface OpenOptions {
   preparedStatements?: boolean;
   /** Errors of idle pooled connections (e.g. the server restarted); queries reconnect on their own. */
   onConnectionError?: (err: Error) => void;
+  /**
+   * PostgreSQL: this process's id (unique per start), held as a liveness lock on a connection of its own
+   * for as long as the handle is open (process-liveness.ts). Ignored on SQLite.
+   */
+  processId?: string;
+  /** The liveness lock was lost (`regained` false) or is held again (`regained` true). */
+  onLiveness?: (regained: boolean, err?: Error) => void;
 }
 
 export async function openDatabase(opts: OpenOptions): Promise<DatabaseHandle> {
@@ -67,6 +80,35 @@ export async function openDatabase(opts: OpenOptions): Promise<DatabaseHandle> {
       close: async () => {},
     };
     handle.close = () => handle.db.destroy();
+    if (opts.processId !== undefined) {
+      const liveness = new ProcessLiveness({
+        connect: async () => {
+          // Keepalives: a connection to a database host that vanished is noticed, not left hanging.
+          const client = new pg.Client({ connectionString: url, keepAlive: true, keepAliveInitialDelayMillis: 10_000, connectionTimeoutMillis: 10_000, application_name: 'wharf liveness' });
+          try {
+            await client.connect();
+          } catch (err) {
+            client.on('error', () => undefined);
+            throw err;
+          }
+          return client;
+        },
+        lock: postgresAdapter.processLock(opts.processId)!.compile(db),
+        onLost: (err) => opts.onLiveness?.(false, err),
+        onRegained: () => opts.onLiveness?.(true),
+      });
+      try {
+        await liveness.start();
+      } catch (err) {
+        await db.destroy().catch(() => undefined);
+        throw err;
+      }
+      handle.processId = opts.processId;
+      handle.close = async () => {
+        await liveness.close();
+        await db.destroy();
+      };
+    }
   } else if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length);
     const file = path === ':memory:' ? ':memory:' : resolve(path);

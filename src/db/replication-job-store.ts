@@ -2,11 +2,12 @@
  * The replication queue (`replication_jobs`): one row per blob digest still to be copied to a location.
  *
  * A job is taken under a lease: `claim` stamps `lease_owner` and `lease_expires_at` on up to N due jobs
- * that nobody holds or whose lease expired (its worker died), in one conditional update per batch that
+ * that nobody holds, whose lease expired (its worker died or hung) or whose worker's process is gone
+ * (`lease_process`, process-liveness.ts: taken over at once), in one conditional update per batch that
  * re-checks those conditions, so two workers never hold one job at once; on PostgreSQL the candidates
  * are picked `FOR UPDATE SKIP LOCKED`, so concurrent claims take distinct jobs instead of waiting.
- * Taking over an expired lease counts as a failed attempt (`last_error` names the worker that lost
- * it), so a copy that kills or hangs every worker shows among the failures instead of looping unseen.
+ * Taking over a lease counts as a failed attempt (`last_error` names the worker that lost it), so a
+ * copy that kills or hangs every worker shows among the failures instead of looping unseen.
  * The holder renews the lease while it copies; `finish` records the placement and deletes the job in one
  * transaction; `fail` releases it with an exponential backoff. Enqueueing is idempotent (one job per
  * digest and location).
@@ -41,9 +42,11 @@ export function backoffDelay(attempts: number, b: Backoff): number {
 }
 
 export class ReplicationJobStore {
+  /** `processId`: this process's id when it holds its liveness lock, stamped on its leases. */
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
+    private readonly processId?: string,
   ) {}
 
   /**
@@ -121,13 +124,14 @@ export class ReplicationJobStore {
   }
 
   /**
-   * Leases up to `limit` due jobs (`next_attempt_at <= now`, free or with an expired lease) to `owner`
-   * until `now + leaseMs`, oldest due first; returns them. A job taken over from an expired lease has
-   * one more attempt counted, and the lost lease as its last error.
+   * Leases up to `limit` due jobs (`next_attempt_at <= now`, free, with an expired lease or one whose
+   * process is gone) to `owner` until `now + leaseMs`, oldest due first; returns them. A job taken over
+   * from another lease has one more attempt counted, and the lost lease as its last error.
    */
   async claim(owner: string, limit: number, now: number, leaseMs: number): Promise<ReplicationJob[]> {
     if (limit <= 0) return [];
-    const free = (eb: any) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<=', now)]);
+    const gone = this.dialect.processGone('lease_process');
+    const free = (eb: any) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<=', now), ...(gone ? [gone] : [])]);
     return this.db.transaction().execute(async (tx) => {
       let q = tx.selectFrom('replication_jobs').select('id').where('next_attempt_at', '<=', now).where(free).orderBy('next_attempt_at').orderBy('id').limit(limit);
       if (this.dialect.supportsRowLocks) q = q.forUpdate().skipLocked();
@@ -138,10 +142,11 @@ export class ReplicationJobStore {
         .set({
           lease_owner: owner,
           lease_expires_at: now + leaseMs,
+          lease_process: this.processId ?? null,
           // Read before the update: a lease still recorded here expired without its worker releasing it.
           attempts: sql<number>`case when lease_owner is null then attempts else attempts + 1 end`,
           state: sql<string>`case when lease_owner is null then state else 'retrying' end`,
-          last_error: sql<string | null>`case when lease_owner is null then last_error else 'the lease of ' || lease_owner || ' expired before its copy finished (the worker stopped or hung)' end`,
+          last_error: sql<string | null>`case when lease_owner is null then last_error when lease_expires_at <= ${now} then 'the lease of ' || lease_owner || ' expired before its copy finished (the worker stopped or hung)' else 'the process of ' || lease_owner || ' died before its copy finished' end`,
         })
         .where('id', 'in', ids)
         .where('next_attempt_at', '<=', now)
@@ -186,7 +191,7 @@ export class ReplicationJobStore {
     const attempts = Number(row.attempts) + 1;
     const res = await this.db
       .updateTable('replication_jobs')
-      .set({ state: 'retrying', attempts, next_attempt_at: now + backoffDelay(attempts, backoff), lease_owner: null, lease_expires_at: null, last_error: error.slice(0, 1000) })
+      .set({ state: 'retrying', attempts, next_attempt_at: now + backoffDelay(attempts, backoff), lease_owner: null, lease_expires_at: null, lease_process: null, last_error: error.slice(0, 1000) })
       .where('id', '=', id)
       .where('lease_owner', '=', owner)
       .where('attempts', '=', attempts - 1)
@@ -196,7 +201,7 @@ export class ReplicationJobStore {
 
   /** Releases `owner`'s lease of job `id` without counting an attempt (the worker is stopping). */
   async release(id: number, owner: string): Promise<void> {
-    await this.db.updateTable('replication_jobs').set({ lease_owner: null, lease_expires_at: null }).where('id', '=', id).where('lease_owner', '=', owner).execute();
+    await this.db.updateTable('replication_jobs').set({ lease_owner: null, lease_expires_at: null, lease_process: null }).where('id', '=', id).where('lease_owner', '=', owner).execute();
   }
 
   /** The job row of `digest` and `location`, if queued. */

@@ -109,6 +109,8 @@ export interface UploadsTable {
   /** The request writing a chunk now, until `chunk_expires_at` (migrations/0017-upload-chunk-claims.ts). */
   chunk_writer: string | null;
   chunk_expires_at: Generated<number>;
+  /** The process of `chunk_writer` when it holds a liveness lock (migrations/0020-claim-processes.ts). */
+  chunk_process: string | null;
 }
 
 export interface UsersTable {
@@ -305,6 +307,8 @@ export interface BlobFillsTable {
   /** Epoch ms; the owner renews it while the fill runs; past it, another process may take the fill over. */
   expires_at: number;
   started_at: number;
+  /** The owner's process when it holds a liveness lock (migrations/0020-claim-processes.ts). */
+  owner_process: string | null;
 }
 
 /** A storage location that holds a blob's bytes (db/blob-placement-store.ts). */
@@ -328,6 +332,8 @@ export interface ReplicationJobsTable {
   /** The worker holding the job, until `lease_expires_at` (epoch ms); afterwards anyone may take it. */
   lease_owner: string | null;
   lease_expires_at: number | null;
+  /** The process of `lease_owner` when it holds a liveness lock (migrations/0020-claim-processes.ts). */
+  lease_process: string | null;
   last_error: string | null;
   created_at: number;
 }

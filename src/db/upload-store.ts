@@ -1,5 +1,6 @@
 /** Uploads in progress: which repository they belong to and how many bytes were accepted. */
 import type { Kysely } from 'kysely';
+import type { DialectAdapter } from './dialect.js';
 import type { Database } from './tables.js';
 
 export interface UploadRecord {
@@ -14,7 +15,15 @@ export interface UploadRecord {
 const EXPIRING = 0;
 
 export class UploadStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /**
+   * `dialect` tells a chunk claim whose process died (taken over at once, not when it expires);
+   * `processId` is this process's id when it holds its liveness lock, stamped on its claims.
+   */
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect?: DialectAdapter,
+    private readonly processId?: string,
+  ) {}
 
   async create(id: string, repositoryId: number): Promise<UploadRecord> {
     const now = Date.now();
@@ -54,23 +63,24 @@ export class UploadStore {
 
   /**
    * Claims the upload for writing one chunk until `now + leaseMs`, for `writer` (an id of the request):
-   * one chunk at a time across every process. 'busy' when another writer holds an unexpired claim;
-   * 'gone' when the upload no longer exists or is being expired.
+   * one chunk at a time across every process. 'busy' when another writer holds an unexpired claim and
+   * its process lives; 'gone' when the upload no longer exists or is being expired.
    */
   async claimChunk(id: string, writer: string, now: number, leaseMs: number): Promise<'claimed' | 'busy' | 'gone'> {
+    const gone = this.dialect?.processGone('chunk_process');
     const res = await this.db
       .updateTable('uploads')
-      .set({ chunk_writer: writer, chunk_expires_at: now + leaseMs })
+      .set({ chunk_writer: writer, chunk_expires_at: now + leaseMs, chunk_process: this.processId ?? null })
       .where('id', '=', id)
       .where('updated_at', '>', EXPIRING)
-      .where((eb) => eb.or([eb('chunk_writer', 'is', null), eb('chunk_expires_at', '<=', now)]))
+      .where((eb) => eb.or([eb('chunk_writer', 'is', null), eb('chunk_expires_at', '<=', now), ...(gone ? [gone] : [])]))
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) === 1) return 'claimed';
     const row = await this.db.selectFrom('uploads').select('id').where('id', '=', id).where('updated_at', '>', EXPIRING).executeTakeFirst();
     return row ? 'busy' : 'gone';
   }
 
-  /** Extends `writer`'s claim; false when it no longer holds it (it expired and another writer took it). */
+  /** Extends `writer`'s claim; false when it no longer holds it (another writer took it: it expired, or its process was taken for dead). */
   async renewChunk(id: string, writer: string, now: number, leaseMs: number): Promise<boolean> {
     const res = await this.db
       .updateTable('uploads')
@@ -83,12 +93,12 @@ export class UploadStore {
 
   /** Ends `writer`'s claim (nothing when it no longer holds it). */
   async releaseChunk(id: string, writer: string): Promise<void> {
-    await this.db.updateTable('uploads').set({ chunk_writer: null, chunk_expires_at: 0 }).where('id', '=', id).where('chunk_writer', '=', writer).execute();
+    await this.db.updateTable('uploads').set({ chunk_writer: null, chunk_expires_at: 0, chunk_process: null }).where('id', '=', id).where('chunk_writer', '=', writer).execute();
   }
 
   /** Ends every chunk claim (their writers are known to be gone); returns how many there were. */
   async releaseAllChunks(): Promise<number> {
-    const res = await this.db.updateTable('uploads').set({ chunk_writer: null, chunk_expires_at: 0 }).where('chunk_writer', 'is not', null).executeTakeFirst();
+    const res = await this.db.updateTable('uploads').set({ chunk_writer: null, chunk_expires_at: 0, chunk_process: null }).where('chunk_writer', 'is not', null).executeTakeFirst();
     return Number(res.numUpdatedRows);
   }
 

@@ -44,7 +44,8 @@ export function createReplication(db: DatabaseHandle, config: Config, locations:
   if (unknown.length) {
     throw new ConfigError(`replication.targets: ${unknown.map((t) => JSON.stringify(t)).join(', ')} is not a configured storage location (locations: ${locations.preferred.map((l) => l.name).join(', ')})`);
   }
-  const jobs = new ReplicationJobStore(db.db, db.dialect);
+  // Stamped with this process's id (when it holds its liveness lock): its jobs are taken over once it dies.
+  const jobs = new ReplicationJobStore(db.db, db.dialect, db.processId);
   const placements = new BlobPlacementStore(db.db);
   const targets = new ReplicationTargetStore(db.db);
   const r = config.replication;

@@ -81,8 +81,11 @@ import { createReplication, storageLocations } from './compose-replication.js';
 
 export { createStorage } from './compose-storage.js';
 
-/** Opens (and migrates) the database; a database that cannot be reached or opened is a StartupError. */
-export async function createDatabase(config: Config, logger?: Logger): Promise<DatabaseHandle> {
+/**
+ * Opens (and migrates) the database; a database that cannot be reached or opened is a StartupError.
+ * With `processId` (a serving process), on PostgreSQL, the process holds its liveness lock while open.
+ */
+export async function createDatabase(config: Config, logger?: Logger, processId?: string): Promise<DatabaseHandle> {
   const url = config.db.url ?? `sqlite:${join(config.data_dir, 'wharf.db')}`;
   try {
     return await openDatabase({
@@ -91,6 +94,11 @@ export async function createDatabase(config: Config, logger?: Logger): Promise<D
       poolSize: config.db.pool_size,
       preparedStatements: config.db.prepared_statements,
       onConnectionError: (err) => logger?.warn({ err: err.message }, 'database connection lost; it will be re-established on the next query'),
+      ...(processId !== undefined ? { processId } : {}),
+      onLiveness: (regained, err) =>
+        regained
+          ? logger?.info('liveness lock held again: claims of this process are its own again')
+          : logger?.warn({ err: err?.message }, 'liveness connection lost: other processes may take over the claims of this one until it reconnects'),
     });
   } catch (err) {
     throw databaseStartupError(err, url) ?? err;
@@ -223,7 +231,7 @@ export function createServices(deps: ServiceDeps): Services {
     content: proxy?.resolver ?? new LocalContentResolver(local),
     repositories,
     blobs,
-    uploads: new UploadService(new UploadStore(db.db), blobStore, storage, blobWriteGuard, quotaGate),
+    uploads: new UploadService(new UploadStore(db.db, db.dialect, db.processId), blobStore, storage, blobWriteGuard, quotaGate),
     manifests,
     quotaGate,
     tags,
@@ -277,7 +285,7 @@ function createClusterFills(deps: ServiceDeps, local: BlobFills): { fills: Clust
   const peers = new PeerClient({ connectMs: pc.connect_timeout, headersMs: pc.first_byte_timeout, bodyIdleMs: 2 * pc.idle_timeout });
   const fills = new ClusterFills({
     local,
-    leases: new BlobFillLeaseStore(db.db),
+    leases: new BlobFillLeaseStore(db.db, db.dialect, db.processId),
     storage,
     peers,
     secret,

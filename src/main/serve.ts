@@ -141,14 +141,17 @@ export async function serve(config: Readonly<Config>): Promise<void> {
 
 /** Everything up to a listening server; each thing opened is pushed onto `opened` so that a failure can close it. */
 async function start(config: Readonly<Config>, logger: ReturnType<typeof createLogger>, opened: Array<() => unknown>) {
-  const db = await createDatabase(config, logger);
+  // This process among the others on the database (unique per start): it names its blob fills and, on
+  // PostgreSQL, the liveness lock that lets the others take over its claims the moment it dies.
+  const processId = randomUUID();
+  const db = await createDatabase(config, logger, processId);
   opened.push(() => db.close());
   await publishServerSettings(db, config);
   const storage = await createStorage(config);
   await checkStorage(storage, config, logger);
   // Other processes on the database stream the fills this one runs from the URL it advertises, once it listens.
   let advertised: string | undefined;
-  const { registry, accounts } = createServices({ db, storage, config, logger, cluster: { id: randomUUID(), advertiseUrl: () => advertised } });
+  const { registry, accounts } = createServices({ db, storage, config, logger, cluster: { id: processId, advertiseUrl: () => advertised } });
   // Spool files of blob fills a crash interrupted.
   await registry.content.open();
   opened.push(() => registry.content.close());

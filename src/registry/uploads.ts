@@ -56,8 +56,9 @@ export interface UploadQuota {
 
 /**
  * How long a chunk's claim holds without renewal (its writer renews it every third of that while it
- * runs): on PostgreSQL, how long the upload of a process that died mid-chunk answers 416 before another
- * process may go on with it. On SQLite a starting server releases every claim (`releaseChunkClaims`).
+ * runs). A claim whose process died is taken over before that on PostgreSQL when the process held its
+ * liveness lock (db/process-liveness.ts); otherwise this is how long its upload answers 416. On SQLite
+ * a starting server releases every claim (`releaseChunkClaims`).
  */
 const CHUNK_CLAIM_MS = 15_000;
 
@@ -289,7 +290,8 @@ export class UploadService {
         rangeHeader(start),
       );
     }
-    // A claim that lapsed while the chunk arrived (this process stalled) may be another writer's now.
+    // A claim that lapsed while the chunk arrived (this process stalled, or lost its liveness lock and
+    // was taken for dead) may be another writer's now.
     if (!(await this.uploads.renewChunk(id, claim, Date.now(), CHUNK_CLAIM_MS))) {
       await writer.cancel();
       throw busy(start);

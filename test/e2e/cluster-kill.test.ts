@@ -7,11 +7,15 @@
  * - garbage collection runs once across the processes (passes never overlap, and a deleted image's
  *   blobs are removed by one process, not both);
  * - SIGKILL of the process holding the GC lease in the middle of a pass: the other takes the pass over
- *   once the lease ran out.
+ *   once the lease ran out;
+ * - SIGKILL of the process writing a chunk of an upload: the client's resume on the other process is
+ *   accepted as soon as the database saw the process go (its liveness lock), not when its claim expires.
  * One cluster for the file; a killed process is restarted in its slot before the next test.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -19,9 +23,9 @@ import { parseDigest } from '../../src/oci/digest.js';
 import { blobKey } from '../../src/storage/keys.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { pgRows as rows } from '../helpers/databases.js';
-import { rethrowFailures, waitFor } from '../helpers/e2e-utils.js';
+import { fetchBody, rethrowFailures, sha256, waitFor } from '../helpers/e2e-utils.js';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../helpers/fault-proxy.js';
-import { buildImage, largeLayer, MiB, type BuiltImage } from '../helpers/oci-layout.js';
+import { buildImage, KiB, largeLayer, MiB, type BuiltImage } from '../helpers/oci-layout.js';
 import { openMultipartUploads, testS3Options } from '../helpers/s3.js';
 import { dockerRef, ociRef, skopeoCopy, SkopeoError } from '../helpers/skopeo.js';
 import { basicAuth, type WharfProcess } from '../helpers/wharf-process.js';
@@ -32,7 +36,7 @@ const GC_LEASE_S = 3;
 /** Longer than a retried push takes, so blobs of the first attempt are not collected under the second. */
 const GRACE_S = 30;
 
-describe('two processes behind haproxy: a process killed mid-push or mid-GC loses nothing', () => {
+describe('two processes behind haproxy: a process killed mid-push, mid-chunk or mid-GC loses nothing', () => {
   let cluster: Cluster | undefined;
   const s3: FaultProxy[] = [];
   let work: string;
@@ -208,6 +212,82 @@ describe('two processes behind haproxy: a process killed mid-push or mid-GC lose
     assert.ok(taken[0]!.startedAt >= killedAt + GC_LEASE_S * 1000 - 1000, "not before the dead holder's lease could have run out");
     stalls[holder]!.remove();
     await C().restart(holder);
+  });
+
+  test("SIGKILL of the process writing a chunk: the resume on the other process is accepted at once, not refused until the dead writer's claim expires", async () => {
+    const repo = 'e2e/cluster/kill/chunk';
+    const auth = { authorization: basicAuth(C().admin) };
+    const victim = 0;
+    const survivor = P(1 - victim);
+    // A first chunk above S3's part minimum, written whole on the process about to die.
+    const first = randomBytes(6 * 1024 * KiB);
+    const started = await fetch(`${P(victim).url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: auth });
+    assert.equal(started.status, 202);
+    let loc = new URL(started.headers.get('location')!, P(victim).url);
+    const sent = await fetch(`${P(victim).url}${loc.pathname}${loc.search}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'content-type': 'application/octet-stream', 'content-range': `0-${first.length - 1}` },
+      body: fetchBody(first),
+    });
+    assert.equal(sent.status, 202, await sent.clone().text());
+    loc = new URL(sent.headers.get('location')!, P(victim).url);
+    const id = loc.pathname.split('/').pop()!;
+    const path = `${loc.pathname}${loc.search}`;
+
+    // The second chunk arrives slowly: half of it is sent, then nothing, while the process writes it.
+    const second = randomBytes(2 * 1024 * KiB);
+    const slow = httpRequest(`${P(victim).url}${path}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'content-type': 'application/octet-stream', 'content-range': `${first.length}-${first.length + second.length - 1}`, 'content-length': second.length },
+    });
+    const slowEnded = new Promise<void>((resolve) => {
+      slow.on('response', (res) => res.resume().on('end', resolve).on('error', resolve));
+      slow.on('error', () => resolve());
+    });
+    slow.write(second.subarray(0, 1024 * KiB));
+    type Claim = { chunk_writer: string | null; chunk_process: string | null; chunk_expires_at: string | number };
+    let claim: Claim | undefined;
+    await waitFor(
+      'the process to claim the upload for the chunk',
+      async () => {
+        claim = (await rows(C().dbUrl, `select chunk_writer, chunk_process, chunk_expires_at from uploads where id = '${id}'`))[0] as Claim | undefined;
+        return Boolean(claim?.chunk_writer);
+      },
+      30_000,
+      50,
+    );
+    assert.ok(claim?.chunk_process, 'the claim names its process');
+    const lockHeld = async () =>
+      (await rows(C().dbUrl, `select 1 from pg_locks where locktype = 'advisory' and granted and objsubid = 2 and objid = hashtext('${claim!.chunk_process}')::oid`)).length > 0;
+    assert.equal(await lockHeld(), true, 'the writing process holds its liveness lock');
+
+    await P(victim).kill();
+    await slowEnded;
+    // The database sees the process gone when its connections close, which its death does.
+    await waitFor("the dead process's liveness lock to go", async () => !(await lockHeld()), 30_000, 20);
+
+    // The client asks the other process where the upload stands and sends the rest from there.
+    const status = await fetch(`${survivor.url}${path}`, { headers: auth });
+    assert.equal(status.status, 204);
+    assert.equal(status.headers.get('range'), `0-${first.length - 1}`, 'the bytes of the first chunk, none of the interrupted one');
+    const resumed = await fetch(`${survivor.url}${path}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'content-type': 'application/octet-stream', 'content-range': `${first.length}-${first.length + second.length - 1}` },
+      body: fetchBody(second),
+    });
+    const answeredAt = Date.now();
+    assert.equal(resumed.status, 202, `the resume was refused: ${await resumed.clone().text()}`);
+    // Without the liveness lock it would have waited for this: the dead writer's claim was still current.
+    assert.ok(answeredAt < Number(claim!.chunk_expires_at), 'accepted while the dead claim had not expired');
+
+    const whole = Buffer.concat([first, second]);
+    const sep = loc.search ? '&' : '?';
+    const done = await fetch(`${survivor.url}${path}${sep}digest=${sha256(whole)}`, { method: 'PUT', headers: auth });
+    assert.equal(done.status, 201, await done.clone().text());
+    const got = await fetch(`${C().url}/v2/${repo}/blobs/${sha256(whole)}`, { headers: auth });
+    assert.equal(got.status, 200);
+    assert.equal(sha256(new Uint8Array(await got.arrayBuffer())), sha256(whole));
+    await C().restart(victim);
   });
 });
 
