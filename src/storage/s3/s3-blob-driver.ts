@@ -26,6 +26,9 @@ import { serverSideCopy } from './s3-copy.js';
 import { copySource, MAX_SINGLE_COPY, MAX_SINGLE_PUT, MIN_PART_SIZE, S3StreamWriter, S3Writer, type S3Target } from './s3-writer.js';
 import { isS3NotFound, s3Status } from './s3-errors.js';
 
+/** The SDK's logger: nothing (see the S3Client's construction). */
+const SILENT_SDK_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
 export interface S3DriverOptions {
   /** e.g. `http://127.0.0.1:7480`; undefined for AWS's own endpoints. */
   endpoint?: string;
@@ -80,6 +83,10 @@ export class S3BlobDriver implements BlobDriver {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 3,
+      // Given no logger, the SDK writes some warnings straight to the console (a streamed PUT that failed
+      // or was cancelled is "non-retryable"), which would break the log's one JSON object per line; what
+      // goes wrong reaches the driver as an error anyway.
+      logger: SILENT_SDK_LOGGER,
       // An endpoint that does not answer fails within seconds rather than hanging a start or a request.
       requestHandler: {
         connectionTimeout: opts.connectTimeoutMs ?? 5000,
