@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/lib/debian-packages.sh
-ensure_debian_packages postgresql skopeo docker-registry umoci podman containerd docker.io apache2-utils haproxy systemd
+ensure_debian_packages postgresql skopeo docker-registry umoci podman containerd docker.io apache2-utils haproxy systemd debootstrap
 
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f node_modules/.lock-hash ] || [ "$(cat node_modules/.lock-hash)" != "$lock_hash" ]; then

@@ -10,7 +10,7 @@
  * (containers/image: 5 attempts in all, honouring Retry-After up to 60 s) — answer 429s with
  * `Retry-After: 0` in tests.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand, type CommandResult } from './e2e-utils.js';
@@ -57,6 +57,8 @@ export interface PodmanStore {
 export interface PodmanStoreOptions {
   /** registries.conf entries; by default none (fully qualified references only, no search registries). */
   registries?: RegistryEntry[];
+  /** Default vfs (works everywhere); overlay for image builds, where vfs copies the whole tree per layer. */
+  storageDriver?: 'vfs' | 'overlay';
 }
 
 export async function createPodmanStore(opts: PodmanStoreOptions = {}): Promise<PodmanStore> {
@@ -67,7 +69,8 @@ export async function createPodmanStore(opts: PodmanStoreOptions = {}): Promise<
   const containersConf = join(dir, 'containers.conf');
   await writeFile(containersConf, ['[engine]', 'cgroup_manager = "cgroupfs"', 'events_logger = "none"', ''].join('\n'));
   const storageConf = join(dir, 'storage.conf');
-  await writeFile(storageConf, ['[storage]', 'driver = "vfs"', `graphroot = ${JSON.stringify(join(dir, 'root'))}`, `runroot = ${JSON.stringify(join(dir, 'run'))}`, ''].join('\n'));
+  const driver = opts.storageDriver ?? 'vfs';
+  await writeFile(storageConf, ['[storage]', `driver = "${driver}"`, `graphroot = ${JSON.stringify(join(dir, 'root'))}`, `runroot = ${JSON.stringify(join(dir, 'run'))}`, ''].join('\n'));
   const authFile = join(dir, 'auth.json');
   await writeFile(authFile, '{"auths":{}}\n', { mode: 0o600 });
   const store: PodmanStore = {
@@ -86,11 +89,20 @@ export async function createPodmanStore(opts: PodmanStoreOptions = {}): Promise<
       '--root', join(dir, 'root'),
       '--runroot', join(dir, 'run'),
       '--tmpdir', tmp,
-      '--storage-driver', 'vfs',
+      '--storage-driver', driver,
       '--cgroup-manager', 'cgroupfs',
       '--events-backend', 'none',
     ],
-    cleanup: () => rm(dir, { recursive: true, force: true }),
+    cleanup: async () => {
+      // overlay keeps layers mounted; podman unmounts and removes its own storage first.
+      if (driver === 'overlay') {
+        await runCommand(PODMAN, [...store.globalArgs, 'system', 'reset', '--force'], { env: store.env, timeoutMs: DEFAULT_TIMEOUT_MS });
+        // What is still mounted below the store (the overlay directory is itself a mount), deepest first.
+        const mounts = (await readFile('/proc/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m === dir || m.startsWith(`${dir}/`));
+        for (const m of mounts.sort().reverse()) await runCommand('umount', ['-l', m]);
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
   };
   await writeRegistriesConf(store, opts.registries ?? []);
   return store;
