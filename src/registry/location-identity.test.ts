@@ -11,7 +11,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { DIALECTS, openTestDatabase } from '../../test/helpers/databases.js';
 import type { DatabaseHandle } from '../db/connect.js';
 import { StorageLocationStore } from '../db/storage-location-store.js';
-import { StorageUnavailableError, type BlobDriver } from '../storage/blob-driver.js';
+import { StorageUnavailableError, type BlobDriver, type WriterOptions } from '../storage/blob-driver.js';
 import { LOCATION_MARKER_KEY } from '../storage/keys.js';
 import { readLocationMarker, writeLocationMarker } from '../storage/location-marker.js';
 import { MemoryBlobDriver } from '../storage/memory/memory-blob-driver.js';
@@ -25,7 +25,7 @@ class DownableDriver extends MemoryBlobDriver {
     if (this.down) throw new StorageUnavailableError('test store', 'connection refused');
     return super.stat(key);
   }
-  override async writer(key: string, opts?: { append?: boolean }) {
+  override async writer(key: string, opts?: WriterOptions) {
     if (this.down || this.failWrites) throw new StorageUnavailableError('test store', 'connection refused');
     return super.writer(key, opts);
   }

@@ -58,9 +58,10 @@ export async function readLocationMarker(driver: BlobDriver): Promise<LocationMa
 
 /** Writes (or replaces) the location's marker; visible complete once this resolves. */
 export async function writeLocationMarker(driver: BlobDriver, marker: LocationMarker): Promise<void> {
-  const w = await driver.writer(LOCATION_MARKER_KEY);
+  const bytes = Buffer.from(`${JSON.stringify(marker)}\n`);
+  const w = await driver.writer(LOCATION_MARKER_KEY, { size: bytes.byteLength });
   try {
-    await w.write(Buffer.from(`${JSON.stringify(marker)}\n`));
+    await w.write(bytes);
     await w.commit();
   } catch (err) {
     await w.cancel().catch(() => undefined);
