@@ -47,6 +47,12 @@ export class BlobPlacementStore {
     await this.db.deleteFrom('blob_placements').where('digest', '=', digest).where('location', '=', location).execute();
   }
 
+  /** Forgets every placement in `location` (its storage was replaced); returns how many. */
+  async removeLocation(location: string): Promise<number> {
+    const r = await this.db.deleteFrom('blob_placements').where('location', '=', location).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
   /** The locations recorded as holding `digest`, sorted by name. */
   async list(digest: string): Promise<string[]> {
     const rows = await this.db.selectFrom('blob_placements').select('location').where('digest', '=', digest).orderBy('location').execute();

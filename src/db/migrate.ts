@@ -17,6 +17,7 @@ import { blobFills } from './migrations/0013-blob-fills.js';
 import { loginFailures } from './migrations/0014-login-failures.js';
 import { replication } from './migrations/0015-replication.js';
 import { uploadChunkClaims } from './migrations/0017-upload-chunk-claims.js';
+import { storageLocations } from './migrations/0019-storage-locations.js';
 import { claimProcesses } from './migrations/0020-claim-processes.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
@@ -37,6 +38,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0014-login-failures': loginFailures(d),
     '0015-replication': replication(d),
     '0017-upload-chunk-claims': uploadChunkClaims(d),
+    '0019-storage-locations': storageLocations(d),
     '0020-claim-processes': claimProcesses(),
   };
 }

@@ -318,6 +318,13 @@ export interface BlobPlacementsTable {
   created_at: number;
 }
 
+/** The marker id each storage location's storage holds (db/storage-location-store.ts). */
+export interface StorageLocationsTable {
+  name: string;
+  marker_id: string;
+  recorded_at: number;
+}
+
 /** A copy of a blob to a location still to do (db/replication-job-store.ts). */
 export interface ReplicationJobsTable {
   id: Generated<number>;
@@ -569,6 +576,7 @@ export interface Database {
   worker_leases: WorkerLeasesTable;
   blob_fills: BlobFillsTable;
   blob_placements: BlobPlacementsTable;
+  storage_locations: StorageLocationsTable;
   replication_jobs: ReplicationJobsTable;
   namespace_replication_targets: NamespaceReplicationTargetsTable;
   autoprune_policies: AutoprunePoliciesTable;

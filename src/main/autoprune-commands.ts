@@ -11,7 +11,8 @@ import type { Config } from '../config/schema.js';
 import type { PrunedTag } from '../registry/autoprune/namespace-pruner.js';
 import { UsageError, withDatabase } from './account-commands.js';
 import { createAutopruneWorker } from './compose-autoprune.js';
-import { createServices, createStorage } from './compose.js';
+import { createServices } from './compose.js';
+import { openVerifiedStorage } from './location-identities.js';
 
 export const AUTOPRUNE_COMMANDS = ['autoprune run'];
 export const AUTOPRUNE_OPTIONS = { 'dry-run': { type: 'boolean' } } as const;
@@ -22,7 +23,7 @@ export async function runAutopruneCommand(command: string, args: string[], opts:
   const extra = Object.keys(opts).filter((k) => opts[k] !== undefined && !(k in AUTOPRUNE_OPTIONS));
   if (extra.length) throw new UsageError(`wharf ${command} does not take --${extra.join(', --')}`);
   return withDatabase(config, async (db) => {
-    const { registry } = createServices({ db, storage: await createStorage(config), config });
+    const { registry } = createServices({ db, storage: await openVerifiedStorage(db, config), config });
     const worker = createAutopruneWorker(db, registry.autoprune.pruner, { intervalMs: config.autoprune.interval });
     const summary = opts['dry-run'] ? await worker.dryRun() : await worker.runOnce({ all: true });
     await registry.audit?.flush();

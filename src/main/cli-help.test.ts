@@ -9,6 +9,7 @@ import { PROXYCACHE_COMMANDS, PROXYCACHE_OPTIONS } from './proxycache-commands.j
 import { QUOTA_COMMANDS, QUOTA_OPTIONS } from './quota-commands.js';
 import { MIRROR_COMMANDS, MIRROR_OPTIONS } from './mirror-commands.js';
 import { REPLICATE_COMMANDS } from './replicate-commands.js';
+import { STORAGE_COMMANDS, STORAGE_OPTIONS } from './storage-commands.js';
 
 /** Every command cli.ts dispatches (`quota limit` takes add or delete as its next word). */
 const DISPATCHED = [
@@ -21,6 +22,7 @@ const DISPATCHED = [
   ...AUTOPRUNE_COMMANDS,
   ...MIRROR_COMMANDS,
   ...REPLICATE_COMMANDS,
+  ...STORAGE_COMMANDS,
   ...QUOTA_COMMANDS.flatMap((c) => (c === 'quota limit' ? ['quota limit add', 'quota limit delete'] : [c])),
 ];
 
@@ -49,6 +51,7 @@ describe('wharf help', () => {
       ['replicate status', ['--json']],
       ['replicate backfill', ['--location']],
       ['replicate targets', ['--clear']],
+      ['storage adopt', flagsOf(STORAGE_OPTIONS)],
       ['robot create', ['--description', '--repo', '--role']],
       ['user create', ['--password', '--password-stdin', '--superuser', '--email']],
     ];

@@ -157,6 +157,16 @@ export const COMMAND_HELP: readonly CommandHelp[] = [
     options: [['--clear', 'remove its own targets (only the registry-wide ones apply)']],
   },
   {
+    command: 'storage adopt',
+    synopsis: 'LOCATION [--forget-placements]',
+    summary: [
+      "make the database take the identity marker of LOCATION's configured storage",
+      '(after moving the location: processes refuse storage whose marker is not the',
+      "one recorded); run it with the configuration of a process that has the right storage",
+    ],
+    options: [['--forget-placements', 'also forget which blobs it holds (new, empty storage: then replicate backfill)']],
+  },
+  {
     command: 'gc',
     synopsis: '[--dry-run] [--json]',
     summary: ['run one garbage-collection pass now (tag history past the time-machine', 'window, then unreferenced manifests and blobs); --dry-run only reports', 'what would go (counts and digests)'],

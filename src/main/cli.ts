@@ -7,6 +7,7 @@ import { AUTOPRUNE_COMMANDS, AUTOPRUNE_OPTIONS, runAutopruneCommand } from './au
 import { QUOTA_COMMANDS, QUOTA_OPTIONS, runQuotaCommand } from './quota-commands.js';
 import { MIRROR_COMMANDS, MIRROR_OPTIONS, runMirrorCommand } from './mirror-commands.js';
 import { REPLICATE_COMMANDS, REPLICATE_OPTIONS, runReplicateCommand } from './replicate-commands.js';
+import { STORAGE_COMMANDS, STORAGE_OPTIONS, runStorageCommand } from './storage-commands.js';
 import { SecretKeyError } from '../registry/proxy/secret-box.js';
 import { NODES_CONFIG_OPTIONS, runNodesConfig } from './nodes-config.js';
 import { generalHelp, helpFor, isCommandGroup } from './cli-help.js';
@@ -39,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
       ...NODES_CONFIG_OPTIONS,
       ...MIRROR_OPTIONS,
       ...REPLICATE_OPTIONS,
+      ...STORAGE_OPTIONS,
     },
   });
   const accountCommand = ACCOUNT_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
@@ -47,7 +49,8 @@ async function main(argv: string[]): Promise<number> {
   const quotaCommand = QUOTA_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const mirrorCommand = MIRROR_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
   const replicateCommand = REPLICATE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
-  const command = accountCommand ?? proxyCommand ?? autopruneCommand ?? quotaCommand ?? mirrorCommand ?? replicateCommand ?? positionals.join(' ');
+  const storageCommand = STORAGE_COMMANDS.find((c) => positionals.slice(0, 2).join(' ') === c);
+  const command = accountCommand ?? proxyCommand ?? autopruneCommand ?? quotaCommand ?? mirrorCommand ?? replicateCommand ?? storageCommand ?? positionals.join(' ');
   if (values.version) {
     process.stdout.write(`wharf ${WHARF_VERSION}\n`);
     return 0;
@@ -88,6 +91,10 @@ async function main(argv: string[]): Promise<number> {
     case replicateCommand: {
       const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
       return runReplicateCommand(command, positionals.slice(2), opts, config);
+    }
+    case storageCommand: {
+      const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;
+      return runStorageCommand(command, positionals.slice(2), opts, config);
     }
     case 'gc': {
       const { config: _config, 'tls-self-signed': _tls, help: _help, ...opts } = values;

@@ -11,7 +11,8 @@ import type { Config } from '../config/schema.js';
 import type { GcPart, GcReport } from '../registry/gc.js';
 import { formatDuration } from '../registry/time-machine.js';
 import { UsageError, withDatabase } from './account-commands.js';
-import { createServices, createStorage } from './compose.js';
+import { createServices } from './compose.js';
+import { openVerifiedStorage } from './location-identities.js';
 
 export const GC_OPTIONS = { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } } as const;
 
@@ -20,7 +21,7 @@ export async function runGcCommand(args: string[], opts: { 'dry-run'?: boolean; 
   const extra = Object.keys(opts).filter((k) => opts[k] !== undefined && !(k in GC_OPTIONS));
   if (extra.length) throw new UsageError(`wharf gc does not take --${extra.join(', --')}`);
   return withDatabase(config, async (db) => {
-    const { registry } = createServices({ db, storage: await createStorage(config), config });
+    const { registry } = createServices({ db, storage: await openVerifiedStorage(db, config), config });
     const report = await registry.gc.run({ dryRun: opts['dry-run'] === true, sweepAll: true });
     await registry.audit?.flush();
     process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : describe(report, config));

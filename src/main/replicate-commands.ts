@@ -20,7 +20,8 @@ import type { ReplicationAdmin, ReplicationStatus } from '../registry/replicatio
 import { formatSize } from '../registry/quota/size-text.js';
 import type { BlobDriver } from '../storage/blob-driver.js';
 import { UsageError, withDatabase } from './account-commands.js';
-import { createAccountServices, createServices, createStorage } from './compose.js';
+import { createAccountServices, createServices } from './compose.js';
+import { openVerifiedStorage } from './location-identities.js';
 
 export const REPLICATE_OPTIONS = { location: { type: 'string' }, clear: { type: 'boolean' }, json: { type: 'boolean' } } as const;
 
@@ -50,7 +51,7 @@ export async function runReplicateCommand(command: string, args: string[], opts:
   if (sub === 'targets' && opts.clear && args.length > 1) throw new UsageError('wharf replicate targets: give either LOCATION... or --clear');
 
   return withDatabase(config, async (db) => {
-    const { registry } = createServices({ db, storage: io.storage ?? (await createStorage(config)), config });
+    const { registry } = createServices({ db, storage: io.storage ?? (await openVerifiedStorage(db, config)), config });
     const admin = registry.replication?.admin;
     if (!admin) {
       io.stderr.write('wharf: replication is off: fewer than two storage locations are configured (storage.locations)\n');

@@ -18,6 +18,7 @@ import { acquireInstanceLock } from './instance-lock.js';
 import { publishServerSettings } from './server-settings.js';
 import { StartupError } from './startup-error.js';
 import { checkStorage } from './storage-check.js';
+import { verifyLocations } from './location-identities.js';
 import { tlsOptions } from './tls.js';
 import { createAutopruneWorker } from './compose-autoprune.js';
 import { createGcWorker } from './compose-gc.js';
@@ -148,7 +149,9 @@ async function start(config: Readonly<Config>, logger: ReturnType<typeof createL
   opened.push(() => db.close());
   await publishServerSettings(db, config);
   const storage = await createStorage(config);
-  await checkStorage(storage, config, logger);
+  const down = await checkStorage(storage, config, logger);
+  // Every location must be the storage the database knows under its name (location-identities.ts).
+  await verifyLocations(db, storage, config, { log: logger, down });
   // Other processes on the database stream the fills this one runs from the URL it advertises, once it listens.
   let advertised: string | undefined;
   const { registry, accounts } = createServices({ db, storage, config, logger, cluster: { id: processId, advertiseUrl: () => advertised } });

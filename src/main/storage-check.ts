@@ -14,7 +14,8 @@ import { isCertificateError, s3Status } from '../storage/s3/s3-errors.js';
 import { locationsOf } from './compose-storage.js';
 import { StartupError } from './startup-error.js';
 
-export async function checkStorage(storage: BlobDriver, config: Readonly<Config>, log?: Logger): Promise<void> {
+/** Returns the names of the locations that are down (only ever some of several). */
+export async function checkStorage(storage: BlobDriver, config: Readonly<Config>, log?: Logger): Promise<string[]> {
   const configs = storageLocations(config);
   const located = config.storage.locations !== undefined;
   const drivers = locationsOf(storage, config);
@@ -23,6 +24,7 @@ export async function checkStorage(storage: BlobDriver, config: Readonly<Config>
   problems.forEach((p, i) => {
     if (p) log?.warn({ location: configs[i]!.name, problem: p.message }, 'storage location is down at start; writes go to the other locations until it is back');
   });
+  return configs.filter((_, i) => problems[i] !== undefined).map((c) => c.name);
 }
 
 async function checkLocation(driver: BlobDriver, location: LocationConfig, located: boolean): Promise<StartupError | undefined> {

@@ -6,6 +6,9 @@
  *     sha512/0f/0fa1…
  *   uploads/
  *     <upload-id>                    bytes of an upload in progress; never served
+ *   _wharf/
+ *     location.json                  the location's identity marker (location-marker.ts); outside the
+ *                                    blob and upload key spaces, so listings of those never see it
  *
  * A blob key is written only by a move from uploads/ after the digest was verified, or by a writer
  * committed after verification (drivers stage uncommitted writes outside the key space, e.g. the
@@ -27,6 +30,9 @@ export function blobKeyDigest(key: string): Digest | undefined {
   const parsed = m ? parseDigest(`${m[1]}:${m[2]}`) : undefined;
   return parsed?.ok && blobKey(parsed.digest) === key ? parsed.digest : undefined;
 }
+
+/** The key of a location's identity marker (location-marker.ts). */
+export const LOCATION_MARKER_KEY = '_wharf/location.json';
 
 export function uploadKey(uploadId: string): string {
   return `uploads/${uploadId}`;

@@ -304,6 +304,51 @@ describe('LocatedBlobDriver', () => {
     assert.ok(calls() > before, 'k/1 was dropped');
   });
 
+  it('with requireIdentity, uses a location not verified at start, or back after being down, only once its verification passed', async () => {
+    const { a, b, located } = twoLocations();
+    const key = blobKey(digestOf('held by a'));
+    await put(a.inner, key, 'held by a');
+    const verified: string[] = [];
+    let verdict: Error | undefined = new Error('storage location "a" is not the storage the database knows');
+    located.requireIdentity(async (l) => {
+      verified.push(l.name);
+      if (l.name === 'a' && verdict) throw verdict;
+    }, ['b']);
+    // a was not verified at start (down then): its verification fails, so it is used for nothing.
+    await put(located, blobKey(digestOf('new')), 'new');
+    assert.ok(await b.inner.stat(blobKey(digestOf('new'))), 'written to b');
+    assert.equal(await a.inner.stat(blobKey(digestOf('new'))), undefined, 'nothing written to a');
+    await assert.rejects(read(located, key), (err: unknown) => err instanceof StorageUnavailableError && /not the storage the database knows/.test(err.message));
+    assert.equal(await located.stat(key), undefined);
+    assert.deepEqual(await located.holders(key), { holders: [], failed: ['a'] });
+    await located.delete(key).catch(() => undefined);
+    assert.ok(await a.inner.stat(key), 'a delete leaves an unverified location alone');
+    assert.ok(verified.includes('a') && !verified.includes('b'), verified.join());
+
+    // Its verification passes: a is used again, and not verified on every request.
+    verdict = undefined;
+    assert.equal(await read(located, key), 'held by a');
+    assert.deepEqual(await located.holders(key), { holders: ['a'], failed: [] });
+    const checksWhileUp = verified.length;
+    await read(located, key);
+    await put(located, blobKey(digestOf('to a')), 'to a');
+    assert.ok(await a.inner.stat(blobKey(digestOf('to a'))));
+    assert.equal(verified.length, checksWhileUp, 'no verification while it stays up');
+
+    // a fails, then comes back as other storage: it is not used until it is verified again.
+    a.down = true;
+    await assert.rejects(read(located, key), StorageUnavailableError);
+    a.down = false;
+    verdict = new Error('storage location "a" is not the storage the database knows');
+    const before = verified.length;
+    await assert.rejects(read(located, key), /not the storage the database knows/);
+    await put(located, blobKey(digestOf('while other')), 'while other');
+    assert.equal(await a.inner.stat(blobKey(digestOf('while other'))), undefined);
+    assert.ok(verified.length > before, 'verified again once back');
+    verdict = undefined;
+    assert.equal(await read(located, key), 'held by a');
+  });
+
   it('labels a location whose directory fails (a system error) unavailable and falls back', async () => {
     const root = await mkdtemp(join(tmpdir(), 'wharf-located-fs-'));
     try {

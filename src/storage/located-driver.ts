@@ -27,6 +27,10 @@
  * the location counts as down until its next check (`cacheMs` later) finds it back: meanwhile it is
  * not asked again, and counts as failed (an unreachable bucket costs its timeouts once, not on every
  * request).
+ *
+ * With `requireIdentity` (wharf serve and the CLI commands, registry/location-identity.ts) a location
+ * down at start, or marked down since, counts as up again only once its identity was verified: storage
+ * that comes back as other storage is never read, written or deleted from.
  */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
@@ -81,10 +85,24 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     this.listeners.push(listener);
   }
 
+  /**
+   * From now on a location counts as up only once `verify` resolved for it (an identity check: is it
+   * the storage the other processes know under its name?): at once for the locations not named in
+   * `verified`, and again each time it comes back after being down. Until then it is passed over as a
+   * location that is down, by reads, writes, deletes and `holders` alike; a failed verification keeps
+   * it down and is tried again at its next check.
+   */
+  requireIdentity(verify: (l: StorageLocation, signal: AbortSignal) => Promise<void>, verified: readonly string[]): void {
+    for (const l of this.preferred) this.health.get(l.name)!.requireConfirmation((signal) => verify(l, signal), verified.includes(l.name));
+  }
+
   async holders(key: string): Promise<LocationHolders> {
     assertValidKey(key);
     const answers = await Promise.all(
       this.preferred.map(async (l) => {
+        // Other locations are all asked (replication wants every holder), but not one awaiting its identity check.
+        const health = this.health.get(l.name)!;
+        if (health.unconfirmed && (await this.verdictError(health)) !== undefined) return 'failed';
         try {
           return (await l.driver.stat(key)) ? 'holds' : 'absent';
         } catch (err) {
@@ -101,7 +119,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     assertValidKey(key);
     const failed: StorageUnavailableError[] = [];
     for (const l of this.preferred) {
-      const down = this.knownDown(l);
+      const down = await this.knownDown(l);
       if (down) {
         failed.push(down);
         continue;
@@ -155,7 +173,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
    */
   async *list(prefix: string): AsyncIterable<string> {
     for (const l of this.preferred) {
-      const down = this.knownDown(l);
+      const down = await this.knownDown(l);
       if (down) throw down;
     }
     const sources = this.preferred.map((l) => ({ l, it: l.driver.list(prefix)[Symbol.asyncIterator](), head: undefined as string | undefined }));
@@ -209,7 +227,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   private async everywhere(op: (l: StorageLocation) => Promise<void>): Promise<StorageUnavailableError[]> {
     const failed: StorageUnavailableError[] = [];
     for (const l of this.preferred) {
-      const down = this.knownDown(l);
+      const down = await this.knownDown(l);
       if (down) {
         failed.push(down);
         continue;
@@ -245,7 +263,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   /** The first location (in read order) that holds `key`; failed locations are passed over. */
   private async holder(key: string): Promise<StorageLocation | undefined> {
     for (const l of this.preferred) {
-      if (this.knownDown(l)) continue;
+      if (await this.knownDown(l)) continue;
       try {
         if (await l.driver.stat(key)) return l;
       } catch (err) {
@@ -274,7 +292,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     assertValidKey(key);
     const failed: StorageUnavailableError[] = [];
     for (const l of this.preferred) {
-      const down = this.knownDown(l);
+      const down = await this.knownDown(l);
       if (down) {
         failed.push(down);
         continue;
@@ -292,10 +310,19 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     throw new BlobNotFoundError(key);
   }
 
-  /** The location's failure when a fresh verdict says it is down: it is not asked again until the next check. */
-  private knownDown(l: StorageLocation): StorageUnavailableError | undefined {
-    const err = this.health.get(l.name)!.knownDown();
+  /**
+   * The location's failure when a fresh verdict says it is down: it is not asked again until the next
+   * check. A location awaiting its identity check (`requireIdentity`) gets that check first.
+   */
+  private async knownDown(l: StorageLocation): Promise<StorageUnavailableError | undefined> {
+    const health = this.health.get(l.name)!;
+    const err = health.knownDown() ?? (health.unconfirmed ? await this.verdictError(health) : undefined);
     return err === undefined ? undefined : labelled(l, err);
+  }
+
+  private async verdictError(health: LocationHealth): Promise<unknown> {
+    const v = await health.verdict();
+    return v.up ? undefined : (v.error ?? new Error(v.failure));
   }
 
   private wrap(l: StorageLocation, key: string, w: BlobWriter): BlobWriter {

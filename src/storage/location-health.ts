@@ -3,6 +3,12 @@
  * `check()` runs at most once per `cacheMs` (one at a time), a check slower than `timeoutMs` counts as
  * down, and an operation that found the location unavailable marks it down at once (until the next
  * check, `cacheMs` later, finds it back).
+ *
+ * With a confirmation (`requireConfirmation`: the located driver's identity check, see
+ * registry/location-identity.ts) a location counts as up only once the confirmation passed after its
+ * check: first when it was not confirmed before (down at start), then again every time it was marked
+ * down, since storage that comes back may be other storage (a remounted directory, a bucket switched
+ * over). Until then it counts as down, whatever the age of its last verdict.
  */
 import type { BlobDriver } from './blob-driver.js';
 
@@ -24,6 +30,8 @@ export interface LocationVerdict {
 export class LocationHealth {
   private last?: LocationVerdict & { at: number };
   private running?: Promise<LocationVerdict>;
+  private confirm?: (signal: AbortSignal) => Promise<void>;
+  private confirmed = true;
 
   constructor(
     private readonly driver: BlobDriver,
@@ -47,9 +55,25 @@ export class LocationHealth {
     return last !== undefined && !last.up && Date.now() - last.at < (this.opts.cacheMs ?? 5000) ? (last.error ?? new Error(last.failure)) : undefined;
   }
 
-  /** An operation found the location unavailable: it counts as down until the next check. */
+  /** An operation found the location unavailable: it counts as down until the next check (and confirmation). */
   markDown(err: unknown): void {
     this.last = { up: false, failure: (err as Error)?.message ?? String(err), error: err, at: Date.now() };
+    if (this.confirm) this.confirmed = false;
+  }
+
+  /**
+   * From now on the location counts as up only after `confirm` resolved (see the file comment);
+   * `confirmed` says whether it passed already (checked at start).
+   */
+  requireConfirmation(confirm: (signal: AbortSignal) => Promise<void>, confirmed: boolean): void {
+    this.confirm = confirm;
+    this.confirmed = confirmed;
+    if (!confirmed && this.last?.up) this.last = undefined;
+  }
+
+  /** True while the location must pass its check and confirmation before it is asked anything. */
+  get unconfirmed(): boolean {
+    return this.confirm !== undefined && !this.confirmed;
   }
 
   private async run(): Promise<LocationVerdict> {
@@ -64,7 +88,14 @@ export class LocationHealth {
     });
     let verdict: LocationVerdict;
     try {
-      await Promise.race([this.driver.check(controller.signal), timedOut]);
+      const checked = async () => {
+        await this.driver.check(controller.signal);
+        if (this.confirm && !this.confirmed) {
+          await this.confirm(controller.signal);
+          this.confirmed = true;
+        }
+      };
+      await Promise.race([checked(), timedOut]);
       verdict = { up: true };
     } catch (err) {
       verdict = { up: false, failure: (err as Error)?.message ?? String(err), error: err };

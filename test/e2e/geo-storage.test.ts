@@ -5,10 +5,12 @@
  * ENOTDIR, whatever the user): pushes go to S3 and pull back from it, a blob only in `fs` is a 503
  * (not a 500, not a 404), /health/endtoend reports the preferred location down while /health/instance
  * still takes writes; once the directory is back, new pushes land in `fs` again. A restart while `fs`
- * is down starts, with one warning line for it.
+ * is down starts, with one warning line for it; an empty directory appearing in its place afterwards is
+ * other storage (no identity marker) and stays unused until the right directory is back.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -149,5 +151,40 @@ describe('two storage locations (filesystem and S3), preference [fs, s3]', () =>
       await rm(fsDir, { force: true });
       await rename(`${fsDir}.away`, fsDir);
     }
+  });
+
+  it('a location down at start that comes back as other storage (an empty directory) stays unused, and is used once the right one is back', async () => {
+    await wharf!.stop({ keepData: true });
+    const dataDir = wharf!.dataDir;
+    await rename(fsDir, `${fsDir}.away`);
+    await writeFile(fsDir, 'the location is down');
+    const probe = async (n: number) => {
+      const body = `identity probe ${n}`;
+      const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+      const res = await adminFetch(`${wharf!.url}/v2/e2e/geo-probe/blobs/uploads/?digest=${digest}`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
+      assert.equal(res.status, 201, await res.text());
+      return digest;
+    };
+    try {
+      wharf = await startWharf({ env, dataDir, organizations: [] });
+      registerCredentials(wharf.host, wharf.admin);
+      // Another directory appears where the location was: it holds no identity marker.
+      await rm(fsDir, { force: true });
+      await mkdir(fsDir);
+      let n = 0;
+      await waitFor('the location refused once it answers', async () => (await probe(n++), wharf!.stdout().includes('storage location is back but is not the storage the database knows')), 30_000, 500);
+      const refusals = wharf.stdout().split('\n').filter((l) => l.includes('is not the storage the database knows'));
+      assert.equal(refusals.length, 1, 'one error line, not one per check');
+      assert.match(refusals[0]!, /"level":50.*"location":"fs".*the storage holds no marker/);
+      const late = await probe(n++);
+      assert.deepEqual(await geo.held('s3', [late]), [true]);
+      assert.deepEqual(await readdir(fsDir), [], 'nothing written into the other directory');
+    } finally {
+      await rm(fsDir, { recursive: true, force: true });
+      await rename(`${fsDir}.away`, fsDir);
+    }
+    let n = 100;
+    await waitFor('a new blob placed in the filesystem location again', async () => (await geo.held('fs', [await probe(n++)]))[0]!, 30_000, 500);
+    await pullAndVerify('before');
   });
 });

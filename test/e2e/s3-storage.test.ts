@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseDigest } from '../../src/oci/digest.js';
-import { blobKey } from '../../src/storage/keys.js';
+import { blobKey, LOCATION_MARKER_KEY } from '../../src/storage/keys.js';
 import { buildImage, expectedDigestTree, largeLayer, layoutDigestTree, MiB, verifyLayoutBlobs, type BuiltImage } from '../helpers/oci-layout.js';
 import { openTestS3Driver, testS3Options } from '../helpers/s3.js';
 import { dockerRef, ociRef, registerCredentials, skopeoCopy } from '../helpers/skopeo.js';
@@ -75,8 +75,8 @@ describe('skopeo ⇄ Wharf on S3 storage', () => {
       for (const k of expected) assert.ok(keys.includes(k), `${k} is in the bucket (keys: ${keys.join(', ')})`);
       assert.deepEqual(
         keys.filter((k) => !k.startsWith('blobs/')),
-        [],
-        'nothing but blobs',
+        [LOCATION_MARKER_KEY],
+        "nothing but blobs and the location's identity marker",
       );
       const large = image.layers[0]!;
       assert.ok(((await bucket.driver.stat(expected[1]!))?.size ?? 0) > 10 * MiB, `the large layer ${large.digest} went up whole`);

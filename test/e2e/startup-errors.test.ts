@@ -10,13 +10,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { createPostgresDatabase, pgRows } from '../helpers/databases.js';
 import { runCommand } from '../helpers/e2e-utils.js';
 import { startFaultServer } from '../helpers/fault-server.js';
 import { jsonLogProblems } from '../helpers/json-lines.js';
@@ -242,6 +243,81 @@ describe('one server per SQLite database', () => {
         await rm(dataDir, { recursive: true, force: true });
       }
     });
+  });
+});
+
+describe('storage locations on one PostgreSQL: every process must use the same storage per location name', () => {
+  let database: Awaited<ReturnType<typeof createPostgresDatabase>>;
+  let work: string;
+  const servers: WharfProcess[] = [];
+  before(async () => {
+    database = await createPostgresDatabase();
+    work = await mkdtemp(join(tmpdir(), 'wharf-locations-'));
+  });
+  after(async () => {
+    for (const s of servers) await s.stop({ keepData: true });
+    await database.drop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  /** Process `who`'s environment: its own data directory, `fs` at `fsDir`, `shared` the same directory for all. */
+  const envOf = (who: string, fsDir: string): Record<string, string> => {
+    const dataDir = join(work, who);
+    mkdirSync(dataDir, { recursive: true });
+    const locations = { fs: { driver: 'filesystem', path: fsDir }, shared: { driver: 'filesystem', path: join(work, 'shared') } };
+    return { WHARF_DATA_DIR: dataDir, WHARF_DB_URL: database.url, WHARF_STORAGE_LOCATIONS: JSON.stringify(locations) };
+  };
+  const cli = async (args: string[], env: Record<string, string>) => wharf(args, { ...env, WHARF_PORT: String(await freePort()) });
+  const markerOf = (dir: string) => JSON.parse(readFileSync(join(dir, '_wharf', 'location.json'), 'utf8')) as { id: string; location: string };
+  const recorded = async (name: string) => (await pgRows(database.url, `select marker_id from storage_locations where name = '${name}'`))[0]?.marker_id;
+
+  it('a second process whose fs is another directory refuses with one line; on the same directory both run; storage adopt is the way out', async () => {
+    const fsA = join(work, 'fs-a');
+    const fsB = join(work, 'fs-b');
+    const a = await startWharf({ dataDir: join(work, 'a'), organizations: [], env: envOf('a', fsA) });
+    servers.push(a);
+    // The first process wrote each location's marker and recorded its id.
+    const markerA = markerOf(fsA);
+    assert.equal(markerA.location, 'fs');
+    assert.equal(await recorded('fs'), markerA.id);
+    assert.equal(await recorded('shared'), markerOf(join(work, 'shared')).id);
+
+    const refused = await cli(['serve'], envOf('b', fsB));
+    assert.equal(refused.signal, null, `wharf serve must refuse to start:\n${refused.stdout}${refused.stderr}`);
+    assert.equal(refused.code, 1, `${refused.stdout}${refused.stderr}`);
+    assert.equal(refused.stderr.trimEnd().split('\n').length, 1, `one line:\n${refused.stderr}`);
+    assert.equal(
+      refused.stderr,
+      `wharf: storage location "fs" is not the storage the database knows: the database expects marker ${markerA.id}, the storage holds no marker (_wharf/location.json) (directory ${fsB}); every process on this database must use the same storage as location "fs" (storage.locations.fs.path); if it really moved, run wharf storage adopt fs\n`,
+    );
+    assert.equal(existsSync(join(fsB, '_wharf')), false, 'nothing written into the refused directory');
+    assert.equal(await recorded('fs'), markerA.id);
+    // The CLI commands that open storage refuse it the same way.
+    const gc = await cli(['gc', '--dry-run'], envOf('b', fsB));
+    assert.equal(gc.code, 1, `${gc.stdout}${gc.stderr}`);
+    assert.match(gc.stderr, /^wharf: storage location "fs" is not the storage the database knows: .*run wharf storage adopt fs\n$/);
+
+    const b = await startWharf({ dataDir: join(work, 'b'), organizations: [], env: envOf('b', fsA) });
+    servers.push(b);
+    for (const w of [a, b]) {
+      const res = await fetch(`${w.url}/v2/`);
+      await res.arrayBuffer();
+      assert.equal(res.status, 401, `${w.url} answers`);
+    }
+    await b.stop({ keepData: true });
+
+    // The operator moved fs to fs-b on purpose: adopt it with that configuration, then it starts and a's does not.
+    const adopted = await cli(['storage', 'adopt', 'fs'], envOf('b', fsB));
+    assert.equal(adopted.code, 0, `${adopted.stdout}${adopted.stderr}`);
+    const markerB = markerOf(fsB);
+    assert.notEqual(markerB.id, markerA.id);
+    assert.equal(await recorded('fs'), markerB.id);
+    assert.match(adopted.stderr, new RegExp(`^storage location "fs" \\(directory ${fsB}\\) adopted: the database records its marker ${markerB.id} \\(written now: the storage held none\\); it recorded ${markerA.id} before\n$`));
+    const moved = await startWharf({ dataDir: join(work, 'b'), organizations: [], env: envOf('b', fsB) });
+    servers.push(moved);
+    const old = await cli(['gc', '--dry-run'], envOf('a', fsA));
+    assert.equal(old.code, 1, `${old.stdout}${old.stderr}`);
+    assert.match(old.stderr, new RegExp(`expects marker ${markerB.id}, the storage holds marker ${markerA.id} `));
   });
 });
 

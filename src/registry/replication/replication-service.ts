@@ -186,6 +186,8 @@ export class ReplicationService {
         await this.done(job);
         return { outcome: 'present', location: job.location };
       }
+      // A target that is down (or awaiting its identity check: it may be other storage) is not written.
+      if (failed.includes(job.location)) return await this.fail(job, `the target location ${job.location} is down`);
       const sources = holders.filter((h) => h !== job.location);
       if (!sources.length) return await this.fail(job, failed.length ? `no reachable location holds the blob (down: ${failed.join(', ')})` : 'no location holds the blob');
       let lastError = '';

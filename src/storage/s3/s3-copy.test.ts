@@ -1,8 +1,9 @@
 /**
- * Server-side copies between S3 drivers on the shared RADOS Gateway (two key prefixes of one bucket):
- * one CopyObject, or a multipart copy above the single-copy size, onto the final key; checks of the
- * source's size before and of the copy after; 'unsupported' with nothing written for a filesystem
- * source, for other credentials, and when the store answers 501 to a copy (through a fault proxy).
+ * Server-side copies between S3 drivers on the shared RADOS Gateway (two key prefixes of one bucket,
+ * and two buckets): one CopyObject, or a multipart copy above the single-copy size, onto the final key;
+ * checks of the source's size before and of the copy after; 'unsupported' with nothing written for a
+ * filesystem source, for other credentials, and when the store answers 501 to a copy (through a fault
+ * proxy).
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -10,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { CreateBucketCommand, DeleteBucketCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { startFaultProxy } from '../../../test/helpers/fault-proxy.js';
 import { openTestS3Driver, testS3Options } from '../../../test/helpers/s3.js';
 import { BlobNotFoundError, type BlobDriver } from '../blob-driver.js';
@@ -124,5 +126,60 @@ describe('S3BlobDriver server-side copy', () => {
       for (const c of opened) await c();
       await proxy.stop();
     }
+  });
+});
+
+describe('S3BlobDriver server-side copy between two buckets of one endpoint', () => {
+  const o = testS3Options();
+  const client = new S3Client({ endpoint: o.endpoint, region: o.region, forcePathStyle: true, credentials: { accessKeyId: o.accessKeyId!, secretAccessKey: o.secretAccessKey! } });
+  const second = `wharf-copy-${randomBytes(4).toString('hex')}`;
+  const cleanups: Array<() => Promise<void>> = [];
+  let source: S3BlobDriver;
+  let target: S3BlobDriver;
+  let reads = 0;
+  /** The source as the copy sees it, counting every read of its bytes through this process. */
+  let counted: BlobDriver;
+
+  before(async () => {
+    await client.send(new CreateBucketCommand({ Bucket: second }));
+    const a = await openTestS3Driver({ partSize: 5 * 1024 * 1024 });
+    cleanups.push(a.cleanup);
+    source = a.driver;
+    const b = await openTestS3Driver({ bucket: second, partSize: 5 * 1024 * 1024, maxSingleCopy: 1024 * 1024 });
+    cleanups.push(b.cleanup);
+    target = b.driver;
+    counted = Object.create(source, {
+      reader: { value: async (...args: Parameters<BlobDriver['reader']>) => (reads++, source.reader(...args)) },
+      openPositional: { value: async (...args: Parameters<NonNullable<BlobDriver['openPositional']>>) => (reads++, source.openPositional!(...args)) },
+    });
+  });
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+    await client.send(new DeleteBucketCommand({ Bucket: second }));
+    client.destroy();
+  });
+
+  it('copies into the other bucket inside the store, with one CopyObject and with a multipart copy, and the bytes are intact', async () => {
+    const small = randomBytes(300 * 1024);
+    const big = randomBytes(6 * 1024 * 1024 + 5);
+    await put(source, 'blobs/small', small);
+    await put(source, 'blobs/big', big);
+    assert.equal(await target.copyFrom(counted, 'blobs/small', { size: small.byteLength }), 'copied');
+    assert.equal(await target.copyFrom(counted, 'blobs/big', { size: big.byteLength }), 'copied');
+    assert.equal(reads, 0, 'no byte of the source passed through this process');
+    assert.equal(sha(await readAll(target, 'blobs/small')), sha(small));
+    assert.equal(sha(await readAll(target, 'blobs/big')), sha(big));
+    assert.deepEqual(await keys(target), ['blobs/big', 'blobs/small'], 'only the copies, under their keys');
+    assert.equal(sha(await readAll(source, 'blobs/big')), sha(big), 'the source is untouched');
+  });
+
+  it('a missing source fails with not found, and leaves nothing in the other bucket (no object, no open upload)', async () => {
+    await assert.rejects(target.copyFrom(counted, 'blobs/missing', { size: 10 }), BlobNotFoundError);
+    await assert.rejects(target.copyFrom(counted, 'blobs/missing-big', { size: 2 * 1024 * 1024 }), BlobNotFoundError);
+    assert.equal(await target.stat('blobs/missing'), undefined);
+    assert.equal(await target.stat('blobs/missing-big'), undefined);
+    const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: second }));
+    assert.deepEqual(uploads.Uploads ?? [], []);
+    assert.equal(reads, 0);
   });
 });
