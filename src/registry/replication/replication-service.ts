@@ -21,11 +21,12 @@
  *
  * A job (`runJob`) copies the bytes to the target from a location that holds them (blob-copy.ts: inside
  * the store when both are S3 on one endpoint, else through the target driver's verified writer). It
- * tries the holders the placements name, those the target can copy from inside the store first
+ * tries the holders the placements name (read again when another location the target could copy from
+ * inside the store may hold it by now), those the target can copy from inside the store first
  * (BlobDriver.canCopyFrom), then the rest in preference order; when they all fail (down, bytes missing
  * or corrupt) it asks every location which holds the bytes (a stat in each) and tries the others. It is
- * idempotent: a target that the placements or a stat of the target show holding the blob already only
- * gets its placement recorded. After the copy it records the placement (only then: the bytes are
+ * idempotent: a target that holds the blob already (one stat of the target, before any copy) only gets
+ * its placement recorded. After the copy it records the placement (only then: the bytes are
  * visible) and queues the blob's targets that were neither placed nor queued when it was claimed.
  * A failure (no holder reachable, a storage error, a mismatch) releases the job with an exponential
  * backoff; a job whose blob has no row is retried until it is older than `orphanMs`, then dropped.
@@ -39,7 +40,7 @@ import type { Digest } from '../../oci/digest.js';
 import type { Logger } from '../../observability/logger.js';
 import { blobKey } from '../../storage/keys.js';
 import type { StorageLocation, StorageLocations } from '../../storage/locations.js';
-import { copyBlob, type CopyMethod } from './blob-copy.js';
+import { copyBlob, copyOrder, type CopyMethod } from './blob-copy.js';
 import { ClaimedBatch } from './claimed-batch.js';
 
 /** Where blobs are linked into repositories (db/blob-store.ts): every link is reported to the listener. */
@@ -250,23 +251,24 @@ export class ReplicationService {
     }
     const key = blobKey(digest);
     // The placements name the holders, so the target alone is asked whether it holds the bytes already.
-    if (job.placed.includes(job.location) || (await target.driver.stat(key))) return this.present(job);
-    const tried = new Set([job.location]);
+    if (await target.driver.stat(key)) return this.present(job);
+    const tried = new Set<string>();
     let lastError = '';
     const copyFromEach = async (sources: readonly string[]): Promise<JobResult | undefined> => {
-      for (const source of this.bySource(target, sources.filter((s) => !tried.has(s) && this.locations.get(s)))) {
+      const { inStore, streamed } = copyOrder(target, this.others(sources, job.location).filter((l) => !tried.has(l.name)));
+      for (const source of [...inStore, ...streamed]) {
         if (lease.aborted) return undefined;
-        tried.add(source);
+        tried.add(source.name);
         const started = this.now();
         let method: CopyMethod;
         try {
-          method = await copyBlob(this.locations.get(source)!.driver, target.driver, { digest, size }, lease);
+          method = await copyBlob(source.driver, target.driver, { digest, size }, lease);
         } catch (err) {
-          lastError = `copy from ${source}: ${(err as Error).message}`;
+          lastError = `copy from ${source.name}: ${(err as Error).message}`;
           continue;
         }
         const seconds = (this.now() - started) / 1000;
-        this.opts.log?.debug({ digest, from: source, to: job.location, size, method }, 'blob replicated');
+        this.opts.log?.debug({ digest, from: source.name, to: job.location, size, method }, 'blob replicated');
         await this.done(job);
         return { outcome: 'copied', location: job.location, bytes: size, seconds, method };
       }
@@ -294,25 +296,14 @@ export class ReplicationService {
    * location may have finished since, e.g. a job of the same blob earlier in the batch).
    */
   private async holdersToTry(job: ClaimedJob, target: StorageLocation): Promise<readonly string[]> {
-    const inStore = (names: readonly string[]) => names.some((n) => n !== job.location && this.canCopyInStore(target, n));
-    const others = this.locations.preferred.map((l) => l.name).filter((n) => !job.placed.includes(n));
-    if (inStore(job.placed) || !inStore(others)) return job.placed;
+    const inStore = (names: readonly string[]) => copyOrder(target, this.others(names, job.location)).inStore.length > 0;
+    if (inStore(job.placed) || !inStore(this.locations.preferred.map((l) => l.name).filter((n) => !job.placed.includes(n)))) return job.placed;
     return this.stores.placements.list(job.digest);
   }
 
-  private canCopyInStore(target: StorageLocation, source: string): boolean {
-    const s = this.locations.get(source);
-    return s !== undefined && target.driver.canCopyFrom?.(s.driver) === true;
-  }
-
-  /**
-   * `sources` in the order to copy from: those the target can copy from inside the store first (no byte
-   * through this process), each group in this process's preference order.
-   */
-  private bySource(target: StorageLocation, sources: readonly string[]): string[] {
-    const ordered = this.locations.preferred.map((l) => l.name).filter((n) => sources.includes(n));
-    const inStore = ordered.filter((n) => this.canCopyInStore(target, n));
-    return [...inStore, ...ordered.filter((n) => !inStore.includes(n))];
+  /** The configured locations among `names` but `except`, in this process's preference order. */
+  private others(names: readonly string[], except: string): StorageLocation[] {
+    return this.locations.preferred.filter((l) => l.name !== except && names.includes(l.name));
   }
 
   /** A job whose lease or guard was lost, or whose worker is stopping. */
