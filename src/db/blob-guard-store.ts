@@ -14,7 +14,8 @@
  *
  * The two sides are serialised per digest: on PostgreSQL the writer share-locks the digest's blob row
  * (if there is one) while GC holds it `FOR UPDATE SKIP LOCKED`, and the writer and the sweep both take
- * the digest's key lock (dialect.ts `keyLock`), which a digest without a row still has; each side checks
+ * the digest's key lock (dialect.ts `keyLock`; a batch of writers takes its keys' locks in one fixed
+ * order), which a digest without a row still has; each side checks
  * the other's guard in a statement that runs after those locks, so whichever commits first is seen by
  * the other. SQLite runs one write transaction at a time. Guards expire (their holder died): an expired
  * guard is ignored and purged by GC.
@@ -34,20 +35,31 @@ export class BlobGuardStore {
    * deleting that digest's bytes (try again shortly).
    */
   async beginWrite(digest: string, now: number, expiresAt: number): Promise<number | undefined> {
+    return (await this.beginWrites([digest], now, expiresAt)).guards.get(digest);
+  }
+
+  /**
+   * `beginWrite` for several digests in one transaction (a batch of replication copies): the guards by
+   * digest, none for a digest GC is deleting; and the sizes of the digests' blob rows as they stand
+   * once the guards hold (a digest without a row has none: GC may have deleted it before).
+   */
+  async beginWrites(digests: readonly string[], now: number, expiresAt: number): Promise<{ guards: Map<string, number>; sizes: Map<string, number> }> {
+    const list = [...new Set(digests)];
+    if (!list.length) return { guards: new Map(), sizes: new Map() };
     return this.db.transaction().execute(async (tx) => {
-      await this.lockDigest(tx, digest);
-      if (this.dialect.supportsRowLocks) await tx.selectFrom('blobs').select('id').where('digest', '=', digest).forShare().execute();
-      const deleting = await tx
-        .selectFrom('blob_guards')
-        .select('id')
-        .where('digest', '=', digest)
-        .where('kind', '=', 'delete')
-        .where('expires_at', '>', now)
-        .limit(1)
-        .executeTakeFirst();
-      if (deleting) return undefined;
-      const row = await tx.insertInto('blob_guards').values({ digest, kind: 'write', expires_at: expiresAt }).returning('id').executeTakeFirstOrThrow();
-      return Number(row.id);
+      const locks = this.dialect.keyLocks(list.map((d) => `blob:${d}`));
+      if (locks) await locks.execute(tx);
+      let rows = tx.selectFrom('blobs').select(['digest', 'size']).where('digest', 'in', list);
+      if (this.dialect.supportsRowLocks) rows = rows.forShare();
+      const sizes = new Map((await rows.execute()).map((r) => [r.digest, Number(r.size)]));
+      const deleting = await tx.selectFrom('blob_guards').select('digest').distinct().where('digest', 'in', list).where('kind', '=', 'delete').where('expires_at', '>', now).execute();
+      const writable = list.filter((d) => !deleting.some((r) => r.digest === d));
+      const guards = new Map<string, number>();
+      if (writable.length) {
+        const inserted = await tx.insertInto('blob_guards').values(writable.map((digest) => ({ digest, kind: 'write', expires_at: expiresAt }))).returning(['id', 'digest']).execute();
+        for (const g of inserted) guards.set(g.digest, Number(g.id));
+      }
+      return { guards, sizes };
     });
   }
 
@@ -86,8 +98,14 @@ export class BlobGuardStore {
    * lease); false when it expired or is gone (GC may have considered the digest since: stop writing).
    */
   async extend(id: number, now: number, expiresAt: number): Promise<boolean> {
-    const res = await this.db.updateTable('blob_guards').set({ expires_at: expiresAt }).where('id', '=', id).where('expires_at', '>', now).executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+    return (await this.extendAll([id], now, expiresAt)).has(id);
+  }
+
+  /** `extend` for several guards in one statement; returns those still live (now extended). */
+  async extendAll(ids: readonly number[], now: number, expiresAt: number): Promise<Set<number>> {
+    if (!ids.length) return new Set();
+    const rows = await this.db.updateTable('blob_guards').set({ expires_at: expiresAt }).where('id', 'in', [...ids]).where('expires_at', '>', now).returning('id').execute();
+    return new Set(rows.map((r) => Number(r.id)));
   }
 
   /** Drops guards (a writer's when it is done, GC's once the bytes are deleted). */

@@ -59,6 +59,15 @@ export class BlobPlacementStore {
     return rows.map((r) => r.location);
   }
 
+  /** `list` for several digests in one statement (a digest no location holds is absent). */
+  async listAll(digests: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (!digests.length) return out;
+    const rows = await this.db.selectFrom('blob_placements').select(['digest', 'location']).where('digest', 'in', [...new Set(digests)]).orderBy('location').execute();
+    for (const r of rows) out.set(r.digest, [...(out.get(r.digest) ?? []), r.location]);
+    return out;
+  }
+
   /** How much of the scope each location holds, the backlog and the failures (see ReplicationStatus). */
   async status(locations: readonly string[], scope?: PlacementScope): Promise<ReplicationStatus> {
     const inScope = (eb: ExpressionBuilder<Database & { b: Database['blobs'] }, 'b'>) => {

@@ -36,6 +36,12 @@ export interface DialectAdapter {
    * claim of a process without the lock lapses only by expiring). Undefined on SQLite.
    */
   processGone(column: string): RawBuilder<SqlBool> | undefined;
+  /**
+   * One statement holding the locks of several keys (as `keyLock` each) until the transaction ends,
+   * taken in one fixed order (that of the lock numbers), so that two holders of overlapping sets never
+   * wait for each other in a cycle; undefined on SQLite.
+   */
+  keyLocks(keys: readonly string[]): RawBuilder<unknown> | undefined;
 }
 
 /** The advisory-lock class of `keyLock` (two-integer form), apart from any other use of advisory locks. */
@@ -57,6 +63,7 @@ export const sqliteAdapter: DialectAdapter = {
   keyLock: () => undefined,
   processLock: () => undefined,
   processGone: () => undefined,
+  keyLocks: () => undefined,
 };
 
 export const postgresAdapter: DialectAdapter = {
@@ -77,4 +84,7 @@ export const postgresAdapter: DialectAdapter = {
     const c = sql.ref(column);
     return sql<SqlBool>`(${c} is not null and not exists (select 1 from pg_locks l where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database where datname = current_database()) and l.classid = ${sql.lit(PROCESS_LOCK_CLASS)} and l.objid = hashtext(${c})::oid and l.objsubid = 2))`;
   },
+  // The sorted subquery feeds the aggregate in order: the locks are taken one after another by number.
+  keyLocks: (keys) =>
+    sql`select count(pg_advisory_xact_lock(${KEY_LOCK_CLASS}, h)) from (select distinct hashtext(k) as h from unnest(cast(${[...keys]} as text[])) as k order by h) as locks`,
 };

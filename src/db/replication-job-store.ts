@@ -8,8 +8,8 @@
  * are picked `FOR UPDATE SKIP LOCKED`, so concurrent claims take distinct jobs instead of waiting.
  * Taking over a lease counts as a failed attempt (`last_error` names the worker that lost it), so a
  * copy that kills or hangs every worker shows among the failures instead of looping unseen.
- * The holder renews the lease while it copies; `finish` records the placement and deletes the job in one
- * transaction; `fail` releases it with an exponential backoff. Enqueueing is idempotent (one job per
+ * The holder renews the lease while it copies (or waits to copy); `finish` records the placement, then
+ * deletes the job; `fail` releases it with an exponential backoff. Enqueueing is idempotent (one job per
  * digest and location).
  */
 import { sql, type Kysely, type Selectable } from 'kysely';
@@ -125,17 +125,33 @@ export class ReplicationJobStore {
 
   /**
    * Leases up to `limit` due jobs (`next_attempt_at <= now`, free, with an expired lease or one whose
-   * process is gone) to `owner` until `now + leaseMs`, oldest due first; returns them. A job taken over
-   * from another lease has one more attempt counted, and the lost lease as its last error.
+   * process is gone) to `owner` until `now + leaseMs`, oldest due first; returns them. The jobs' blobs together stay within
+   * `maxBytes` (by their recorded size; one job is taken whatever its size), so that a worker claiming
+   * a batch takes many small copies at once but large ones one by one. A job taken over from another
+   * lease has one more attempt counted, and the lost lease as its last error.
    */
-  async claim(owner: string, limit: number, now: number, leaseMs: number): Promise<ReplicationJob[]> {
+  async claim(owner: string, limit: number, now: number, leaseMs: number, maxBytes = Infinity): Promise<ReplicationJob[]> {
     if (limit <= 0) return [];
     const gone = this.dialect.processGone('lease_process');
     const free = (eb: any) => eb.or([eb('lease_owner', 'is', null), eb('lease_expires_at', '<=', now), ...(gone ? [gone] : [])]);
     return this.db.transaction().execute(async (tx) => {
-      let q = tx.selectFrom('replication_jobs').select('id').where('next_attempt_at', '<=', now).where(free).orderBy('next_attempt_at').orderBy('id').limit(limit);
-      if (this.dialect.supportsRowLocks) q = q.forUpdate().skipLocked();
-      const ids = (await q.execute()).map((r) => Number(r.id));
+      let q = tx
+        .selectFrom('replication_jobs as j')
+        .leftJoin('blobs as b', 'b.digest', 'j.digest')
+        .select(['j.id', 'b.size'])
+        .where('j.next_attempt_at', '<=', now)
+        .where(free)
+        .orderBy('j.next_attempt_at')
+        .orderBy('j.id')
+        .limit(limit);
+      if (this.dialect.supportsRowLocks) q = q.forUpdate('j').skipLocked();
+      const ids: number[] = [];
+      let bytes = 0;
+      for (const r of await q.execute()) {
+        bytes += Number(r.size ?? 0);
+        if (ids.length && bytes > maxBytes) break;
+        ids.push(Number(r.id));
+      }
       if (!ids.length) return [];
       const rows = await tx
         .updateTable('replication_jobs')
@@ -161,19 +177,24 @@ export class ReplicationJobStore {
 
   /** Extends `owner`'s lease of job `id` to `now + leaseMs`; false when it no longer holds it. */
   async renew(id: number, owner: string, now: number, leaseMs: number): Promise<boolean> {
-    const res = await this.db.updateTable('replication_jobs').set({ lease_expires_at: now + leaseMs }).where('id', '=', id).where('lease_owner', '=', owner).executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+    return (await this.renewAll([id], owner, now, leaseMs)).has(id);
+  }
+
+  /** `renew` for several jobs in one statement; returns the ids `owner` still holds (now extended). */
+  async renewAll(ids: readonly number[], owner: string, now: number, leaseMs: number): Promise<Set<number>> {
+    if (!ids.length) return new Set();
+    const rows = await this.db.updateTable('replication_jobs').set({ lease_expires_at: now + leaseMs }).where('id', 'in', [...ids]).where('lease_owner', '=', owner).returning('id').execute();
+    return new Set(rows.map((r) => Number(r.id)));
   }
 
   /**
-   * The copy of job `id` is done: records that `location` holds `digest` and deletes the job, in one
-   * transaction (whoever holds its lease: the bytes are there either way).
+   * The copy of job `id` is done: records that `location` holds `digest`, then deletes the job (whoever
+   * holds its lease: the bytes are there either way). Two statements, no transaction: a crash between
+   * them leaves a job that, run again, finds the placement and only deletes itself.
    */
   async finish(id: number, digest: string, location: string, now: number): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
-      await tx.insertInto('blob_placements').values({ digest, location, created_at: now }).onConflict((oc) => oc.columns(['digest', 'location']).doNothing()).execute();
-      await tx.deleteFrom('replication_jobs').where('id', '=', id).execute();
-    });
+    await this.db.insertInto('blob_placements').values({ digest, location, created_at: now }).onConflict((oc) => oc.columns(['digest', 'location']).doNothing()).execute();
+    await this.db.deleteFrom('replication_jobs').where('id', '=', id).execute();
   }
 
   /** Drops job `id` without a placement (its blob is gone). */
@@ -199,9 +220,18 @@ export class ReplicationJobStore {
     return Number(res.numUpdatedRows) === 1;
   }
 
-  /** Releases `owner`'s lease of job `id` without counting an attempt (the worker is stopping). */
-  async release(id: number, owner: string): Promise<void> {
-    await this.db.updateTable('replication_jobs').set({ lease_owner: null, lease_expires_at: null, lease_process: null }).where('id', '=', id).where('lease_owner', '=', owner).execute();
+  /** Releases `owner`'s leases of jobs `ids` without counting an attempt (the worker is stopping). */
+  async release(ids: readonly number[], owner: string): Promise<void> {
+    if (ids.length) await this.db.updateTable('replication_jobs').set({ lease_owner: null, lease_expires_at: null, lease_process: null }).where('id', 'in', [...ids]).where('lease_owner', '=', owner).execute();
+  }
+
+  /** Of `digests`, the locations each has a copy queued to (in any state). */
+  async queuedFor(digests: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (!digests.length) return out;
+    const rows = await this.db.selectFrom('replication_jobs').select(['digest', 'location']).where('digest', 'in', [...new Set(digests)]).execute();
+    for (const r of rows) out.set(r.digest, [...(out.get(r.digest) ?? []), r.location]);
+    return out;
   }
 
   /** The job row of `digest` and `location`, if queued. */

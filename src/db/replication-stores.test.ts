@@ -1,6 +1,7 @@
 /**
  * The replication stores on both dialects: idempotent enqueueing, claims under leases (many concurrent
- * claimers take distinct jobs; an expired lease is taken over; a live one is not), finish, fail with a
+ * claimers take distinct jobs; an expired lease is taken over; a live one is not; a claim's batch stays
+ * within its byte limit), batch renewals and releases, finish, fail with a
  * capped exponential backoff, placements, organization targets, backfill scans, status aggregates, and
  * GC deleting a blob's placements and jobs with its row.
  */
@@ -111,6 +112,37 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await placements.list(d('fail')), ['us']);
     });
 
+    it('claims many small jobs at once and a large one alone (a byte limit per claim); renews, releases and lists them as batches', async () => {
+      await clear();
+      const r = await repos.ensure('batch', 'app');
+      for (const [name, size] of [['s1', 1_000], ['s2', 1_000], ['big', 10_000], ['s3', 1_000]] as const) {
+        await blobs.link(r.id, d(name), size);
+        await jobs.enqueue(d(name), ['us'], 1_000);
+      }
+      await jobs.enqueue(d('norow'), ['us', 'eu'], 1_000);
+      const names = (js: Array<{ digest: string; location: string }>) => js.map((j) => `${j.digest.slice(-5).replace(/^0+/, '')}>${j.location}`);
+      const first = await jobs.claim('w', 10, 2_000, LEASE, 5_000);
+      assert.deepEqual(names(first), ['s1>us', 's2>us'], 'the next one would pass the limit');
+      assert.deepEqual(names(await jobs.claim('w', 10, 2_000, LEASE, 5_000)), ['big>us'], 'alone, larger than the limit');
+      const last = await jobs.claim('w', 2, 2_000, LEASE, 5_000);
+      assert.deepEqual(names(last), ['s3>us', 'norow>us'], 'a job without a row counts no bytes; at most the limit of jobs');
+      assert.deepEqual(names(await jobs.claim('w', 10, 2_000, LEASE, 0)), ['norow>eu']);
+
+      const ids = [...first, ...last].map((j) => j.id);
+      assert.deepEqual(await jobs.renewAll(ids, 'w', 3_000, LEASE), new Set(ids));
+      assert.equal((await jobs.find(d('s3'), 'us'))!.lease_expires_at, 3_000 + LEASE);
+      assert.deepEqual(await jobs.renewAll(ids, 'other', 3_000, LEASE), new Set(), 'not the holder');
+      await jobs.release(first.map((j) => j.id), 'w');
+      assert.deepEqual([(await jobs.find(d('s1'), 'us'))!.lease_owner, (await jobs.find(d('s3'), 'us'))!.lease_owner], [null, 'w']);
+      assert.deepEqual(await jobs.renewAll(ids, 'w', 4_000, LEASE), new Set(last.map((j) => j.id)), 'released jobs are no longer held');
+      const queued = await jobs.queuedFor([d('norow'), d('s1'), d('none')]);
+      assert.deepEqual([...queued.keys()].sort(), [d('norow'), d('s1')].sort());
+      assert.deepEqual(queued.get(d('norow'))!.sort(), ['eu', 'us']);
+      await placements.add(d('s1'), 'us', 1);
+      await placements.add(d('s1'), 'eu', 1);
+      assert.deepEqual(await placements.listAll([d('s1'), d('s2')]), new Map([[d('s1'), ['eu', 'us']]]));
+    });
+
     it('adds, lists and removes placements idempotently', async () => {
       await placements.add(d('p'), 'us', 1);
       await placements.add(d('p'), 'eu', 1);
@@ -137,6 +169,7 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await targets.forDigest(d('shared')), ['ap', 'eu', 'us']);
       assert.deepEqual(await targets.forDigest(d('onlya')), ['eu', 'us']);
       assert.deepEqual(await targets.forDigest(d('nobody')), []);
+      assert.deepEqual(await targets.forDigests([d('shared'), d('onlya'), d('nobody')]), new Map([[d('shared'), ['ap', 'eu', 'us']], [d('onlya'), ['eu', 'us']]]), 'one statement for several digests');
       await targets.set(nsA, []);
       assert.deepEqual(await targets.get(nsA), []);
       assert.deepEqual((await targets.all()).map((t) => t.locations), [['ap'], ['zz']]);

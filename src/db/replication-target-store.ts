@@ -37,33 +37,37 @@ export class ReplicationTargetStore {
 
   /** The targets of every namespace whose repositories link `digest` (by upload or by a manifest), sorted. */
   async forDigest(digest: string): Promise<string[]> {
+    return (await this.forDigests([digest])).get(digest) ?? [];
+  }
+
+  /**
+   * `forDigest` for several digests in one statement (a digest no such namespace links is absent). One
+   * query over the namespaces that have targets: it reads nothing else when none has.
+   */
+  async forDigests(digests: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (!digests.length) return out;
+    const list = [...new Set(digests)];
     const rows = await this.db
       .selectFrom('namespace_replication_targets as t')
-      .select('t.location')
-      .distinct()
-      .where(({ exists, selectFrom, or }) =>
-        or([
-          exists(
-            selectFrom('repository_blobs as rb')
-              .innerJoin('blobs as b', 'b.id', 'rb.blob_id')
-              .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
-              .select('rb.blob_id')
-              .where('b.digest', '=', digest)
-              .whereRef('r.namespace_id', '=', 't.namespace_id'),
-          ),
-          exists(
-            selectFrom('manifest_blobs as mb')
-              .innerJoin('blobs as b', 'b.id', 'mb.blob_id')
-              .innerJoin('manifests as m', 'm.id', 'mb.manifest_id')
-              .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-              .select('mb.blob_id')
-              .where('b.digest', '=', digest)
-              .whereRef('r.namespace_id', '=', 't.namespace_id'),
-          ),
-        ]),
+      .innerJoin('repositories as r', 'r.namespace_id', 't.namespace_id')
+      .innerJoin('repository_blobs as rb', 'rb.repository_id', 'r.id')
+      .innerJoin('blobs as b', 'b.id', 'rb.blob_id')
+      .select(['b.digest', 't.location'])
+      .where('b.digest', 'in', list)
+      .union((eb) =>
+        eb
+          .selectFrom('namespace_replication_targets as t')
+          .innerJoin('repositories as r', 'r.namespace_id', 't.namespace_id')
+          .innerJoin('manifests as m', 'm.repository_id', 'r.id')
+          .innerJoin('manifest_blobs as mb', 'mb.manifest_id', 'm.id')
+          .innerJoin('blobs as b', 'b.id', 'mb.blob_id')
+          .select(['b.digest', 't.location'])
+          .where('b.digest', 'in', list),
       )
-      .orderBy('t.location')
       .execute();
-    return rows.map((r) => r.location);
+    for (const r of rows) out.set(r.digest, [...(out.get(r.digest) ?? []), r.location]);
+    for (const [d, l] of out) out.set(d, [...new Set(l)].sort());
+    return out;
   }
 }

@@ -132,6 +132,13 @@ export interface BlobDriver {
    */
   copyFrom?(source: BlobDriver, key: string, expected: { size: number }, signal?: AbortSignal): Promise<'copied' | 'unsupported'>;
   /**
+   * Whether `copyFrom(source, …)` can copy inside the store (the same kind of driver, endpoint and
+   * credentials), decided without a request: a caller choosing among several sources prefers such a
+   * one. True does not promise the store accepts the copy (`copyFrom` may still say 'unsupported').
+   * Present exactly when `copyFrom` is.
+   */
+  canCopyFrom?(source: BlobDriver): boolean;
+  /**
    * Resolves when the storage can serve: the bucket answers with the credentials, the directory is
    * readable and writable. Throws StorageUnavailableError otherwise, or when `signal` aborts first.
    */

@@ -96,6 +96,11 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     for (const l of this.preferred) this.health.get(l.name)!.requireConfirmation((signal) => verify(l, signal), verified.includes(l.name));
   }
 
+  async unusable(name: string): Promise<Error | undefined> {
+    const l = this.preferred.find((x) => x.name === name);
+    return l && this.knownDown(l);
+  }
+
   async holders(key: string): Promise<LocationHolders> {
     assertValidKey(key);
     const answers = await Promise.all(

@@ -31,6 +31,11 @@ export interface StorageLocations {
   get(name: string): StorageLocation | undefined;
   /** Which locations hold `key` (a stat in each). */
   holders(key: string): Promise<LocationHolders>;
+  /**
+   * Why location `name` must not be used now (down, or awaiting its identity check: it may be other
+   * storage than the database knows under that name); undefined when it may.
+   */
+  unusable(name: string): Promise<Error | undefined>;
   /** Called after a blob becomes visible in a location through this driver (a push, a fill, a sync). */
   onCommitted(listener: (digest: Digest, location: string) => void): void;
 }

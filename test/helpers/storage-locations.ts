@@ -10,17 +10,33 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { digestOf, type Digest } from '../../src/oci/digest.js';
 import { storeVerified } from '../../src/registry/verified-write.js';
-import { BlobNotFoundError, type BlobDriver, type BlobStat, type BlobWriter } from '../../src/storage/blob-driver.js';
+import { BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter } from '../../src/storage/blob-driver.js';
 import { blobKeyDigest } from '../../src/storage/keys.js';
 import { FsBlobDriver } from '../../src/storage/fs/fs-blob-driver.js';
 import type { LocationHolders, StorageLocation, StorageLocations } from '../../src/storage/locations.js';
 
 export class TestLocations implements StorageLocations {
-  /** Locations whose stats fail (as when a bucket does not answer). */
+  /** Locations whose stats and reads fail (as when a bucket does not answer). */
   readonly down = new Set<string>();
+  readonly preferred: readonly StorageLocation[];
   private readonly listeners: Array<(digest: Digest, location: string) => void> = [];
 
-  constructor(readonly preferred: readonly StorageLocation[]) {}
+  constructor(locations: readonly StorageLocation[]) {
+    this.preferred = locations.map((l) => ({ name: l.name, driver: this.failingWhileDown(l.name, l.driver) }));
+  }
+
+  /** `driver` whose stats and reads throw StorageUnavailableError while `name` is down. */
+  private failingWhileDown(name: string, driver: BlobDriver): BlobDriver {
+    const up = () => {
+      if (this.down.has(name)) throw new StorageUnavailableError(`test location ${name}`, 'the location is down');
+    };
+    const wrap = <A extends unknown[], R>(f: (...args: A) => Promise<R>) => ({ value: async (...args: A) => (up(), f.apply(driver, args)) });
+    return Object.create(driver, {
+      stat: wrap(driver.stat),
+      reader: wrap(driver.reader),
+      ...(driver.openPositional ? { openPositional: wrap(driver.openPositional) } : {}),
+    }) as BlobDriver;
+  }
 
   get(name: string): StorageLocation | undefined {
     return this.preferred.find((l) => l.name === name);
@@ -37,6 +53,10 @@ export class TestLocations implements StorageLocations {
       else if (await l.driver.stat(key)) out.holders.push(l.name);
     }
     return out;
+  }
+
+  async unusable(name: string): Promise<Error | undefined> {
+    return this.down.has(name) ? new StorageUnavailableError(`test location ${name}`, 'the location is down') : undefined;
   }
 
   onCommitted(listener: (digest: Digest, location: string) => void): void {

@@ -10,6 +10,7 @@
 import type { Digest } from '../../oci/digest.js';
 import type { BlobDriver } from '../../storage/blob-driver.js';
 import { blobKey } from '../../storage/keys.js';
+import type { StorageLocation } from '../../storage/locations.js';
 import { storeVerified } from '../verified-write.js';
 
 /** How the bytes went: copied inside the store, or read and written through this process. */
@@ -34,4 +35,14 @@ export async function copyBlob(source: BlobDriver, target: BlobDriver, blob: { d
     body.destroy();
   }
   return 'streamed';
+}
+
+/**
+ * `sources` split by how `target` would copy from them: inside the store (BlobDriver.canCopyFrom, no
+ * request needed to tell) or streamed; each group keeps the order of `sources`. A copy prefers the first
+ * group: no byte passes through this process.
+ */
+export function copyOrder(target: StorageLocation, sources: readonly StorageLocation[]): { inStore: StorageLocation[]; streamed: StorageLocation[] } {
+  const inStore = sources.filter((s) => target.driver.canCopyFrom?.(s.driver) === true);
+  return { inStore, streamed: sources.filter((s) => !inStore.includes(s)) };
 }

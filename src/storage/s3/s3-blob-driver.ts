@@ -126,8 +126,13 @@ export class S3BlobDriver implements BlobDriver {
    * credentials (its bucket and prefix may differ); 'unsupported' otherwise, or when the store refuses it.
    */
   async copyFrom(source: BlobDriver, key: string, expected: { size: number }, signal?: AbortSignal): Promise<'copied' | 'unsupported'> {
-    if (!(source instanceof S3BlobDriver) || source.store !== this.store) return 'unsupported';
+    if (!this.canCopyFrom(source)) return 'unsupported';
     return serverSideCopy(this.client, { bucket: source.bucket, key: source.key(key) }, this.target(key), { blobKey: key, expected, maxSingleCopy: this.maxSingleCopy, signal });
+  }
+
+  /** `source` is an S3 driver on the same endpoint with the same credentials (bucket and prefix may differ). */
+  canCopyFrom(source: BlobDriver): source is S3BlobDriver {
+    return source instanceof S3BlobDriver && source.store === this.store;
   }
 
   /**

@@ -3,7 +3,7 @@
  * and two buckets): one CopyObject, or a multipart copy above the single-copy size, onto the final key;
  * checks of the source's size before and of the copy after; 'unsupported' with nothing written for a
  * filesystem source, for other credentials, and when the store answers 501 to a copy (through a fault
- * proxy).
+ * proxy); `canCopyFrom` telling the first cases apart without a request.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -56,6 +56,9 @@ describe('S3BlobDriver server-side copy', () => {
     for (const c of cleanups) await c();
   });
 
+  /** `driver` as a test wraps it (Object.create), which must still count as the same store. */
+  const wrapped = (driver: BlobDriver): BlobDriver => Object.create(driver);
+
   it('copies an object to another prefix of the same endpoint without reading it, onto the final key', async () => {
     const bytes = randomBytes(300 * 1024);
     await put(a, 'blobs/small', bytes);
@@ -86,7 +89,7 @@ describe('S3BlobDriver server-side copy', () => {
     assert.equal(await b.stat('blobs/none'), undefined);
   });
 
-  it('is unsupported from a filesystem driver, from other credentials and from another endpoint', async () => {
+  it('is unsupported from a filesystem driver, from other credentials and from another endpoint (and says so beforehand)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wharf-s3-copy-'));
     try {
       const fs = new FsBlobDriver(dir);
@@ -99,6 +102,9 @@ describe('S3BlobDriver server-side copy', () => {
       const elsewhere = new S3BlobDriver({ ...testS3Options(), endpoint: testS3Options().endpoint!.replace('127.0.0.1', 'localhost'), prefix: 'none' });
       assert.equal(await elsewhere.copyFrom(a, 'blobs/cred', { size: 10 }), 'unsupported', 'another endpoint');
       assert.equal(await b.stat('blobs/fs'), undefined);
+      // canCopyFrom tells the same without a request.
+      assert.deepEqual([a, fs, stranger, wrapped(a)].map((s) => b.canCopyFrom(s)), [true, false, false, true]);
+      assert.equal(elsewhere.canCopyFrom(a), false);
       stranger.close();
       elsewhere.close();
     } finally {

@@ -3,7 +3,9 @@
  * filesystem location, on both databases: between two S3 locations of one endpoint the worker copies
  * inside the store (no byte read through the source driver, `method="server_side"` in the metric);
  * from S3 to the filesystem and from the filesystem to S3 it streams (and a second S3 location then copies
- * from the first inside the store, its most preferred holder); when the store answers a copy with
+ * from the first inside the store); a job prefers a holder the target can copy from inside the store
+ * to a more preferred one it would stream from (no byte read from the filesystem), and streams when that
+ * holder lacks the bytes; when the store answers a copy with
  * 501 (a fault proxy in front of it) the job falls back to streaming and still copies.
  */
 import assert from 'node:assert/strict';
@@ -143,6 +145,45 @@ for (const dialect of DIALECTS) {
       assert.match(text, new RegExp(`location="s3b",method="server_side"} ${first.bytes.byteLength + second.bytes.byteLength}\\b`));
       assert.match(text, new RegExp(`location="s3a",method="streamed"} ${second.bytes.byteLength}\\b`));
       assert.match(text, new RegExp(`location="fs",method="streamed"} ${first.bytes.byteLength}\\b`));
+    });
+
+    it('copies inside the store from a less preferred S3 holder rather than streaming from the preferred filesystem, and streams when that holder lacks the bytes', async () => {
+      const fs = counted(new FsBlobDriver(join(dir, 'fs-preferred')));
+      const a = counted(await s3());
+      const b = await s3();
+      const locations = new TestLocations([
+        { name: 'fs', driver: fs.driver },
+        { name: 's3a', driver: a.driver },
+        { name: 's3b', driver: b },
+      ]);
+      const placements = new BlobPlacementStore(h.db);
+      const { worker } = setUp(locations, new Metrics({ defaultMetrics: false }));
+      /** A blob recorded in fs and s3a (its bytes in `holding`), queued for s3b only. */
+      const held = async (holding: string[]) => {
+        const bytes = randomBytes(200 * 1024);
+        const digest = await locations.commit(holding[0]!, bytes);
+        for (const l of holding.slice(1)) await locations.commit(l, bytes);
+        await blobs.link((await repos.ensure('acme', 'app')).id, digest, bytes.byteLength);
+        for (const l of ['fs', 's3a']) await placements.add(digest, l, Date.now());
+        await jobs.enqueue(digest, ['s3b'], Date.now());
+        return { digest, bytes };
+      };
+
+      const both = await held(['fs', 's3a']);
+      const [fsBefore, aBefore] = [fs.read(), a.read()];
+      const results = await worker.runOnce();
+      assert.deepEqual(results.map((r) => r.outcome === 'copied' && `${r.location}:${r.method}`), ['s3b:server_side']);
+      assert.equal(fs.read() - fsBefore, 0, 'no byte read from the preferred filesystem holder');
+      assert.equal(a.read() - aBefore, 0, 'nor through the S3 holder');
+      assert.deepEqual(await readAll(b, blobKey(both.digest)), both.bytes);
+
+      // The placement of s3a is stale (no bytes there): the copy from s3a fails, the one from fs streams.
+      const fsOnly = await held(['fs']);
+      const again = await worker.runOnce();
+      assert.deepEqual(again.map((r) => r.outcome === 'copied' && `${r.location}:${r.method}`), ['s3b:streamed']);
+      assert.equal(fs.read() - fsBefore, fsOnly.bytes.byteLength);
+      assert.deepEqual(await readAll(b, blobKey(fsOnly.digest)), fsOnly.bytes);
+      assert.deepEqual(await placements.list(fsOnly.digest), ['fs', 's3a', 's3b']);
     });
 
     it('falls back to streaming when the store answers the copy with 501, and the copy still lands', async () => {

@@ -3,8 +3,10 @@
  * copies to the targets, the worker copies and records placements; a target that holds the blob already
  * is only recorded; a missing source, a location that is down and corrupt source bytes fail with backoff
  * and nothing visible; organization targets are found when the job runs; GC's guard and a deleted blob
- * row stop copies; a copy's guard against GC lives and is renewed with its lease; two workers racing
- * over one job after a lease expiry leave one object; the wiring
+ * row stop copies; a copy's guard against GC lives and is renewed with its lease, also while the job
+ * waits for a slot in its claimed batch, and stopping releases both; the holders the placements name are
+ * copied from without a stat of every location; two workers racing over one job after a lease expiry
+ * leave one object; the wiring
  * refuses unknown targets and builds nothing for one location.
  */
 import assert from 'node:assert/strict';
@@ -364,6 +366,58 @@ for (const dialect of DIALECTS) {
       assert.match(row.last_error!, /guard against garbage collection expired/);
       assert.deepEqual(await keys(locations.driver('us')), []);
       assert.equal(await h.db.selectFrom('blob_guards').select('id').where('digest', '=', digest).executeTakeFirst(), undefined);
+    });
+
+    it('copies from the holder the placements name without asking every location, and asks them when that holder lacks the bytes', async () => {
+      const s = service({ targets: ['us'] });
+      let asked = 0;
+      const holders = locations.holders.bind(locations);
+      locations.holders = async (key) => (asked++, holders(key));
+      const { digest, bytes } = await push('acme/placed', 'eu');
+      await s.onCommitted(digest, 'eu');
+      assert.deepEqual((await worker(s).runOnce()).map((r) => r.outcome), ['copied']);
+      assert.equal(asked, 0, 'no stat of the holders');
+      assert.deepEqual(await readAll(locations.driver('us'), blobKey(digest)), bytes);
+
+      // The placement says eu, but the bytes are only in ap (not recorded): found by asking every location.
+      const other = await push('acme/placed', 'eu');
+      await locations.commit('ap', other.bytes);
+      await locations.driver('eu').delete(blobKey(other.digest));
+      await s.onCommitted(other.digest, 'eu');
+      assert.deepEqual((await worker(s).runOnce()).map((r) => r.outcome), ['copied']);
+      assert.equal(asked, 1);
+      assert.deepEqual(await readAll(locations.driver('us'), blobKey(other.digest)), other.bytes);
+      assert.deepEqual(await placements.list(other.digest), ['eu', 'us'], 'the copy records its target only');
+    });
+
+    it('claimed jobs waiting for a slot keep their lease and guard; stopping releases them and their guards', async () => {
+      const pushed: Array<{ digest: Digest }> = [];
+      for (let i = 0; i < 3; i++) pushed.push(await push('acme/waiting', 'eu', 256 * 1024));
+      const { driver: stalling, copying, resume } = stallAfterFirstBytes(locations.driver('eu'));
+      const { TestLocations } = await import('../../../test/helpers/storage-locations.js');
+      const s = service({ targets: ['us'], locs: new TestLocations([{ name: 'eu', driver: stalling }, locations.get('us')!]) });
+      for (const p of pushed) await s.onCommitted(p.digest, 'eu');
+      // One slot, three jobs claimed at once: one copies (and stalls), two wait.
+      const w = new ReplicationWorker({ service: s, concurrency: 1, claimBatch: 3, pollMs: 1000, owner: 'batch' });
+      const run = w.runOnce();
+      await copying;
+      const state = async () =>
+        Promise.all(
+          pushed.map(async (p) => {
+            const job = (await jobs.find(p.digest, 'us'))!;
+            const guard = await h.db.selectFrom('blob_guards').select(['kind', 'expires_at']).where('digest', '=', p.digest).executeTakeFirst();
+            return [job.lease_owner, job.lease_expires_at, job.attempts, guard && [guard.kind, Number(guard.expires_at)]];
+          }),
+        );
+      assert.deepEqual(await state(), pushed.map(() => ['batch', clock + LEASE_MS, 0, ['write', clock + LEASE_MS]]));
+      clock += LEASE_MS / 3;
+      for (let i = 0; i < 200 && (await state())[2]![1] !== clock + LEASE_MS; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(await state(), pushed.map(() => ['batch', clock + LEASE_MS, 0, ['write', clock + LEASE_MS]]), 'the waiting jobs renewed with the copying one');
+      await w.stop();
+      resume();
+      assert.deepEqual((await run).map((r) => r.outcome), ['lost'], 'the copy stopped; the waiting jobs not run');
+      assert.deepEqual(await state(), pushed.map(() => [null, null, 0, undefined]), 'released at once, no attempt counted');
+      assert.deepEqual(await keys(locations.driver('us')), []);
     });
 
     it('two workers draining one queue copy each blob once', async () => {

@@ -1,24 +1,29 @@
 /**
- * The replication worker: every poll it runs `concurrency` slots, each claiming one due copy job at a
- * time (registry/replication/replication-service.ts) until none is left, then sleeps until the next poll;
+ * The replication worker: every poll it runs `concurrency` slots that copy due jobs until none is left,
+ * then sleeps until the next poll. A slot that finds no claimed job waiting claims a batch for all of
+ * them (registry/replication/replication-service.ts: many small blobs at once, a large one alone; one
+ * claim at a time), so the database work of claiming is shared by several copies;
  * a copy this process queues (a push committed here) wakes it at once, so only copies queued by other
  * processes wait for the poll.
- * Any number of processes may run it: jobs are leased one by one in the database, a lease is renewed
- * while its copy runs, and a job whose worker died is taken over once its lease expires. `stop()` aborts
- * the copies in progress (they commit nothing, and their jobs are released at once) and waits for them.
+ * Any number of processes may run it: jobs are leased in the database, a lease is renewed while its job
+ * waits or copies, and a job whose worker died is taken over once its lease expires. `stop()` aborts
+ * the copies in progress (they commit nothing, and their jobs are released at once, as are the claimed
+ * jobs not started) and waits for them.
  * Every poll also refreshes the backlog gauge.
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { JobResult, ReplicationService } from '../../registry/replication/replication-service.js';
+import type { ClaimedJob, JobResult, ReplicationService } from '../../registry/replication/replication-service.js';
 import { Poller } from '../poller.js';
 
 export interface ReplicationWorkerDeps {
   service: ReplicationService;
   /** Copies this process runs at once. */
   concurrency: number;
+  /** Jobs claimed at once (within the service's byte limit per claim), shared by the slots; default twice `concurrency`. */
+  claimBatch?: number;
   /** How long the worker sleeps when no job is due. */
   pollMs: number;
   /** The queue length per location, for the backlog gauge. */
@@ -57,10 +62,27 @@ export class ReplicationWorker {
   /** Works due jobs until none is left (or `stop()`); returns how the jobs it ran ended. */
   async runOnce(): Promise<JobResult[]> {
     const outcomes: JobResult[] = [];
+    const waiting: ClaimedJob[] = [];
+    let claiming: Promise<void> | undefined;
+    const batch = this.deps.claimBatch ?? 2 * this.deps.concurrency;
+    const next = async (): Promise<ClaimedJob | undefined> => {
+      if (!waiting.length) {
+        claiming ??= this.deps.service
+          .claim(this.owner, batch)
+          .then((jobs) => void waiting.push(...jobs))
+          .finally(() => (claiming = undefined));
+        await claiming;
+      }
+      return waiting.shift();
+    };
     const slot = async () => {
       while (!this.abort.signal.aborted) {
-        const [job] = await this.deps.service.claim(this.owner, 1);
+        const job = await next();
         if (!job) return;
+        if (this.abort.signal.aborted) {
+          waiting.push(job);
+          return;
+        }
         const result = await this.deps.service.runJob(job, this.abort.signal);
         this.observe(result);
         outcomes.push(result);
@@ -69,6 +91,8 @@ export class ReplicationWorker {
     try {
       await Promise.all(Array.from({ length: this.deps.concurrency }, slot));
     } finally {
+      // Stopping: jobs claimed but not started are released at once.
+      await this.deps.service.release(waiting.splice(0)).catch((err: unknown) => this.deps.log?.warn({ err }, 'could not release replication jobs'));
       await this.refreshBacklog();
     }
     return outcomes;
