@@ -195,6 +195,20 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await readAll(locations.driver('ap'), blobKey(digest)), bytes);
     });
 
+    it('writes nothing to a target that is down (or awaiting its identity check), and copies once it is back', async () => {
+      const s = service({ targets: ['ap'] });
+      const { digest, bytes } = await push('acme/down-target', 'eu');
+      locations.down.add('ap');
+      await s.onCommitted(digest, 'eu');
+      assert.deepEqual((await worker(s).runOnce()).map((r) => r.outcome), ['failed']);
+      assert.match((await jobs.find(digest, 'ap'))!.last_error!, /target location ap is down/);
+      locations.down.clear();
+      assert.equal(await locations.driver('ap').stat(blobKey(digest)), undefined, 'nothing was written while it was down');
+      clock += BACKOFF.baseMs;
+      assert.deepEqual((await worker(s).runOnce()).map((r) => r.outcome), ['copied']);
+      assert.deepEqual(await readAll(locations.driver('ap'), blobKey(digest)), bytes);
+    });
+
     it('never makes corrupt source bytes visible in the target', async () => {
       const s = service({ targets: ['us'] });
       const { digest, bytes } = await push('acme/app', 'eu');
