@@ -20,12 +20,14 @@ export function setHeapGrowth(percent: number): void {
 
 /**
  * One full garbage collection that compacts every page of the old generation, for `wharf serve` once
- * the application is built and before it listens (no request waits for it; it takes 50–150 ms).
+ * the application is built and before it listens (no request waits for it; 50–180 ms on a busy
+ * 2-core machine).
  *
  * Start-up (loading the modules, building the schemas, the database and the application) leaves
  * about 10 MB of dead objects in the old generation: with the young generation kept at 1 MiB
  * (young-generation.ts) most of what start-up allocates is promoted before it dies. No full
- * collection runs during start-up, and an ordinary one frees those objects but leaves the pages
+ * collection runs after start-up's first few hundred milliseconds (the heap stays below V8's first
+ * limit), and an ordinary one frees those objects but leaves the pages
  * they were on resident, the survivors being spread over all of them; only a compacting one moves
  * the survivors together and gives the emptied pages back. V8's memory reducer compacts like this on
  * its own once it finds the process idle, but tens of seconds later or not at all. A
