@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';
 import { MirrorStore } from '../db/mirror-store.js';
 import { RepositoryStore } from '../db/repository-store.js';
-import { mirrorView } from '../http/api/mirror.js';
+import type { mirrorView } from '../http/api/mirror.js';
 import { parseRepositoryName } from '../oci/reference.js';
 import { AccountError } from '../registry/accounts/account-error.js';
 import type { MirrorChangesInput } from '../registry/mirror/mirror-config-input.js';
@@ -102,6 +102,8 @@ export async function runMirrorCommand(command: string, args: string[], opts: Mi
     const who = { actor: { kind: 'system' as const, name: 'cli' } };
     const repo = await new RepositoryService(new RepositoryStore(db.db, db.dialect)).details(name);
     if (!repo) throw new AccountError('not_found', `repository ${name} not found`);
+    // Imported here: the API's modules stay out of `wharf serve` until its first API request.
+    const { mirrorView } = await import('../http/api/mirror.js');
     try {
       switch (sub) {
         case 'set': {

@@ -11,7 +11,6 @@ import type { Config } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';
 import type { ProxyCacheSummary } from '../registry/proxy/proxy-config.js';
 import type { ProxyConfigChanges } from '../registry/proxy/proxy-config-service.js';
-import { proxyCacheView } from '../http/api/proxycache.js';
 import { UsageError, withDatabase } from './account-commands.js';
 import { createAccountServices } from './compose.js';
 import { createProxyConfigService } from './compose-proxy-config.js';
@@ -112,7 +111,9 @@ export async function runProxyCacheCommand(
           process.stderr.write(`wharf: organization ${org} has no proxy cache configuration\n`);
           return 1;
         }
-        process.stdout.write(`${JSON.stringify(view(found), null, 2)}\n`);
+        // Imported here: the API's modules stay out of `wharf serve` until its first API request.
+        const { proxyCacheView } = await import('../http/api/proxycache.js');
+        process.stdout.write(`${JSON.stringify(view(found, proxyCacheView), null, 2)}\n`);
         return 0;
       }
       case 'delete':
@@ -179,7 +180,7 @@ function seconds(text: string | undefined, flag: string): number | undefined {
   return ms / 1000;
 }
 
-function view(c: ProxyCacheSummary) {
+function view(c: ProxyCacheSummary, proxyCacheView: (c: ProxyCacheSummary) => object) {
   return { organization: c.organization, ...proxyCacheView(c), created: new Date(c.createdAt).toISOString(), updated: new Date(c.updatedAt).toISOString() };
 }
 

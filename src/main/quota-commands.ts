@@ -16,7 +16,6 @@
  */
 import type { Config } from '../config/schema.js';
 import type { RecountReport, SizeDrift } from '../db/quota-accounting.js';
-import { quotaView } from '../http/api/quota-views.js';
 import { limitThreshold } from '../db/quota-store.js';
 import { AccountError } from '../registry/accounts/account-error.js';
 import type { QuotaRecord, QuotaService } from '../registry/quota/quota-service.js';
@@ -70,6 +69,8 @@ export async function runQuotaCommand(command: string, args: string[], opts: Rec
           const usage = await quota.usage(namespace!);
           const q = usage.quota;
           if (opts.json) {
+            // Imported here: the API's modules stay out of `wharf serve` until its first API request.
+            const { quotaView } = await import('../http/api/quota-views.js');
             process.stdout.write(`${JSON.stringify({ namespace, quota: q ? quotaView(q) : null, usage_bytes: usage.usedBytes }, null, 2)}\n`);
           } else {
             process.stdout.write(describe(namespace!, q, usage.usedBytes));

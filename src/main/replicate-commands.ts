@@ -14,7 +14,6 @@
  */
 import type { Config } from '../config/schema.js';
 import type { DatabaseHandle } from '../db/connect.js';
-import { replicationStatusView } from '../http/api/replication.js';
 import { AccountError, isAccountError } from '../registry/accounts/account-error.js';
 import type { ReplicationAdmin, ReplicationStatus } from '../registry/replication/replication-admin.js';
 import { formatSize } from '../registry/quota/size-text.js';
@@ -71,6 +70,8 @@ export async function runReplicateCommand(command: string, args: string[], opts:
       case 'status': {
         const scope = args[0];
         const status = await admin.status(scope);
+        // Imported here: the API's modules stay out of `wharf serve` until its first API request.
+        const { replicationStatusView } = await import('../http/api/replication.js');
         io.stdout.write(opts.json ? `${JSON.stringify(replicationStatusView(scope, status), null, 2)}\n` : statusText(scope, status));
         return 0;
       }

@@ -13,7 +13,7 @@ import { Metrics } from '../observability/metrics.js';
 import { adminBanner, bootstrapAdmin, pendingAdminPassword, type AdminAccess } from './bootstrap.js';
 import { createDatabase, createServices, createStorage, serverOptions } from './compose.js';
 import { prepareDataDir } from './data-dir.js';
-import { setHeapGrowth } from './heap.js';
+import { compactHeap, setHeapGrowth } from './heap.js';
 import { acquireInstanceLock } from './instance-lock.js';
 import { publishServerSettings } from './server-settings.js';
 import { StartupError } from './startup-error.js';
@@ -165,6 +165,9 @@ async function start(config: Readonly<Config>, logger: ReturnType<typeof createL
   const metrics = new Metrics();
   const app = await buildApp({ registry, accounts, metrics, logger, server: { ...serverOptions(config), ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}) } });
   opened.push(() => app.close());
+  // The application is complete: start-up's garbage goes before the first request can come in.
+  await app.ready();
+  compactHeap();
   await listen(app, config);
   advertised = advertiseUrl(app, config, Boolean(tls));
   return { db, storage, registry, accounts, app, tls: tls && { ...tls, selfSigned: !config.tls.cert }, admin, metrics };

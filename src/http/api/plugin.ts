@@ -7,6 +7,10 @@
  * Every route answers with and without its trailing slash. The routes on one repository are not
  * Fastify routes: `/repository/*` hands the raw path to the RepositoryRouter, which finds the
  * repository name and the route (repository-router.ts says how).
+ *
+ * The routes are registered at start from their paths alone (route-table.ts); their declarations
+ * (handlers and zod schemas), the RepositoryRouter and the OpenAPI document are loaded by the first
+ * request that needs them, so that a process serving only `/v2` never holds them.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ANONYMOUS } from '../../registry/access.js';
@@ -17,10 +21,9 @@ import { apiCaller } from './caller.js';
 import { ApiContext } from './context.js';
 import { invalid, renderApiError } from './errors.js';
 import { nulTextField } from './nul-text.js';
-import { openApiDocument } from './openapi.js';
-import { RepositoryRouter } from './repository-router.js';
-import { repositorySubPath, type ApiRoute } from './route.js';
-import { API_ROUTES } from './routes.js';
+import type { RepositoryRouter } from './repository-router.js';
+import type { ApiRoute } from './route.js';
+import { API_ROUTE_TABLE } from './route-table.js';
 
 type Services = { registry: Registry; accounts: Accounts };
 
@@ -39,34 +42,37 @@ export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry
   for (const path of ['/discovery', '/openapi.json']) {
     app.get(path, async (req, reply) => {
       req.wharfRoute = 'api_discovery';
-      document ??= openApiDocument(API_ROUTES, opts.version);
+      if (!document) {
+        const [{ API_ROUTES }, { openApiDocument }] = await Promise.all([import('./routes.js'), import('./openapi.js')]);
+        document ??= openApiDocument(API_ROUTES, opts.version);
+      }
       return reply.send(document);
     });
   }
 
   const services = { registry, accounts };
-  for (const route of API_ROUTES) {
-    if (repositorySubPath(route) !== undefined) continue;
-    if (route.path.endsWith(TRAILING_REPOSITORY)) {
+  const declarations = lazyDeclarations();
+  for (const [method, path] of API_ROUTE_TABLE) {
+    const declared = async () => (await declarations()).route(method, path);
+    if (path.endsWith(TRAILING_REPOSITORY)) {
       // A repository name (any number of components) ends the path: a wildcard, one trailing `/` ignored.
-      const url = `${route.path.slice(0, -TRAILING_REPOSITORY.length)}/*`;
+      const url = `${path.slice(0, -TRAILING_REPOSITORY.length)}/*`;
       app.route({
-        method: route.method,
+        method,
         url,
-        handler: (req, reply) => {
+        handler: async (req, reply) => {
           const { '*': rest = '', ...params } = req.params as Record<string, string>;
-          return run(route, { ...params, repository: rest.endsWith('/') ? rest.slice(0, -1) : rest }, services, req, reply);
+          return run(await declared(), { ...params, repository: rest.endsWith('/') ? rest.slice(0, -1) : rest }, services, req, reply);
         },
       });
       continue;
     }
-    const other = route.path.endsWith('/') ? route.path.slice(0, -1) : `${route.path}/`;
-    for (const url of [route.path, other]) {
-      app.route({ method: route.method, url, handler: (req, reply) => run(route, req.params, services, req, reply) });
+    const other = path.endsWith('/') ? path.slice(0, -1) : `${path}/`;
+    for (const url of [path, other]) {
+      app.route({ method, url, handler: async (req, reply) => run(await declared(), req.params, services, req, reply) });
     }
   }
 
-  const router = new RepositoryRouter(API_ROUTES);
   // The path's segments before the repository name: '', 'api', 'v1', 'repository'.
   const skip = `${app.prefix}/repository`.split('/').length;
   app.route({
@@ -75,10 +81,39 @@ export async function apiPlugin(app: FastifyInstance, opts: { registry: Registry
     handler: async (req, reply) => {
       req.wharfRoute = 'api_repository';
       const path = req.url.split('?')[0]!.split('/').slice(skip).join('/');
-      const { route, params } = router.resolve(req.method, path);
+      const { route, params } = (await declarations()).router.resolve(req.method, path);
       return run(route, params, services, req, reply);
     },
   });
+}
+
+/** The route declarations, loaded once by the first request that needs them. */
+interface Declarations {
+  /** The declaration of a route of API_ROUTE_TABLE. */
+  route(method: ApiRoute['method'], path: string): ApiRoute;
+  router: RepositoryRouter;
+}
+
+function lazyDeclarations(): () => Promise<Declarations> {
+  let loading: Promise<Declarations> | undefined;
+  const load = async (): Promise<Declarations> => {
+    const [{ API_ROUTES }, { RepositoryRouter }] = await Promise.all([import('./routes.js'), import('./repository-router.js')]);
+    const byPath = new Map(API_ROUTES.map((r) => [`${r.method} ${r.path}`, r]));
+    return {
+      route(method, path) {
+        const route = byPath.get(`${method} ${path}`);
+        if (!route) throw new Error(`${method} ${path} is in route-table.ts but not in API_ROUTES`);
+        return route;
+      },
+      router: new RepositoryRouter(API_ROUTES),
+    };
+  };
+  return () =>
+    (loading ??= load().catch((err: unknown) => {
+      // Tried again by the next request rather than failing every one after it.
+      loading = undefined;
+      throw err;
+    }));
 }
 
 /** Runs one route: the caller, the parsed input, the handler, the reply. */
