@@ -112,6 +112,32 @@ describe('S3BlobDriver server-side copy', () => {
     }
   });
 
+  it('makes two requests for an object put in one request: the HEAD of the source and the CopyObject (its answer names the MD5)', async () => {
+    const proxy = await startFaultProxy(testS3Options().endpoint!);
+    const opened: Array<() => Promise<void>> = [];
+    try {
+      const [pa, pb] = (await Promise.all(
+        [1, 2].map(async () => {
+          const d = await openTestS3Driver({ endpoint: proxy.url });
+          opened.push(d.cleanup);
+          return d.driver;
+        }),
+      )) as [S3BlobDriver, S3BlobDriver];
+      const bytes = randomBytes(5000);
+      await put(pa, 'blobs/counted', bytes);
+      proxy.clearRequests();
+      assert.equal(await pb.copyFrom(pa, 'blobs/counted', { size: bytes.byteLength }), 'copied');
+      assert.deepEqual(
+        proxy.requests.map((r) => `${r.method} ${r.headers['x-amz-copy-source'] === undefined ? 'plain' : 'copy'}`),
+        ['HEAD plain', 'PUT copy'],
+      );
+      assert.equal(sha(await readAll(pb, 'blobs/counted')), sha(bytes));
+    } finally {
+      for (const c of opened) await c();
+      await proxy.stop();
+    }
+  });
+
   it('is unsupported, with nothing written, when the store answers a copy with 501', async () => {
     const proxy = await startFaultProxy(testS3Options().endpoint!);
     const opened: Array<() => Promise<void>> = [];

@@ -14,10 +14,11 @@
  *   - before: the source object has the size the registry recorded for the blob (a HEAD), and the copy
  *     is pinned to that very object by its ETag (x-amz-copy-source-if-match), so a source replaced in
  *     between fails with 412 instead of being copied;
- *   - after: the target object has that size, and, when the source's ETag is the MD5 of its bytes (an
- *     object put in one request, as every blob smaller than a part is), the target's ETag is that same
- *     MD5: the store's own content check. A multipart object's ETag is not a hash of its bytes; those are
- *     checked by size. A copy that fails a check is deleted before the error is thrown.
+ *   - after: when the source's ETag is the MD5 of its bytes (an object put in one request, as every
+ *     blob smaller than a part is), the copy's ETag, as the CopyObject answer gives it, is that same
+ *     MD5: the store's own content check, which makes a HEAD of the copy needless; otherwise (a
+ *     multipart object's ETag is not a hash of its bytes, or an answer without one) a HEAD of the copy
+ *     checks its size. A copy that fails a check is deleted before the error is thrown.
  *
  * A store that answers the copy with 501 / NotImplemented, or refuses it (403: these credentials may
  * not read the source bucket), resolves 'unsupported' with nothing written, so the caller can stream.
@@ -56,9 +57,12 @@ export async function serverSideCopy(client: S3Client, from: S3Object, to: S3Tar
   const size = head.ContentLength ?? 0;
   if (size !== expected.size) throw new Error(`server-side copy of ${blobKey}: the source object is ${size} bytes, expected ${expected.size}`);
   const etag = head.ETag;
+  /** The copy's ETag as the CopyObject answer gives it (a multipart copy's is not compared). */
+  let copiedEtag: string | undefined;
   try {
     if (size <= Math.min(opts.maxSingleCopy, MAX_SINGLE_COPY)) {
-      await client.send(new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from.bucket, from.key), CopySourceIfMatch: etag }), { abortSignal: signal });
+      const res = await client.send(new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from.bucket, from.key), CopySourceIfMatch: etag }), { abortSignal: signal });
+      copiedEtag = res.CopyObjectResult?.ETag;
     } else {
       const w = await S3Writer.append(to, 0, async () => Buffer.alloc(0));
       try {
@@ -75,18 +79,30 @@ export async function serverSideCopy(client: S3Client, from: S3Object, to: S3Tar
     if (isS3NotFound(err)) throw new BlobNotFoundError(blobKey);
     throw err;
   }
-  const copy = await client.send(new HeadObjectCommand({ Bucket: to.bucket, Key: to.key }));
-  const mismatch =
-    copy.ContentLength !== expected.size
-      ? `the copy is ${copy.ContentLength} bytes, expected ${expected.size}`
-      : isContentMd5(etag) && copy.ETag !== etag
-        ? `the copy's ETag ${copy.ETag} differs from the source's ${etag}`
-        : undefined;
+  let mismatch: string | undefined;
+  if (isContentMd5(etag) && isContentMd5(copiedEtag)) {
+    // The answer names the copy's MD5: equal to the source's, the bytes (and so the size) are the same,
+    // and a HEAD of the copy would tell nothing more.
+    if (unquoted(copiedEtag) !== unquoted(etag)) mismatch = `the copy's ETag ${copiedEtag} differs from the source's ${etag}`;
+  } else {
+    const copy = await client.send(new HeadObjectCommand({ Bucket: to.bucket, Key: to.key }));
+    mismatch =
+      copy.ContentLength !== expected.size
+        ? `the copy is ${copy.ContentLength} bytes, expected ${expected.size}`
+        : isContentMd5(etag) && unquoted(copy.ETag) !== unquoted(etag)
+          ? `the copy's ETag ${copy.ETag} differs from the source's ${etag}`
+          : undefined;
+  }
   if (mismatch) {
     await client.send(new DeleteObjectCommand({ Bucket: to.bucket, Key: to.key }));
     throw new Error(`server-side copy of ${blobKey}: ${mismatch}; the copy was deleted`);
   }
   return 'copied';
+}
+
+/** An ETag without the quotes S3 puts around it (headers and XML answers differ in that). */
+function unquoted(etag: string | undefined): string | undefined {
+  return etag?.replace(/^"|"$/g, '');
 }
 
 /** An ETag that is the MD5 of the object's bytes (one request's upload), not a multipart one's `"…-N"`. */
