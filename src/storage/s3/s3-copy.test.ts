@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CreateBucketCommand, DeleteBucketCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
-import { startFaultProxy } from '../../../test/helpers/fault-proxy.js';
+import { startFaultProxy, type FaultProxy } from '../../../test/helpers/fault-proxy.js';
 import { openTestS3Driver, testS3Options } from '../../../test/helpers/s3.js';
 import { BlobNotFoundError, type BlobDriver } from '../blob-driver.js';
 import { FsBlobDriver } from '../fs/fs-blob-driver.js';
@@ -58,6 +58,25 @@ describe('S3BlobDriver server-side copy', () => {
 
   /** `driver` as a test wraps it (Object.create), which must still count as the same store. */
   const wrapped = (driver: BlobDriver): BlobDriver => Object.create(driver);
+
+  /** Two drivers on fresh prefixes reaching the store through one fault proxy, for `body`. */
+  const throughProxy = async (body: (proxy: FaultProxy, pa: S3BlobDriver, pb: S3BlobDriver) => Promise<void>) => {
+    const proxy = await startFaultProxy(testS3Options().endpoint!);
+    const opened: Array<() => Promise<void>> = [];
+    try {
+      const [pa, pb] = await Promise.all(
+        [1, 2].map(async () => {
+          const d = await openTestS3Driver({ endpoint: proxy.url });
+          opened.push(d.cleanup);
+          return d.driver;
+        }),
+      );
+      await body(proxy, pa!, pb!);
+    } finally {
+      for (const c of opened) await c();
+      await proxy.stop();
+    }
+  };
 
   it('copies an object to another prefix of the same endpoint without reading it, onto the final key', async () => {
     const bytes = randomBytes(300 * 1024);
@@ -112,17 +131,8 @@ describe('S3BlobDriver server-side copy', () => {
     }
   });
 
-  it('makes two requests for an object put in one request: the HEAD of the source and the CopyObject (its answer names the MD5)', async () => {
-    const proxy = await startFaultProxy(testS3Options().endpoint!);
-    const opened: Array<() => Promise<void>> = [];
-    try {
-      const [pa, pb] = (await Promise.all(
-        [1, 2].map(async () => {
-          const d = await openTestS3Driver({ endpoint: proxy.url });
-          opened.push(d.cleanup);
-          return d.driver;
-        }),
-      )) as [S3BlobDriver, S3BlobDriver];
+  it('makes two requests for an object put in one request: the HEAD of the source and the CopyObject (its answer names the MD5)', () =>
+    throughProxy(async (proxy, pa, pb) => {
       const bytes = randomBytes(5000);
       await put(pa, 'blobs/counted', bytes);
       proxy.clearRequests();
@@ -132,33 +142,16 @@ describe('S3BlobDriver server-side copy', () => {
         ['HEAD plain', 'PUT copy'],
       );
       assert.equal(sha(await readAll(pb, 'blobs/counted')), sha(bytes));
-    } finally {
-      for (const c of opened) await c();
-      await proxy.stop();
-    }
-  });
+    }));
 
-  it('is unsupported, with nothing written, when the store answers a copy with 501', async () => {
-    const proxy = await startFaultProxy(testS3Options().endpoint!);
-    const opened: Array<() => Promise<void>> = [];
-    try {
-      const [pa, pb] = (await Promise.all(
-        [1, 2].map(async () => {
-          const d = await openTestS3Driver({ endpoint: proxy.url });
-          opened.push(d.cleanup);
-          return d.driver;
-        }),
-      )) as [S3BlobDriver, S3BlobDriver];
+  it('is unsupported, with nothing written, when the store answers a copy with 501', () =>
+    throughProxy(async (proxy, pa, pb) => {
       await put(pa, 'blobs/x', randomBytes(2000));
       const rule = proxy.inject({ method: 'PUT', match: (r) => r.headers['x-amz-copy-source'] !== undefined, fault: { kind: 'status', status: 501, code: 'NotImplemented' } });
       assert.equal(await pb.copyFrom(pa, 'blobs/x', { size: 2000 }), 'unsupported');
       assert.equal(rule.hits, 1);
       assert.equal(await pb.stat('blobs/x'), undefined);
-    } finally {
-      for (const c of opened) await c();
-      await proxy.stop();
-    }
-  });
+    }));
 });
 
 describe('S3BlobDriver server-side copy between two buckets of one endpoint', () => {
