@@ -102,7 +102,7 @@ describe('storage locations', () => {
 
   it('without storage.locations: one location named default, as storage.driver and storage.path say', () => {
     const c = loadConfig({ env: { WHARF_DATA_DIR: '/srv/wharf' } });
-    assert.deepEqual(storageLocations(c), [{ name: 'default', driver: 'filesystem', path: '/srv/wharf/blobs', fsync: true, s3: c.storage.s3 }]);
+    assert.deepEqual(storageLocations(c), [{ name: 'default', driver: 'filesystem', path: '/srv/wharf/blobs', fsync: true, directIo: true, s3: c.storage.s3 }]);
     assert.deepEqual(names({ WHARF_STORAGE_PREFERENCE: 'default' }), ['default']);
   });
 

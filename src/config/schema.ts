@@ -111,11 +111,13 @@ export const configSchema = z.strictObject({
       path: z.string().optional(),
       /** fsync blobs before they become visible. */
       fsync: z.boolean().default(true),
+      /** Large writes of new blobs around the page cache (O_DIRECT) where the filesystem allows it. */
+      direct_io: z.boolean().default(true),
       /** The S3 driver: one bucket of an S3-compatible object store. */
       s3: s3Storage,
       /**
        * Named storage locations (geo-replication), each a driver of its own; unset: one location named
-       * `default` made of `driver`, `path`, `fsync` and `s3` above. A YAML mapping, or JSON text in the
+       * `default` made of `driver`, `path`, `fsync`, `direct_io` and `s3` above. A YAML mapping, or JSON text in the
        * environment variable.
        */
       locations: z
@@ -138,6 +140,7 @@ export const configSchema = z.strictObject({
                   /** Root of a filesystem location; default `<data_dir>/locations/<name>`. */
                   path: z.string().optional(),
                   fsync: z.boolean().default(true),
+                  direct_io: z.boolean().default(true),
                   s3: s3Fields.refine(s3KeysTogether, s3KeysMessage).optional(),
                 })
                 .refine((l) => l.driver !== 's3' || l.s3?.bucket !== undefined, { message: 'an s3 location needs s3.bucket' })

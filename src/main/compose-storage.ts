@@ -49,7 +49,7 @@ export async function createLocationDriver(location: LocationConfig, setting = '
       ca: s3.ca_file === undefined ? undefined : await readCaFile(s3.ca_file, `${setting}.s3.ca_file`),
     });
   }
-  return new FsBlobDriver(location.path!, { fsync: location.fsync });
+  return new FsBlobDriver(location.path!, { fsync: location.fsync, directIo: location.directIo });
 }
 
 /** The PEM text of `storage.s3.ca_file`; a file that cannot be read stops the start with one line. */

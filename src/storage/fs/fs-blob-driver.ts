@@ -1,13 +1,15 @@
 /**
  * Filesystem driver: each key is a file under `root`. New objects are written to `root/.tmp/` and
  * renamed into place on commit (same filesystem, so the rename is atomic); appends write in place and
- * roll back with a truncate on cancel.
+ * roll back with a truncate on cancel. Large writes of a new object go around the page cache where the
+ * filesystem allows it (direct-writes.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
+import { DirectWrites } from './direct-writes.js';
 import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader, type WriterOptions, heldToSize } from '../blob-driver.js';
 
 const READ_CHUNK = 1024 * 1024;
@@ -15,11 +17,15 @@ const TMP_DIR = '.tmp';
 
 export class FsBlobDriver implements BlobDriver {
   readonly name = 'filesystem';
+  /** Off by configuration, or once the filesystem refused a direct write. */
+  private directIo: boolean;
 
   constructor(
     private readonly root: string,
-    private readonly opts: { fsync?: boolean } = {},
-  ) {}
+    private readonly opts: { fsync?: boolean; directIo?: boolean } = {},
+  ) {
+    this.directIo = opts.directIo !== false;
+  }
 
   /** The root directory exists (it is created if missing) and this process may read and write it. */
   async check(): Promise<void> {
@@ -92,6 +98,15 @@ export class FsBlobDriver implements BlobDriver {
     await mkdir(tmpDir, { recursive: true });
     const tmpPath = join(tmpDir, randomUUID());
     const fh = await open(tmpPath, 'wx');
+    let direct: DirectWrites | undefined;
+    try {
+      direct = this.directIo ? await DirectWrites.open(tmpPath) : undefined;
+    } catch (err) {
+      await fh.close();
+      await rm(tmpPath, { force: true });
+      throw err;
+    }
+    if (!direct) this.directIo = false;
     const w = new FileWriter(
       fh,
       tmpPath,
@@ -103,6 +118,12 @@ export class FsBlobDriver implements BlobDriver {
       },
       async () => {
         await rm(tmpPath, { force: true });
+      },
+      direct && {
+        writes: direct,
+        refused: () => {
+          this.directIo = false;
+        },
       },
     );
     return heldToSize(w, opts.size);
@@ -156,6 +177,8 @@ export class FsBlobDriver implements BlobDriver {
 class FileWriter implements BlobWriter {
   private done = false;
   size: number;
+  /** Direct writes of one file follow each other (they share its partial last block). */
+  private last: Promise<void> = Promise.resolve();
 
   constructor(
     readonly fh: FileHandle,
@@ -165,18 +188,30 @@ class FileWriter implements BlobWriter {
     private readonly fsync: boolean,
     private readonly onCommit: () => Promise<void>,
     private readonly onCancel: (w: FileWriter) => Promise<void>,
+    /** A new object's writes around the page cache; never for an append. */
+    private readonly direct?: { writes: DirectWrites; refused: () => void },
   ) {
     this.size = startSize;
   }
 
-  async write(chunk: Uint8Array): Promise<void> {
-    if (this.done) throw new Error('write after commit or cancel');
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.done) return Promise.reject(new Error('write after commit or cancel'));
+    const at = this.size;
+    this.size += chunk.byteLength;
+    if (!this.direct) return this.writeCached(chunk, at);
+    const direct = this.direct;
+    const writing = this.last.then(() => direct.writes.write(chunk, at, (bytes, position) => this.writeCached(bytes, position)));
+    this.last = writing.catch(() => {});
+    return writing;
+  }
+
+  /** Through the page cache; an append's handle writes at the end whatever the position. */
+  private async writeCached(chunk: Uint8Array, at: number): Promise<void> {
     let offset = 0;
     while (offset < chunk.byteLength) {
-      const { bytesWritten } = await this.fh.write(chunk, offset, chunk.byteLength - offset);
+      const { bytesWritten } = await this.fh.write(chunk, offset, chunk.byteLength - offset, at + offset);
       offset += bytesWritten;
     }
-    this.size += chunk.byteLength;
   }
 
   async openReader(): Promise<PositionalReader> {
@@ -196,8 +231,10 @@ class FileWriter implements BlobWriter {
     if (this.done) throw new Error('commit after commit or cancel');
     this.done = true;
     try {
+      await this.last;
       if (this.fsync) await this.fh.datasync();
     } finally {
+      await this.closeDirect();
       await this.fh.close();
     }
     await this.onCommit();
@@ -207,10 +244,18 @@ class FileWriter implements BlobWriter {
     if (this.done) return;
     this.done = true;
     try {
+      await this.last;
       await this.onCancel(this);
     } finally {
+      await this.closeDirect().catch(() => {});
       await this.fh.close().catch(() => {});
     }
+  }
+
+  private async closeDirect(): Promise<void> {
+    if (!this.direct) return;
+    if (this.direct.writes.unsupported) this.direct.refused();
+    await this.direct.writes.close();
   }
 }
 
