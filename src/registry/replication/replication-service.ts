@@ -25,9 +25,12 @@
  * inside the store may hold it by now), those the target can copy from inside the store first
  * (BlobDriver.canCopyFrom), then the rest in preference order; when they all fail (down, bytes missing
  * or corrupt) it asks every location which holds the bytes (a stat in each) and tries the others. It is
- * idempotent: a target that holds the blob already (one stat of the target, before any copy) only gets
- * its placement recorded. After the copy it records the placement (only then: the bytes are
- * visible) and queues the blob's targets that were neither placed nor queued when it was claimed.
+ * idempotent: a target that holds the blob already only gets its placement recorded, when the
+ * placements say so or the blob is large (one stat of the target, before any copy); a small blob the
+ * placements do not place there is copied without asking (the copy costs what the question would, and
+ * rewrites the same bytes under a content-addressed key). After the copy it records the placement
+ * (only then: the bytes are visible) and queues the blob's targets that were neither placed nor queued
+ * when it was claimed.
  * A failure (no holder reachable, a storage error, a mismatch) releases the job with an exponential
  * backoff; a job whose blob has no row is retried until it is older than `orphanMs`, then dropped.
  */
@@ -56,6 +59,9 @@ const RECORD_WAIT_MS = 2000;
  * work shared), a large one alone, so that it does not hold other jobs from idle workers.
  */
 const CLAIM_BYTES = 16 * 1024 * 1024;
+
+/** Blobs up to this size are copied without asking the target first when no placement records it there (`asksTargetFirst`). */
+const ASK_TARGET_ABOVE = 1024 * 1024;
 
 export interface ReplicationStores {
   jobs: ReplicationJobStore;
@@ -252,8 +258,7 @@ export class ReplicationService {
     // A target that is down, or awaiting its identity check (it may be other storage), is not written.
     if (await this.locations.unusable(job.location)) return this.fail(job, `the target location ${job.location} is down`);
     const key = blobKey(digest);
-    // The placements name the holders, so the target alone is asked whether it holds the bytes already.
-    if (await target.driver.stat(key)) return this.present(job);
+    if (this.asksTargetFirst(job, size) && (await target.driver.stat(key))) return this.present(job);
     const tried = new Set<string>();
     let lastError = '';
     const copyFromEach = async (sources: readonly string[]): Promise<JobResult | undefined> => {
@@ -301,6 +306,18 @@ export class ReplicationService {
     const inStore = (names: readonly string[]) => copyOrder(target, this.others(names, job.location)).inStore.length > 0;
     if (inStore(job.placed) || !inStore(this.locations.preferred.map((l) => l.name).filter((n) => !job.placed.includes(n)))) return job.placed;
     return this.stores.placements.list(job.digest);
+  }
+
+  /**
+   * Whether the target is asked (one stat) whether it holds the bytes before they are copied. The
+   * placements name the holders, so only the target could hold them unrecorded. Not asked: a small blob
+   * the placements do not place in the target, whose copy costs about what the question does (a copy
+   * inside the store is one request, a streamed one a single PUT of at most ASK_TARGET_ABOVE bytes) and
+   * which, the key being content addressed, only rewrites the same bytes if the target held them after
+   * all.
+   */
+  private asksTargetFirst(job: ClaimedJob, size: number): boolean {
+    return job.placed.includes(job.location) || size > ASK_TARGET_ABOVE;
   }
 
   /** The configured locations among `names` but `except`, in this process's preference order. */
