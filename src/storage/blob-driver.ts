@@ -122,13 +122,15 @@ export interface BlobDriver {
   /**
    * Copies the object under `key` in `source` (another driver) to `key` here inside the store, without
    * its bytes passing through this process (an S3 CopyObject between buckets or prefixes of one
-   * endpoint). Only for blob keys whose source object was verified when it was committed: the copy
-   * becomes visible at once, complete (never partly), and the driver checks what it can without
-   * reading the bytes — at least that source and copy have `expected.size` bytes — removing a copy that
-   * fails the check. Resolves 'unsupported', having written nothing, when it cannot copy from `source`
-   * (another kind of driver, another endpoint or other credentials, or the store refuses the copy as
-   * not supported): the caller then streams the bytes. Throws BlobNotFoundError when the source has no
-   * such object; other failures as any request's. Optional: drivers with no server-side copy leave it out.
+   * endpoint). Only for blob keys whose source object was verified when it was committed, with
+   * `expected.size` the size the registry recorded for the blob: the copy becomes visible at once,
+   * complete (never partly), and the driver checks what the store tells it without reading the bytes
+   * (S3: an object copied in one request is trusted on the store's answer, a larger one's sizes are
+   * checked, see s3-copy.ts), removing a copy that fails a check. Resolves 'unsupported', having
+   * written nothing, when it cannot copy from `source` (another kind of driver, another endpoint or
+   * other credentials, or the store refuses the copy as not supported): the caller then streams the
+   * bytes. Throws BlobNotFoundError when the source has no such object; other failures as any
+   * request's. Optional: drivers with no server-side copy leave it out.
    */
   copyFrom?(source: BlobDriver, key: string, expected: { size: number }, signal?: AbortSignal): Promise<'copied' | 'unsupported'>;
   /**

@@ -26,7 +26,7 @@
  * EACCES, ENOTDIR, EIO...); the error is relabelled StorageUnavailableError naming the location, and
  * the location counts as down until its next check (`cacheMs` later) finds it back: meanwhile it is
  * not asked again, and counts as failed (an unreachable bucket costs its timeouts once, not on every
- * request).
+ * request). The verdicts and the relabelling are kept in locations-health.ts.
  *
  * With `requireIdentity` (wharf serve and the CLI commands, registry/location-identity.ts) a location
  * down at start, or marked down since, counts as up again only once its identity was verified: storage
@@ -37,7 +37,9 @@ import type { Digest } from '../oci/digest.js';
 import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader, type WriterOptions } from './blob-driver.js';
 import { HolderCache, type HolderCacheOptions } from './holder-cache.js';
 import { blobKeyDigest } from './keys.js';
-import { LocationHealth, type LocationHealthOptions } from './location-health.js';
+import type { LocationHealthOptions } from './location-health.js';
+import { combined, isLocationFailure, LocationsHealth } from './locations-health.js';
+import { mergedListing } from './merged-listing.js';
 import type { LocationHolders, StorageLocation, StorageLocations } from './locations.js';
 
 export interface LocatedDriverOptions extends LocationHealthOptions {
@@ -52,7 +54,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   readonly openPositional?: (key: string, range?: { offset: number; length: number }) => Promise<PositionalReader>;
   /** Present when some location gives URLs of its own (the holder's URL, or none when it has none). */
   readonly redirectUrl?: (key: string) => Promise<string | undefined>;
-  private readonly health = new Map<string, LocationHealth>();
+  private readonly health: LocationsHealth;
   private readonly listeners: Array<(digest: Digest, location: string) => void> = [];
   private readonly holderCache: HolderCache;
 
@@ -63,7 +65,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     const repeated = names.find((n, i) => names.indexOf(n) !== i);
     if (repeated !== undefined) throw new Error(`storage location ${JSON.stringify(repeated)} is named twice`);
     this.preferred = Object.freeze(locations.map((l) => Object.freeze({ name: l.name, driver: l.driver })));
-    for (const l of this.preferred) this.health.set(l.name, new LocationHealth(l.driver, opts));
+    this.health = new LocationsHealth(this.preferred, opts);
     this.name = `locations (${names.join(', ')})`;
     this.holderCache = new HolderCache(opts.holders);
     if (this.preferred.every((l) => l.driver.openPositional)) {
@@ -93,12 +95,12 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
    * it down and is tried again at its next check.
    */
   requireIdentity(verify: (l: StorageLocation, signal: AbortSignal) => Promise<void>, verified: readonly string[]): void {
-    for (const l of this.preferred) this.health.get(l.name)!.requireConfirmation((signal) => verify(l, signal), verified.includes(l.name));
+    this.health.requireIdentity(verify, verified);
   }
 
   async unusable(name: string): Promise<Error | undefined> {
     const l = this.preferred.find((x) => x.name === name);
-    return l && this.knownDown(l);
+    return l && this.health.knownDown(l);
   }
 
   async holders(key: string): Promise<LocationHolders> {
@@ -106,12 +108,11 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     const answers = await Promise.all(
       this.preferred.map(async (l) => {
         // Other locations are all asked (replication wants every holder), but not one awaiting its identity check.
-        const health = this.health.get(l.name)!;
-        if (health.unconfirmed && (await this.verdictError(health)) !== undefined) return 'failed';
+        if (await this.health.unconfirmed(l)) return 'failed';
         try {
           return (await l.driver.stat(key)) ? 'holds' : 'absent';
         } catch (err) {
-          this.failure(l, err);
+          this.health.failure(l, err);
           return 'failed';
         }
       }),
@@ -124,7 +125,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     assertValidKey(key);
     const failed: StorageUnavailableError[] = [];
     for (const l of this.preferred) {
-      const down = await this.knownDown(l);
+      const down = await this.health.knownDown(l);
       if (down) {
         failed.push(down);
         continue;
@@ -133,7 +134,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
         const s = await l.driver.stat(key);
         if (s) return s;
       } catch (err) {
-        failed.push(this.failure(l, err));
+        failed.push(this.health.failure(l, err));
       }
     }
     if (failed.length === this.preferred.length) throw combined(failed);
@@ -171,52 +172,19 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     if (failed.length) throw combined(failed);
   }
 
-  /**
-   * Merges the locations' listings (each in key order, as the BlobDriver contract says) into one in key
-   * order, dropping the duplicates where they meet: memory holds one key per location, whatever the
-   * number of keys.
-   */
+  /** The union of the locations' keys in key order, each once (merged-listing.ts: constant memory). */
   async *list(prefix: string): AsyncIterable<string> {
     for (const l of this.preferred) {
-      const down = await this.knownDown(l);
+      const down = await this.health.knownDown(l);
       if (down) throw down;
     }
-    const sources = this.preferred.map((l) => ({ l, it: l.driver.list(prefix)[Symbol.asyncIterator](), head: undefined as string | undefined }));
-    const advance = async (src: (typeof sources)[number]) => {
-      let next: IteratorResult<string>;
-      try {
-        next = await src.it.next();
-      } catch (err) {
-        throw this.failure(src.l, err);
-      }
-      if (next.done) {
-        src.head = undefined;
-        return;
-      }
-      if (src.head !== undefined && !(next.value > src.head)) throw new Error(`storage location "${src.l.name}" listed ${next.value} after ${src.head}: not in key order`);
-      src.head = next.value;
-    };
-    let live = sources;
-    try {
-      await Promise.all(sources.map(advance));
-      live = sources.filter((s) => s.head !== undefined);
-      while (live.length) {
-        let least = live[0]!.head!;
-        for (const s of live) if (s.head! < least) least = s.head!;
-        yield least;
-        await Promise.all(live.filter((s) => s.head === least).map(advance));
-        live = live.filter((s) => s.head !== undefined);
-      }
-    } finally {
-      // A consumer that stops early (or a failure) closes the listings still open.
-      await Promise.all(live.map((s) => s.it.return?.().catch(() => undefined)));
-    }
+    yield* mergedListing(
+      this.preferred.map((l) => ({ name: `storage location "${l.name}"`, keys: l.driver.list(prefix), failed: (err: unknown) => this.health.failure(l, err) })),
+    );
   }
 
   async check(): Promise<void> {
-    const verdicts = await Promise.all(this.preferred.map((l) => this.health.get(l.name)!.verdict()));
-    if (verdicts.some((v) => v.up)) return;
-    throw new StorageUnavailableError('every storage location', verdicts.map((v, i) => `${this.preferred[i]!.name}: ${v.failure}`).join('; '));
+    return this.health.check();
   }
 
   async sweepStaging(olderThanMs: number): Promise<number> {
@@ -232,7 +200,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   private async everywhere(op: (l: StorageLocation) => Promise<void>): Promise<StorageUnavailableError[]> {
     const failed: StorageUnavailableError[] = [];
     for (const l of this.preferred) {
-      const down = await this.knownDown(l);
+      const down = await this.health.knownDown(l);
       if (down) {
         failed.push(down);
         continue;
@@ -240,7 +208,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
       try {
         await op(l);
       } catch (err) {
-        failed.push(this.failure(l, err));
+        failed.push(this.health.failure(l, err));
       }
     }
     return failed;
@@ -250,7 +218,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   private async place(key: string, opts: WriterOptions): Promise<BlobWriter> {
     const refused: string[] = [];
     for (const l of this.preferred) {
-      const verdict = await this.health.get(l.name)!.verdict();
+      const verdict = await this.health.verdict(l);
       if (!verdict.up) {
         refused.push(`${l.name}: ${verdict.failure}`);
         continue;
@@ -259,7 +227,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
         return this.wrap(l, key, await l.driver.writer(key, opts));
       } catch (err) {
         if (!isLocationFailure(err)) throw err;
-        refused.push(`${l.name}: ${this.failure(l, err).message}`);
+        refused.push(`${l.name}: ${this.health.failure(l, err).message}`);
       }
     }
     throw new StorageUnavailableError('every storage location', `no location can take writes (${refused.join('; ')})`);
@@ -268,11 +236,11 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   /** The first location (in read order) that holds `key`; failed locations are passed over. */
   private async holder(key: string): Promise<StorageLocation | undefined> {
     for (const l of this.preferred) {
-      if (await this.knownDown(l)) continue;
+      if (await this.health.knownDown(l)) continue;
       try {
         if (await l.driver.stat(key)) return l;
       } catch (err) {
-        this.failure(l, err);
+        this.health.failure(l, err);
       }
     }
     return undefined;
@@ -286,7 +254,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
   private async rememberedHolder(key: string): Promise<StorageLocation | undefined> {
     const remembered = this.holderCache.get(key);
     const l = remembered === undefined ? undefined : this.get(remembered);
-    if (l && (await this.health.get(l.name)!.verdict()).up) return l;
+    if (l && (await this.health.verdict(l)).up) return l;
     const found = await this.holder(key);
     if (found) this.holderCache.set(key, found.name);
     return found;
@@ -297,7 +265,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     assertValidKey(key);
     const failed: StorageUnavailableError[] = [];
     for (const l of this.preferred) {
-      const down = await this.knownDown(l);
+      const down = await this.health.knownDown(l);
       if (down) {
         failed.push(down);
         continue;
@@ -307,27 +275,12 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
       } catch (err) {
         if (err instanceof BlobNotFoundError) continue;
         if (!isLocationFailure(err)) throw err;
-        failed.push(this.failure(l, err));
+        failed.push(this.health.failure(l, err));
       }
     }
     // Absent from every location that answered: it may be in one that did not.
     if (failed.length) throw combined(failed, `${key} may be in a location that failed`);
     throw new BlobNotFoundError(key);
-  }
-
-  /**
-   * The location's failure when a fresh verdict says it is down: it is not asked again until the next
-   * check. A location awaiting its identity check (`requireIdentity`) gets that check first.
-   */
-  private async knownDown(l: StorageLocation): Promise<StorageUnavailableError | undefined> {
-    const health = this.health.get(l.name)!;
-    const err = health.knownDown() ?? (health.unconfirmed ? await this.verdictError(health) : undefined);
-    return err === undefined ? undefined : labelled(l, err);
-  }
-
-  private async verdictError(health: LocationHealth): Promise<unknown> {
-    const v = await health.verdict();
-    return v.up ? undefined : (v.error ?? new Error(v.failure));
   }
 
   private wrap(l: StorageLocation, key: string, w: BlobWriter): BlobWriter {
@@ -352,7 +305,7 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     try {
       return await p;
     } catch (err) {
-      throw isLocationFailure(err) ? this.failure(l, err) : err;
+      throw isLocationFailure(err) ? this.health.failure(l, err) : err;
     }
   }
 
@@ -368,29 +321,4 @@ export class LocatedBlobDriver implements BlobDriver, StorageLocations {
     }
   }
 
-  /** The location's failure as StorageUnavailableError naming it; the location counts as down until its next check. */
-  private failure(l: StorageLocation, err: unknown): StorageUnavailableError {
-    if (!isLocationFailure(err)) throw err;
-    const unavailable = labelled(l, err);
-    this.health.get(l.name)!.markDown(unavailable);
-    return unavailable;
-  }
-}
-
-/** `err` as StorageUnavailableError naming the location (and the store, when the driver named it). */
-function labelled(l: StorageLocation, err: unknown): StorageUnavailableError {
-  const storage = `storage location "${l.name}"`;
-  if (err instanceof StorageUnavailableError) return err.storage === storage ? err : new StorageUnavailableError(storage, `${err.storage}: ${err.reason}`, err);
-  return new StorageUnavailableError(storage, (err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? String(err), err);
-}
-
-/** The storage failed (unavailable, or a system error such as EACCES), as opposed to a missing object or a bug. */
-function isLocationFailure(err: unknown): boolean {
-  return err instanceof StorageUnavailableError || (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && /^E[A-Z]+$/.test((err as NodeJS.ErrnoException).code!));
-}
-
-function combined(failed: StorageUnavailableError[], note?: string): StorageUnavailableError {
-  if (failed.length === 1) return note === undefined ? failed[0]! : new StorageUnavailableError(failed[0]!.storage, `${failed[0]!.reason} (${note})`, failed[0]);
-  const reasons = failed.map((e) => `${e.storage}: ${e.reason}`).join('; ');
-  return new StorageUnavailableError('storage locations', note ? `${reasons} (${note})` : reasons, failed[0]);
 }

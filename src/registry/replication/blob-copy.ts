@@ -1,8 +1,7 @@
 /**
  * One blob copied between two storage locations. When the target driver can copy from the source inside
  * the store (BlobDriver.copyFrom: two S3 locations on one endpoint) no byte passes through Wharf; the
- * driver checks the copy's size (and what else the store offers) and the source was verified when it was
- * committed. Otherwise — another kind of store, another endpoint, or a store that says it does not
+ * source was verified when it was committed, and the driver checks what the store's answers tell it. Otherwise — another kind of store, another endpoint, or a store that says it does not
  * support the copy — the bytes are read from the source and written through the target driver's
  * verified writer (verified-write.ts), which commits under the blob key only when digest and size match.
  * Either way a failed or aborted copy leaves nothing visible in the target.

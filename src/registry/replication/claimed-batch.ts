@@ -11,8 +11,23 @@
  * copy by no more than the batch's other copies, and is no longer renewed meanwhile).
  */
 import type { BlobGuardStore } from '../../db/blob-guard-store.js';
-import type { ReplicationJobStore } from '../../db/replication-job-store.js';
+import type { ReplicationJob, ReplicationJobStore } from '../../db/replication-job-store.js';
 import type { Logger } from '../../observability/logger.js';
+
+/** A job leased by ReplicationService.claim, with what running it needs, read for its whole batch when it was claimed. */
+export interface ClaimedJob extends ReplicationJob {
+  /** Keeps the job's lease and guard (claimed-batch.ts). */
+  readonly batch: ClaimedBatch;
+  /** Whether the job holds a guard against GC (none: GC is deleting the blob). */
+  readonly guarded: boolean;
+  /** The blob's size, read once the guard held; undefined: no row (yet). */
+  readonly size: number | undefined;
+  /** The locations recorded as holding the blob, and those with a copy of it queued (this one included). */
+  readonly placed: readonly string[];
+  readonly queued: readonly string[];
+  /** The locations the blob should be in (ReplicationService.targetsFor). */
+  readonly targets: readonly string[];
+}
 
 export interface ClaimedBatchDeps {
   jobs: Pick<ReplicationJobStore, 'renewAll'>;

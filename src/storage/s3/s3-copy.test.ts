@@ -1,7 +1,9 @@
 /**
  * Server-side copies between S3 drivers on the shared RADOS Gateway (two key prefixes of one bucket,
  * and two buckets): one CopyObject, or a multipart copy above the single-copy size, onto the final key;
- * checks of the source's size before and of the copy after; 'unsupported' with nothing written for a
+ * one request for a small copy (counted through a fault proxy), a missing source failing that request;
+ * checks of the source's size before a multipart copy and of the copy's after one, or after a
+ * one-request copy whose answer names no MD5 (a source put in parts); 'unsupported' with nothing written for a
  * filesystem source, for other credentials, and when the store answers 501 to a copy (through a fault
  * proxy); `canCopyFrom` telling the first cases apart without a request.
  */
@@ -99,13 +101,16 @@ describe('S3BlobDriver server-side copy', () => {
     assert.equal(sha(await readAll(big, 'blobs/big')), sha(bytes));
   });
 
-  it('refuses a source whose size is not the expected one, and a missing source, writing nothing', async () => {
+  it('refuses a source above the single-copy size whose size is not the expected one, and a missing source, writing nothing', async () => {
+    const multipart = await open({ maxSingleCopy: 512 });
     const bytes = randomBytes(1000);
     await put(a, 'blobs/sized', bytes);
-    await assert.rejects(b.copyFrom(a, 'blobs/sized', { size: 999 }), /the source object is 1000 bytes, expected 999/);
+    await assert.rejects(multipart.copyFrom(a, 'blobs/sized', { size: 999 }), /the source object is 1000 bytes, expected 999/);
     await assert.rejects(b.copyFrom(a, 'blobs/none', { size: 1 }), BlobNotFoundError);
-    assert.equal(await b.stat('blobs/sized'), undefined);
+    await assert.rejects(multipart.copyFrom(a, 'blobs/none', { size: 1000 }), BlobNotFoundError);
+    assert.equal(await multipart.stat('blobs/sized'), undefined);
     assert.equal(await b.stat('blobs/none'), undefined);
+    assert.equal(await multipart.stat('blobs/none'), undefined);
   });
 
   it('is unsupported from a filesystem driver, from other credentials and from another endpoint (and says so beforehand)', async () => {
@@ -131,17 +136,38 @@ describe('S3BlobDriver server-side copy', () => {
     }
   });
 
-  it('makes two requests for an object put in one request: the HEAD of the source and the CopyObject (its answer names the MD5)', () =>
+  /** The requests the proxy saw since `clearRequests`, as `METHOD copy|plain`. */
+  const seen = (proxy: FaultProxy) => proxy.requests.map((r) => `${r.method} ${r.headers['x-amz-copy-source'] === undefined ? 'plain' : 'copy'}`);
+
+  it('makes one request for an object put in one request: the CopyObject, whose answer names the MD5', () =>
     throughProxy(async (proxy, pa, pb) => {
       const bytes = randomBytes(5000);
       await put(pa, 'blobs/counted', bytes);
       proxy.clearRequests();
       assert.equal(await pb.copyFrom(pa, 'blobs/counted', { size: bytes.byteLength }), 'copied');
-      assert.deepEqual(
-        proxy.requests.map((r) => `${r.method} ${r.headers['x-amz-copy-source'] === undefined ? 'plain' : 'copy'}`),
-        ['HEAD plain', 'PUT copy'],
-      );
+      assert.deepEqual(seen(proxy), ['PUT copy']);
       assert.equal(sha(await readAll(pb, 'blobs/counted')), sha(bytes));
+    }));
+
+  it('checks the size of a one-request copy of a multipart object with a HEAD of the copy, and deletes a copy of the wrong size', () =>
+    throughProxy(async (proxy, pa, pb) => {
+      // Put in parts (no size announced, more than a part): the copy keeps a multipart ETag, not an MD5.
+      const bytes = randomBytes(8 * 1024 * 1024 + 3);
+      await put(pa, 'blobs/parts', bytes);
+      proxy.clearRequests();
+      assert.equal(await pb.copyFrom(pa, 'blobs/parts', { size: bytes.byteLength }), 'copied');
+      assert.deepEqual(seen(proxy), ['PUT copy', 'HEAD plain']);
+      assert.equal(sha(await readAll(pb, 'blobs/parts')), sha(bytes));
+      await assert.rejects(pb.copyFrom(pa, 'blobs/parts', { size: bytes.byteLength - 1 }), /the copy is \d+ bytes, expected \d+; the copy was deleted/);
+      assert.equal(await pb.stat('blobs/parts'), undefined);
+    }));
+
+  it('fails with not found in its one request when the source is missing, writing nothing', () =>
+    throughProxy(async (proxy, pa, pb) => {
+      proxy.clearRequests();
+      await assert.rejects(pb.copyFrom(pa, 'blobs/gone', { size: 5000 }), BlobNotFoundError);
+      assert.deepEqual(seen(proxy), ['PUT copy']);
+      assert.equal(await pb.stat('blobs/gone'), undefined);
     }));
 
   it('is unsupported, with nothing written, when the store answers a copy with 501', () =>

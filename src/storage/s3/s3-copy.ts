@@ -10,15 +10,24 @@
  * identical one a concurrent push wrote) until the whole copy is there. A staging key would add a
  * second copy and a delete and check nothing more.
  *
- * What is still checked, without reading the bytes (ETags are not sha256 digests):
- *   - before: the source object has the size the registry recorded for the blob (a HEAD), and the copy
- *     is pinned to that very object by its ETag (x-amz-copy-source-if-match), so a source replaced in
- *     between fails with 412 instead of being copied;
- *   - after: when the source's ETag is the MD5 of its bytes (an object put in one request, as every
- *     blob smaller than a part is), the copy's ETag, as the CopyObject answer gives it, is that same
- *     MD5: the store's own content check, which makes a HEAD of the copy needless; otherwise (a
- *     multipart object's ETag is not a hash of its bytes, or an answer without one) a HEAD of the copy
- *     checks its size. A copy that fails a check is deleted before the error is thrown.
+ * A copy up to the single-copy size is one request, the CopyObject, and nothing is asked beforehand.
+ * The size comes from the registry's record of the blob, so a HEAD of the source would only compare
+ * that record with the object Wharf verified and committed under the same content-addressed key: blob
+ * objects are never rewritten (a write commits only verified bytes, and a key's bytes are fixed by its
+ * digest), and the store copies the source object as it is, atomically, with no window in which another
+ * object could be copied in part. What could make the source differ from its record is storage written
+ * behind Wharf's back, which a size check catches only when the size changed, and which the copy
+ * spreads no more than a pull serves it. A missing source fails the CopyObject itself (404: not found,
+ * nothing written) and the caller copies from another holder. After the copy: an answer whose ETag is
+ * the MD5 of the copy's bytes (an object put in one request) is the store's word that it holds a
+ * complete object; an answer without one (a source assembled from parts keeps a multipart ETag) leaves
+ * the check of the copy's size to a HEAD of it, as before this path was one request.
+ *
+ * Above the single-copy size the parts are copied in several requests, so the copy is pinned to one
+ * source object: a HEAD reads its size (which must be the recorded one) and ETag, every part copy names
+ * that ETag (x-amz-copy-source-if-match: a source replaced in between fails with 412 instead of being
+ * mixed in), and a HEAD of the completed copy checks its size. A copy that fails a check is deleted
+ * before the error is thrown.
  *
  * A store that answers the copy with 501 / NotImplemented, or refuses it (403: these credentials may
  * not read the source bucket), resolves 'unsupported' with nothing written, so the caller can stream.
@@ -37,6 +46,7 @@ export interface S3Object {
 export interface CopyOptions {
   /** The key as the driver knows it, for errors. */
   blobKey: string;
+  /** The blob's size as the registry recorded it (verified when the source was committed). */
   expected: { size: number };
   /** Objects up to this size take one CopyObject (at most S3's 5 GiB). */
   maxSingleCopy: number;
@@ -47,62 +57,44 @@ export interface CopyOptions {
 export async function serverSideCopy(client: S3Client, from: S3Object, to: S3Target, opts: CopyOptions): Promise<'copied' | 'unsupported'> {
   const { blobKey, expected, signal } = opts;
   signal?.throwIfAborted();
-  let head;
-  try {
-    head = await client.send(new HeadObjectCommand({ Bucket: from.bucket, Key: from.key }), { abortSignal: signal });
-  } catch (err) {
-    if (isS3NotFound(err)) throw new BlobNotFoundError(blobKey);
-    throw err;
-  }
-  const size = head.ContentLength ?? 0;
-  if (size !== expected.size) throw new Error(`server-side copy of ${blobKey}: the source object is ${size} bytes, expected ${expected.size}`);
-  const etag = head.ETag;
-  /** The copy's ETag as the CopyObject answer gives it (a multipart copy's is not compared). */
   let copiedEtag: string | undefined;
   try {
-    if (size <= Math.min(opts.maxSingleCopy, MAX_SINGLE_COPY)) {
-      const res = await client.send(new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from.bucket, from.key), CopySourceIfMatch: etag }), { abortSignal: signal });
+    if (expected.size <= Math.min(opts.maxSingleCopy, MAX_SINGLE_COPY)) {
+      const res = await client.send(new CopyObjectCommand({ Bucket: to.bucket, Key: to.key, CopySource: copySource(from.bucket, from.key) }), { abortSignal: signal });
       copiedEtag = res.CopyObjectResult?.ETag;
     } else {
-      const w = await S3Writer.append(to, 0, async () => Buffer.alloc(0));
-      try {
-        await w.copyFrom(from.key, size, { bucket: from.bucket, ifMatch: etag, signal });
-        signal?.throwIfAborted();
-      } catch (err) {
-        await w.cancel();
-        throw err;
-      }
-      await w.commit();
+      await multipartCopy(client, from, to, opts);
     }
   } catch (err) {
     if (isUnsupported(err)) return 'unsupported';
     if (isS3NotFound(err)) throw new BlobNotFoundError(blobKey);
     throw err;
   }
-  let mismatch: string | undefined;
-  if (isContentMd5(etag) && isContentMd5(copiedEtag)) {
-    // The answer names the copy's MD5: equal to the source's, the bytes (and so the size) are the same,
-    // and a HEAD of the copy would tell nothing more.
-    if (unquoted(copiedEtag) !== unquoted(etag)) mismatch = `the copy's ETag ${copiedEtag} differs from the source's ${etag}`;
-  } else {
-    const copy = await client.send(new HeadObjectCommand({ Bucket: to.bucket, Key: to.key }));
-    mismatch =
-      copy.ContentLength !== expected.size
-        ? `the copy is ${copy.ContentLength} bytes, expected ${expected.size}`
-        : isContentMd5(etag) && unquoted(copy.ETag) !== unquoted(etag)
-          ? `the copy's ETag ${copy.ETag} differs from the source's ${etag}`
-          : undefined;
-  }
-  if (mismatch) {
+  // The answer names the MD5 of a complete object: nothing more to ask (see the file comment).
+  if (isContentMd5(copiedEtag)) return 'copied';
+  const copy = await client.send(new HeadObjectCommand({ Bucket: to.bucket, Key: to.key }));
+  if (copy.ContentLength !== expected.size) {
     await client.send(new DeleteObjectCommand({ Bucket: to.bucket, Key: to.key }));
-    throw new Error(`server-side copy of ${blobKey}: ${mismatch}; the copy was deleted`);
+    throw new Error(`server-side copy of ${blobKey}: the copy is ${copy.ContentLength} bytes, expected ${expected.size}; the copy was deleted`);
   }
   return 'copied';
 }
 
-/** An ETag without the quotes S3 puts around it (headers and XML answers differ in that). */
-function unquoted(etag: string | undefined): string | undefined {
-  return etag?.replace(/^"|"$/g, '');
+/** A multipart upload of parts copied from one source object, pinned by its ETag (see the file comment). */
+async function multipartCopy(client: S3Client, from: S3Object, to: S3Target, opts: CopyOptions): Promise<void> {
+  const { blobKey, expected, signal } = opts;
+  const head = await client.send(new HeadObjectCommand({ Bucket: from.bucket, Key: from.key }), { abortSignal: signal });
+  const size = head.ContentLength ?? 0;
+  if (size !== expected.size) throw new Error(`server-side copy of ${blobKey}: the source object is ${size} bytes, expected ${expected.size}`);
+  const w = await S3Writer.append(to, 0, async () => Buffer.alloc(0));
+  try {
+    await w.copyFrom(from.key, size, { bucket: from.bucket, ifMatch: head.ETag, signal });
+    signal?.throwIfAborted();
+  } catch (err) {
+    await w.cancel();
+    throw err;
+  }
+  await w.commit();
 }
 
 /** An ETag that is the MD5 of the object's bytes (one request's upload), not a multipart one's `"…-N"`. */

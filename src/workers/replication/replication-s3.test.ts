@@ -186,6 +186,65 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await placements.list(fsOnly.digest), ['fs', 's3a', 's3b']);
     });
 
+    it('replicates a small blob in one storage request, inside the store from S3 and as one PUT from the filesystem', async () => {
+      const fs = new FsBlobDriver(join(dir, 'fs-counted'));
+      const locations = new TestLocations([
+        { name: 'pa', driver: await s3(proxy.url) },
+        { name: 'pb', driver: await s3(proxy.url) },
+        { name: 'fs', driver: fs },
+      ]);
+      const { service, worker } = setUp(locations, new Metrics({ defaultMetrics: false }), 1);
+      const seen = () => proxy.requests.map((r) => `${r.method} ${r.headers['x-amz-copy-source'] === undefined ? 'plain' : 'copy'}`);
+      const placements = new BlobPlacementStore(h.db);
+
+      // Held in pa and fs, queued for pb: one CopyObject, no stat of the target, no HEAD of the source.
+      const inStore = await push(locations, service, 'pa', 50 * 1024);
+      await locations.commit('fs', inStore.bytes);
+      await placements.add(inStore.digest, 'fs', Date.now());
+      await h.db.deleteFrom('replication_jobs').where('digest', '=', inStore.digest).where('location', '=', 'fs').execute();
+      proxy.clearRequests();
+      assert.deepEqual((await worker.runOnce()).map((r) => r.outcome === 'copied' && `${r.location}:${r.method}`), ['pb:server_side']);
+      assert.deepEqual(seen(), ['PUT copy']);
+      assert.deepEqual(await readAll(locations.driver('pb'), blobKey(inStore.digest)), inStore.bytes);
+
+      // Held in fs only, queued for pa and pb: the first copy is one PUT of the bytes, the second one
+      // CopyObject from the first (one copy at a time), and neither target is asked first.
+      const streamed = await push(locations, service, 'fs', 50 * 1024);
+      proxy.clearRequests();
+      const methods = (await worker.runOnce()).map((r) => r.outcome === 'copied' && r.method);
+      assert.deepEqual(methods, ['streamed', 'server_side']);
+      assert.deepEqual(seen(), ['PUT plain', 'PUT copy']);
+      for (const l of ['pa', 'pb']) assert.deepEqual(await readAll(locations.driver(l), blobKey(streamed.digest)), streamed.bytes, l);
+    });
+
+    it('falls back to the next holder when the source the placements name lacks the bytes, with nothing wrong visible', async () => {
+      const fs = new FsBlobDriver(join(dir, 'fs-fallback'));
+      const locations = new TestLocations([
+        { name: 'pa', driver: await s3(proxy.url) },
+        { name: 'pb', driver: await s3(proxy.url) },
+        { name: 'fs', driver: fs },
+      ]);
+      const placements = new BlobPlacementStore(h.db);
+      const { worker } = setUp(locations, new Metrics({ defaultMetrics: false }), 1);
+      // Recorded in pa (a stale placement: no bytes there) and fs, queued for pb.
+      const bytes = randomBytes(40 * 1024);
+      const digest = await locations.commit('fs', bytes);
+      await blobs.link((await repos.ensure('acme', 'app')).id, digest, bytes.byteLength);
+      for (const l of ['pa', 'fs']) await placements.add(digest, l, Date.now());
+      await jobs.enqueue(digest, ['pb'], Date.now());
+      proxy.clearRequests();
+      const results = await worker.runOnce();
+      assert.deepEqual(results.map((r) => r.outcome === 'copied' && `${r.location}:${r.method}`), ['pb:streamed']);
+      // The CopyObject from pa finds no source (and writes nothing); the bytes then go up from fs in one PUT.
+      assert.deepEqual(
+        proxy.requests.map((r) => `${r.method} ${r.headers['x-amz-copy-source'] === undefined ? 'plain' : 'copy'} ${r.status ?? ''}`.trim()),
+        ['PUT copy 404', 'PUT plain 200'],
+      );
+      assert.deepEqual(await readAll(locations.driver('pb'), blobKey(digest)), bytes);
+      assert.equal(await locations.driver('pa').stat(blobKey(digest)), undefined, 'nothing appeared in the stale holder');
+      assert.deepEqual(await placements.list(digest), ['fs', 'pa', 'pb']);
+    });
+
     it('falls back to streaming when the store answers the copy with 501, and the copy still lands', async () => {
       const a = counted(await s3(proxy.url));
       const b = await s3(proxy.url);

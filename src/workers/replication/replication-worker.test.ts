@@ -1,7 +1,8 @@
 /**
  * The replication service and worker over real filesystem locations and both databases: a commit queues
- * copies to the targets, the worker copies and records placements; a target that holds the blob already
- * is only recorded; a missing source, a location that is down and corrupt source bytes fail with backoff
+ * copies to the targets, the worker copies and records placements; a target that holds a large blob
+ * already, or that the placements say holds it, is only recorded, a small unrecorded one is copied
+ * without asking the target; a missing source, a location that is down and corrupt source bytes fail with backoff
  * and nothing visible; organization targets are found when the job runs; GC's guard and a deleted blob
  * row stop copies; a copy's guard against GC lives and is renewed with its lease, also while the job
  * waits for a slot in its claimed batch, and stopping releases both; the holders the placements name are
@@ -14,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { DIALECTS, openTestDatabase } from '../../../test/helpers/databases.js';
-import { fsLocations, type TestLocations } from '../../../test/helpers/storage-locations.js';
+import { fsLocations, TestLocations } from '../../../test/helpers/storage-locations.js';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { BlobGuardStore } from '../../db/blob-guard-store.js';
 import { BlobPlacementStore } from '../../db/blob-placement-store.js';
@@ -138,9 +139,9 @@ for (const dialect of DIALECTS) {
       assert.match(await metrics.registry.getSingleMetricAsString('wharf_replication_backlog'), /location="us"} 0/);
     });
 
-    it('only records the placement when the target holds the blob already (idempotent)', async () => {
+    it('only records the placement when the target holds a large blob already (idempotent)', async () => {
       const s = service({ targets: ['eu', 'us'] });
-      const { digest, bytes } = await push('acme/app', 'eu');
+      const { digest, bytes } = await push('acme/app', 'eu', 1024 * 1024 + 1);
       await locations.commit('us', bytes);
       const before = await locations.driver('us').stat(blobKey(digest));
       await s.onCommitted(digest, 'eu');
@@ -149,6 +150,30 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await locations.driver('us').stat(blobKey(digest)), before, 'not written again');
       assert.deepEqual(await placements.list(digest), ['eu', 'us']);
       assert.equal(await locations.driver('ap').stat(blobKey(digest)), undefined, 'not a target');
+    });
+
+    it('copies a small blob the placements do not place in the target without asking it first, and only records one they do', async () => {
+      const s = service({ targets: ['eu', 'us'] });
+      const { digest, bytes } = await push('acme/app', 'eu');
+      await locations.commit('us', bytes);
+      let asked = 0;
+      const us = locations.driver('us');
+      const counting: BlobDriver = Object.create(us, { stat: { value: (key: string) => (asked++, us.stat(key)) } });
+      const locs = new TestLocations([
+        { name: 'eu', driver: locations.driver('eu') },
+        { name: 'us', driver: counting },
+      ]);
+      const s2 = service({ targets: ['eu', 'us'], locs });
+      await s.onCommitted(digest, 'eu');
+      // Unrecorded in `us`: copied over (the same bytes under their content-addressed key), the target never asked.
+      assert.deepEqual((await worker(s2).runOnce()).map((r) => r.outcome), ['copied']);
+      assert.equal(asked, 0);
+      assert.deepEqual(await readAll(us, blobKey(digest)), bytes);
+      assert.deepEqual(await placements.list(digest), ['eu', 'us']);
+      // Recorded there (a job queued even so): the target is asked, and only the placement recorded.
+      await jobs.enqueue(digest, ['us'], now(), { evenIfPlaced: true });
+      assert.deepEqual((await worker(s2).runOnce()).map((r) => r.outcome), ['present']);
+      assert.equal(asked, 1);
     });
 
     it('retries a copy whose source is missing with a growing backoff, then copies once the bytes are back', async () => {

@@ -15,7 +15,9 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '../../observability/logger.js';
 import type { Metrics } from '../../observability/metrics.js';
-import type { ClaimedJob, JobResult, ReplicationService } from '../../registry/replication/replication-service.js';
+import type { ClaimedJob } from '../../registry/replication/claimed-batch.js';
+import type { JobResult } from '../../registry/replication/job-runner.js';
+import type { ReplicationService } from '../../registry/replication/replication-service.js';
 import { Poller } from '../poller.js';
 
 export interface ReplicationWorkerDeps {
