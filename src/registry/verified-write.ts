@@ -27,7 +27,8 @@ export async function storeVerified(
 /**
  * A storage writer for `blobKey(digest)` that hashes every chunk it accepts and commits only when the
  * digest and size match. Chunks are hashed when `write` is called and written in call order, so a caller
- * may hash the next chunk while the previous one is still being written.
+ * may hash the next chunk while the previous one is still being written (and, with a driver that takes
+ * concurrent writes, have several written at once).
  */
 export class VerifiedBlobWriter {
   private readonly digester: Digester;
@@ -79,7 +80,14 @@ export class VerifiedBlobWriter {
     } else {
       this.received = size;
       this.digester.update(chunk);
-      this.tail = this.tail.then(() => this.writer.write(chunk));
+      if (this.writer.concurrentWrites) {
+        // The driver places the bytes in call order itself: start the write now, so that several
+        // are in flight (a disk takes them in parallel), and resolve when those before are in too.
+        const writing = this.writer.write(chunk);
+        this.tail = Promise.all([this.tail, writing]).then(() => {});
+      } else {
+        this.tail = this.tail.then(() => this.writer.write(chunk));
+      }
     }
     this.tail.catch(() => {}); // the caller may await this write later; a failure is reported then
     return this.tail;

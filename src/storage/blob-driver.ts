@@ -30,6 +30,12 @@ export interface BlobWriter {
    * that: the caller may reuse its memory (proxy fills recycle their buffers).
    */
   write(chunk: Uint8Array): Promise<void>;
+  /**
+   * True when `write` may be called again before the previous write resolved: each call's bytes go
+   * after those of the call before, and a write resolves only once those before it are in too.
+   * Otherwise the caller waits for each write before the next.
+   */
+  readonly concurrentWrites?: boolean;
   /** Makes the bytes durable and visible under the key. */
   commit(): Promise<void>;
   /** Discards what this writer wrote. Safe to call after a failed write; a no-op after commit. */
@@ -37,7 +43,8 @@ export interface BlobWriter {
   /**
    * Positional reads of the bytes written so far (a write's bytes once it resolved), for readers that
    * follow an object while it is being written. The reader stays usable after `commit` or `cancel`
-   * until it is closed; its `size` is the bytes written at the time of reading. Optional: drivers
+   * until it is closed; its `size` is the bytes written (or, with `concurrentWrites`, accepted) at the
+   * time of reading. Optional: drivers
    * whose unfinished objects cannot be read locally leave it out.
    */
   openReader?(): Promise<PositionalReader>;
@@ -77,6 +84,7 @@ export function heldToSize(w: BlobWriter, size: number | undefined): BlobWriter 
       await w.commit();
     },
     cancel: () => w.cancel(),
+    concurrentWrites: w.concurrentWrites,
   };
   if (w.openReader) held.openReader = () => w.openReader!();
   return held;

@@ -120,4 +120,18 @@ describe('direct writes', () => {
     await w.commit();
     assert.ok((await readFile(join(dir, 'driver', 'blobs/mixed'))).equals(Buffer.concat(parts)));
   });
+
+  it('the filesystem driver takes writes in flight several at once and places them in call order', async () => {
+    const driver = new FsBlobDriver(join(dir, 'concurrent'), { fsync: false });
+    const w = await driver.writer('blobs/concurrent');
+    assert.equal(w.concurrentWrites, true);
+    // Block-aligned slots in flight together, then an unaligned write and the slots after it.
+    const sizes = [1024 * 1024, 1024 * 1024, 1024 * 1024, DIRECT_MIN + 123, 1024 * 1024, 1024 * 1024, 77];
+    const parts = sizes.map((n) => randomBytes(n));
+    const settled: number[] = [];
+    await Promise.all(parts.map((p, i) => w.write(p).then(() => settled.push(i))));
+    assert.deepEqual(settled, [...settled].sort((a, b) => a - b), 'a write resolves only after those before it');
+    await w.commit();
+    assert.ok((await readFile(join(dir, 'concurrent', 'blobs/concurrent'))).equals(Buffer.concat(parts)));
+  });
 });

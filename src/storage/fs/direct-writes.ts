@@ -18,8 +18,8 @@
  * direct I/O (tmpfs, some FUSE and network filesystems) is found out on the first attempt and written
  * through the page cache from then on.
  *
- * Writes of one file must not overlap in time (the caller chains them): the pending block is shared
- * state.
+ * Writes of one file may overlap in time only when the later one starts on a block boundary (the
+ * caller chains the others): the partial block is written by one write and rewritten by the next.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';

@@ -9,6 +9,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
+import { DIRECT_BLOCK } from './aligned-buffers.js';
 import { DirectWrites } from './direct-writes.js';
 import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader, type WriterOptions, heldToSize } from '../blob-driver.js';
 
@@ -177,8 +178,10 @@ export class FsBlobDriver implements BlobDriver {
 class FileWriter implements BlobWriter {
   private done = false;
   size: number;
-  /** Direct writes of one file follow each other (they share its partial last block). */
+  /** Settles once every write so far has (direct writes may be in flight several at once). */
   private last: Promise<void> = Promise.resolve();
+  /** The first failed write's error: the writes after it fail too. */
+  private failed: unknown;
 
   constructor(
     readonly fh: FileHandle,
@@ -200,9 +203,28 @@ class FileWriter implements BlobWriter {
     this.size += chunk.byteLength;
     if (!this.direct) return this.writeCached(chunk, at);
     const direct = this.direct;
-    const writing = this.last.then(() => direct.writes.write(chunk, at, (bytes, position) => this.writeCached(bytes, position)));
-    this.last = writing.catch(() => {});
-    return writing;
+    const run = () => direct.writes.write(chunk, at, (bytes, position) => this.writeCached(bytes, position));
+    // A write that starts on a block boundary shares no block with the writes before it and runs at
+    // once; one that starts inside a block rewrites that block whole, after the write that ended there.
+    const writing = at % DIRECT_BLOCK === 0 ? run() : this.last.then(run);
+    const before = this.last;
+    this.last = writing.then(
+      () => before,
+      (err: unknown) => {
+        this.failed ??= err ?? new Error('write failed');
+        return before;
+      },
+    );
+    return writing
+      .then(() => before)
+      .then(() => {
+        if (this.failed !== undefined) throw this.failed;
+      });
+  }
+
+  /** Direct writes are placed by position, several at once. */
+  get concurrentWrites(): boolean {
+    return this.direct !== undefined;
   }
 
   /** Through the page cache; an append's handle writes at the end whatever the position. */
