@@ -27,6 +27,8 @@ import { BlobFillSpool } from './blob-fill-spool.js';
 /** Size of the buffers fills copy upstream bytes into, and how many idle ones stay for the next fill. */
 const SLOT_BYTES = 1024 * 1024;
 const IDLE_SLOTS = 8;
+/** Arenas of 8 page-aligned slots (written to a filesystem without a copy): two fills' worth. */
+const ALIGNED_ARENAS = 2;
 
 export type { FillSource } from './blob-fill-pump.js';
 
@@ -87,7 +89,7 @@ export class BlobFills {
 
   constructor(opts: BlobFillsOptions) {
     this.opts = opts;
-    this.slots = new FillSlots(SLOT_BYTES, IDLE_SLOTS);
+    this.slots = new FillSlots(SLOT_BYTES, IDLE_SLOTS, ALIGNED_ARENAS);
   }
 
   /**

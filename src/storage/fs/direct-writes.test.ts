@@ -4,7 +4,7 @@ import { constants } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AlignedBuffers, DIRECT_BLOCK } from './aligned-buffers.js';
+import { AlignedBuffers, DIRECT_BLOCK, isPageAligned } from '../aligned-buffers.js';
 import { DIRECT_MIN, DirectWrites } from './direct-writes.js';
 import { FsBlobDriver } from './fs-blob-driver.js';
 
@@ -133,5 +133,36 @@ describe('direct writes', () => {
     assert.deepEqual(settled, [...settled].sort((a, b) => a - b), 'a write resolves only after those before it');
     await w.commit();
     assert.ok((await readFile(join(dir, 'concurrent', 'blobs/concurrent'))).equals(Buffer.concat(parts)));
+  });
+
+  it('writes a chunk in page-aligned memory as it is, without a staging buffer', async () => {
+    const path = join(dir, 'slots');
+    await (await open(path, 'wx')).close();
+    const direct = await DirectWrites.open(path, new AlignedBuffers(DIRECT_BLOCK, 1, 0));
+    assert.ok(direct);
+    const fh = (direct as unknown as { fh: { write: (...a: unknown[]) => Promise<{ bytesWritten: number }> } }).fh;
+    let directCalls = 0;
+    const realWrite = fh.write.bind(fh);
+    fh.write = (...a: unknown[]) => {
+      directCalls++;
+      return realWrite(...a);
+    };
+    const slots = new AlignedBuffers(1024 * 1024, 2, 1);
+    const slot = slots.take()!;
+    assert.ok(isPageAligned(slot) && !isPageAligned(slot.subarray(1)) && !isPageAligned(Buffer.alloc(DIRECT_BLOCK)));
+    slot.set(randomBytes(slot.length));
+    const plain = randomBytes(1024 * 1024);
+    const cachedFh = await open(path, 'r+');
+    try {
+      const cached = async (bytes: Uint8Array, position: number) => void (await cachedFh.write(bytes, 0, bytes.byteLength, position));
+      await direct.write(slot.subarray(0, 1024 * 1024 - 100), 0, cached);
+      assert.equal(directCalls, 1, 'the slot went to the disk as it is, though no staging buffer is free');
+      await direct.write(plain, 1024 * 1024 - 100, cached);
+      assert.equal(directCalls, 1, 'memory that is not known to be aligned needs a staging buffer (none free): through the cache');
+    } finally {
+      await cachedFh.close();
+      await direct.close();
+    }
+    assert.ok((await readFile(path)).equals(Buffer.concat([slot.subarray(0, 1024 * 1024 - 100), plain])));
   });
 });

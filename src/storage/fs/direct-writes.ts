@@ -9,8 +9,9 @@
  * write hands the bytes to the device from the writer's buffer: the time is spent waiting for the disk,
  * not on a core (650–700 MB/s on the same machine).
  *
- * Direct I/O needs aligned memory, positions and lengths (DIRECT_BLOCK). Each write of at least
- * DIRECT_MIN bytes is copied into a page-aligned staging buffer (aligned-buffers.ts) after the bytes of
+ * Direct I/O needs aligned memory, positions and lengths (DIRECT_BLOCK). A write of at least DIRECT_MIN
+ * bytes that starts on a block boundary from page-aligned memory (a proxy fill's slot) is written as it
+ * is; any other is copied into a page-aligned staging buffer (aligned-buffers.ts) after the bytes of
  * the file's last, partial block (kept in `pending`), and its whole blocks are written directly; the
  * remainder (less than a block) goes through the page cache, so every byte written is readable when
  * `write` resolves, and the next direct write rewrites that block whole. Small writes, and any write
@@ -23,7 +24,7 @@
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { AlignedBuffers, DIRECT_BLOCK } from './aligned-buffers.js';
+import { AlignedBuffers, DIRECT_BLOCK, isPageAligned } from '../aligned-buffers.js';
 
 /** Writes smaller than this go through the page cache (a direct write waits for the device). */
 export const DIRECT_MIN = 256 * 1024;
@@ -74,6 +75,16 @@ export class DirectWrites {
     let from = 0;
     let carry = at % DIRECT_BLOCK;
     let blockStart = at - carry;
+    if (carry === 0 && isPageAligned(chunk)) {
+      // Already in aligned memory (a proxy fill's slot): its whole blocks go as they are.
+      const whole = chunk.byteLength - (chunk.byteLength % DIRECT_BLOCK);
+      if (await this.writeDirect(chunk, whole, at)) from = whole;
+      if (from === chunk.byteLength) return;
+      const rest = chunk.subarray(from);
+      await cached(rest, at + from);
+      this.keepTail(rest, at + from);
+      return;
+    }
     while (from < chunk.byteLength) {
       const buffer = this.refused ? undefined : this.buffers.take();
       if (!buffer) {
@@ -110,7 +121,7 @@ export class DirectWrites {
   }
 
   /** False when the filesystem refused the direct write (nothing was written). */
-  private async writeDirect(buffer: Buffer, length: number, position: number): Promise<boolean> {
+  private async writeDirect(buffer: Uint8Array, length: number, position: number): Promise<boolean> {
     let done = 0;
     while (done < length) {
       let written: number;

@@ -9,7 +9,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { DIRECT_BLOCK } from './aligned-buffers.js';
+import { DIRECT_BLOCK } from '../aligned-buffers.js';
 import { DirectWrites } from './direct-writes.js';
 import { assertValidKey, BlobNotFoundError, StorageUnavailableError, type BlobDriver, type BlobStat, type BlobWriter, type PositionalReader, type WriterOptions, heldToSize } from '../blob-driver.js';
 

@@ -1,5 +1,6 @@
 /**
- * Page-aligned staging buffers for direct (O_DIRECT) file writes (direct-writes.ts).
+ * Page-aligned buffers, for direct (O_DIRECT) file writes (fs/direct-writes.ts): its staging buffers,
+ * and the slots proxy fills copy upstream bytes into, which it then writes without a copy.
  *
  * Direct I/O takes the bytes from the caller's memory, which must start on a page boundary. Node offers
  * no aligned allocation (a Buffer lies wherever malloc put it, usually 16 bytes past a page), but a
@@ -13,6 +14,14 @@
 /** Direct I/O alignment: covers devices with 512-byte and 4 KiB logical blocks. */
 export const DIRECT_BLOCK = 4096;
 const WASM_PAGE = 64 * 1024;
+
+/** The memory of every arena: a view into one of them at a block offset is page-aligned. */
+const arenaMemory = new WeakSet<ArrayBufferLike>();
+
+/** Whether `bytes` starts on a page boundary (known only for buffers from an AlignedBuffers arena). */
+export function isPageAligned(bytes: Uint8Array): boolean {
+  return bytes.byteOffset % DIRECT_BLOCK === 0 && arenaMemory.has(bytes.buffer);
+}
 
 export class AlignedBuffers {
   private readonly free: Buffer[] = [];
@@ -41,6 +50,7 @@ export class AlignedBuffers {
       return undefined;
     }
     this.arenas++;
+    arenaMemory.add(memory.buffer);
     for (let i = 1; i < this.perArena; i++) this.free.push(Buffer.from(memory.buffer, i * this.bytes, this.bytes));
     return Buffer.from(memory.buffer, 0, this.bytes);
   }
