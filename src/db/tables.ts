@@ -498,6 +498,8 @@ export interface RepositoryMirrorsTable {
   sync_status: string;
   sync_txn: string;
   sync_holder: string | null;
+  /** The process of `sync_holder` when it holds a liveness lock (migrations/0021-lease-processes.ts). */
+  sync_process: string | null;
   run_started_at: number | null;
   run_tags_total: number | null;
   run_tags_done: number | null;
@@ -540,6 +542,8 @@ export interface OrganizationMirrorsTable {
   sync_status: string;
   sync_txn: string;
   sync_holder: string | null;
+  /** The process of `sync_holder` when it holds a liveness lock (migrations/0021-lease-processes.ts). */
+  sync_process: string | null;
   last_finished_at: number | null;
   last_message: string | null;
   created_at: number;
