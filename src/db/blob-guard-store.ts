@@ -73,8 +73,9 @@ export class BlobGuardStore {
   }
 
   /**
-   * Of `digests`, those with no blob row and no live guard (as `beginSweep` counts them): bytes nothing records and nobody is writing
-   * or deleting, as far as a plain read tells (the storage sweep's candidates; `beginSweep` decides).
+   * Of `digests`, those with no blob row and no live guard (as `beginSweep` counts them): bytes nothing
+   * records and nobody is writing or deleting, as far as a plain read tells (the storage sweep's
+   * candidates; `beginSweep` decides).
    */
   async unrecorded<D extends string>(digests: readonly D[], now: number): Promise<D[]> {
     if (!digests.length) return [];

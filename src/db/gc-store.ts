@@ -195,8 +195,8 @@ export class GcStore {
   /**
    * Deletes, after `after`, up to `limit` blob rows that no repository links and no manifest uses,
    * created before the grace period, with no live 'write' guard (one of a process that died is not, see
-   * blob-guard-store.ts); leaves a 'delete' guard until
-   * `guardUntil` for each. The caller deletes their bytes, then releases the guards.
+   * blob-guard-store.ts); leaves a 'delete' guard until `guardUntil` for each. The caller deletes their
+   * bytes, then releases the guards.
    */
   async deleteBlobs(c: GcClock, after: number, limit: number, guardUntil: number): Promise<{ blobs: ReleasedBlob[]; guards: number[]; next?: number }> {
     return this.db.transaction().execute(async (tx) => {
