@@ -62,6 +62,23 @@ export class BlobFillLeaseStore {
     return row && { ...row, expires_at: Number(row.expires_at), started_at: Number(row.started_at) };
   }
 
+  /**
+   * The lease of `digest` as `find` reads it, and whether its owner's process is gone (PostgreSQL, for
+   * an owner that holds a liveness lock; false otherwise): a follower that polls the lease notices a
+   * dead owner then, not when the lease expires.
+   */
+  async look(digest: string): Promise<{ lease: BlobFillLease; ownerGone: boolean } | undefined> {
+    const gone = this.dialect?.processGone('owner_process');
+    if (!gone) {
+      const lease = await this.find(digest);
+      return lease && { lease, ownerGone: false };
+    }
+    const row = await this.db.selectFrom('blob_fills').selectAll().select(gone.as('owner_gone')).where('digest', '=', digest).executeTakeFirst();
+    if (!row) return undefined;
+    const { owner_gone, ...lease } = row;
+    return { lease: { ...lease, expires_at: Number(lease.expires_at), started_at: Number(lease.started_at) }, ownerGone: Boolean(owner_gone) };
+  }
+
   /** Extends `owner`'s lease of `digest`; false when it no longer holds it. */
   async renew(digest: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
     const res = await this.db.updateTable('blob_fills').set({ expires_at: now + leaseMs }).where('digest', '=', digest).where('owner', '=', owner).executeTakeFirst();

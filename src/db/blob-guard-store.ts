@@ -19,15 +19,24 @@
  * the other's guard in a statement that runs after those locks, so whichever commits first is seen by
  * the other. SQLite runs one write transaction at a time. Guards expire (their holder died): an expired
  * guard is ignored and purged by GC.
+ *
+ * A 'write' guard names its writer's process when that holds a liveness lock (process-liveness.ts). On
+ * PostgreSQL such a guard whose process is gone no longer holds GC off (neither its deletion of the
+ * blob row, gc-store.ts, nor the storage sweep): GC drops it where it deletes, so a holder that only
+ * lost its liveness connection finds its guard gone at its next `extend`. A 'delete' guard holds
+ * writers and other sweeps off until it expires or is released, and names no process: a GC that only
+ * lost that connection may still be deleting the bytes.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import type { Database } from './tables.js';
 
 export class BlobGuardStore {
+  /** `processId`: this process's id when it holds its liveness lock, stamped on its 'write' guards. */
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
+    private readonly processId?: string,
   ) {}
 
   /**
@@ -56,7 +65,7 @@ export class BlobGuardStore {
       const writable = list.filter((d) => !deleting.some((r) => r.digest === d));
       const guards = new Map<string, number>();
       if (writable.length) {
-        const inserted = await tx.insertInto('blob_guards').values(writable.map((digest) => ({ digest, kind: 'write', expires_at: expiresAt }))).returning(['id', 'digest']).execute();
+        const inserted = await tx.insertInto('blob_guards').values(writable.map((digest) => ({ digest, kind: 'write', expires_at: expiresAt, owner_process: this.processId ?? null }))).returning(['id', 'digest']).execute();
         for (const g of inserted) guards.set(g.digest, Number(g.id));
       }
       return { guards, sizes };
@@ -64,14 +73,15 @@ export class BlobGuardStore {
   }
 
   /**
-   * Of `digests`, those with no blob row and no live guard: bytes nothing records and nobody is writing
-   * or deleting, as far as a plain read tells (the storage sweep's candidates; `beginSweep` decides).
+   * Of `digests`, those with no blob row and no live guard (as `beginSweep` counts them): bytes nothing
+   * records and nobody is writing or deleting, as far as a plain read tells (the storage sweep's
+   * candidates; `beginSweep` decides).
    */
   async unrecorded<D extends string>(digests: readonly D[], now: number): Promise<D[]> {
     if (!digests.length) return [];
     const list: string[] = [...digests];
     const rows = await this.db.selectFrom('blobs').select('digest').where('digest', 'in', list).execute();
-    const guarded = await this.db.selectFrom('blob_guards').select('digest').where('digest', 'in', list).where('expires_at', '>', now).execute();
+    const guarded = await this.db.selectFrom('blob_guards').select('digest').where('digest', 'in', list).where((eb) => this.holding(eb, now)).execute();
     const known = new Set([...rows, ...guarded].map((r) => r.digest));
     return digests.filter((d) => !known.has(d));
   }
@@ -79,15 +89,18 @@ export class BlobGuardStore {
   /**
    * Claims `digest`, whose bytes no blob row records, for GC's storage sweep: leaves a 'delete' guard
    * until `expiresAt` and returns its id, or undefined when the digest has a row or a live guard of
-   * either kind (leave its bytes alone). Writers of the digest wait until the guard is released.
+   * either kind (leave its bytes alone; a 'write' guard of a process that died is not live, and is
+   * dropped here). Writers of the digest wait until the guard is released.
    */
   async beginSweep(digest: string, now: number, expiresAt: number): Promise<number | undefined> {
     return this.db.transaction().execute(async (tx) => {
       await this.lockDigest(tx, digest);
       const row = await tx.selectFrom('blobs').select('id').where('digest', '=', digest).executeTakeFirst();
       if (row) return undefined;
-      const guarded = await tx.selectFrom('blob_guards').select('id').where('digest', '=', digest).where('expires_at', '>', now).limit(1).executeTakeFirst();
+      const guarded = await tx.selectFrom('blob_guards').select('id').where('digest', '=', digest).where((eb) => this.holding(eb, now)).limit(1).executeTakeFirst();
       if (guarded) return undefined;
+      // The guards left are expired, or writers' of processes that died: the sweep takes the digest over.
+      await tx.deleteFrom('blob_guards').where('digest', '=', digest).execute();
       const guard = await tx.insertInto('blob_guards').values({ digest, kind: 'delete', expires_at: expiresAt }).returning('id').executeTakeFirstOrThrow();
       return Number(guard.id);
     });
@@ -117,6 +130,13 @@ export class BlobGuardStore {
   async purgeExpired(now: number): Promise<number> {
     const res = await this.db.deleteFrom('blob_guards').where('expires_at', '<=', now).executeTakeFirst();
     return Number(res.numDeletedRows);
+  }
+
+  /** A guard that holds the storage sweep off: not expired, and not a 'write' guard of a process that died. */
+  private holding(eb: ExpressionBuilder<Database, 'blob_guards'>, now: number) {
+    const gone = this.dialect.processGone('owner_process');
+    const live = eb('expires_at', '>', now);
+    return gone ? eb.and([live, eb.or([eb('kind', '=', 'delete'), eb.not(gone)])]) : live;
   }
 
   /** Holds the digest's key lock until `tx` ends (PostgreSQL; SQLite serialises write transactions). */

@@ -19,6 +19,7 @@ import { replication } from './migrations/0015-replication.js';
 import { uploadChunkClaims } from './migrations/0017-upload-chunk-claims.js';
 import { storageLocations } from './migrations/0019-storage-locations.js';
 import { claimProcesses } from './migrations/0020-claim-processes.js';
+import { leaseProcesses } from './migrations/0021-lease-processes.js';
 
 function migrations(d: DialectAdapter): Record<string, Migration> {
   return {
@@ -40,6 +41,7 @@ function migrations(d: DialectAdapter): Record<string, Migration> {
     '0017-upload-chunk-claims': uploadChunkClaims(d),
     '0019-storage-locations': storageLocations(d),
     '0020-claim-processes': claimProcesses(),
+    '0021-lease-processes': leaseProcesses(),
   };
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { DIALECTS, openTestDatabase } from '../../test/helpers/databases.js';
+import { DIALECTS, openProcessDatabase, openTestDatabase } from '../../test/helpers/databases.js';
 import { insertMirror, updateMirror } from '../../test/helpers/mirror-rows.js';
 import type { DatabaseHandle } from './connect.js';
 import { MirrorScheduleStore, nextStart } from './mirror-schedule-store.js';
@@ -141,3 +141,35 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+describe('mirror schedule store (postgres): the run of a process that died is taken over at once', () => {
+  let admin: DatabaseHandle & { url: string };
+  before(async () => {
+    admin = await openTestDatabase('postgres');
+  });
+  after(async () => admin.close());
+
+  it("A cannot claim B's run while B lives, and claims it at once after B's liveness connection closes", async () => {
+    const a = await openProcessDatabase(admin.url, 'process-a');
+    const b = await openProcessDatabase(admin.url, 'process-b');
+    try {
+      const id = await insertMirror(admin, 'dying/app');
+      const mine = new MirrorScheduleStore(a.db, a.dialect, a.processId);
+      const theirs = new MirrorScheduleStore(b.db, b.dialect, b.processId);
+      const t0 = Date.now();
+      const [held] = await theirs.claimDue('worker-b', t0, LEASE, 1);
+      assert.equal(held?.record.repositoryId, id);
+      assert.deepEqual(await mine.claimDue('worker-a', t0 + 1, LEASE, 1), [], 'B lives and its lease is current');
+      await b.close(); // B dies: its liveness connection closes with it
+      assert.deepEqual((await mine.due(t0 + 2, 10)).map((m) => m.repositoryId), [id]);
+      const [taken] = await mine.claimDue('worker-a', t0 + 2, LEASE, 1);
+      assert.equal(taken?.record.repositoryId, id, 'long before the lease expires');
+      assert.equal(await new MirrorScheduleStore(admin.db, admin.dialect).renew(id, held.txn, t0 + 3, LEASE), false, 'B lost its claim');
+      const row = await admin.db.selectFrom('repository_mirrors').select(['sync_holder', 'sync_process']).where('repository_id', '=', id).executeTakeFirstOrThrow();
+      assert.deepEqual(row, { sync_holder: 'worker-a', sync_process: 'process-a' });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});

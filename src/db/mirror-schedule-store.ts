@@ -8,6 +8,7 @@
  *   SYNC_NOW without a lease                                   (even when disabled: "sync now" is explicit)
  *   enabled, not SYNCING, no lease, start <= now, retries > 0  (the schedule)
  *   SYNCING with an expired lease                              (its worker died; Quay leaves these stuck)
+ *   SYNCING whose process is gone                              (the same, at once: PostgreSQL, process-liveness.ts)
  *
  * Claim: SYNCING, a new txn, `sync_expires_at` = now + lease, `run_*` reset, conditioned on the txn read
  * (compare-and-swap); on PostgreSQL the candidates are read `FOR UPDATE SKIP LOCKED`, so concurrent
@@ -22,7 +23,7 @@
  * went on is released as CANCEL whatever the run reports.
  */
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, RawBuilder, SqlBool } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import { selectMirrors, toMirrorRecord, type MirrorRecord, type MirrorRunOutcome, type MirrorSyncStatus } from './mirror-store.js';
 import type { Database } from './tables.js';
@@ -79,9 +80,14 @@ export function afterRun(
 }
 
 export class MirrorScheduleStore {
+  /**
+   * `processId`: this process's id when it holds its liveness lock, stamped on its claims; on PostgreSQL
+   * a run whose process is gone (process-liveness.ts) is due at once, not when its lease expires.
+   */
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
+    private readonly processId?: string,
   ) {}
 
   /** Mirrors due at `now` (see the file comment), oldest start first, at most `limit`. */
@@ -224,12 +230,18 @@ export class MirrorScheduleStore {
             eb('m.sync_start_at', '<=', now),
             eb('m.sync_retries_remaining', '>', 0),
           ]),
-          eb.and([eb('m.sync_status', '=', 'SYNCING'), eb('m.sync_expires_at', '<=', now)]),
+          eb.and([eb('m.sync_status', '=', 'SYNCING'), eb.or([eb('m.sync_expires_at', '<=', now), ...this.gone('m.sync_process')])]),
         ]),
       )
       .orderBy('m.sync_start_at', 'asc')
       .orderBy('m.repository_id', 'asc')
       .limit(limit);
+  }
+
+  /** The run's process is gone (PostgreSQL): its lease is taken over at once. */
+  private gone(column: string): Array<RawBuilder<SqlBool>> {
+    const gone = this.dialect.processGone(column);
+    return gone ? [gone] : [];
   }
 
   private async claimRow(db: Kysely<Database>, record: MirrorRecord, holder: string, now: number, leaseMs: number): Promise<MirrorClaim | undefined> {
@@ -240,6 +252,7 @@ export class MirrorScheduleStore {
         sync_status: 'SYNCING',
         sync_txn: txn,
         sync_holder: holder,
+        sync_process: this.processId ?? null,
         sync_expires_at: now + leaseMs,
         run_started_at: now,
         run_tags_total: null,
@@ -249,8 +262,8 @@ export class MirrorScheduleStore {
       })
       .where('repository_id', '=', record.repositoryId)
       .where('sync_txn', '=', record.sync.txn)
-      // Still due: not claimed by someone else meanwhile (an expired lease only).
-      .where((eb) => eb.or([eb('sync_status', '!=', 'SYNCING'), eb('sync_expires_at', '<=', now)]))
+      // Still due: not claimed by someone else meanwhile (a lease that expired or whose process died only).
+      .where((eb) => eb.or([eb('sync_status', '!=', 'SYNCING'), eb('sync_expires_at', '<=', now), ...this.gone('sync_process')]))
       .where('sync_status', '!=', 'CANCEL')
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1) return undefined;

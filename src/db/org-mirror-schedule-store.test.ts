@@ -1,10 +1,11 @@
 /**
  * The schedule of organization-mirror discoveries on both dialects: what is due, one claim per due
- * mirror however many workers race for it, an expired lease taken over, and Quay's release rules.
+ * mirror however many workers race for it, an expired lease taken over, and Quay's release rules. On
+ * PostgreSQL, with two processes: the run of a process that died is taken over at once.
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { DIALECTS, openTestDatabase } from '../../test/helpers/databases.js';
+import { DIALECTS, openProcessDatabase, openTestDatabase } from '../../test/helpers/databases.js';
 import type { DatabaseHandle } from './connect.js';
 import { OrgMirrorScheduleStore } from './org-mirror-schedule-store.js';
 import { OrgMirrorStore, type OrgMirrorFields } from './org-mirror-store.js';
@@ -111,3 +112,35 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+describe('organization mirror schedule store (postgres): the run of a process that died is taken over at once', () => {
+  let admin: DatabaseHandle & { url: string };
+  before(async () => {
+    admin = await openTestDatabase('postgres');
+  });
+  after(async () => admin.close());
+
+  it("A cannot claim B's discovery while B lives, and claims it at once after B's liveness connection closes", async () => {
+    const a = await openProcessDatabase(admin.url, 'process-a');
+    const b = await openProcessDatabase(admin.url, 'process-b');
+    try {
+      const ns = await admin.db.insertInto('namespaces').values({ name: 'dying', kind: 'org', email: null, created_at: 1 }).returning('id').executeTakeFirstOrThrow();
+      const id = Number(ns.id);
+      assert.notEqual(typeof (await new OrgMirrorStore(admin.db, admin.dialect).create(id, FIELDS, { startAt: Date.now() - 10, now: 1 })), 'string');
+      const mine = new OrgMirrorScheduleStore(a.db, a.dialect, a.processId);
+      const theirs = new OrgMirrorScheduleStore(b.db, b.dialect, b.processId);
+      const t0 = Date.now();
+      const [held] = await theirs.claimDue('worker-b', t0, HOUR, 1);
+      assert.equal(held?.record.namespaceId, id);
+      assert.deepEqual(await mine.claimDue('worker-a', t0 + 1, HOUR, 1), [], 'B lives and its lease is current');
+      await b.close(); // B dies: its liveness connection closes with it
+      const [taken] = await mine.claimDue('worker-a', t0 + 2, HOUR, 1);
+      assert.equal(taken?.record.namespaceId, id, 'long before the lease expires');
+      assert.equal(await new OrgMirrorScheduleStore(admin.db, admin.dialect).holds(id, held.txn), false, 'B lost its claim');
+      assert.equal(await mine.holds(id, taken.txn), true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});

@@ -2,7 +2,7 @@
  * The schedule of organization-mirror discovery runs (`organization_mirrors`), as the org-mirror worker
  * sees it, with the same rules as repository mirrors (mirror-schedule-store.ts): due when SYNC_NOW
  * without a lease, or enabled, not SYNCING, no lease, start <= now and retries left, or SYNCING with an
- * expired lease. A claim is a compare-and-swap on `sync_txn` (candidates read `FOR UPDATE SKIP LOCKED`
+ * expired lease or one whose process is gone (PostgreSQL, process-liveness.ts). A claim is a compare-and-swap on `sync_txn` (candidates read `FOR UPDATE SKIP LOCKED`
  * on PostgreSQL); release follows Quay (SUCCESS and a last failed retry: next start on the grid, 3
  * retries; FAIL: one retry less, same start; CANCEL: no start, no retries). Every write after the
  * claim is conditioned on its txn: a cancelled or taken-over run changes nothing any more.
@@ -10,7 +10,7 @@
  * It also records what a run found (`organization_mirror_repositories`).
  */
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, RawBuilder, SqlBool } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import { afterRun } from './mirror-schedule-store.js';
 import type { MirrorSyncStatus } from './mirror-store.js';
@@ -25,9 +25,14 @@ export interface OrgMirrorClaim {
 }
 
 export class OrgMirrorScheduleStore {
+  /**
+   * `processId`: this process's id when it holds its liveness lock, stamped on its claims; on PostgreSQL
+   * a run whose process is gone (process-liveness.ts) is due at once, not when its lease expires.
+   */
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
+    private readonly processId?: string,
   ) {}
 
   /** Claims up to `limit` due organization mirrors for `holder` until `now + leaseMs`. */
@@ -119,7 +124,7 @@ export class OrgMirrorScheduleStore {
             eb('om.sync_start_at', '<=', now),
             eb('om.sync_retries_remaining', '>', 0),
           ]),
-          eb.and([eb('om.sync_status', '=', 'SYNCING'), eb('om.sync_expires_at', '<=', now)]),
+          eb.and([eb('om.sync_status', '=', 'SYNCING'), eb.or([eb('om.sync_expires_at', '<=', now), ...this.gone('om.sync_process')])]),
         ]),
       )
       .orderBy('om.sync_start_at', 'asc')
@@ -127,14 +132,20 @@ export class OrgMirrorScheduleStore {
       .limit(limit);
   }
 
+  /** The run's process is gone (PostgreSQL): its lease is taken over at once. */
+  private gone(column: string): Array<RawBuilder<SqlBool>> {
+    const gone = this.dialect.processGone(column);
+    return gone ? [gone] : [];
+  }
+
   private async claimRow(db: Kysely<Database>, record: OrgMirrorRecord, holder: string, now: number, leaseMs: number): Promise<OrgMirrorClaim | undefined> {
     const txn = randomUUID();
     const res = await db
       .updateTable('organization_mirrors')
-      .set({ sync_status: 'SYNCING', sync_txn: txn, sync_holder: holder, sync_expires_at: now + leaseMs })
+      .set({ sync_status: 'SYNCING', sync_txn: txn, sync_holder: holder, sync_process: this.processId ?? null, sync_expires_at: now + leaseMs })
       .where('namespace_id', '=', record.namespaceId)
       .where('sync_txn', '=', record.sync.txn)
-      .where((eb) => eb.or([eb('sync_status', '!=', 'SYNCING'), eb('sync_expires_at', '<=', now)]))
+      .where((eb) => eb.or([eb('sync_status', '!=', 'SYNCING'), eb('sync_expires_at', '<=', now), ...this.gone('sync_process')]))
       .where('sync_status', '!=', 'CANCEL')
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) !== 1) return undefined;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { DIALECTS, openTestDatabase, pgRows } from '../../test/helpers/databases.js';
+import { DIALECTS, openProcessDatabase, openTestDatabase, pgRows } from '../../test/helpers/databases.js';
 import { BlobFillLeaseStore } from './blob-fill-lease-store.js';
 import { openDatabase, type DatabaseHandle } from './connect.js';
 import { ReplicationJobStore } from './replication-job-store.js';
@@ -12,9 +12,7 @@ const CLAIM = 15_000;
 const NOW = 1_000_000;
 
 /** Two "processes" on one database: handles with different process ids, each holding its liveness lock. */
-async function openProcess(url: string, processId: string): Promise<DatabaseHandle> {
-  return openDatabase({ url, dataDir: tmpdir(), poolSize: 2, migrate: false, processId });
-}
+const openProcess = openProcessDatabase;
 
 /** The backend pids holding `processId`'s liveness lock, seen from a connection of their own. */
 async function lockHolders(url: string, processId: string): Promise<number[]> {

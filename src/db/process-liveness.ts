@@ -3,8 +3,9 @@
  * holds a session lock on its id (`DialectAdapter.processLock`) on a connection of its own, outside the
  * pool, for its whole life. The server drops the lock the moment that connection closes, which is the
  * moment the process dies (even by SIGKILL or a lost machine, once TCP notices). A claim stamped with
- * the process's id (an upload's chunk, a blob fill, a replication job) may then be taken over at once
- * instead of when it expires (`DialectAdapter.processGone`, checked in the statement that takes over).
+ * the process's id (an upload's chunk, a blob fill, a replication job, a GC pass, a mirror run, a
+ * writer's guard against GC) may then be taken over at once instead of when it expires
+ * (`DialectAdapter.processGone`, checked in the statement that takes over).
  *
  * The connection may also drop while the process lives (the database restarted, a network cut): the
  * process is then taken for dead, and its claims may be taken over. It reconnects and takes its lock

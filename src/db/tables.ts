@@ -287,6 +287,8 @@ export interface BlobGuardsTable {
   kind: string;
   /** Epoch ms; an expired guard (its holder died) is ignored. */
   expires_at: number;
+  /** The holder's process when it holds a liveness lock (migrations/0021-lease-processes.ts). */
+  owner_process: string | null;
 }
 
 /** One row per scheduled job (e.g. 'gc'): who holds it until when, and when it last finished. */
@@ -295,6 +297,8 @@ export interface WorkerLeasesTable {
   holder: string | null;
   expires_at: Generated<number>;
   finished_at: number | null;
+  /** The process of `holder` when it holds a liveness lock (migrations/0021-lease-processes.ts). */
+  holder_process: string | null;
 }
 
 /** A blob fill in progress and the process doing it (db/blob-fill-lease-store.ts). */
@@ -494,6 +498,8 @@ export interface RepositoryMirrorsTable {
   sync_status: string;
   sync_txn: string;
   sync_holder: string | null;
+  /** The process of `sync_holder` when it holds a liveness lock (migrations/0021-lease-processes.ts). */
+  sync_process: string | null;
   run_started_at: number | null;
   run_tags_total: number | null;
   run_tags_done: number | null;
@@ -536,6 +542,8 @@ export interface OrganizationMirrorsTable {
   sync_status: string;
   sync_txn: string;
   sync_holder: string | null;
+  /** The process of `sync_holder` when it holds a liveness lock (migrations/0021-lease-processes.ts). */
+  sync_process: string | null;
   last_finished_at: number | null;
   last_message: string | null;
   created_at: number;

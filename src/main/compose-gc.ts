@@ -6,5 +6,5 @@ import { GcWorker, type GcWorkerDeps } from '../workers/gc/gc-worker.js';
 
 /** The worker running `gc` passes when the `gc` lease is due and free. */
 export function createGcWorker(db: DatabaseHandle, gc: GarbageCollector, opts: Omit<GcWorkerDeps, 'leases' | 'gc'>): GcWorker {
-  return new GcWorker({ leases: new WorkerLeaseStore(db.db), gc, ...opts });
+  return new GcWorker({ leases: new WorkerLeaseStore(db.db, db.dialect, db.processId), gc, ...opts });
 }

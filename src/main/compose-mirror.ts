@@ -51,7 +51,7 @@ export function createMirrorWorker(
   opts: Partial<Pick<MirrorWorkerDeps, 'log' | 'metrics' | 'holder' | 'now'>> = {},
 ): MirrorWorker {
   return new MirrorWorker({
-    schedule: new MirrorScheduleStore(db.db, db.dialect),
+    schedule: new MirrorScheduleStore(db.db, db.dialect, db.processId),
     run: registry.mirrors,
     pollMs: config.mirror.poll_interval,
     concurrentRuns: config.mirror.concurrent_runs,

@@ -49,7 +49,7 @@ export function createOrgMirrorConfigService(db: DatabaseHandle, config: Pick<Co
 
 /** The worker running due discoveries (`mirror.poll_interval`, `mirror.lease`); start it with `start()`. */
 export function createOrgMirrorWorker(db: DatabaseHandle, config: Config, accounts: Pick<Accounts, 'grants'>, opts: Partial<Pick<OrgMirrorWorkerDeps, 'log' | 'holder' | 'now'>> = {}): OrgMirrorWorker {
-  const schedule = new OrgMirrorScheduleStore(db.db, db.dialect);
+  const schedule = new OrgMirrorScheduleStore(db.db, db.dialect, db.processId);
   const store = new OrgMirrorStore(db.db, db.dialect);
   const run = new OrgMirrorRun({
     source: sourceOf(config, guardOf(config)),

@@ -51,7 +51,7 @@ export function createReplication(db: DatabaseHandle, config: Config, locations:
   const r = config.replication;
   const service = new ReplicationService(
     locations,
-    { jobs, placements, targets, blobs: new BlobStore(db.db), guards: new BlobGuardStore(db.db, db.dialect) },
+    { jobs, placements, targets, blobs: new BlobStore(db.db), guards: new BlobGuardStore(db.db, db.dialect, db.processId) },
     {
       targets: r.targets,
       leaseMs: r.lease,

@@ -162,7 +162,7 @@ export function createServices(deps: ServiceDeps): Services {
   const proxyConfig = config.proxy_cache.enabled ? createProxyConfigService(db.db, db.dialect, config, { audit: accounts?.audit }) : undefined;
   const quotaStore = new QuotaStore(db.db, db.dialect);
   const quotaGate = new QuotaGate(quotaStore, { audit: accounts?.audit, log: deps.logger });
-  const blobGuards = new BlobGuardStore(db.db, db.dialect);
+  const blobGuards = new BlobGuardStore(db.db, db.dialect, db.processId);
   const blobWriteGuard = new BlobWriteGuard(blobGuards);
   const baseAccess: GrantingAccess = accounts?.access ?? new OpenAccess();
   // Proxy organizations: members pull through, anonymous pulls when allowed, writes refused.

@@ -76,3 +76,11 @@ export async function pgRows(url: string, sql: string): Promise<Record<string, u
     await client.end();
   }
 }
+
+/**
+ * Another "process" on the migrated database at `url`: a handle of its own that holds `processId`'s
+ * liveness lock (PostgreSQL) until it is closed, as a `wharf serve` does until it dies.
+ */
+export async function openProcessDatabase(url: string, processId: string): Promise<DatabaseHandle> {
+  return openDatabase({ url, dataDir: tmpdir(), poolSize: 2, migrate: false, processId });
+}

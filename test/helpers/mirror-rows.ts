@@ -57,6 +57,7 @@ export async function insertMirror(db: DatabaseHandle, name: string, m: MirrorRo
     sync_status: m.status ?? 'NEVER_RUN',
     sync_txn: randomUUID(),
     sync_holder: null,
+    sync_process: null,
     run_started_at: null,
     run_tags_total: null,
     run_tags_done: null,

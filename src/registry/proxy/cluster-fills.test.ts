@@ -3,6 +3,8 @@
  * between them calls the owner's FillPeers in this process (the HTTP route and the peer client are
  * proven end to end in test/e2e/proxy-scale-out.test.ts): it lets a test cut an owner off at a chosen
  * byte, as its death would. Upstream bodies are streams the test writes, so every ordering is explicit.
+ * On PostgreSQL, two processes each holding its liveness lock: a follower that nobody reads from notices
+ * its owner's death when it next looks at the lease, not when the lease expires.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -11,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, pipeline, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { DIALECTS, openTestDatabase } from '../../../test/helpers/databases.js';
+import { DIALECTS, openProcessDatabase, openTestDatabase } from '../../../test/helpers/databases.js';
 import { BlobFillLeaseStore } from '../../db/blob-fill-lease-store.js';
 import type { DatabaseHandle } from '../../db/connect.js';
 import { ServerSettingsStore } from '../../db/server-settings-store.js';
@@ -257,3 +259,83 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+describe('ClusterFills (postgres, two processes): a follower without readers replaces a dead owner at once', () => {
+  let admin: DatabaseHandle & { url: string };
+  let spool: string;
+  before(async () => {
+    admin = await openTestDatabase('postgres');
+    spool = await mkdtemp(join(tmpdir(), 'wharf-cluster-fills-'));
+  });
+  after(async () => {
+    await admin.close();
+    await rm(spool, { recursive: true, force: true });
+  });
+
+  /** B's lease store, counting the times B looks at a lease (the watcher does, while nobody reads). */
+  class CountingLeases extends BlobFillLeaseStore {
+    looks = 0;
+    override async find(digest: string) {
+      this.looks++;
+      return super.find(digest);
+    }
+    override async look(digest: string) {
+      this.looks++;
+      return super.look(digest);
+    }
+  }
+
+  it("takes the fill over as soon as the owner's process is gone, long before its lease expires", async () => {
+    const pa = await openProcessDatabase(admin.url, 'process-a');
+    const pb = await openProcessDatabase(admin.url, 'process-b');
+    try {
+      const storage = new MemoryBlobDriver();
+      const hop = new Hop();
+      const settings = new ServerSettingsStore(admin.db);
+      // The clock stands still: no lease ever expires; the watcher looks every 50 ms (a third of the lease).
+      const clock = Date.now();
+      const make = (name: string, p: DatabaseHandle, leases: BlobFillLeaseStore) => {
+        const local = new BlobFills({ storage, spoolDir: join(spool, name) });
+        const secret = new PeerSecret((candidate) => settings.claim(PEER_SECRET_SETTING, candidate, Date.now()));
+        const url = `http://${name}.test:5000`;
+        hop.owners.set(url, new FillPeers({ fills: local, storage, secret }));
+        return new ClusterFills({ local, leases, storage, peers: hop, secret, self: { id: name, url: () => url }, leaseMs: 150, now: () => clock });
+      };
+      const a = make('a', pa, new BlobFillLeaseStore(pa.db, pa.dialect, pa.processId));
+      const bLeases = new CountingLeases(pb.db, pb.dialect, pb.processId);
+      const b = make('b', pb, bLeases);
+      let takenOver = 0;
+      b.observe({ takenOver: () => takenOver++ });
+
+      const blob = randomBytes(MiB);
+      const digest = digestOf(blob) as Digest;
+      const upA = upstream(blob.byteLength);
+      const upB = upstream(blob.byteLength);
+      await a.join(digest, upA.start);
+      const hb = await b.join(digest, upB.start);
+      assert.equal(hb.joined, true, 'B follows A');
+      upA.bodies[0]!.write(blob.subarray(0, MiB / 2));
+      // B keeps looking at a lease that stays current: A lives.
+      await until(() => bLeases.looks >= 2);
+      assert.equal(takenOver, 0);
+
+      // A dies: its liveness connection closes and its endpoint goes; nobody reads from B.
+      await pa.close();
+      hop.cut('http://a.test:5000');
+      const looked = bLeases.looks;
+      await until(() => takenOver > 0 || bLeases.looks >= looked + 3);
+      assert.equal(takenOver, 1, 'B took the fill over at its next look at the lease');
+      assert.equal(upB.bodies.length, 1, 'B fetches the blob itself');
+      upB.bodies[0]!.end(blob);
+      assert.deepEqual(await hb.done, { size: blob.byteLength });
+      const lease = await new BlobFillLeaseStore(admin.db).find(digest);
+      assert.ok(lease === undefined || lease.owner === 'b', 'A holds the lease no more');
+      upA.bodies[0]!.destroy(new Error('the dead owner'));
+      await b.close();
+      await a.close();
+    } finally {
+      await pa.close();
+      await pb.close();
+    }
+  });
+});

@@ -12,7 +12,7 @@
  * tells the blob's size (the owner knows it once its upstream answered), and the first read from byte 0
  * takes that answer's body rather than asking again. A read that already sent N bytes goes on from byte
  * N of the new source: its client sees one response, no byte twice. A watcher looks at the lease while
- * nobody reads, so `done` settles (and a dead owner is replaced) without a reader too.
+ * nobody reads, so `done` settles (and a dead owner is replaced, at once on PostgreSQL) without a reader too.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -193,17 +193,22 @@ export class FollowedFill {
     }
   }
 
-  /** Looks at the lease while the owner's fill runs: its end (or its owner's death) is noticed without a reader. */
+  /**
+   * Looks at the lease while the owner's fill runs: its end, or its owner's death, is noticed without a
+   * reader, the death as soon as the owner's process is gone where the database tells it (PostgreSQL),
+   * otherwise once its lease expires.
+   */
   private async watch(): Promise<void> {
     const interval = Math.max(50, Math.floor(this.ctx.leaseMs / 3));
     while (!this.settled) {
       await sleep(interval, undefined, { ref: false });
       const src = this.source;
       if (this.settled || src.kind !== 'peer') return;
-      const row = await this.ctx.leases.find(this.digest).catch(() => src.lease);
+      const seen = await this.ctx.leases.look(this.digest).catch(() => ({ lease: src.lease, ownerGone: false }));
+      const row = seen?.lease;
       const same = row !== undefined && row.owner === src.lease.owner && row.started_at === src.lease.started_at;
-      if (same && row.expires_at > this.ctx.now()) continue;
-      await this.recover(src, new Error(row ? 'the lease of the fill expired' : 'the fill ended'));
+      if (same && row.expires_at > this.ctx.now() && !seen?.ownerGone) continue;
+      await this.recover(src, new Error(!row ? 'the fill ended' : seen?.ownerGone ? "the process of the fill's owner died" : 'the lease of the fill expired'));
     }
   }
 

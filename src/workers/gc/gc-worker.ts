@@ -4,7 +4,7 @@
  * that gets it runs one pass (registry/gc.ts) and records it in the metrics. Any number of Wharf
  * processes may run the worker: one of them runs each scheduled pass, and passes started by hand
  * (`wharf gc`) are safe alongside, since every batch is leased row by row. The lease is renewed while
- * the pass runs and expires if its holder dies.
+ * the pass runs and expires if its holder dies (on PostgreSQL another process takes it over at once).
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
