@@ -20,19 +20,18 @@
  * the other. SQLite runs one write transaction at a time. Guards expire (their holder died): an expired
  * guard is ignored and purged by GC.
  *
- * A 'write' guard names its writer's process when that holds a liveness lock (process-liveness.ts). On
- * PostgreSQL such a guard whose process is gone no longer holds GC off (neither its deletion of the
- * blob row, gc-store.ts, nor the storage sweep): GC drops it where it deletes, so a holder that only
- * lost its liveness connection finds its guard gone at its next `extend`. A 'delete' guard holds
- * writers and other sweeps off until it expires or is released, and names no process: a GC that only
- * lost that connection may still be deleting the bytes.
+ * A 'write' guard names its writer's process (when that holds a liveness lock, process-liveness.ts), to
+ * tell whose it is; it holds GC off until it expires whether or not that process lives. Unlike a lease
+ * on work another process can redo, a guard protects bytes being written: a writer that only lost its
+ * liveness connection (a network blip to the database) is still writing, and GC taking its blob then
+ * would lose the push. A dead writer's guard costs only a later collection of that blob.
  */
 import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { DialectAdapter } from './dialect.js';
 import type { Database } from './tables.js';
 
 export class BlobGuardStore {
-  /** `processId`: this process's id when it holds its liveness lock, stamped on its 'write' guards. */
+  /** `processId`: this process's id when it holds its liveness lock, recorded on its 'write' guards. */
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: DialectAdapter,
@@ -89,8 +88,8 @@ export class BlobGuardStore {
   /**
    * Claims `digest`, whose bytes no blob row records, for GC's storage sweep: leaves a 'delete' guard
    * until `expiresAt` and returns its id, or undefined when the digest has a row or a live guard of
-   * either kind (leave its bytes alone; a 'write' guard of a process that died is not live, and is
-   * dropped here). Writers of the digest wait until the guard is released.
+   * either kind (leave its bytes alone; expired guards are dropped here). Writers of the digest wait
+   * until the guard is released.
    */
   async beginSweep(digest: string, now: number, expiresAt: number): Promise<number | undefined> {
     return this.db.transaction().execute(async (tx) => {
@@ -99,7 +98,7 @@ export class BlobGuardStore {
       if (row) return undefined;
       const guarded = await tx.selectFrom('blob_guards').select('id').where('digest', '=', digest).where((eb) => this.holding(eb, now)).limit(1).executeTakeFirst();
       if (guarded) return undefined;
-      // The guards left are expired, or writers' of processes that died: the sweep takes the digest over.
+      // The guards left are expired: the sweep takes the digest over.
       await tx.deleteFrom('blob_guards').where('digest', '=', digest).execute();
       const guard = await tx.insertInto('blob_guards').values({ digest, kind: 'delete', expires_at: expiresAt }).returning('id').executeTakeFirstOrThrow();
       return Number(guard.id);
@@ -132,11 +131,9 @@ export class BlobGuardStore {
     return Number(res.numDeletedRows);
   }
 
-  /** A guard that holds the storage sweep off: not expired, and not a 'write' guard of a process that died. */
+  /** A guard that holds the storage sweep off: one not expired (see the file comment). */
   private holding(eb: ExpressionBuilder<Database, 'blob_guards'>, now: number) {
-    const gone = this.dialect.processGone('owner_process');
-    const live = eb('expires_at', '>', now);
-    return gone ? eb.and([live, eb.or([eb('kind', '=', 'delete'), eb.not(gone)])]) : live;
+    return eb('expires_at', '>', now);
   }
 
   /** Holds the digest's key lock until `tx` ends (PostgreSQL; SQLite serialises write transactions). */

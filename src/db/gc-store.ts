@@ -194,7 +194,7 @@ export class GcStore {
 
   /**
    * Deletes, after `after`, up to `limit` blob rows that no repository links and no manifest uses,
-   * created before the grace period, with no live 'write' guard (one of a process that died is not, see
+   * created before the grace period, with no live 'write' guard (even of a process that died, see
    * blob-guard-store.ts); leaves a 'delete' guard until `guardUntil` for each. The caller deletes their
    * bytes, then releases the guards.
    */
@@ -219,12 +219,9 @@ export class GcStore {
         .where('b.id', 'in', scanned.map((r) => Number(r.id)))
         .where('b.created_at', '<', c.graceCutoff)
         .where(unusedBlob)
-        .where(({ not, exists, selectFrom }) => {
-          let guards = selectFrom('blob_guards as g').select('g.id').whereRef('g.digest', '=', 'b.digest').where('g.kind', '=', 'write').where('g.expires_at', '>', c.now);
-          const gone = this.dialect.processGone('g.owner_process');
-          if (gone) guards = guards.where(({ not }) => not(gone));
-          return not(exists(guards));
-        })
+        .where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom('blob_guards as g').select('g.id').whereRef('g.digest', '=', 'b.digest').where('g.kind', '=', 'write').where('g.expires_at', '>', c.now))),
+        )
         .execute();
       const blobs = rows.map((r) => ({ id: Number(r.id), digest: r.digest as Digest, size: Number(r.size) }));
       if (!blobs.length) return { blobs, guards: [], ...(next === undefined ? {} : { next }) };
@@ -232,8 +229,7 @@ export class GcStore {
       await tx.deleteFrom('blobs').where('id', 'in', blobs.map((b) => b.id)).execute();
       // The bytes go from every location (the storage deletes them everywhere), and with them where they were and what was to be copied.
       const digests = blobs.map((b) => b.digest);
-      // Their 'write' guards are expired or of processes that died (a writer waits for the row GC holds):
-      // dropped, so that a writer that only lost its liveness connection sees its guard gone.
+      // Their 'write' guards are expired (a writer waits for the row GC holds): dropped.
       await tx.deleteFrom('blob_guards').where('digest', 'in', digests).where('kind', '=', 'write').execute();
       await tx.deleteFrom('blob_placements').where('digest', 'in', digests).execute();
       await tx.deleteFrom('replication_jobs').where('digest', 'in', digests).execute();

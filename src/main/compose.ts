@@ -52,7 +52,8 @@ import { ProxyEviction } from '../registry/proxy/quota-eviction.js';
 import type { ContentResolver } from '../registry/content.js';
 import { LocalContentResolver, type LocalContentDeps } from '../registry/local-content.js';
 import { EvictionStore } from '../db/eviction-store.js';
-import { BlobFills } from '../registry/proxy/blob-fills.js';
+import { BlobFills, FILL_SLOT_BYTES } from '../registry/proxy/blob-fills.js';
+import { AlignedBuffers } from '../storage/aligned-buffers.js';
 import { ClusterFills } from '../registry/proxy/cluster-fills.js';
 import { FillPeers } from '../registry/proxy/fill-peers.js';
 import { PEER_SECRET_SETTING, PeerSecret } from '../registry/proxy/peer-secret.js';
@@ -173,7 +174,9 @@ export function createServices(deps: ServiceDeps): Services {
   const local: LocalContentDeps = { manifests, blobs, repositories, maxPageSize: config.registry.max_page_size };
   // The one import from upstream registries (proxy cache and mirrors): one fill per digest in this
   // process, and with `cluster` one across the processes on the database (the others follow it).
-  const localFills = new BlobFills({ storage, spoolDir: join(config.data_dir, 'tmp', 'fills'), log: deps.logger });
+  // Two fills' worth of page-aligned slots: the filesystem driver writes them around the page cache without a copy.
+  const alignedSlots = new AlignedBuffers(FILL_SLOT_BYTES, 8, 2);
+  const localFills = new BlobFills({ storage, spoolDir: join(config.data_dir, 'tmp', 'fills'), log: deps.logger, alignedSlots });
   const cluster = deps.cluster && createClusterFills(deps, localFills);
   const upstreamImport = new UpstreamImport({
     manifests,

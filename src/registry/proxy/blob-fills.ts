@@ -21,14 +21,14 @@ import { blobKey } from '../../storage/keys.js';
 import type { BlobBody } from '../blobs.js';
 import { BlobFillPump, destroySource, type FillSource } from './blob-fill-pump.js';
 import { BlobFillReader, FillReader } from './blob-fill-reader.js';
-import { FillSlots } from './blob-fill-slots.js';
+import { FillSlots, type SlotPool } from './blob-fill-slots.js';
 import { BlobFillSpool } from './blob-fill-spool.js';
 
 /** Size of the buffers fills copy upstream bytes into, and how many idle ones stay for the next fill. */
 const SLOT_BYTES = 1024 * 1024;
 const IDLE_SLOTS = 8;
-/** Arenas of 8 page-aligned slots (written to a filesystem without a copy): two fills' worth. */
-const ALIGNED_ARENAS = 2;
+/** Size of the buffers fills copy upstream bytes into (an `alignedSlots` pool must have this size). */
+export const FILL_SLOT_BYTES = SLOT_BYTES;
 
 export type { FillSource } from './blob-fill-pump.js';
 
@@ -39,6 +39,8 @@ export interface BlobFillsOptions {
   /** A fill whose announced or received size exceeds this fails with `DENIED`. */
   maxBlobSize?: number;
   log?: { warn(obj: object, msg: string): void };
+  /** Page-aligned buffers of FILL_SLOT_BYTES taken as slots first (blob-fill-slots.ts). */
+  alignedSlots?: SlotPool;
 }
 
 /** Byte range, `end` inclusive, as in an HTTP `Range` header. */
@@ -89,7 +91,7 @@ export class BlobFills {
 
   constructor(opts: BlobFillsOptions) {
     this.opts = opts;
-    this.slots = new FillSlots(SLOT_BYTES, IDLE_SLOTS, ALIGNED_ARENAS);
+    this.slots = new FillSlots(SLOT_BYTES, IDLE_SLOTS, opts.alignedSlots);
   }
 
   /**
