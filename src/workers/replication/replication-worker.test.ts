@@ -459,6 +459,30 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await keys(locations.driver('us')), []);
     });
 
+    it('claims the next batch while its slots still copy, not once they have run out', async () => {
+      const s = service({ targets: ['us'] });
+      for (let i = 0; i < 5; i++) await s.onCommitted((await push('acme/ahead', 'eu', 512)).digest, 'eu');
+      let done = 0;
+      const claimedAfter: number[] = [];
+      const counted = Object.assign(Object.create(s) as typeof s, {
+        claim: (owner: string, n: number) => {
+          claimedAfter.push(done);
+          return s.claim(owner, n);
+        },
+        runJob: async (job: Parameters<typeof s.runJob>[0], signal: AbortSignal) => {
+          const r = await s.runJob(job, signal);
+          done++;
+          return r;
+        },
+      });
+      const w = new ReplicationWorker({ service: counted, concurrency: 1, claimBatch: 2, pollMs: 1000 });
+      assert.deepEqual((await w.runOnce()).map((r) => r.outcome), ['copied', 'copied', 'copied', 'copied', 'copied']);
+      // One slot, two jobs a claim: the second claim goes out when the slot takes the batch's last job
+      // (one copy done), the third likewise (three done) and comes back short, so the slot asks once
+      // more only when it has nothing left (five done). Claiming only then would give [0, 2, 4, 5].
+      assert.deepEqual(claimedAfter, [0, 1, 3, 5]);
+    });
+
     it('two workers draining one queue copy each blob once', async () => {
       const s1 = service({ targets: ['us'] });
       const s2 = service({ targets: ['us'] });

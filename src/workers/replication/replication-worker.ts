@@ -67,15 +67,24 @@ export class ReplicationWorker {
     const waiting: ClaimedJob[] = [];
     let claiming: Promise<void> | undefined;
     const batch = this.deps.claimBatch ?? 2 * this.deps.concurrency;
+    /** The last claim came back short: the queue is drained for now, so no claim ahead. */
+    let drained = false;
+    const claim = (): Promise<void> =>
+      (claiming ??= this.deps.service
+        .claim(this.owner, batch)
+        .then((jobs) => {
+          drained = jobs.length < batch;
+          waiting.push(...jobs);
+        })
+        .finally(() => (claiming = undefined)));
     const next = async (): Promise<ClaimedJob | undefined> => {
-      if (!waiting.length) {
-        claiming ??= this.deps.service
-          .claim(this.owner, batch)
-          .then((jobs) => void waiting.push(...jobs))
-          .finally(() => (claiming = undefined));
-        await claiming;
-      }
-      return waiting.shift();
+      if (!waiting.length) await claim();
+      const job = waiting.shift();
+      // Fewer jobs waiting than slots: the next batch is claimed while the slots still have work, so
+      // they do not all stop for the claim's round trips once this one runs out (a failure surfaces
+      // when a slot waits for it).
+      if (job && !drained && waiting.length < this.deps.concurrency) claim().catch(() => {});
+      return job;
     };
     const slot = async () => {
       while (!this.abort.signal.aborted) {
@@ -93,7 +102,8 @@ export class ReplicationWorker {
     try {
       await Promise.all(Array.from({ length: this.deps.concurrency }, slot));
     } finally {
-      // Stopping: jobs claimed but not started are released at once.
+      // Stopping (or drained): jobs claimed but not started, a claim ahead's too, are released at once.
+      await claiming?.catch(() => {});
       await this.deps.service.release(waiting.splice(0)).catch((err: unknown) => this.deps.log?.warn({ err }, 'could not release replication jobs'));
       await this.refreshBacklog();
     }
